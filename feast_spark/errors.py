@@ -1,0 +1,188 @@
+"""One exception hierarchy for feast-spark.
+
+Every error is a :class:`FeastSparkError` and also the builtin that matches its meaning, so callers
+can catch either. Each carries the fields its message is built from; messages name the object, the
+value and the fix.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class FeastSparkError(Exception):
+    """Root of every error raised by feast-spark on purpose."""
+
+
+class ConfigError(FeastSparkError, ValueError):
+    """A configuration key is unknown, missing or has a bad value.
+
+    Attributes:
+        key: Dotted key path, e.g. ``online_store.port``.
+        value: The offending value (``None`` when the key is missing).
+        source: The file (or environment variable) the value came from.
+        reason: What is wrong and how to fix it.
+    """
+
+    def __init__(self, key: str, value: Any, source: str, reason: str) -> None:
+        self.key = key
+        self.value = value
+        self.source = source
+        self.reason = reason
+        super().__init__(f"{source}: key '{key}' = {value!r}: {reason}")
+
+
+class DefinitionError(FeastSparkError, ValueError):
+    """An entity, feature, feature table or source definition is invalid.
+
+    Attributes:
+        kind: ``entity``, ``feature``, ``feature table`` or ``source``.
+        name: The object's name.
+        reason: What is wrong and how to fix it.
+    """
+
+    def __init__(self, kind: str, name: str, reason: str) -> None:
+        self.kind = kind
+        self.name = name
+        self.reason = reason
+        super().__init__(f"{kind} '{name}': {reason}")
+
+
+class DefinitionFileError(FeastSparkError, ValueError):
+    """A YAML definitions file cannot be parsed or holds an invalid document.
+
+    Attributes:
+        path: The file.
+        line: 1-based line of the problem, when known.
+        reason: What is wrong.
+    """
+
+    def __init__(self, path: str, line: int | None, reason: str) -> None:
+        self.path = path
+        self.line = line
+        self.reason = reason
+        where = f"{path}:{line}" if line is not None else path
+        super().__init__(f"{where}: {reason}")
+
+
+class NotFoundError(FeastSparkError, LookupError):
+    """A named object does not exist.
+
+    Attributes:
+        kind: ``entity``, ``feature table``, ``project``, ``job`` or ``feature``.
+        name: The name that was looked up.
+        project: The project searched, when it applies.
+    """
+
+    def __init__(self, kind: str, name: str, project: str | None = None, hint: str = "") -> None:
+        self.kind = kind
+        self.name = name
+        self.project = project
+        where = f" in project '{project}'" if project else ""
+        super().__init__(f"{kind} '{name}' not found{where}" + (f": {hint}" if hint else ""))
+
+    def __str__(self) -> str:
+        # LookupError's str() would quote the message like a dict key.
+        return str(self.args[0])
+
+
+class CompatibilityError(FeastSparkError, ValueError):
+    """An update would change something that cannot change (Feast's compatibility rules).
+
+    Attributes:
+        kind: ``entity`` or ``feature table``.
+        name: The object's name.
+        field: The field whose change is refused.
+        old: The registered value.
+        new: The requested value.
+    """
+
+    def __init__(self, kind: str, name: str, field: str, old: Any, new: Any) -> None:
+        self.kind = kind
+        self.name = name
+        self.field = field
+        self.old = old
+        self.new = new
+        super().__init__(
+            f"{kind} '{name}': {field} cannot change from {old} to {new}; "
+            f"create a new {kind} under another name instead"
+        )
+
+
+class RegistryConflictError(FeastSparkError, RuntimeError):
+    """Another process kept changing the registry while this one tried to commit.
+
+    Attributes:
+        uri: The registry's location.
+        attempts: How many times the commit was tried.
+    """
+
+    def __init__(self, uri: str, attempts: int) -> None:
+        self.uri = uri
+        self.attempts = attempts
+        super().__init__(
+            f"registry '{uri}': changed by another process during each of {attempts} attempts; "
+            "retry the command"
+        )
+
+
+class SourceSchemaError(FeastSparkError, ValueError):
+    """A source's columns do not match the feature table's declaration.
+
+    Attributes:
+        table: The feature table.
+        column: The source column.
+        reason: What is wrong.
+    """
+
+    def __init__(self, table: str, column: str, reason: str) -> None:
+        self.table = table
+        self.column = column
+        self.reason = reason
+        super().__init__(f"feature table '{table}': column '{column}' {reason}")
+
+
+class JobSpecError(FeastSparkError, ValueError):
+    """A job spec cannot be read (wrong version, missing or bad field).
+
+    Attributes:
+        field: The field, or ``version``.
+        reason: What is wrong.
+    """
+
+    def __init__(self, field: str, reason: str) -> None:
+        self.field = field
+        self.reason = reason
+        super().__init__(f"job spec: field '{field}': {reason}")
+
+
+class JobFailedError(FeastSparkError, RuntimeError):
+    """A Spark job ended without success.
+
+    Attributes:
+        job_id: The job's id.
+        state: Its final state.
+        message: The job's own error (the driver's exception), or the tail of its log.
+    """
+
+    def __init__(self, job_id: str, state: str, message: str) -> None:
+        self.job_id = job_id
+        self.state = state
+        self.message = message
+        super().__init__(f"job '{job_id}' {state}: {message}")
+
+
+class OnlineStoreError(FeastSparkError, ConnectionError):
+    """The online store cannot be reached or refused an operation.
+
+    Attributes:
+        store: ``cassandra`` or ``sqlite``.
+        target: Hosts tried or the file used.
+        reason: The driver's error.
+    """
+
+    def __init__(self, store: str, target: str, reason: str) -> None:
+        self.store = store
+        self.target = target
+        self.reason = reason
+        super().__init__(f"{store} online store at {target}: {reason}")
