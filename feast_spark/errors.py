@@ -22,6 +22,7 @@ class ConfigError(FeastSparkError, ValueError):
         value: The offending value (``None`` when the key is missing).
         source: The file (or environment variable) the value came from.
         reason: What is wrong and how to fix it.
+
     """
 
     def __init__(self, key: str, value: Any, source: str, reason: str) -> None:
@@ -39,6 +40,7 @@ class DefinitionError(FeastSparkError, ValueError):
         kind: ``entity``, ``feature``, ``feature table`` or ``source``.
         name: The object's name.
         reason: What is wrong and how to fix it.
+
     """
 
     def __init__(self, kind: str, name: str, reason: str) -> None:
@@ -55,6 +57,7 @@ class DefinitionFileError(FeastSparkError, ValueError):
         path: The file.
         line: 1-based line of the problem, when known.
         reason: What is wrong.
+
     """
 
     def __init__(self, path: str, line: int | None, reason: str) -> None:
@@ -72,6 +75,7 @@ class NotFoundError(FeastSparkError, LookupError):
         kind: ``entity``, ``feature table``, ``project``, ``job`` or ``feature``.
         name: The name that was looked up.
         project: The project searched, when it applies.
+
     """
 
     def __init__(self, kind: str, name: str, project: str | None = None, hint: str = "") -> None:
@@ -95,6 +99,7 @@ class CompatibilityError(FeastSparkError, ValueError):
         field: The field whose change is refused.
         old: The registered value.
         new: The requested value.
+
     """
 
     def __init__(self, kind: str, name: str, field: str, old: Any, new: Any) -> None:
@@ -115,6 +120,7 @@ class RegistryConflictError(FeastSparkError, RuntimeError):
     Attributes:
         uri: The registry's location.
         attempts: How many times the commit was tried.
+
     """
 
     def __init__(self, uri: str, attempts: int) -> None:
@@ -133,6 +139,7 @@ class SourceSchemaError(FeastSparkError, ValueError):
         table: The feature table.
         column: The source column.
         reason: What is wrong.
+
     """
 
     def __init__(self, table: str, column: str, reason: str) -> None:
@@ -148,6 +155,7 @@ class JobSpecError(FeastSparkError, ValueError):
     Attributes:
         field: The field, or ``version``.
         reason: What is wrong.
+
     """
 
     def __init__(self, field: str, reason: str) -> None:
@@ -163,6 +171,7 @@ class JobFailedError(FeastSparkError, RuntimeError):
         job_id: The job's id.
         state: Its final state.
         message: The job's own error (the driver's exception), or the tail of its log.
+
     """
 
     def __init__(self, job_id: str, state: str, message: str) -> None:
@@ -179,6 +188,7 @@ class OnlineStoreError(FeastSparkError, ConnectionError):
         store: ``cassandra`` or ``sqlite``.
         target: Hosts tried or the file used.
         reason: The driver's error.
+
     """
 
     def __init__(self, store: str, target: str, reason: str) -> None:
