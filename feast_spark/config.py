@@ -1,0 +1,541 @@
+"""``feature_store.yaml``: typed, validated settings.
+
+Every key is checked when the file loads; an unknown key or a bad value raises a
+:class:`~feast_spark.errors.ConfigError` that names the key, the value and the file. Environment
+variables ``FEAST_SPARK__<KEY>__<SUBKEY>`` override keys (``FEAST_SPARK__ONLINE_STORE__PORT=9043``;
+values are read as YAML scalars). Credentials never live in the file: the Cassandra user name and
+password come from the environment variables named by ``username_env`` / ``password_env``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+from feast_spark.definitions.names import check_name
+from feast_spark.errors import ConfigError, DefinitionError
+
+CONFIG_FILE_NAME = "feature_store.yaml"
+CONFIG_PATH_ENV = "FEAST_SPARK_CONFIG"
+OVERRIDE_PREFIX = "FEAST_SPARK__"
+
+CONSISTENCY_LEVELS = (
+    "ANY", "ONE", "TWO", "THREE", "QUORUM", "ALL", "LOCAL_QUORUM", "EACH_QUORUM", "LOCAL_ONE",
+)  # fmt: skip
+LAUNCHER_TYPES = ("local", "standalone", "yarn", "kubernetes")
+DEPLOY_MODES = ("client", "cluster")
+_URI = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class TlsConfig:
+    """TLS to Cassandra.
+
+    Attributes:
+        ca_cert: PEM file of the certificate authority to trust.
+        client_cert: PEM client certificate, for mutual TLS.
+        client_key: PEM client key, for mutual TLS.
+        check_hostname: Whether the server's name must match its certificate.
+    """
+
+    ca_cert: str | None = None
+    client_cert: str | None = None
+    client_key: str | None = None
+    check_hostname: bool = True
+
+
+@dataclass(frozen=True)
+class SqliteOnlineStoreConfig:
+    """The embedded online store: one SQLite file, for local mode.
+
+    Attributes:
+        path: The database file.
+    """
+
+    path: str
+    type: str = "sqlite"
+
+
+@dataclass(frozen=True)
+class CassandraOnlineStoreConfig:
+    """Apache Cassandra as the online store.
+
+    Attributes:
+        hosts: Contact points.
+        port: CQL native port.
+        keyspace: Keyspace holding one table per project feature table.
+        replication: Keyspace replication, e.g. ``{class: SimpleStrategy, replication_factor: 1}``
+            or ``{class: NetworkTopologyStrategy, dc1: 3}``.
+        read_consistency: Consistency level of online reads.
+        write_consistency: Consistency level of materialization writes.
+        local_dc: Data center for DC-aware, token-aware load balancing (None: driver default).
+        username_env: Environment variable holding the user name (authentication is off if unset).
+        password_env: Environment variable holding the password.
+        tls: TLS settings, or None for plain connections.
+        request_timeout_s: Per-request timeout.
+        write_concurrency: In-flight writes per Spark task.
+    """
+
+    hosts: tuple[str, ...] = ("127.0.0.1",)
+    port: int = 9042
+    keyspace: str = "feast"
+    replication: Mapping[str, Any] = field(
+        default_factory=lambda: {"class": "SimpleStrategy", "replication_factor": 1}
+    )
+    read_consistency: str = "LOCAL_ONE"
+    write_consistency: str = "LOCAL_QUORUM"
+    local_dc: str | None = None
+    username_env: str = "FEAST_SPARK_CASSANDRA_USERNAME"
+    password_env: str = "FEAST_SPARK_CASSANDRA_PASSWORD"
+    tls: TlsConfig | None = None
+    request_timeout_s: float = 10.0
+    write_concurrency: int = 64
+    type: str = "cassandra"
+
+    @property
+    def credentials(self) -> tuple[str, str] | None:
+        """(user, password) from the environment, or None when authentication is off."""
+        user = os.environ.get(self.username_env)
+        if not user:
+            return None
+        return user, os.environ.get(self.password_env, "")
+
+
+OnlineStoreConfig = SqliteOnlineStoreConfig | CassandraOnlineStoreConfig
+
+
+@dataclass(frozen=True)
+class SparkConfig:
+    """How jobs run on Spark.
+
+    Attributes:
+        master: Spark master URL (``local[*]``, ``spark://host:7077``, ``yarn``, ``k8s://…``).
+        conf: Extra Spark configuration passed to every job.
+    """
+
+    master: str = "local[*]"
+    conf: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def is_local(self) -> bool:
+        """Whether the master runs everything in this machine's JVM."""
+        return self.master == "local" or self.master.startswith("local[")
+
+
+@dataclass(frozen=True)
+class LauncherConfig:
+    """How the launcher submits jobs.
+
+    Attributes:
+        type: ``local``, ``standalone``, ``yarn`` or ``kubernetes``.
+        deploy_mode: ``client`` or ``cluster``.
+        job_store: Where job records live (default: ``jobs/`` beside the registry).
+        staging_location: Where in-memory inputs are staged for jobs (default: ``staging/``
+            beside the registry); must be readable by the cluster.
+        spark_submit_args: Extra spark-submit arguments for every job.
+    """
+
+    type: str = "local"
+    deploy_mode: str = "client"
+    job_store: str = ""
+    staging_location: str = ""
+    spark_submit_args: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class OfflineStoreConfig:
+    """Where the Delta tables live.
+
+    Attributes:
+        path: Root folder or URI; each table is ``<path>/<project>/<table>``.
+    """
+
+    path: str
+
+
+@dataclass(frozen=True)
+class RepoConfig:
+    """The whole of a ``feature_store.yaml``.
+
+    Attributes:
+        project: Default project (a namespace in the registry).
+        registry: Path or URI of the registry file.
+        offline_store: Delta tables.
+        online_store: SQLite or Cassandra.
+        spark: Spark master and configuration.
+        launcher: Job submission settings.
+        source: The file the settings were read from ("<defaults>" when built in code).
+    """
+
+    project: str
+    registry: str
+    offline_store: OfflineStoreConfig
+    online_store: OnlineStoreConfig
+    spark: SparkConfig = field(default_factory=SparkConfig)
+    launcher: LauncherConfig = field(default_factory=LauncherConfig)
+    source: str = "<defaults>"
+
+    def with_project(self, project: str | None) -> RepoConfig:
+        """A copy of these settings for another project (None: unchanged)."""
+        if project is None or project == self.project:
+            return self
+        _identifier(project, "project", self.source)
+        return replace(self, project=project)
+
+
+# --- loading -------------------------------------------------------------------------------------
+
+
+def find_config_path(explicit: str | None = None, cwd: str | None = None) -> Path:
+    """Locate ``feature_store.yaml``: ``explicit``, else ``$FEAST_SPARK_CONFIG``, else the cwd.
+
+    Raises:
+        ConfigError: No file is there.
+    """
+    candidate = explicit or os.environ.get(CONFIG_PATH_ENV)
+    origin = "--config" if explicit else CONFIG_PATH_ENV
+    if candidate:
+        path = Path(candidate)
+        if path.is_dir():
+            path = path / CONFIG_FILE_NAME
+        if not path.is_file():
+            raise ConfigError("config", str(candidate), origin, "no such file")
+        return path
+    path = Path(cwd or os.getcwd()) / CONFIG_FILE_NAME
+    if not path.is_file():
+        raise ConfigError(
+            "config",
+            str(path),
+            "feast-spark",
+            f"no {CONFIG_FILE_NAME} in {path.parent}; pass --config, set {CONFIG_PATH_ENV}, "
+            "or create a project with 'feast-spark quickstart'",
+        )
+    return path
+
+
+def load_config(path: str | os.PathLike[str] | None = None) -> RepoConfig:
+    """Read, override from the environment, and validate a ``feature_store.yaml``.
+
+    Args:
+        path: The file or its folder; None searches as :func:`find_config_path` does.
+
+    Raises:
+        ConfigError: The file is missing, not YAML, or has an unknown key or a bad value.
+    """
+    config_path = find_config_path(str(path) if path is not None else None)
+    source = str(config_path)
+    try:
+        data = yaml.safe_load(config_path.read_text()) or {}
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        line = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError("<file>", None, source, f"not valid YAML{line}: {error}") from None
+    if not isinstance(data, dict):
+        raise ConfigError("<file>", data, source, "must be a mapping of keys to values")
+    _apply_env_overrides(data, os.environ)
+    return parse_config(data, source=source, base_dir=config_path.parent)
+
+
+def _apply_env_overrides(data: dict[str, Any], environ: Mapping[str, str]) -> None:
+    for name, raw in sorted(environ.items()):
+        if not name.startswith(OVERRIDE_PREFIX):
+            continue
+        keys = name[len(OVERRIDE_PREFIX) :].lower().split("__")
+        target = data
+        for key in keys[:-1]:
+            child = target.setdefault(key, {})
+            if not isinstance(child, dict):
+                raise ConfigError(".".join(keys), raw, name, f"'{key}' is not a section")
+            target = child
+        try:
+            target[keys[-1]] = yaml.safe_load(raw)
+        except yaml.YAMLError:
+            target[keys[-1]] = raw
+
+
+def parse_config(
+    data: Mapping[str, Any], *, source: str = "<defaults>", base_dir: Path | None = None
+) -> RepoConfig:
+    """Validate a configuration mapping (as read from YAML) into a :class:`RepoConfig`.
+
+    Relative paths are resolved against ``base_dir`` (the config file's folder).
+    """
+    base = base_dir or Path.cwd()
+    reader = _Reader(source)
+    top = reader.section(
+        data,
+        "",
+        required={"project", "registry", "offline_store"},
+        optional={"online_store", "spark", "launcher"},
+    )
+    project = _identifier(top["project"], "project", source)
+    registry = _location(reader.string(top["registry"], "registry"), base)
+    offline = reader.section(top["offline_store"], "offline_store", required={"path"})
+    offline_store = OfflineStoreConfig(
+        path=_location(reader.string(offline["path"], "offline_store.path"), base)
+    )
+    registry_dir = registry.rsplit("/", 1)[0] if "/" in registry else "."
+    online_store = _online_store(reader, top.get("online_store"), base, registry_dir)
+    spark = _spark(reader, top.get("spark"))
+    launcher = _launcher(reader, top.get("launcher"), base, registry_dir)
+    if isinstance(online_store, SqliteOnlineStoreConfig) and not spark.is_local:
+        raise ConfigError(
+            "online_store.type",
+            "sqlite",
+            source,
+            f"the embedded SQLite online store works only with a local Spark master, not "
+            f"'{spark.master}': executors on other machines cannot write to one file; "
+            "configure online_store.type: cassandra",
+        )
+    return RepoConfig(project, registry, offline_store, online_store, spark, launcher, source)
+
+
+def _identifier(value: Any, key: str, source: str) -> str:
+    try:
+        return check_name(key, value)
+    except DefinitionError as error:
+        raise ConfigError(key, value, source, error.reason) from None
+
+
+def _location(value: str, base: Path) -> str:
+    """Resolve a relative local path against the config folder; leave URIs alone."""
+    if _URI.match(value) or value.startswith("file:"):
+        return value
+    path = Path(value).expanduser()
+    return str(path if path.is_absolute() else (base / path).resolve())
+
+
+def _online_store(reader: _Reader, data: Any, base: Path, registry_dir: str) -> OnlineStoreConfig:
+    if data is None:
+        return SqliteOnlineStoreConfig(path=f"{registry_dir}/online_store.db")
+    kind = reader.section(data, "online_store", required={"type"}, allow_extra=True)["type"]
+    if kind == "sqlite":
+        section = reader.section(data, "online_store", required={"type"}, optional={"path"})
+        path = reader.string(section.get("path", "online_store.db"), "online_store.path")
+        return SqliteOnlineStoreConfig(path=_location(path, base))
+    if kind != "cassandra":
+        raise ConfigError("online_store.type", kind, reader.source, "use 'sqlite' or 'cassandra'")
+    defaults = CassandraOnlineStoreConfig()
+    section = reader.section(
+        data,
+        "online_store",
+        required={"type"},
+        optional={
+            "hosts", "port", "keyspace", "replication", "read_consistency", "write_consistency",
+            "local_dc", "username_env", "password_env", "tls", "request_timeout_s",
+            "write_concurrency",
+        },
+    )  # fmt: skip
+    hosts = section.get("hosts", list(defaults.hosts))
+    if isinstance(hosts, str):
+        hosts = [h.strip() for h in hosts.split(",")]
+    if not isinstance(hosts, list) or not hosts or not all(isinstance(h, str) for h in hosts):
+        raise ConfigError("online_store.hosts", hosts, reader.source, "must be a list of hosts")
+    keyspace = _identifier(section.get("keyspace", defaults.keyspace), "online_store.keyspace",
+                           reader.source)  # fmt: skip
+    return CassandraOnlineStoreConfig(
+        hosts=tuple(hosts),
+        port=reader.integer(section.get("port", defaults.port), "online_store.port", 1, 65535),
+        keyspace=keyspace,
+        replication=_replication(reader, section.get("replication", defaults.replication)),
+        read_consistency=reader.choice(
+            section.get("read_consistency", defaults.read_consistency),
+            "online_store.read_consistency",
+            CONSISTENCY_LEVELS,
+        ),
+        write_consistency=reader.choice(
+            section.get("write_consistency", defaults.write_consistency),
+            "online_store.write_consistency",
+            CONSISTENCY_LEVELS,
+        ),
+        local_dc=reader.optional_string(section.get("local_dc"), "online_store.local_dc"),
+        username_env=reader.string(
+            section.get("username_env", defaults.username_env), "online_store.username_env"
+        ),
+        password_env=reader.string(
+            section.get("password_env", defaults.password_env), "online_store.password_env"
+        ),
+        tls=_tls(reader, section.get("tls"), base),
+        request_timeout_s=reader.number(
+            section.get("request_timeout_s", defaults.request_timeout_s),
+            "online_store.request_timeout_s",
+        ),
+        write_concurrency=reader.integer(
+            section.get("write_concurrency", defaults.write_concurrency),
+            "online_store.write_concurrency",
+            1,
+            4096,
+        ),
+    )
+
+
+def _replication(reader: _Reader, data: Any) -> dict[str, Any]:
+    key = "online_store.replication"
+    if not isinstance(data, Mapping) or "class" not in data:
+        raise ConfigError(key, data, reader.source, "must be a mapping with a 'class'")
+    strategy = data["class"]
+    factors = {k: v for k, v in data.items() if k != "class"}
+    if strategy == "SimpleStrategy":
+        if set(factors) != {"replication_factor"}:
+            raise ConfigError(
+                key, data, reader.source, "SimpleStrategy takes exactly 'replication_factor'"
+            )
+    elif strategy == "NetworkTopologyStrategy":
+        if not factors:
+            raise ConfigError(
+                key, data, reader.source, "NetworkTopologyStrategy needs a factor per data center"
+            )
+    else:
+        raise ConfigError(
+            f"{key}.class", strategy, reader.source,
+            "use SimpleStrategy (one data center) or NetworkTopologyStrategy",
+        )  # fmt: skip
+    for dc, factor in factors.items():
+        reader.integer(factor, f"{key}.{dc}", 1, 100)
+    return {"class": strategy, **factors}
+
+
+def _tls(reader: _Reader, data: Any, base: Path) -> TlsConfig | None:
+    if data is None or data is False:
+        return None
+    if data is True:
+        return TlsConfig()
+    section = reader.section(
+        data,
+        "online_store.tls",
+        optional={"enabled", "ca_cert", "client_cert", "client_key", "check_hostname"},
+    )
+    if not reader.boolean(section.get("enabled", True), "online_store.tls.enabled"):
+        return None
+
+    def path(name: str) -> str | None:
+        value = reader.optional_string(section.get(name), f"online_store.tls.{name}")
+        return _location(value, base) if value else None
+
+    return TlsConfig(
+        ca_cert=path("ca_cert"),
+        client_cert=path("client_cert"),
+        client_key=path("client_key"),
+        check_hostname=reader.boolean(
+            section.get("check_hostname", True), "online_store.tls.check_hostname"
+        ),
+    )
+
+
+def _spark(reader: _Reader, data: Any) -> SparkConfig:
+    if data is None:
+        return SparkConfig()
+    section = reader.section(data, "spark", optional={"master", "conf"})
+    conf = section.get("conf") or {}
+    if not isinstance(conf, Mapping):
+        raise ConfigError("spark.conf", conf, reader.source, "must be a mapping")
+    return SparkConfig(
+        master=reader.string(section.get("master", "local[*]"), "spark.master"),
+        conf={str(k): _spark_value(v) for k, v in conf.items()},
+    )
+
+
+def _spark_value(value: Any) -> str:
+    # YAML turns `true` into a bool; Spark wants the lower-case string.
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def _launcher(reader: _Reader, data: Any, base: Path, registry_dir: str) -> LauncherConfig:
+    section = reader.section(
+        data or {},
+        "launcher",
+        optional={"type", "deploy_mode", "job_store", "staging_location", "spark_submit_args"},
+    )
+    args = section.get("spark_submit_args") or []
+    if not isinstance(args, list) or not all(isinstance(a, str) for a in args):
+        raise ConfigError(
+            "launcher.spark_submit_args", args, reader.source, "must be a list of strings"
+        )
+    job_store = section.get("job_store")
+    staging = section.get("staging_location")
+    return LauncherConfig(
+        type=reader.choice(section.get("type", "local"), "launcher.type", LAUNCHER_TYPES),
+        deploy_mode=reader.choice(
+            section.get("deploy_mode", "client"), "launcher.deploy_mode", DEPLOY_MODES
+        ),
+        job_store=_location(reader.string(job_store, "launcher.job_store"), base)
+        if job_store
+        else f"{registry_dir}/jobs",
+        staging_location=_location(reader.string(staging, "launcher.staging_location"), base)
+        if staging
+        else f"{registry_dir}/staging",
+        spark_submit_args=tuple(args),
+    )
+
+
+class _Reader:
+    """Typed accessors that raise ConfigError naming the key, the value and the file."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+
+    def _fail(self, key: str, value: Any, reason: str) -> ConfigError:
+        return ConfigError(key, value, self.source, reason)
+
+    def section(
+        self,
+        data: Any,
+        key: str,
+        *,
+        required: Collection[str] = (),
+        optional: Collection[str] = (),
+        allow_extra: bool = False,
+    ) -> dict[str, Any]:
+        if not isinstance(data, Mapping):
+            raise self._fail(key or "<file>", data, "must be a mapping of keys to values")
+        prefix = f"{key}." if key else ""
+        if not allow_extra:
+            for name in data:
+                if name not in required and name not in optional:
+                    known = ", ".join(sorted({*required, *optional}))
+                    raise self._fail(f"{prefix}{name}", data[name], f"unknown key; known: {known}")
+        for name in sorted(required):
+            if name not in data or data[name] is None:
+                raise self._fail(f"{prefix}{name}", None, "required key is missing")
+        return dict(data)
+
+    def _typed(self, value: Any, key: str, kind: type[T], what: str) -> T:
+        if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
+            raise self._fail(key, value, f"must be {what}")
+        return value
+
+    def string(self, value: Any, key: str) -> str:
+        text = self._typed(value, key, str, "a string")
+        if not text:
+            raise self._fail(key, value, "must not be empty")
+        return text
+
+    def optional_string(self, value: Any, key: str) -> str | None:
+        return None if value is None else self.string(value, key)
+
+    def boolean(self, value: Any, key: str) -> bool:
+        return self._typed(value, key, bool, "true or false")
+
+    def integer(self, value: Any, key: str, low: int, high: int) -> int:
+        number = self._typed(value, key, int, "a whole number")
+        if not low <= number <= high:
+            raise self._fail(key, value, f"must be between {low} and {high}")
+        return number
+
+    def number(self, value: Any, key: str) -> float:
+        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+            raise self._fail(key, value, "must be a positive number")
+        return float(value)
+
+    def choice(self, value: Any, key: str, choices: tuple[str, ...]) -> str:
+        if not (isinstance(value, str) and value in choices):
+            raise self._fail(key, value, f"must be one of {', '.join(choices)}")
+        return str(value)

@@ -1,0 +1,403 @@
+"""The registry: the single source of truth for definitions, one JSON document at any URI.
+
+Layout (``format_version`` 1)::
+
+    {"format_version": 1, "revision": 7, "updated_at": "...",
+     "projects": {"<project>": {"created_at": "...",
+                                "entities": {"<name>": {...}},
+                                "feature_tables": {"<name>": {...}},
+                                "table_state": {"<table>": {"materialized_until": "..."}}}}}
+
+Writes use optimistic concurrency: read the document and its ``revision``, compute the change,
+then commit only if the revision is still the one read; otherwise re-read and re-apply (the change
+is a pure function of the current document), up to ``max_attempts`` times. On a local file system
+the check and the replace happen under an advisory lock and the replace is atomic, so two
+processes never lose an update. Object stores offer no compare-and-swap through ``pyarrow.fs``;
+there the check narrows the window but cannot close it, so keep one writer at a time (e.g. apply
+from CI) or keep the registry on a local or HDFS path.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import random
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from feast_spark.definitions import Entity, FeatureTable
+from feast_spark.definitions.names import check_name
+from feast_spark.errors import (
+    CompatibilityError,
+    DefinitionError,
+    FeastSparkError,
+    NotFoundError,
+    RegistryConflictError,
+)
+
+if TYPE_CHECKING:
+    import pyarrow.fs
+
+FORMAT_VERSION = 1
+Action = Literal["created", "updated", "unchanged"]
+Document = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ApplyResult:
+    """What ``apply`` did to one object.
+
+    Attributes:
+        kind: ``entity`` or ``feature table``.
+        name: The object's name.
+        action: ``created``, ``updated`` or ``unchanged``.
+    """
+
+    kind: str
+    name: str
+    action: Action
+
+
+class Registry:
+    """Definitions of every project, persisted at ``uri``.
+
+    Args:
+        uri: A local path or any URI ``pyarrow.fs`` understands (``s3://``, ``hdfs://``, ``gs://``).
+        max_attempts: Commits tried before a :class:`RegistryConflictError`.
+    """
+
+    def __init__(self, uri: str, *, max_attempts: int = 20) -> None:
+        self.uri = uri
+        self.max_attempts = max_attempts
+        self._store = _open_store(uri)
+
+    # --- reads ---------------------------------------------------------------------------------
+
+    def list_projects(self) -> list[str]:
+        """Names of all projects, sorted."""
+        return sorted(self._read()[1]["projects"])
+
+    def list_entities(self, project: str) -> list[Entity]:
+        """Entities of ``project``, sorted by name."""
+        entities = self._project(self._read()[1], project)["entities"]
+        return [Entity.from_dict(_definition(entities[n])) for n in sorted(entities)]
+
+    def get_entity(self, project: str, name: str) -> Entity:
+        """The entity ``name`` of ``project``.
+
+        Raises:
+            NotFoundError: No such project or entity.
+        """
+        entities = self._project(self._read()[1], project)["entities"]
+        if name not in entities:
+            raise NotFoundError("entity", name, project, _known(entities))
+        return Entity.from_dict(_definition(entities[name]))
+
+    def list_feature_tables(self, project: str) -> list[FeatureTable]:
+        """Feature tables of ``project``, sorted by name."""
+        tables = self._project(self._read()[1], project)["feature_tables"]
+        return [FeatureTable.from_dict(_definition(tables[n])) for n in sorted(tables)]
+
+    def get_feature_table(self, project: str, name: str) -> FeatureTable:
+        """The feature table ``name`` of ``project``.
+
+        Raises:
+            NotFoundError: No such project or feature table.
+        """
+        tables = self._project(self._read()[1], project)["feature_tables"]
+        if name not in tables:
+            raise NotFoundError("feature table", name, project, _known(tables))
+        return FeatureTable.from_dict(_definition(tables[name]))
+
+    def describe(self, project: str, kind: str, name: str) -> dict[str, Any]:
+        """The stored document of an object, with its ``created_at``/``updated_at`` stamps."""
+        section = "entities" if kind == "entity" else "feature_tables"
+        objects = self._project(self._read()[1], project)[section]
+        if name not in objects:
+            raise NotFoundError(kind, name, project, _known(objects))
+        return dict(objects[name])
+
+    def table_state(self, project: str, table: str) -> dict[str, Any]:
+        """Bookkeeping of a table kept by jobs (e.g. the materialization high-water mark)."""
+        state = self._project(self._read()[1], project).get("table_state", {})
+        return dict(state.get(table, {}))
+
+    # --- writes --------------------------------------------------------------------------------
+
+    def create_project(self, project: str) -> bool:
+        """Create an empty project; returns False when it already exists."""
+        check_name("project", project)
+        created: list[bool] = []
+
+        def change(document: Document) -> None:
+            created.clear()
+            created.append(project not in document["projects"])
+            _ensure_project(document, project)
+
+        self._commit(change)
+        return created[0]
+
+    def apply(self, project: str, objects: Sequence[Entity | FeatureTable]) -> list[ApplyResult]:
+        """Create or update entities and feature tables in one commit; idempotent.
+
+        Entities are applied before tables, so a table may use an entity of the same call. The
+        project is created when missing.
+
+        Raises:
+            CompatibilityError: A change Feast forbids (an entity's value type, a table's
+                entities, an existing feature's type).
+            DefinitionError: A table references an entity that is not registered.
+        """
+        check_name("project", project)
+        for obj in objects:
+            if not isinstance(obj, Entity | FeatureTable):
+                raise TypeError(f"apply takes Entity and FeatureTable objects, got {obj!r}")
+        ordered = sorted(objects, key=lambda o: isinstance(o, FeatureTable))
+        results: list[ApplyResult] = []
+
+        def change(document: Document) -> None:
+            results.clear()
+            state = _ensure_project(document, project)
+            now = _now()
+            for obj in ordered:
+                results.append(_apply_one(state, obj, project, now))
+
+        self._commit(change)
+        return results
+
+    def delete_feature_table(self, project: str, name: str) -> FeatureTable:
+        """Remove a feature table's definition and return it (its data is left in place).
+
+        Raises:
+            NotFoundError: No such project or table.
+        """
+        deleted: list[FeatureTable] = []
+
+        def change(document: Document) -> None:
+            tables = self._project(document, project)["feature_tables"]
+            if name not in tables:
+                raise NotFoundError("feature table", name, project, _known(tables))
+            deleted[:] = [FeatureTable.from_dict(_definition(tables.pop(name)))]
+            document["projects"][project].get("table_state", {}).pop(name, None)
+
+        self._commit(change)
+        return deleted[0]
+
+    def update_table_state(self, project: str, table: str, **values: Any) -> None:
+        """Merge ``values`` into a table's bookkeeping (JSON-serialisable values)."""
+
+        def change(document: Document) -> None:
+            tables = self._project(document, project)["feature_tables"]
+            if table not in tables:
+                raise NotFoundError("feature table", table, project, _known(tables))
+            state = document["projects"][project].setdefault("table_state", {})
+            state.setdefault(table, {}).update(values)
+
+        self._commit(change)
+
+    # --- plumbing ------------------------------------------------------------------------------
+
+    def _read(self) -> tuple[int, Document]:
+        revision, document = self._store.read()
+        if document is None:
+            return 0, {"format_version": FORMAT_VERSION, "revision": 0, "projects": {}}
+        version = document.get("format_version")
+        if version != FORMAT_VERSION:
+            raise FeastSparkError(
+                f"registry '{self.uri}': format_version {version!r} is not supported by this "
+                f"feast-spark (which reads {FORMAT_VERSION}); upgrade feast-spark"
+            )
+        return revision, document
+
+    def _project(self, document: Document, project: str) -> dict[str, Any]:
+        projects = document["projects"]
+        if project not in projects:
+            raise NotFoundError(
+                "project", project, hint=_known(projects) or "apply definitions to create it"
+            )
+        state: dict[str, Any] = projects[project]
+        return state
+
+    def _commit(self, change: Callable[[Document], None]) -> None:
+        for attempt in range(1, self.max_attempts + 1):
+            revision, document = self._read()
+            before = json.dumps(document, sort_keys=True)
+            change(document)
+            if json.dumps(document, sort_keys=True) == before:
+                return  # nothing changed: no write, so apply is idempotent to the byte
+            document["revision"] = revision + 1
+            document["updated_at"] = _now()
+            if self._store.write_if_revision(revision, document):
+                return
+            # Someone committed in between: back off a little, then re-apply on their state.
+            time.sleep(random.uniform(0.005, 0.05) * attempt)
+        raise RegistryConflictError(self.uri, self.max_attempts)
+
+
+def _apply_one(
+    state: dict[str, Any], obj: Entity | FeatureTable, project: str, now: str
+) -> ApplyResult:
+    if isinstance(obj, Entity):
+        kind, section = "entity", state["entities"]
+    else:
+        kind, section = "feature table", state["feature_tables"]
+        for entity in obj.entities:
+            if entity not in state["entities"]:
+                raise DefinitionError(
+                    kind,
+                    obj.name,
+                    f"entity '{entity}' is not registered in project '{project}'; "
+                    "apply the Entity first (or in the same call)",
+                )
+    new = obj.to_dict()
+    old_record = section.get(obj.name)
+    if old_record is None:
+        section[obj.name] = {**new, "created_at": now, "updated_at": now}
+        return ApplyResult(kind, obj.name, "created")
+    old = _definition(old_record)
+    if old == new:
+        return ApplyResult(kind, obj.name, "unchanged")
+    _check_compatible(old, obj)
+    section[obj.name] = {**new, "created_at": old_record["created_at"], "updated_at": now}
+    return ApplyResult(kind, obj.name, "updated")
+
+
+def _check_compatible(old: dict[str, Any], new: Entity | FeatureTable) -> None:
+    if isinstance(new, Entity):
+        if old["value_type"] != new.value_type.value:
+            raise CompatibilityError(
+                "entity", new.name, "value_type", old["value_type"], new.value_type.value
+            )
+        return
+    if list(old["entities"]) != list(new.entities):
+        raise CompatibilityError(
+            "feature table", new.name, "entities", list(old["entities"]), list(new.entities)
+        )
+    old_types = {f["name"]: f["dtype"] for f in old["features"]}
+    for feature in new.features:
+        before = old_types.get(feature.name)
+        if before is not None and before != feature.dtype.value:
+            raise CompatibilityError(
+                "feature table",
+                new.name,
+                f"type of feature '{feature.name}'",
+                before,
+                feature.dtype.value,
+            )
+
+
+def _ensure_project(document: Document, project: str) -> dict[str, Any]:
+    state: dict[str, Any] = document["projects"].setdefault(
+        project, {"created_at": _now(), "entities": {}, "feature_tables": {}, "table_state": {}}
+    )
+    return state
+
+
+def _definition(record: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in record.items() if k not in ("created_at", "updated_at")}
+
+
+def _known(objects: dict[str, Any]) -> str:
+    return f"known: {', '.join(sorted(objects))}" if objects else ""
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="microseconds")
+
+
+# --- storage -------------------------------------------------------------------------------------
+
+
+class _Store:
+    def read(self) -> tuple[int, Document | None]:
+        raise NotImplementedError
+
+    def write_if_revision(self, expected: int, document: Document) -> bool:
+        raise NotImplementedError
+
+
+def _parse(payload: bytes, where: str) -> tuple[int, Document | None]:
+    if not payload.strip():
+        return 0, None
+    try:
+        document = json.loads(payload)
+    except json.JSONDecodeError as error:
+        raise FeastSparkError(f"registry '{where}' is not valid JSON: {error}") from None
+    return int(document.get("revision", 0)), document
+
+
+class _LocalStore(_Store):
+    """A local file; commits are serialised with ``flock`` and made atomic with ``os.replace``."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def read(self) -> tuple[int, Document | None]:
+        try:
+            return _parse(self.path.read_bytes(), str(self.path))
+        except FileNotFoundError:
+            return 0, None
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        import fcntl
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(f"{self.path}.lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def write_if_revision(self, expected: int, document: Document) -> bool:
+        with self._locked():
+            if self.read()[0] != expected:
+                return False
+            temporary = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+            temporary.write_text(json.dumps(document, indent=1, sort_keys=True))
+            os.replace(temporary, self.path)
+            return True
+
+
+class _ArrowStore(_Store):
+    """Any ``pyarrow.fs`` file system (object stores, HDFS)."""
+
+    def __init__(self, filesystem: pyarrow.fs.FileSystem, path: str, uri: str) -> None:
+        self.filesystem = filesystem
+        self.path = path
+        self.uri = uri
+
+    def read(self) -> tuple[int, Document | None]:
+        import pyarrow.fs
+
+        if self.filesystem.get_file_info(self.path).type == pyarrow.fs.FileType.NotFound:
+            return 0, None
+        with self.filesystem.open_input_stream(self.path) as stream:
+            return _parse(stream.read(), self.uri)
+
+    def write_if_revision(self, expected: int, document: Document) -> bool:
+        if self.read()[0] != expected:
+            return False
+        parent = self.path.rsplit("/", 1)[0]
+        if parent and parent != self.path:
+            self.filesystem.create_dir(parent, recursive=True)
+        with self.filesystem.open_output_stream(self.path) as stream:
+            stream.write(json.dumps(document, indent=1, sort_keys=True).encode())
+        return True
+
+
+def _open_store(uri: str) -> _Store:
+    if "://" not in uri:
+        return _LocalStore(Path(uri).expanduser().absolute())
+    if uri.startswith("file://"):
+        return _LocalStore(Path(uri[len("file://") :]))
+    import pyarrow.fs
+
+    filesystem, path = pyarrow.fs.FileSystem.from_uri(uri)
+    return _ArrowStore(filesystem, path, uri)
