@@ -1,0 +1,233 @@
+"""Job specs: the one versioned JSON contract between the launcher and a Spark job.
+
+A spec carries everything a job needs, resolved: the definitions (jobs never read the registry),
+the store locations, the window and the job's own options. ``spec_version`` changes whenever a
+field changes meaning; a job refuses a version it does not know.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from feast_spark.definitions import Entity, FeatureTable
+from feast_spark.definitions.sources import BatchSource, source_from_dict
+from feast_spark.errors import JobSpecError
+
+SPEC_VERSION = 1
+JOB_TYPES = ("ingest", "historical_retrieval", "materialize")
+
+
+@dataclass(frozen=True)
+class Window:
+    """A half-open event-time window ``[start, end)``; either bound may be open (None)."""
+
+    start: datetime | None = None
+    end: datetime | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("start", "end"):
+            value = getattr(self, name)
+            if value is not None and value.tzinfo is None:
+                raise JobSpecError(f"window.{name}", f"{value} has no time zone; give one (UTC)")
+        if self.start is not None and self.end is not None and self.start >= self.end:
+            raise JobSpecError("window", f"start {self.start} is not before end {self.end}")
+
+    def to_dict(self) -> dict[str, str | None]:
+        """ISO-8601 bounds (None for an open bound)."""
+        return {
+            "start": self.start.isoformat() if self.start else None,
+            "end": self.end.isoformat() if self.end else None,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | None) -> Window:
+        """Inverse of :meth:`to_dict`."""
+        data = data or {}
+        return cls(
+            _instant(data.get("start"), "window.start"), _instant(data.get("end"), "window.end")
+        )
+
+
+@dataclass(frozen=True)
+class IngestOptions:
+    """Options of an ingest job.
+
+    Attributes:
+        source: A source that replaces the table's batch source for this run.
+        max_rejected_fraction: Fail (and commit nothing) above this fraction of rejected rows.
+    """
+
+    source: BatchSource | None = None
+    max_rejected_fraction: float = 1.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form."""
+        return {
+            "source": self.source.to_dict() if self.source else None,
+            "max_rejected_fraction": self.max_rejected_fraction,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> IngestOptions:
+        """Inverse of :meth:`to_dict`."""
+        source = data.get("source")
+        return cls(
+            source=source_from_dict(source) if source else None,
+            max_rejected_fraction=float(data.get("max_rejected_fraction", 1.0)),
+        )
+
+
+@dataclass(frozen=True)
+class HistoricalRetrievalOptions:
+    """Options of a historical retrieval job.
+
+    Attributes:
+        feature_refs: ``table:feature`` references, ``table:*`` expanded already.
+        entity_source: Where the entity rows are (a source document: path, format, timestamp).
+        output_path: Where the dataset is written.
+        output_format: ``parquet`` or ``delta``.
+    """
+
+    feature_refs: tuple[str, ...]
+    entity_source: BatchSource
+    output_path: str
+    output_format: str = "parquet"
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form."""
+        return {
+            "feature_refs": list(self.feature_refs),
+            "entity_source": self.entity_source.to_dict(),
+            "output_path": self.output_path,
+            "output_format": self.output_format,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> HistoricalRetrievalOptions:
+        """Inverse of :meth:`to_dict`."""
+        return cls(
+            feature_refs=tuple(data["feature_refs"]),
+            entity_source=source_from_dict(data["entity_source"]),
+            output_path=data["output_path"],
+            output_format=data.get("output_format", "parquet"),
+        )
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """Everything one job run needs.
+
+    Attributes:
+        job_id: Unique id, also used in result and rejected-row records.
+        job_type: ``ingest``, ``historical_retrieval`` or ``materialize``.
+        project: The project the tables belong to.
+        entities: Entity definitions the tables use.
+        feature_tables: The tables the job reads or writes.
+        offline_store_path: Root of the Delta tables.
+        window: Event-time window.
+        result_path: Where the job writes its result record (JSON).
+        online_store: The online store's settings (materialize only), as in feature_store.yaml.
+        options: Type-specific options (ingest or historical retrieval).
+    """
+
+    job_id: str
+    job_type: str
+    project: str
+    entities: tuple[Entity, ...]
+    feature_tables: tuple[FeatureTable, ...]
+    offline_store_path: str
+    window: Window = field(default_factory=Window)
+    result_path: str | None = None
+    online_store: Mapping[str, Any] | None = None
+    options: IngestOptions | HistoricalRetrievalOptions | None = None
+
+    def __post_init__(self) -> None:
+        if self.job_type not in JOB_TYPES:
+            raise JobSpecError("job_type", f"{self.job_type!r}; use one of {', '.join(JOB_TYPES)}")
+
+    def offline_table_path(self, table: str) -> str:
+        """``<offline root>/<project>/<table>``."""
+        return f"{self.offline_store_path.rstrip('/')}/{self.project}/{table}"
+
+    def to_json(self) -> str:
+        """The spec as JSON text."""
+        return json.dumps(
+            {
+                "spec_version": SPEC_VERSION,
+                "job_id": self.job_id,
+                "job_type": self.job_type,
+                "project": self.project,
+                "entities": [e.to_dict() for e in self.entities],
+                "feature_tables": [t.to_dict() for t in self.feature_tables],
+                "offline_store_path": self.offline_store_path,
+                "window": self.window.to_dict(),
+                "result_path": self.result_path,
+                "online_store": dict(self.online_store) if self.online_store else None,
+                "options": self.options.to_dict() if self.options else None,
+            },
+            indent=1,
+            sort_keys=True,
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> JobSpec:
+        """Parse and check a spec.
+
+        Raises:
+            JobSpecError: Not JSON, an unknown ``spec_version``, or a missing or bad field.
+        """
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise JobSpecError("<document>", f"not valid JSON: {error}") from None
+        version = data.get("spec_version")
+        if version != SPEC_VERSION:
+            raise JobSpecError(
+                "spec_version",
+                f"{version!r} is not supported; this job reads version {SPEC_VERSION} "
+                "(launcher and job come from different feast-spark releases)",
+            )
+        try:
+            job_type = data["job_type"]
+            raw_options = data.get("options")
+            options: IngestOptions | HistoricalRetrievalOptions | None = None
+            if raw_options is not None and job_type == "ingest":
+                options = IngestOptions.from_dict(raw_options)
+            elif raw_options is not None and job_type == "historical_retrieval":
+                options = HistoricalRetrievalOptions.from_dict(raw_options)
+            return cls(
+                job_id=data["job_id"],
+                job_type=job_type,
+                project=data["project"],
+                entities=tuple(Entity.from_dict(e) for e in data["entities"]),
+                feature_tables=tuple(FeatureTable.from_dict(t) for t in data["feature_tables"]),
+                offline_store_path=data["offline_store_path"],
+                window=Window.from_dict(data.get("window")),
+                result_path=data.get("result_path"),
+                online_store=data.get("online_store"),
+                options=options,
+            )
+        except KeyError as error:
+            raise JobSpecError(str(error.args[0]), "missing") from None
+
+
+def new_job_id(job_type: str, table: str | None = None) -> str:
+    """A sortable, unique job id: ``<type>-<table>-<UTC time>-<random>``."""
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+    parts = [job_type.replace("_", "-"), table, stamp, secrets.token_hex(3)]
+    return "-".join(p for p in parts if p)
+
+
+def _instant(value: Any, field_name: str) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(str(value))
+    except ValueError:
+        raise JobSpecError(field_name, f"{value!r} is not an ISO-8601 instant") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
