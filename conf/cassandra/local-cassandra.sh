@@ -1,0 +1,407 @@
+#!/usr/bin/env bash
+# Local single-node Apache Cassandra 5.0 for feast-spark development, tests and benchmarks.
+#
+#   conf/cassandra/local-cassandra.sh fetch     fetch cassandra-all + runtime jars into <home>/lib (Maven)
+#   conf/cassandra/local-cassandra.sh start     fetch if needed, start, wait until CQL answers (idempotent)
+#   conf/cassandra/local-cassandra.sh stop      stop the node; no process is left behind (idempotent)
+#   conf/cassandra/local-cassandra.sh status    "running" (exit 0) or "stopped" (exit 3)
+#   conf/cassandra/local-cassandra.sh restart   stop, then start
+#   conf/cassandra/local-cassandra.sh nodetool ARGS...   nodetool against the node (JMX 127.0.0.1:7199)
+#
+# The node listens on 127.0.0.1 only: CQL 9042, storage 7000, JMX 7199. There is no Cassandra
+# binary tarball on Maven Central, so the server runs as `java ... CassandraDaemon` on the jars of
+# org.apache.cassandra:cassandra-all (version pinned in conf/cassandra/pom.xml).
+#
+# Layout of <home> (git-ignored): lib/ (jars), conf/cassandra.yaml (generated from
+# conf/cassandra/cassandra.yaml), data/, logs/system.log, logs/stdout.log, cassandra.pid.
+#
+# Environment:
+#   LOCAL_CASSANDRA_HOME      state folder (default: <repo>/.cassandra)
+#   JAVA_HOME                 JDK 11 or 17 to run Cassandra with (default: `java` on PATH)
+#   CASSANDRA_START_TIMEOUT   seconds to wait for CQL on start (default: 180)
+#   CASSANDRA_STOP_TIMEOUT    seconds to wait after SIGTERM before SIGKILL (default: 60)
+#   CASSANDRA_JVM_EXTRA_OPTS  extra JVM options, appended last (e.g. "-Xmx2g")
+#   MVN                       Maven command (default: mvn)
+#   PYTHON                    Python 3 for the CQL probe, stdlib only (default: <repo>/.venv/bin/python, python3)
+set -euo pipefail
+
+SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO_DIR=$(cd "$SCRIPT_DIR/../.." && pwd)
+
+HOME_DIR=${LOCAL_CASSANDRA_HOME:-$REPO_DIR/.cassandra}
+mkdir -p "$HOME_DIR"
+HOME_DIR=$(cd "$HOME_DIR" && pwd)
+LIB_DIR=$HOME_DIR/lib
+CONF_DIR=$HOME_DIR/conf
+DATA_DIR=$HOME_DIR/data
+LOG_DIR=$HOME_DIR/logs
+PID_FILE=$HOME_DIR/cassandra.pid
+LOCK_FILE=$HOME_DIR/.lock
+STAMP_FILE=$LIB_DIR/.fetched-pom.sha256
+
+CQL_HOST=127.0.0.1
+CQL_PORT=9042
+JMX_PORT=7199
+START_TIMEOUT=${CASSANDRA_START_TIMEOUT:-180}
+STOP_TIMEOUT=${CASSANDRA_STOP_TIMEOUT:-60}
+MAIN_CLASS=org.apache.cassandra.service.CassandraDaemon
+# Unique argument on the daemon's command line: finds this home's daemon even without a pid file.
+MARKER="-Dfeast_spark.local_cassandra=$HOME_DIR"
+
+log() { printf 'local-cassandra: %s\n' "$*"; }
+die() { printf 'local-cassandra: error: %s\n' "$*" >&2; exit 1; }
+
+find_java() {
+    local java
+    if [[ -n "${JAVA_HOME:-}" ]]; then
+        java=$JAVA_HOME/bin/java
+        [[ -x "$java" ]] || die "JAVA_HOME=$JAVA_HOME has no bin/java"
+    else
+        java=$(command -v java) || die "no java on PATH; set JAVA_HOME to a JDK 11 or 17"
+    fi
+    local version
+    version=$("$java" -version 2>&1 | awk -F'"' '/version/ {print $2; exit}')
+    case "${version%%.*}" in
+        11|17) ;;
+        *) die "Cassandra 5.0 needs Java 11 or 17, $java is '$version'; set JAVA_HOME" ;;
+    esac
+    printf '%s\n' "$java"
+}
+
+find_python() {
+    if [[ -n "${PYTHON:-}" ]]; then printf '%s\n' "$PYTHON"
+    elif [[ -x "$REPO_DIR/.venv/bin/python" ]]; then printf '%s\n' "$REPO_DIR/.venv/bin/python"
+    else command -v python3 || die "no python3 for the CQL probe; set PYTHON"
+    fi
+}
+
+# --- jars ------------------------------------------------------------------------------------
+
+pom_sha() { sha256sum "$SCRIPT_DIR/pom.xml" | cut -d' ' -f1; }
+
+jars_fresh() {
+    [[ -f "$STAMP_FILE" && "$(cat "$STAMP_FILE")" == "$(pom_sha)" ]] \
+        && compgen -G "$LIB_DIR/cassandra-all-*.jar" >/dev/null
+}
+
+fetch() {
+    if jars_fresh; then
+        return 0
+    fi
+    if [[ -n "$(daemon_pids)" ]]; then
+        die "jars in $LIB_DIR do not match conf/cassandra/pom.xml but the node is running; stop it first"
+    fi
+    local mvn=${MVN:-mvn}
+    command -v "${mvn%% *}" >/dev/null || die "Maven ('$mvn') is needed to fetch the Cassandra jars"
+    log "fetching cassandra-all and its runtime dependencies into $LIB_DIR"
+    rm -rf "$LIB_DIR.tmp"
+    # shellcheck disable=SC2086  # MVN may carry options
+    $mvn -q -B -f "$SCRIPT_DIR/pom.xml" dependency:copy-dependencies \
+        -DoutputDirectory="$LIB_DIR.tmp" -DincludeScope=runtime \
+        || die "Maven could not fetch the Cassandra jars (see above)"
+    compgen -G "$LIB_DIR.tmp/cassandra-all-*.jar" >/dev/null || die "Maven fetched no cassandra-all jar"
+    pom_sha >"$LIB_DIR.tmp/.fetched-pom.sha256"
+    rm -rf "$LIB_DIR"
+    mv "$LIB_DIR.tmp" "$LIB_DIR"
+    log "fetched $(find "$LIB_DIR" -name '*.jar' | wc -l) jars"
+}
+
+# --- processes -------------------------------------------------------------------------------
+
+# Pids of this home's Cassandra daemon(s): the command line carries $MARKER and $MAIN_CLASS.
+daemon_pids() {
+    local cmdline pid arg has_marker has_main
+    for cmdline in /proc/[0-9]*/cmdline; do
+        pid=${cmdline#/proc/}; pid=${pid%/cmdline}
+        has_marker=0; has_main=0
+        while IFS= read -r -d '' arg; do
+            [[ "$arg" == "$MARKER" ]] && has_marker=1
+            [[ "$arg" == "$MAIN_CLASS" ]] && has_main=1
+        done 2>/dev/null <"$cmdline" || true
+        if (( has_marker && has_main )); then printf '%s\n' "$pid"; fi
+    done
+}
+
+# CQL probe: STARTUP + "SELECT release_version FROM system.local" over native protocol v4.
+# Prints the release version and exits 0 when the node answers the query.
+cql_probe() {
+    "$(find_python)" - "$CQL_HOST" "$CQL_PORT" "${1:-3}" <<'PY'
+import socket, struct, sys
+
+host, port, timeout = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+
+
+def frame(stream, opcode, body):
+    return struct.pack(">BBhBi", 0x04, 0, stream, opcode, len(body)) + body
+
+
+def short_string(text):
+    data = text.encode()
+    return struct.pack(">H", len(data)) + data
+
+
+def recv_exact(sock, n):
+    buf = b""
+    while len(buf) < n:
+        chunk = sock.recv(n - len(buf))
+        if not chunk:
+            raise ValueError("connection closed by the server")
+        buf += chunk
+    return buf
+
+
+def read_frame(sock):
+    _, flags, _, opcode, length = struct.unpack(">BBhBi", recv_exact(sock, 9))
+    body = recv_exact(sock, length)
+    pos = 0
+    if flags & 0x02:  # tracing id
+        pos += 16
+    if flags & 0x08:  # warnings: [string list]
+        (count,) = struct.unpack_from(">H", body, pos)
+        pos += 2
+        for _ in range(count):
+            (n,) = struct.unpack_from(">H", body, pos)
+            pos += 2 + n
+    if opcode == 0x00:  # ERROR: [int code][string message]
+        code, n = struct.unpack_from(">iH", body, pos)
+        raise ValueError(f"server error 0x{code:04x}: {body[pos + 6:pos + 6 + n].decode(errors='replace')}")
+    return opcode, body[pos:]
+
+
+def read_string(body, pos):
+    (n,) = struct.unpack_from(">H", body, pos)
+    return body[pos + 2:pos + 2 + n].decode(), pos + 2 + n
+
+
+try:
+    with socket.create_connection((host, port), timeout=timeout) as sock:
+        sock.settimeout(timeout)
+        sock.sendall(frame(0, 0x01, struct.pack(">H", 1) + short_string("CQL_VERSION") + short_string("3.0.0")))
+        opcode, _ = read_frame(sock)
+        if opcode != 0x02:
+            raise ValueError(f"STARTUP answered with opcode 0x{opcode:02x}, not READY (authentication on?)")
+        query = b"SELECT release_version FROM system.local"
+        sock.sendall(frame(1, 0x07, struct.pack(">i", len(query)) + query + struct.pack(">HB", 0x0001, 0)))
+        opcode, body = read_frame(sock)
+        if opcode != 0x08:
+            raise ValueError(f"QUERY answered with opcode 0x{opcode:02x}, not RESULT")
+        kind, flags, columns = struct.unpack_from(">iii", body, 0)
+        if kind != 0x0002 or columns != 1:
+            raise ValueError(f"unexpected result kind {kind} with {columns} columns")
+        pos = 12
+        if flags & 0x0002:  # has more pages: [bytes] paging state
+            (n,) = struct.unpack_from(">i", body, pos)
+            pos += 4 + max(n, 0)
+        if not flags & 0x0004:  # metadata present
+            if flags & 0x0001:  # global table spec
+                _, pos = read_string(body, pos)
+                _, pos = read_string(body, pos)
+            else:
+                _, pos = read_string(body, pos)
+                _, pos = read_string(body, pos)
+            _, pos = read_string(body, pos)  # column name
+            pos += 2  # type id (varchar: no extra option value)
+        (rows,) = struct.unpack_from(">i", body, pos)
+        pos += 4
+        if rows < 1:
+            raise ValueError("system.local returned no row")
+        (n,) = struct.unpack_from(">i", body, pos)
+        print(body[pos + 4:pos + 4 + n].decode() if n >= 0 else "unknown")
+except (OSError, ValueError, struct.error) as exc:
+    print(f"{host}:{port}: {exc}", file=sys.stderr)
+    sys.exit(1)
+PY
+}
+
+print_logs() {
+    local f
+    for f in "$LOG_DIR/stdout.log" "$LOG_DIR/system.log"; do
+        if [[ -s "$f" ]]; then
+            printf '%s\n' "----- last 40 lines of $f -----" >&2
+            tail -n 40 "$f" >&2
+        fi
+    done
+}
+
+# Options of a jvm*.options file: lines starting with '-', trailing blanks removed.
+read_options() {
+    local line
+    while IFS= read -r line || [[ -n "$line" ]]; do
+        line=${line%"${line##*[![:space:]]}"}
+        [[ "$line" == -* ]] && printf '%s\n' "$line"
+    done <"$1"
+}
+
+# --- commands --------------------------------------------------------------------------------
+
+write_config() {
+    mkdir -p "$CONF_DIR" "$LOG_DIR" "$DATA_DIR"/{data,commitlog,saved_caches,hints,cdc_raw} "$HOME_DIR/triggers"
+    local template
+    template=$(<"$SCRIPT_DIR/cassandra.yaml")
+    printf '%s\n' "${template//@DATA_DIR@/$DATA_DIR}" >"$CONF_DIR/cassandra.yaml.tmp"
+    mv "$CONF_DIR/cassandra.yaml.tmp" "$CONF_DIR/cassandra.yaml"
+}
+
+wait_for_cql() {
+    local pid=$1 started=$2 version
+    local deadline=$(( started + START_TIMEOUT ))
+    while :; do
+        if version=$(cql_probe 3 2>/dev/null); then
+            log "CQL answers on $CQL_HOST:$CQL_PORT (Cassandra $version, pid $pid, $(( $(date +%s) - started )) s)"
+            return 0
+        fi
+        if [[ -z "$(daemon_pids)" ]]; then
+            print_logs
+            die "Cassandra (pid $pid) exited before CQL answered; logs in $LOG_DIR"
+        fi
+        if (( $(date +%s) >= deadline )); then
+            print_logs
+            die "CQL did not answer on $CQL_HOST:$CQL_PORT within ${START_TIMEOUT} s (pid $pid still running; '$0 stop' ends it)"
+        fi
+        sleep 1
+    done
+}
+
+cmd_start() {
+    exec 9>"$LOCK_FILE"
+    flock -w "$START_TIMEOUT" 9 || die "another start/stop holds $LOCK_FILE"
+
+    local pids pid
+    pids=$(daemon_pids)
+    if [[ -n "$pids" ]]; then
+        pid=$(head -n1 <<<"$pids")
+        printf '%s\n' "$pid" >"$PID_FILE"
+        log "already running (pid $pid)"
+        wait_for_cql "$pid" "$(date +%s)"
+        return 0
+    fi
+    if cql_probe 2 >/dev/null 2>&1; then
+        die "a CQL server this script did not start already answers on $CQL_HOST:$CQL_PORT; stop it first"
+    fi
+
+    local java
+    java=$(find_java)
+    fetch
+    write_config
+    rm -f "$PID_FILE"
+
+    local -a jvm_opts=()
+    mapfile -t jvm_opts < <(read_options "$SCRIPT_DIR/jvm.options")
+    local -a extra=()
+    # shellcheck disable=SC2206  # word splitting of the extra options is intended
+    [[ -n "${CASSANDRA_JVM_EXTRA_OPTS:-}" ]] && extra=(${CASSANDRA_JVM_EXTRA_OPTS})
+    local jamm
+    jamm=$(compgen -G "$LIB_DIR/jamm-*.jar" | head -n1) || die "no jamm jar in $LIB_DIR"
+
+    local started
+    started=$(date +%s)
+    {
+        printf '\n===== %s starting Cassandra =====\n' "$(date -Is)"
+    } >>"$LOG_DIR/stdout.log"
+    # setsid + nohup: the node outlives the shell / pytest process that started it.
+    (
+        cd "$HOME_DIR"
+        exec setsid nohup "$java" \
+            "$MARKER" \
+            "${jvm_opts[@]}" \
+            -javaagent:"$jamm" \
+            -XX:HeapDumpPath="$HOME_DIR" \
+            -XX:ErrorFile="$LOG_DIR/hs_err_pid%p.log" \
+            -Dcassandra.config="file://$CONF_DIR/cassandra.yaml" \
+            -Dcassandra.storagedir="$DATA_DIR" \
+            -Dcassandra.logdir="$LOG_DIR" \
+            -Dcassandra.triggers_dir="$HOME_DIR/triggers" \
+            -Dcassandra-foreground=yes \
+            -Dlogback.configurationFile="file://$SCRIPT_DIR/logback.xml" \
+            "${extra[@]}" \
+            -cp "$CONF_DIR:$LIB_DIR/*" \
+            "$MAIN_CLASS" \
+            >>"$LOG_DIR/stdout.log" 2>&1 </dev/null
+    ) &
+    pid=$!
+    sleep 0.5
+    # $! is the JVM itself unless setsid had to fork; trust the command line scan.
+    pid=$(daemon_pids | head -n1)
+    pid=${pid:-$!}
+    printf '%s\n' "$pid" >"$PID_FILE"
+    log "started Cassandra (pid $pid), logs in $LOG_DIR; waiting up to ${START_TIMEOUT} s for CQL"
+    wait_for_cql "$pid" "$started"
+}
+
+cmd_stop() {
+    exec 9>"$LOCK_FILE"
+    flock -w "$(( STOP_TIMEOUT + 30 ))" 9 || die "another start/stop holds $LOCK_FILE"
+
+    local pids
+    pids=$(daemon_pids | tr '\n' ' ')
+    if [[ -z "${pids// /}" ]]; then
+        rm -f "$PID_FILE"
+        log "not running"
+        return 0
+    fi
+    log "stopping Cassandra (pid ${pids% })"
+    # shellcheck disable=SC2086
+    kill -TERM $pids 2>/dev/null || true
+    local deadline=$(( $(date +%s) + STOP_TIMEOUT ))
+    while [[ -n "$(daemon_pids)" ]] && (( $(date +%s) < deadline )); do
+        sleep 0.5
+    done
+    pids=$(daemon_pids | tr '\n' ' ')
+    if [[ -n "${pids// /}" ]]; then
+        log "still running after ${STOP_TIMEOUT} s, sending SIGKILL to ${pids% }"
+        # shellcheck disable=SC2086
+        kill -KILL $pids 2>/dev/null || true
+        deadline=$(( $(date +%s) + 15 ))
+        while [[ -n "$(daemon_pids)" ]] && (( $(date +%s) < deadline )); do
+            sleep 0.2
+        done
+        [[ -z "$(daemon_pids)" ]] || die "could not stop Cassandra: $(daemon_pids | tr '\n' ' ')"
+    fi
+    rm -f "$PID_FILE"
+    log "stopped"
+}
+
+cmd_status() {
+    local pids pid version
+    pids=$(daemon_pids)
+    if [[ -z "$pids" ]]; then
+        rm -f "$PID_FILE"
+        log "stopped"
+        return 3
+    fi
+    pid=$(head -n1 <<<"$pids")
+    if version=$(cql_probe 3 2>/dev/null); then
+        log "running (pid $pid), CQL answers on $CQL_HOST:$CQL_PORT (Cassandra $version)"
+    else
+        log "running (pid $pid), CQL not answering yet on $CQL_HOST:$CQL_PORT"
+    fi
+    return 0
+}
+
+cmd_nodetool() {
+    local java
+    java=$(find_java)
+    jars_fresh || die "jars not fetched; run '$0 fetch' or '$0 start'"
+    local -a opts=()
+    mapfile -t opts < <(read_options "$SCRIPT_DIR/jvm-clients.options")
+    mkdir -p "$LOG_DIR"
+    # user.home: nodetool keeps its command history in ~/.cassandra; keep it in <home>.
+    exec "$java" "${opts[@]}" -Duser.home="$HOME_DIR" -Dcassandra.logdir="$LOG_DIR" \
+        -Dlogback.configurationFile="file://$SCRIPT_DIR/logback-tools.xml" \
+        -cp "$LIB_DIR/*" org.apache.cassandra.tools.NodeTool -h 127.0.0.1 -p "$JMX_PORT" "$@"
+}
+
+usage() {
+    sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//' >&2
+    exit 2
+}
+
+case "${1:-}" in
+    start) cmd_start ;;
+    stop) cmd_stop ;;
+    status) cmd_status ;;
+    restart) cmd_stop; cmd_start ;;
+    fetch) fetch; log "jars ready in $LIB_DIR" ;;
+    nodetool) shift; cmd_nodetool "$@" ;;
+    *) usage ;;
+esac
