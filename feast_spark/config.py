@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 import yaml
 
 from feast_spark.definitions.names import check_name
+from feast_spark.definitions.yaml_files import yaml_problem
 from feast_spark.errors import ConfigError, DefinitionError
 
 CONFIG_FILE_NAME = "feature_store.yaml"
@@ -235,9 +236,9 @@ def load_config(path: str | os.PathLike[str] | None = None) -> RepoConfig:
     try:
         data = yaml.safe_load(config_path.read_text()) or {}
     except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        line = f" at line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError("<file>", None, source, f"not valid YAML{line}: {error}") from None
+        raise ConfigError(
+            "<file>", None, source, f"not valid YAML: {yaml_problem(error)}"
+        ) from None
     if not isinstance(data, dict):
         raise ConfigError("<file>", data, source, "must be a mapping of keys to values")
     _apply_env_overrides(data, os.environ)

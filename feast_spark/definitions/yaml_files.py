@@ -75,8 +75,9 @@ def _documents(file: Path) -> Iterable[tuple[int, Any]]:
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
-        problem = getattr(error, "problem", None) or str(error)
-        raise DefinitionFileError(str(file), line, f"YAML syntax error: {problem}") from None
+        raise DefinitionFileError(
+            str(file), line, f"YAML syntax error: {yaml_problem(error)}"
+        ) from None
     finally:
         loader.dispose()
 
@@ -94,3 +95,18 @@ def _build(file: Path, line: int, data: Any) -> Entity | FeatureTable:
         return _KINDS[kind](body)
     except DefinitionError as error:
         raise DefinitionFileError(str(file), line, str(error)) from None
+
+
+def yaml_problem(error: yaml.YAMLError) -> str:
+    """One line saying where and what a YAML error is (PyYAML's own text spans lines)."""
+    mark = getattr(error, "problem_mark", None)
+    problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+    context = getattr(error, "context", None)
+    context_mark = getattr(error, "context_mark", None)
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+    started = (
+        f" ({context} at line {context_mark.line + 1})"
+        if context and context_mark is not None
+        else ""
+    )
+    return f"{where}{problem}{started}"
