@@ -316,7 +316,7 @@ cmd_start() {
             "${extra[@]}" \
             -cp "$CONF_DIR:$LIB_DIR/*" \
             "$MAIN_CLASS" \
-            >>"$LOG_DIR/stdout.log" 2>&1 </dev/null
+            >>"$LOG_DIR/stdout.log" 2>&1 </dev/null 9>&-
     ) &
     pid=$!
     sleep 0.5
