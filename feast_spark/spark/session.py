@@ -178,6 +178,8 @@ def _running_conf() -> dict[str, str]:
     if context is not None:
         return dict(context.getConf().getAll())
     if "PYSPARK_GATEWAY_PORT" in os.environ:
+        # Connect to spark-submit's JVM first: an unconnected SparkConf() is empty.
+        SparkContext._ensure_initialized()
         return dict(SparkConf().getAll())
     return {}
 

@@ -1,0 +1,161 @@
+#!/usr/bin/env bash
+# Run a feast-spark job with pyspark's own spark-submit, Delta Lake and conf/spark-defaults.conf.
+#
+# Usage: ./spark-submit.sh [spark-submit options...] JOB [job args...]
+#
+#   JOB       a job name (smoke runs jobs/smoke.py) or the path of a .py file
+#   options   any spark-submit option, passed through as given:
+#             --master local[*] | spark://host:7077 | yarn | k8s://https://host:443,
+#             --deploy-mode client|cluster, --conf key=value, --name, --driver-memory, ...
+#
+# Example: ./spark-submit.sh --master 'local[2]' smoke /tmp/feast-spark-smoke
+#
+# What it adds, before your options (so yours win where spark-submit keeps the last value):
+#   --properties-file $FEAST_SPARK_CONF_DIR/spark-defaults.conf (default: conf/)
+#   --jars    the Delta jars in .jars/ (conf/jars/fetch-jars.sh), or, without them,
+#   --packages io.delta:delta-spark_2.13:<version>, resolved from Maven Central
+#             (FEAST_SPARK_JARS_MODE=jars|packages forces one; FEAST_SPARK_JARS_DIR moves .jars/).
+#             Your own --jars / --packages are added to these, not replaced.
+#   --py-files build/spark-submit/feast_spark.zip, rebuilt when feast_spark/ changes (plus yours)
+#   --name    feast-spark-JOB
+# Environment: PYSPARK_PYTHON and PYSPARK_DRIVER_PYTHON default to .venv/bin/python (else
+# python3); on a cluster set PYSPARK_PYTHON to the Python the executors have. SPARK_HOME is set to
+# that Python's pyspark, so the pinned Spark runs whatever SPARK_HOME said before.
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+prog=spark-submit.sh
+
+usage() {
+  sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d' | sed 's/^# \{0,1\}//'
+}
+
+die() { # die STATUS MESSAGE: one line on stderr
+  echo "$prog: $2" >&2
+  exit "$1"
+}
+
+available_jobs() {
+  local file name names=()
+  for file in "$root"/jobs/*.py; do
+    [[ -e $file ]] || continue
+    name=$(basename "$file" .py)
+    [[ $name == _* ]] || names+=("$name")
+  done
+  local IFS=,
+  echo "${names[*]:-none}" | sed 's/,/, /g'
+}
+
+join_csv() { # join_csv A B: "A,B" without empty parts
+  if [[ -n $1 && -n $2 ]]; then echo "$1,$2"; else echo "$1$2"; fi
+}
+
+# --- spark-submit options, up to the first argument that is not an option (the job) -----------
+spark_opts=()
+user_jars=""
+user_packages=""
+user_py_files=""
+while (($#)); do
+  case $1 in
+    -h | --help) usage; exit 0 ;;
+    --jars) (($# >= 2)) || die 2 "option $1 needs a value"; user_jars=$2; shift 2 ;;
+    --jars=*) user_jars=${1#*=}; shift ;;
+    --packages) (($# >= 2)) || die 2 "option $1 needs a value"; user_packages=$2; shift 2 ;;
+    --packages=*) user_packages=${1#*=}; shift ;;
+    --py-files) (($# >= 2)) || die 2 "option $1 needs a value"; user_py_files=$2; shift 2 ;;
+    --py-files=*) user_py_files=${1#*=}; shift ;;
+    # spark-submit's options without a value
+    -v | --verbose | --supervise) spark_opts+=("$1"); shift ;;
+    --*=*) spark_opts+=("$1"); shift ;;
+    -*) (($# >= 2)) || die 2 "option $1 needs a value"; spark_opts+=("$1" "$2"); shift 2 ;;
+    *) break ;;
+  esac
+done
+
+if (($# == 0)); then
+  usage >&2
+  exit 2
+fi
+
+# --- the job -------------------------------------------------------------------------------------
+job=$1
+shift
+if [[ $job == */* || $job == *.py ]]; then
+  [[ -f $job ]] || die 2 "no job file '$job'; available jobs: $(available_jobs)"
+  job_file=$(cd "$(dirname "$job")" && pwd)/$(basename "$job")
+  job_name=$(basename "$job" .py)
+else
+  job_file=$root/jobs/$job.py
+  [[ $job != _* && -f $job_file ]] || die 2 "unknown job '$job'; available jobs: $(available_jobs)"
+  job_name=$job
+fi
+
+# --- Python for the driver and the executors -----------------------------------------------------
+default_py=$root/.venv/bin/python
+[[ -x $default_py ]] || default_py=$(command -v python3 || true)
+export PYSPARK_PYTHON=${PYSPARK_PYTHON:-$default_py}
+export PYSPARK_DRIVER_PYTHON=${PYSPARK_DRIVER_PYTHON:-$default_py}
+py=$PYSPARK_DRIVER_PYTHON
+[[ -n $py ]] || die 1 "no Python found: create .venv (see README) or set PYSPARK_DRIVER_PYTHON"
+
+pyspark_dir=$("$py" -c 'import os, pyspark; print(os.path.dirname(pyspark.__file__))') ||
+  die 1 "$py cannot import pyspark; install feast-spark's requirements into it"
+export SPARK_HOME=$pyspark_dir
+
+conf_file=${FEAST_SPARK_CONF_DIR:-$root/conf}/spark-defaults.conf
+[[ -f $conf_file ]] || die 1 "no $conf_file (FEAST_SPARK_CONF_DIR=${FEAST_SPARK_CONF_DIR:-unset})"
+
+# --- Delta jars: the same choice as feast_spark.spark.session.delta_jars_conf ---------------------
+jar_choice=$(
+  PYTHONPATH="$root${PYTHONPATH:+:$PYTHONPATH}" "$py" -c '
+import sys
+from feast_spark.errors import FeastSparkError
+from feast_spark.spark.session import delta_jars_conf
+try:
+    (key, value), = delta_jars_conf().items()
+except FeastSparkError as error:
+    sys.exit(f"spark-submit.sh: {error}")
+print(key, value)
+'
+) || exit 2
+read -r jar_key jar_value <<<"$jar_choice"
+jar_args=()
+case $jar_key in
+  spark.jars) user_jars=$(join_csv "$jar_value" "$user_jars") ;;
+  spark.jars.packages) user_packages=$(join_csv "$jar_value" "$user_packages") ;;
+  *) die 1 "unexpected jar setting '$jar_choice'" ;;
+esac
+[[ -z $user_jars ]] || jar_args+=(--jars "$user_jars")
+[[ -z $user_packages ]] || jar_args+=(--packages "$user_packages")
+
+# --- feast_spark as a zip for --py-files, rebuilt when any file under feast_spark/ is newer --------
+zip=$root/build/spark-submit/feast_spark.zip
+if [[ ! -f $zip || -n $(find "$root/feast_spark" -name __pycache__ -prune -o -newer "$zip" -print -quit) ]]; then
+  mkdir -p "$(dirname "$zip")"
+  tmp_zip=$(mktemp "$zip.XXXXXX")
+  "$py" - "$root" "$tmp_zip" <<'PY'
+import os
+import sys
+import zipfile
+
+root, out = sys.argv[1], sys.argv[2]
+with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
+    for folder, subfolders, files in os.walk(os.path.join(root, "feast_spark")):
+        subfolders[:] = sorted(d for d in subfolders if d != "__pycache__")
+        for name in sorted(files):
+            if not name.endswith((".pyc", ".pyo")):
+                path = os.path.join(folder, name)
+                archive.write(path, os.path.relpath(path, root))
+PY
+  chmod 644 "$tmp_zip"
+  mv -f "$tmp_zip" "$zip"  # atomic: a concurrent run sees the old zip or the new one
+fi
+py_files=$(join_csv "$zip" "$user_py_files")
+
+exec "$pyspark_dir/bin/spark-submit" \
+  --properties-file "$conf_file" \
+  --name "feast-spark-$job_name" \
+  "${jar_args[@]}" \
+  --py-files "$py_files" \
+  "${spark_opts[@]}" \
+  "$job_file" "$@"
