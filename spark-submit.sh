@@ -43,7 +43,8 @@ available_jobs() {
     [[ $name == _* ]] || names+=("$name")
   done
   local IFS=,
-  echo "${names[*]:-none}" | sed 's/,/, /g'
+  local joined="${names[*]:-none}"
+  echo "${joined//,/, }"
 }
 
 join_csv() { # join_csv A B: "A,B" without empty parts
