@@ -96,7 +96,7 @@ fetch() {
     log "fetching cassandra-all and its runtime dependencies into $LIB_DIR"
     rm -rf "$LIB_DIR.tmp"
     # shellcheck disable=SC2086  # MVN may carry options
-    $mvn -q -B -f "$SCRIPT_DIR/pom.xml" dependency:copy-dependencies \
+    $mvn -q -B -Dstyle.color=never -f "$SCRIPT_DIR/pom.xml" dependency:copy-dependencies \
         -DoutputDirectory="$LIB_DIR.tmp" -DincludeScope=runtime \
         || die "Maven could not fetch the Cassandra jars (see above)"
     compgen -G "$LIB_DIR.tmp/cassandra-all-*.jar" >/dev/null || die "Maven fetched no cassandra-all jar"
@@ -213,14 +213,33 @@ except (OSError, ValueError, struct.error) as exc:
 PY
 }
 
+# Log lines of the current start only: set by cmd_start before launching.
+SYSTEM_LOG_START_LINE=1
+STDOUT_LOG_START_LINE=1
+
 print_logs() {
-    local f
-    for f in "$LOG_DIR/stdout.log" "$LOG_DIR/system.log"; do
-        if [[ -s "$f" ]]; then
-            printf '%s\n' "----- last 40 lines of $f -----" >&2
-            tail -n 40 "$f" >&2
-        fi
-    done
+    local system_log=$LOG_DIR/system.log stdout_log=$LOG_DIR/stdout.log
+    if [[ -s "$stdout_log" ]]; then
+        printf '%s\n' "----- $stdout_log (this start) -----" >&2
+        tail -n +"$STDOUT_LOG_START_LINE" "$stdout_log" | tail -n 30 >&2
+    fi
+    if [[ -s "$system_log" ]]; then
+        printf '%s\n' "----- ERROR/WARN lines of $system_log (this start) -----" >&2
+        tail -n +"$SYSTEM_LOG_START_LINE" "$system_log" | grep -E '^(ERROR|WARN)' | tail -n 20 >&2 || true
+        printf '%s\n' "----- last 40 lines of $system_log -----" >&2
+        tail -n 40 "$system_log" >&2
+    fi
+}
+
+port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# One start/stop at a time per home (fd 9; the daemon itself never inherits it).
+take_lock() {
+    exec 9>"$LOCK_FILE"
+    if ! flock -n 9; then
+        log "waiting up to $1 s for another start/stop of this node to finish ($LOCK_FILE)"
+        flock -w "$1" 9 || die "another start/stop still holds $LOCK_FILE after $1 s"
+    fi
 }
 
 # Options of a jvm*.options file: lines starting with '-', trailing blanks removed.
@@ -263,8 +282,7 @@ wait_for_cql() {
 }
 
 cmd_start() {
-    exec 9>"$LOCK_FILE"
-    flock -w "$START_TIMEOUT" 9 || die "another start/stop holds $LOCK_FILE"
+    take_lock "$START_TIMEOUT"
 
     local pids pid
     pids=$(daemon_pids)
@@ -278,6 +296,12 @@ cmd_start() {
     if cql_probe 2 >/dev/null 2>&1; then
         die "a CQL server this script did not start already answers on $CQL_HOST:$CQL_PORT; stop it first"
     fi
+    local port
+    for port in "$CQL_PORT" 7000 "$JMX_PORT"; do
+        if port_in_use "$port"; then
+            die "port $port on 127.0.0.1 is in use by another process (not this script's Cassandra)"
+        fi
+    done
 
     local java
     java=$(find_java)
@@ -293,6 +317,8 @@ cmd_start() {
     local jamm
     jamm=$(compgen -G "$LIB_DIR/jamm-*.jar" | head -n1) || die "no jamm jar in $LIB_DIR"
 
+    SYSTEM_LOG_START_LINE=$(( $( (cat "$LOG_DIR/system.log" 2>/dev/null || true) | wc -l) + 1 ))
+    STDOUT_LOG_START_LINE=$(( $( (cat "$LOG_DIR/stdout.log" 2>/dev/null || true) | wc -l) + 1 ))
     local started
     started=$(date +%s)
     {
@@ -329,8 +355,7 @@ cmd_start() {
 }
 
 cmd_stop() {
-    exec 9>"$LOCK_FILE"
-    flock -w "$(( STOP_TIMEOUT + 30 ))" 9 || die "another start/stop holds $LOCK_FILE"
+    take_lock "$(( STOP_TIMEOUT + 30 ))"
 
     local pids
     pids=$(daemon_pids | tr '\n' ' ')
