@@ -97,7 +97,8 @@ fetch() {
     rm -rf "$LIB_DIR.tmp"
     # shellcheck disable=SC2086  # MVN may carry options
     $mvn -q -B -Dstyle.color=never -f "$SCRIPT_DIR/pom.xml" dependency:copy-dependencies \
-        -DoutputDirectory="$LIB_DIR.tmp" -DincludeScope=runtime \
+        -DoutputDirectory="$LIB_DIR.tmp" -DincludeScope=runtime 2>&1 \
+        | sed -e 's/\x1b\[[0-9;]*m//g' -e '/^$/d' \
         || die "Maven could not fetch the Cassandra jars (see above)"
     compgen -G "$LIB_DIR.tmp/cassandra-all-*.jar" >/dev/null || die "Maven fetched no cassandra-all jar"
     pom_sha >"$LIB_DIR.tmp/.fetched-pom.sha256"
