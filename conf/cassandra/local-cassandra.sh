@@ -7,6 +7,7 @@
 #   conf/cassandra/local-cassandra.sh status    "running" (exit 0) or "stopped" (exit 3)
 #   conf/cassandra/local-cassandra.sh restart   stop, then start
 #   conf/cassandra/local-cassandra.sh nodetool ARGS...   nodetool against the node (JMX 127.0.0.1:7199)
+#   conf/cassandra/local-cassandra.sh stress ARGS...     cassandra-stress (see STRESS_VERSION below)
 #
 # The node listens on 127.0.0.1 only: CQL 9042, storage 7000, JMX 7199. There is no Cassandra
 # binary tarball on Maven Central, so the server runs as `java ... CassandraDaemon` on the jars of
@@ -45,6 +46,12 @@ JMX_PORT=7199
 START_TIMEOUT=${CASSANDRA_START_TIMEOUT:-180}
 STOP_TIMEOUT=${CASSANDRA_STOP_TIMEOUT:-60}
 MAIN_CLASS=org.apache.cassandra.service.CassandraDaemon
+# cassandra-stress is not in cassandra-all, and Maven Central carries no 4.x/5.x Cassandra binary
+# tarball nor any stress artifact. The newest tarball there is 3.11.5; its cassandra-stress (a CQL
+# client, native protocol v4) runs on Java 17 and works against this 5.0 node. Mind the version
+# when comparing with published cassandra-stress 5.0 numbers.
+STRESS_VERSION=3.11.5
+STRESS_DIR=$HOME_DIR/tools/apache-cassandra-$STRESS_VERSION
 # Unique argument on the daemon's command line: finds this home's daemon even without a pid file.
 MARKER="-Dfeast_spark.local_cassandra=$HOME_DIR"
 
@@ -417,8 +424,33 @@ cmd_nodetool() {
         -cp "$LIB_DIR/*" org.apache.cassandra.tools.NodeTool -h 127.0.0.1 -p "$JMX_PORT" "$@"
 }
 
+fetch_stress() {
+    [[ -x "$STRESS_DIR/tools/bin/cassandra-stress" ]] && return 0
+    local mvn=${MVN:-mvn} download=$HOME_DIR/tools/download
+    command -v "${mvn%% *}" >/dev/null || die "Maven ('$mvn') is needed to fetch cassandra-stress"
+    log "fetching org.apache.cassandra:apache-cassandra:$STRESS_VERSION:tar.gz:bin for cassandra-stress"
+    rm -rf "$download" "$STRESS_DIR"
+    mkdir -p "$download"
+    # shellcheck disable=SC2086  # MVN may carry options
+    $mvn -q -B -Dstyle.color=never -f "$SCRIPT_DIR/pom.xml" dependency:copy \
+        -Dartifact="org.apache.cassandra:apache-cassandra:$STRESS_VERSION:tar.gz:bin" \
+        -DoutputDirectory="$download" 2>&1 | sed -e 's/\x1b\[[0-9;]*m//g' -e '/^$/d' \
+        || die "Maven could not fetch the Cassandra $STRESS_VERSION tarball"
+    tar -xzf "$download/apache-cassandra-$STRESS_VERSION-bin.tar.gz" -C "$HOME_DIR/tools"
+    rm -rf "$download"
+    [[ -x "$STRESS_DIR/tools/bin/cassandra-stress" ]] || die "no tools/bin/cassandra-stress in the tarball"
+}
+
+cmd_stress() {
+    local java
+    java=$(find_java)
+    fetch_stress
+    # The 3.11 launcher takes `java` from JAVA_HOME or PATH; give it the JDK found above.
+    JAVA_HOME=$(dirname "$(dirname "$java")") exec "$STRESS_DIR/tools/bin/cassandra-stress" "$@"
+}
+
 usage() {
-    sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//' >&2
+    sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//' >&2
     exit 2
 }
 
@@ -429,5 +461,6 @@ case "${1:-}" in
     restart) cmd_stop; cmd_start ;;
     fetch) fetch; log "jars ready in $LIB_DIR" ;;
     nodetool) shift; cmd_nodetool "$@" ;;
+    stress) shift; cmd_stress "$@" ;;
     *) usage ;;
 esac
