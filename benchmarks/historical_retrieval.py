@@ -1,0 +1,382 @@
+"""Benchmark of the point-in-time join against the old join-then-rank, Spark's floor and DuckDB.
+
+For each shape (and each --scale factor) it generates feature rows and entity rows to parquet in a
+temporary directory, then times, reading the same parquet and writing parquet:
+
+* ``ours``        feast_spark.spark.point_in_time.point_in_time_join (union + running window);
+* ``join+rank``   the old way with the same semantics: join every entity row to every candidate
+                  row of its key within max_age, then keep row_number() == 1 per entity row;
+* ``floor``       Spark's floor for one shuffle of the feature rows: repartition by key, sort
+                  within partitions, write;
+* ``duckdb``      DuckDB's ASOF LEFT JOIN on the same parquet (single-machine reference; ASOF does
+                  not order ties on event time by created time, our generated data has none that
+                  matter for timing).
+
+Shapes (defaults; every size can be overridden):
+
+* ``sparse``: 10M feature rows over 1M keys spread over 90 days, 1M entity rows, max_age 7 days.
+* ``dense``:  10M feature rows over 10K keys, one per key and hour, 1M entity rows, max_age 30 days.
+
+Example (reduced sizes for a 2-core machine)::
+
+    python benchmarks/historical_retrieval.py --shape both --feature-rows 1000000 \\
+        --entity-rows 100000 --keys 100000 --dense-keys 1000 --scale 1,2,4
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import shutil
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from feast_spark.spark.point_in_time import FeatureTableInput, point_in_time_join
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+BASE = datetime(2021, 1, 1, tzinfo=UTC)
+FEATURES = ("f_double", "f_long", "f_str")
+
+
+@dataclass(frozen=True)
+class Shape:
+    name: str
+    feature_rows: int
+    keys: int
+    entity_rows: int
+    max_age: timedelta
+
+    def scaled(self, factor: int) -> Shape:
+        """More rows per key and more entity rows; the key space stays the same."""
+        return Shape(
+            self.name,
+            self.feature_rows * factor,
+            self.keys,
+            self.entity_rows * factor,
+            self.max_age,
+        )
+
+
+@dataclass
+class Result:
+    shape: str
+    scale: int
+    method: str
+    seconds: float | None  # None: timed out or failed
+    rows: int | None
+    note: str = ""
+
+
+# --------------------------------------------------------------------------------------------------
+# Data
+
+
+def generate(spark: SparkSession, shape: Shape, directory: Path) -> tuple[str, str]:
+    """Write feature rows and entity rows as parquet; return their paths."""
+    from pyspark.sql import functions as sf
+
+    base_us = int(BASE.timestamp()) * 1_000_000
+    hour_us = 3_600_000_000
+    features_path, entities_path = str(directory / "features"), str(directory / "entities")
+    ids = spark.range(shape.feature_rows)
+    if shape.name == "dense":
+        # One row per key and hour: rows of a key are hourly, span = feature_rows / keys hours.
+        span_us = (shape.feature_rows // shape.keys) * hour_us
+        key = sf.col("id") % shape.keys
+        event_us = sf.lit(base_us) + (sf.col("id") / sf.lit(shape.keys)).cast("long") * hour_us
+    else:
+        span_us = 90 * 24 * hour_us
+        key = (sf.col("id") * 7_919) % shape.keys  # ~feature_rows / keys rows per key
+        event_us = sf.lit(base_us) + (sf.rand(1) * span_us).cast("long")
+    features = ids.select(
+        key.alias("key"),
+        sf.rand(2).alias("f_double"),
+        sf.col("id").alias("f_long"),
+        sf.concat(sf.lit("v"), (sf.col("id") % 100).cast("string")).alias("f_str"),
+        sf.timestamp_micros(event_us).alias("event_timestamp"),
+        sf.timestamp_micros(event_us + (sf.rand(3) * 60_000_000).cast("long")).alias(
+            "created_timestamp"
+        ),
+    )
+    features.write.mode("overwrite").parquet(features_path)
+    entities = spark.range(shape.entity_rows).select(
+        sf.col("id").alias("row_id"),
+        (sf.rand(4) * shape.keys).cast("long").alias("key"),
+        sf.timestamp_micros(sf.lit(base_us) + (sf.rand(5) * span_us).cast("long")).alias(
+            "event_timestamp"
+        ),
+        sf.lit("pass-through").alias("label"),
+    )
+    entities.write.mode("overwrite").parquet(entities_path)
+    return features_path, entities_path
+
+
+# --------------------------------------------------------------------------------------------------
+# Methods
+
+
+def ours(spark: SparkSession, shape: Shape, features: str, entities: str, out: str) -> None:
+    table = FeatureTableInput("t", ("key",), FEATURES, shape.max_age, spark.read.parquet(features))
+    point_in_time_join(spark.read.parquet(entities), [table]).write.mode("overwrite").parquet(out)
+
+
+def join_then_rank(
+    spark: SparkSession, shape: Shape, features: str, entities: str, out: str
+) -> None:
+    """Feast's old as_of_join (with a stable row id instead of monotonically_increasing_id)."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as sf
+
+    entity = spark.read.parquet(entities).alias("e")
+    feature = spark.read.parquet(features).select(
+        *[sf.col(c).alias(f"t__{c}") for c in ("key", *FEATURES, "event_timestamp")],
+        sf.col("created_timestamp").alias("t__created_timestamp"),
+    )
+    max_age_s = int(shape.max_age.total_seconds())
+    condition = (
+        (sf.col("e.key") == sf.col("t__key"))
+        & (sf.col("t__event_timestamp") <= sf.col("e.event_timestamp"))
+        & (
+            sf.col("t__event_timestamp")
+            >= sf.col("e.event_timestamp") - sf.expr(f"INTERVAL {max_age_s} SECONDS")
+        )
+    )
+    window = Window.partitionBy("row_id").orderBy(
+        sf.col("t__event_timestamp").desc(),
+        sf.col("t__created_timestamp").desc(),
+        *[sf.col(f"t__{c}").desc() for c in FEATURES],
+    )
+    ranked = (
+        entity.join(feature, condition, "left")
+        .withColumn("_rank", sf.row_number().over(window))
+        .filter("_rank = 1")
+    )
+    ranked.select(
+        "row_id", "e.key", "event_timestamp", "label", *[f"t__{c}" for c in FEATURES]
+    ).write.mode("overwrite").parquet(out)
+
+
+def floor(spark: SparkSession, shape: Shape, features: str, entities: str, out: str) -> None:
+    (
+        spark.read.parquet(features)
+        .repartition("key")
+        .sortWithinPartitions("key", "event_timestamp")
+        .write.mode("overwrite")
+        .parquet(out)
+    )
+
+
+def duckdb_asof(shape: Shape, features: str, entities: str, out: str, timeout: float) -> None:
+    import duckdb
+
+    max_age_us = shape.max_age // timedelta(microseconds=1)
+    picked = ", ".join(
+        f"CASE WHEN epoch_us(f.event_timestamp) >= epoch_us(e.event_timestamp) - {max_age_us} "
+        f"THEN f.{c} END AS t__{c}"
+        for c in FEATURES
+    )
+    query = f"""
+        COPY (
+            SELECT e.row_id, e.key, e.event_timestamp, e.label, {picked}
+            FROM read_parquet('{entities}/*.parquet') e
+            ASOF LEFT JOIN read_parquet('{features}/*.parquet') f
+              ON e.key = f.key AND e.event_timestamp >= f.event_timestamp
+        ) TO '{out}' (FORMAT parquet)
+    """
+    connection = duckdb.connect()
+    connection.execute("SET threads = 2; SET TimeZone = 'UTC'")
+    timer = threading.Timer(timeout, connection.interrupt)
+    timer.start()
+    try:
+        connection.execute(query)
+    finally:
+        timer.cancel()
+        connection.close()
+
+
+# --------------------------------------------------------------------------------------------------
+# Running
+
+
+@contextlib.contextmanager
+def spark_deadline(spark: SparkSession, seconds: float) -> Iterator[None]:
+    """Cancel this thread's Spark jobs after ``seconds``."""
+    tag = f"bench-{time.monotonic_ns()}"
+    spark.addTag(tag)
+    timer = threading.Timer(seconds, lambda: spark.interruptTag(tag))
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.cancel()
+        spark.removeTag(tag)
+
+
+def row_count(spark: SparkSession, path: str) -> int | None:
+    if not os.path.exists(path):
+        return None
+    if os.path.isfile(path):  # DuckDB writes one file
+        import duckdb
+
+        with duckdb.connect() as connection:
+            rows = connection.execute(f"SELECT count(*) FROM read_parquet('{path}')").fetchall()
+        return int(rows[0][0])
+    return spark.read.parquet(path).count()
+
+
+def run_shape(
+    spark: SparkSession, shape: Shape, scale: int, methods: list[str], args: argparse.Namespace
+) -> list[Result]:
+    directory = Path(tempfile.mkdtemp(prefix=f"pit-{shape.name}-{scale}x-", dir=args.tmp))
+    results: list[Result] = []
+    try:
+        started = time.perf_counter()
+        features, entities = generate(spark, shape, directory)
+        print(
+            f"\n[{shape.name} {scale}x] {shape.feature_rows:,} feature rows over {shape.keys:,} "
+            f"keys, {shape.entity_rows:,} entity rows, max_age {shape.max_age}: generated in "
+            f"{time.perf_counter() - started:.1f}s",
+            flush=True,
+        )
+        spark_methods: dict[str, Callable[..., None]] = {
+            "floor": floor,
+            "ours": ours,
+            "join+rank": join_then_rank,
+        }
+        for method in methods:
+            out = str(directory / f"out-{method.replace('+', '-')}")
+            started = time.perf_counter()
+            note = ""
+            try:
+                if method == "duckdb":
+                    duckdb_asof(shape, features, entities, out + ".parquet", args.timeout)
+                    out += ".parquet"
+                else:
+                    with spark_deadline(spark, args.timeout):
+                        spark_methods[method](spark, shape, features, entities, out)
+                seconds: float | None = time.perf_counter() - started
+            except Exception as error:  # a benchmark reports a failure and goes on
+                seconds = None
+                elapsed = time.perf_counter() - started
+                kind = "timeout" if elapsed >= args.timeout else type(error).__name__
+                note = f"{kind} after {elapsed:.0f}s"
+            rows = row_count(spark, out) if seconds is not None else None
+            results.append(Result(shape.name, scale, method, seconds, rows, note))
+            shown = f"{seconds:.1f}s" if seconds is not None else note
+            print(f"  {method:<10} {shown:>12}  rows={rows}", flush=True)
+        if args.verify and {"ours", "join+rank"} <= set(methods):
+            next(r for r in results if r.method == "ours").note += verify(spark, directory)
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+    return results
+
+
+def verify(spark: SparkSession, directory: Path) -> str:
+    """Ours and join-then-rank must give the same rows."""
+    ours_rows = spark.read.parquet(str(directory / "out-ours")).select(
+        "row_id", *[f"t__{c}" for c in FEATURES]
+    )
+    old_rows = spark.read.parquet(str(directory / "out-join-rank")).select(
+        "row_id", *[f"t__{c}" for c in FEATURES]
+    )
+    differ = ours_rows.exceptAll(old_rows).count() + old_rows.exceptAll(ours_rows).count()
+    print(f"  verify: ours vs join+rank differ on {differ} rows", flush=True)
+    return f" verify-diff={differ}"
+
+
+def print_table(results: list[Result]) -> None:
+    print("\nshape   scale  method       seconds  x floor   rows        note")
+    for result in results:
+        floor_s = next(
+            (
+                r.seconds
+                for r in results
+                if r.shape == result.shape and r.scale == result.scale and r.method == "floor"
+            ),
+            None,
+        )
+        seconds = f"{result.seconds:8.1f}" if result.seconds is not None else "       -"
+        ratio = (
+            f"{result.seconds / floor_s:7.2f}"
+            if result.seconds is not None and floor_s
+            else "      -"
+        )
+        rows = f"{result.rows:,}" if result.rows is not None else "-"
+        print(
+            f"{result.shape:<7} {result.scale:>4}x  {result.method:<10} {seconds}  {ratio}  "
+            f"{rows:<11} {result.note}"
+        )
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--shape", choices=["sparse", "dense", "both"], default="both")
+    parser.add_argument("--feature-rows", type=int, default=10_000_000)
+    parser.add_argument("--entity-rows", type=int, default=1_000_000)
+    parser.add_argument("--keys", type=int, default=1_000_000, help="keys of the sparse shape")
+    parser.add_argument("--dense-keys", type=int, default=10_000, help="keys of the dense shape")
+    parser.add_argument(
+        "--scale",
+        default="1",
+        help="comma-separated factors on feature and entity rows, e.g. 1,2,4",
+    )
+    parser.add_argument(
+        "--methods", default="floor,ours,join+rank,duckdb", help="comma-separated subset"
+    )
+    parser.add_argument("--timeout", type=float, default=1800, help="seconds per method")
+    parser.add_argument("--master", default="local[2]")
+    parser.add_argument("--shuffle-partitions", type=int, default=8)
+    parser.add_argument("--driver-memory", default="6g")
+    parser.add_argument("--tmp", default=None, help="directory for generated data")
+    parser.add_argument("--verify", action="store_true", help="check ours == join+rank")
+    parser.add_argument("--no-warmup", action="store_true", help="skip the untimed tiny run")
+    args = parser.parse_args(argv)
+
+    from feast_spark.spark.session import build_spark_session
+
+    spark = build_spark_session(
+        "feast-spark-benchmark",
+        master=args.master,
+        conf={
+            "spark.sql.shuffle.partitions": str(args.shuffle_partitions),
+            "spark.driver.memory": args.driver_memory,
+            "spark.ui.enabled": "false",
+        },
+    )
+    spark.sparkContext.setLogLevel("ERROR")
+    shapes = {
+        "sparse": Shape(
+            "sparse", args.feature_rows, args.keys, args.entity_rows, timedelta(days=7)
+        ),
+        "dense": Shape(
+            "dense", args.feature_rows, args.dense_keys, args.entity_rows, timedelta(days=30)
+        ),
+    }
+    chosen = ["sparse", "dense"] if args.shape == "both" else [args.shape]
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    if not args.no_warmup:  # JIT and first-use costs of the JVM, outside the figures
+        print("warm-up on a tiny shape...", flush=True)
+        tiny = Shape("dense", 20_000, 100, 2_000, timedelta(days=30))
+        run_shape(spark, tiny, 1, [m for m in methods if m != "duckdb"], args)
+    results: list[Result] = []
+    for scale in [int(s) for s in args.scale.split(",")]:
+        for name in chosen:
+            results += run_shape(spark, shapes[name].scaled(scale), scale, methods, args)
+    print_table(results)
+    spark.stop()
+
+
+if __name__ == "__main__":
+    main()
