@@ -1,0 +1,591 @@
+"""Apache Cassandra as the online store.
+
+Layout (readable with plain cqlsh)::
+
+    CREATE KEYSPACE feast WITH replication = {'class': 'SimpleStrategy', 'replication_factor': 1};
+    CREATE TABLE feast.<project>__<table> (
+        driver_id bigint,            -- one column per entity: the partition key
+        conv_rate double,            -- one natively typed column per feature
+        trips list<int>,
+        event_timestamp bigint,      -- microseconds since the epoch
+        PRIMARY KEY ((driver_id)));
+
+Every row is written with ``USING TIMESTAMP <event time in microseconds>``: Cassandra keeps, per
+cell, the write with the highest timestamp, so a rerun, a retry or an older window written later
+never replaces a newer value, on any replica, in any order (``SELECT WRITETIME(conv_rate)`` equals
+``event_timestamp``). Tables with ``max_age`` also get ``USING TTL`` (see
+:mod:`feast_spark.online.base` for the retention rule; rows already past it are not written).
+
+Ties: two different rows with the *same* key and event time (e.g. a correction ingested later with
+a newer ``created_timestamp``) carry the same write timestamp, and Cassandra then keeps, cell by
+cell, the greater value, not the later write. Within one window the latest row is chosen before
+writing, so this only matters across runs; to correct a value, give it a new event time. (SQLite
+compares ``created_timestamp`` too.)
+
+Writes run ``write_concurrency`` statements in flight per store (Spark task) with token-aware,
+DC-aware routing; statements failing with timeouts or unavailability are retried with backoff, and
+a write that still fails raises, so a job never reports success with rows missing. Reads of all
+requested tables and keys run concurrently with prepared single-partition statements.
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+import time
+from collections.abc import Sequence
+from datetime import datetime
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Final
+
+from feast_spark.config import CassandraOnlineStoreConfig, TlsConfig
+from feast_spark.errors import ConfigError, OnlineStoreError
+from feast_spark.online.base import (
+    EVENT_TIMESTAMP,
+    OnlineTableSchema,
+    ReadRequest,
+    StoredRow,
+    TableRead,
+    WriteCounts,
+    decode_batch,
+    is_retained,
+    now_micros,
+    read_error,
+    ttl_seconds,
+)
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+    from cassandra.cluster import Cluster, Session
+    from cassandra.query import PreparedStatement
+
+_log = logging.getLogger(__name__)
+
+STORE: Final = "cassandra"
+
+#: CQL templates; identifiers are checked names (``[a-z_][a-z0-9_]*``), quoted anyway.
+CQL: Final = {
+    "create_keyspace": "CREATE KEYSPACE IF NOT EXISTS {keyspace} WITH replication = {replication}",
+    "create_table": (
+        "CREATE TABLE IF NOT EXISTS {keyspace}.{table} ({columns}, PRIMARY KEY (({keys}))) "
+        "WITH comment = {comment}"
+    ),
+    "add_column": "ALTER TABLE {keyspace}.{table} ADD {column} {type}",
+    "insert": "INSERT INTO {keyspace}.{table} ({columns}) VALUES ({markers}) USING TIMESTAMP ?",
+    "insert_ttl": (
+        "INSERT INTO {keyspace}.{table} ({columns}) VALUES ({markers}) USING TIMESTAMP ? AND TTL ?"
+    ),
+    "select": "SELECT {columns} FROM {keyspace}.{table} WHERE {where}",
+}
+
+#: Error texts.
+ERRORS: Final = {
+    "unreachable": (
+        "cannot connect: {errors}; check that Cassandra runs there and that "
+        "online_store.hosts / port (and TLS, credentials) are right"
+    ),
+    "ddl_failed": "{action} failed: {error}",
+    "key_mismatch": (
+        "table {keyspace}.{table} is keyed by ({actual}) but feature table '{feature_table}' by "
+        "({expected}); drop the online table (DROP TABLE {keyspace}.{table}) and materialize again"
+    ),
+    "type_mismatch": (
+        "column {keyspace}.{table}.{column} has type {actual} but feature table "
+        "'{feature_table}' declares {expected}; drop the online table "
+        "(DROP TABLE {keyspace}.{table}) and materialize again"
+    ),
+    "write_failed": (
+        "{failed} of {total} rows for table {keyspace}.{table} failed{after}; first error: "
+        "{error_type}: {error}"
+    ),
+    "tls_file": "cannot load {what} from {path}: {error}",
+}
+
+#: Attempts per row before a write fails the job (the first try included).
+WRITE_ATTEMPTS: Final = 5
+#: First backoff between write attempts, doubled each time.
+WRITE_BACKOFF_S: Final = 0.2
+#: Reads in flight per call.
+READ_CONCURRENCY: Final = 256
+_READ_PROFILE: Final = "feast_spark_read"
+_WRITE_PROFILE: Final = "feast_spark_write"
+
+
+def _quote(identifier: str) -> str:
+    return '"' + identifier.replace('"', '""') + '"'
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def replication_literal(replication: dict[str, Any]) -> str:
+    """A replication mapping as a CQL map literal (all values as strings)."""
+    items = ", ".join(f"{_literal(str(k))}: {_literal(str(v))}" for k, v in replication.items())
+    return "{" + items + "}"
+
+
+def ssl_context(tls: TlsConfig) -> ssl.SSLContext:
+    """The client SSL context for ``tls``.
+
+    Verifies the server against ``ca_cert`` (else the system's CAs), checks its name unless
+    disabled, and presents a client certificate if one is given.
+
+    Raises:
+        ConfigError: A certificate or key file cannot be loaded.
+    """
+    try:
+        context = ssl.create_default_context(cafile=tls.ca_cert)
+    except (OSError, ssl.SSLError) as error:
+        raise ConfigError(
+            "online_store.tls.ca_cert", tls.ca_cert, "online_store.tls",
+            ERRORS["tls_file"].format(what="the CA certificate", path=tls.ca_cert, error=error),
+        ) from None  # fmt: skip
+    context.check_hostname = tls.check_hostname
+    if tls.client_cert:
+        try:
+            context.load_cert_chain(tls.client_cert, tls.client_key)
+        except (OSError, ssl.SSLError) as error:
+            raise ConfigError(
+                "online_store.tls.client_cert", tls.client_cert, "online_store.tls",
+                ERRORS["tls_file"].format(
+                    what="the client certificate and key", path=tls.client_cert, error=error
+                ),
+            ) from None  # fmt: skip
+    return context
+
+
+def _driver_errors() -> tuple[type[BaseException], ...]:
+    """Exceptions the driver raises for a failed request or connection."""
+    from cassandra import DriverException
+    from cassandra.cluster import NoHostAvailable
+    from cassandra.connection import ConnectionException
+    from cassandra.protocol import ErrorMessage
+
+    return (DriverException, NoHostAvailable, ConnectionException, ErrorMessage, OSError)
+
+
+def _retryable_errors() -> tuple[type[BaseException], ...]:
+    """Write failures worth retrying: timeouts, unavailability, overload, lost connections."""
+    from cassandra import CoordinationFailure, OperationTimedOut, Timeout, Unavailable
+    from cassandra.cluster import NoHostAvailable
+    from cassandra.connection import ConnectionException
+    from cassandra.protocol import IsBootstrappingErrorMessage, OverloadedErrorMessage
+
+    return (
+        Timeout, Unavailable, CoordinationFailure, OperationTimedOut, NoHostAvailable,
+        ConnectionException, OverloadedErrorMessage, IsBootstrappingErrorMessage,
+    )  # fmt: skip
+
+
+def _describe_connect_error(error: BaseException) -> str:
+    errors = getattr(error, "errors", None)
+    if isinstance(errors, dict) and errors:
+        return "; ".join(f"{host}: {type(e).__name__}: {e}" for host, e in errors.items())
+    return f"{type(error).__name__}: {error}"
+
+
+class CassandraOnlineStore:
+    """One driver session on a Cassandra cluster, with its prepared statements.
+
+    Statements are prepared once per store object (that is, per session), never shared between
+    sessions. Use as a context manager, or call :meth:`close`.
+    """
+
+    def __init__(self, config: CassandraOnlineStoreConfig) -> None:
+        """Connect to the cluster.
+
+        Raises:
+            OnlineStoreError: No host answers (names the hosts tried and the driver's error).
+            ConfigError: A TLS file cannot be loaded.
+        """
+        self._config = config
+        self._target = ",".join(f"{host}:{config.port}" for host in config.hosts)
+        self._keyspace = _quote(config.keyspace)
+        self._statements: dict[tuple[Any, ...], PreparedStatement] = {}
+        self._cluster, self._session = self._connect()
+
+    # --- connection ------------------------------------------------------------------------------
+
+    def _connect(self) -> tuple[Cluster, Session]:
+        from cassandra import ConsistencyLevel
+        from cassandra.auth import PlainTextAuthProvider
+        from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
+        from cassandra.policies import DCAwareRoundRobinPolicy, TokenAwarePolicy
+        from cassandra.query import tuple_factory
+
+        config = self._config
+
+        def profile(consistency: str) -> ExecutionProfile:
+            return ExecutionProfile(
+                load_balancing_policy=TokenAwarePolicy(
+                    DCAwareRoundRobinPolicy(local_dc=config.local_dc or "")
+                ),
+                consistency_level=ConsistencyLevel.name_to_value[consistency],
+                request_timeout=config.request_timeout_s,
+                row_factory=tuple_factory,
+            )
+
+        credentials = config.credentials
+        cluster = Cluster(
+            list(config.hosts),
+            port=config.port,
+            execution_profiles={
+                EXEC_PROFILE_DEFAULT: profile(config.write_consistency),
+                _READ_PROFILE: profile(config.read_consistency),
+                _WRITE_PROFILE: profile(config.write_consistency),
+            },
+            auth_provider=PlainTextAuthProvider(*credentials) if credentials else None,
+            ssl_context=ssl_context(config.tls) if config.tls else None,
+            connect_timeout=config.request_timeout_s,
+        )
+        try:
+            session = cluster.connect()
+        except _driver_errors() as error:
+            cluster.shutdown()
+            raise OnlineStoreError(
+                STORE,
+                self._target,
+                ERRORS["unreachable"].format(errors=_describe_connect_error(error)),
+            ) from error
+        return cluster, session
+
+    @property
+    def kind(self) -> str:
+        """``cassandra``."""
+        return STORE
+
+    @property
+    def target(self) -> str:
+        """The contact points, ``host:port,...``."""
+        return self._target
+
+    @property
+    def session(self) -> Session:
+        """The driver session (for tools and benchmarks)."""
+        return self._session
+
+    def close(self) -> None:
+        """Shut the driver's connections and threads down."""
+        self._cluster.shutdown()
+
+    def __enter__(self) -> CassandraOnlineStore:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # --- schema ----------------------------------------------------------------------------------
+
+    def ensure_table(self, schema: OnlineTableSchema) -> None:
+        """Create the keyspace and table when missing; add columns for new features.
+
+        Raises:
+            OnlineStoreError: A DDL statement failed, or the table has other keys or a column of
+                another type.
+        """
+        table = _quote(schema.name)
+        self._ddl(
+            "create keyspace " + self._config.keyspace,
+            CQL["create_keyspace"].format(
+                keyspace=self._keyspace,
+                replication=replication_literal(dict(self._config.replication)),
+            ),
+        )
+        columns = [
+            *(f"{_quote(n)} {t.cql_type}" for n, t in schema.entities),
+            *(f"{_quote(n)} {t.cql_type}" for n, t in schema.features),
+            f"{_quote(EVENT_TIMESTAMP)} bigint",
+        ]
+        comment = f"feast-spark online table: project '{schema.project}', table '{schema.table}'"
+        self._ddl(
+            f"create table {self._config.keyspace}.{schema.name}",
+            CQL["create_table"].format(
+                keyspace=self._keyspace,
+                table=table,
+                columns=", ".join(columns),
+                keys=", ".join(_quote(n) for n in schema.entity_names),
+                comment=_literal(comment),
+            ),
+        )
+        existing = self._columns(schema.name, refresh=True) or {}
+        self._check_keys(schema)
+        for name, value_type in schema.features:
+            actual = existing.get(name)
+            if actual is None:
+                self._add_column(schema, name, value_type.cql_type)
+            elif actual != value_type.cql_type:
+                raise OnlineStoreError(STORE, self._target, self._type_mismatch(
+                    schema, name, actual, value_type.cql_type
+                ))  # fmt: skip
+
+    def _add_column(self, schema: OnlineTableSchema, column: str, cql_type: str) -> None:
+        from cassandra import InvalidRequest
+
+        statement = CQL["add_column"].format(
+            keyspace=self._keyspace, table=_quote(schema.name), column=_quote(column),
+            type=cql_type,
+        )  # fmt: skip
+        try:
+            self._session.execute(statement)
+        except InvalidRequest:
+            # Another process may have added it meanwhile; accept that if the type agrees.
+            actual = (self._columns(schema.name, refresh=True) or {}).get(column)
+            if actual == cql_type:
+                return
+            if actual is not None:
+                raise OnlineStoreError(
+                    STORE, self._target, self._type_mismatch(schema, column, actual, cql_type)
+                ) from None
+            raise
+        except _driver_errors() as error:
+            raise OnlineStoreError(
+                STORE, self._target,
+                ERRORS["ddl_failed"].format(action=f"adding column {column}", error=error),
+            ) from error  # fmt: skip
+        _log.info("added column %s %s to %s.%s", column, cql_type, self._config.keyspace,
+                  schema.name)  # fmt: skip
+
+    def _type_mismatch(
+        self, schema: OnlineTableSchema, column: str, actual: str, expected: str
+    ) -> str:
+        return ERRORS["type_mismatch"].format(
+            keyspace=self._config.keyspace, table=schema.name, column=column, actual=actual,
+            feature_table=schema.table, expected=expected,
+        )  # fmt: skip
+
+    def _check_keys(self, schema: OnlineTableSchema) -> None:
+        metadata = self._table_metadata(schema.name)
+        if metadata is None:
+            return
+        actual = [(c.name, c.cql_type) for c in metadata.partition_key]
+        expected = [(n, t.cql_type) for n, t in schema.entities]
+        if actual != expected or metadata.clustering_key:
+            raise OnlineStoreError(
+                STORE,
+                self._target,
+                ERRORS["key_mismatch"].format(
+                    keyspace=self._config.keyspace,
+                    table=schema.name,
+                    actual=", ".join(f"{n} {t}" for n, t in actual),
+                    feature_table=schema.table,
+                    expected=", ".join(f"{n} {t}" for n, t in expected),
+                ),
+            )
+
+    def _ddl(self, action: str, statement: str) -> None:
+        try:
+            self._session.execute(statement)
+        except _driver_errors() as error:
+            raise OnlineStoreError(
+                STORE, self._target, ERRORS["ddl_failed"].format(action=action, error=error)
+            ) from error
+
+    def _table_metadata(self, table: str) -> Any:
+        keyspace = self._cluster.metadata.keyspaces.get(self._config.keyspace)
+        return None if keyspace is None else keyspace.tables.get(table)
+
+    def _columns(self, table: str, *, refresh: bool = False) -> dict[str, str] | None:
+        """Column name -> CQL type of an online table, or None when it does not exist."""
+        if refresh:
+            try:
+                self._cluster.refresh_table_metadata(self._config.keyspace, table)
+            except _driver_errors() as error:
+                _log.debug("refreshing metadata of %s failed: %s", table, error)
+        metadata = self._table_metadata(table)
+        if metadata is None:
+            return None
+        return {name: column.cql_type for name, column in metadata.columns.items()}
+
+    # --- statements ------------------------------------------------------------------------------
+
+    def _prepared(self, key: tuple[Any, ...], text: str, *, idempotent: bool) -> PreparedStatement:
+        statement = self._statements.get(key)
+        if statement is None:
+            try:
+                statement = self._session.prepare(text)
+            except _driver_errors() as error:
+                raise OnlineStoreError(
+                    STORE, self._target, f"preparing '{text}' failed: {error}"
+                ) from error
+            statement.is_idempotent = idempotent
+            self._statements[key] = statement
+        return statement
+
+    def _insert(self, schema: OnlineTableSchema) -> PreparedStatement:
+        with_ttl = schema.max_age is not None
+        columns = [*schema.entity_names, *schema.feature_names, EVENT_TIMESTAMP]
+        text = CQL["insert_ttl" if with_ttl else "insert"].format(
+            keyspace=self._keyspace,
+            table=_quote(schema.name),
+            columns=", ".join(_quote(c) for c in columns),
+            markers=", ".join("?" for _ in columns),
+        )
+        # Idempotent: the explicit write timestamp makes a repeated write a no-op.
+        return self._prepared(("insert", schema.name, tuple(columns), with_ttl), text,
+                              idempotent=True)  # fmt: skip
+
+    def _select(self, schema: OnlineTableSchema, features: tuple[str, ...]) -> PreparedStatement:
+        text = CQL["select"].format(
+            keyspace=self._keyspace,
+            table=_quote(schema.name),
+            columns=", ".join(_quote(c) for c in (*features, EVENT_TIMESTAMP)),
+            where=" AND ".join(f"{_quote(k)} = ?" for k in schema.entity_names),
+        )
+        return self._prepared(("select", schema.name, features, schema.entity_names), text,
+                              idempotent=True)  # fmt: skip
+
+    # --- writes ----------------------------------------------------------------------------------
+
+    def write_batch(
+        self, schema: OnlineTableSchema, batch: pa.RecordBatch, *, now: datetime | None = None
+    ) -> WriteCounts:
+        """Write an Arrow batch with event-time write timestamps (and TTLs under ``max_age``).
+
+        Raises:
+            OnlineStoreError: Rows still failed after :data:`WRITE_ATTEMPTS` attempts, or failed
+                with an error that retrying cannot fix.
+            DefinitionError: The batch does not match the schema.
+        """
+        decoded = decode_batch(schema, batch)
+        if decoded.num_rows == 0:
+            return WriteCounts()
+        statement = self._insert(schema)
+        events = decoded.event_us
+        rows = zip(*decoded.keys, *decoded.features, events, events, strict=True)
+        if schema.max_age is None:
+            parameters = list(rows)
+        else:
+            now_us = now_micros(now)
+            ttls = [ttl_seconds(e, schema.max_age, now_us) for e in events]
+            parameters = [(*row, ttl) for row, ttl in zip(rows, ttls, strict=True) if ttl]
+        self._execute_all(schema, statement, parameters)
+        return WriteCounts(written=len(parameters), expired=decoded.num_rows - len(parameters))
+
+    def _execute_all(
+        self,
+        schema: OnlineTableSchema,
+        statement: PreparedStatement,
+        parameters: Sequence[tuple[Any, ...]],
+    ) -> None:
+        from cassandra.concurrent import execute_concurrent_with_args
+
+        retryable = _retryable_errors()
+        pending = parameters
+        delay = WRITE_BACKOFF_S
+        for attempt in range(1, WRITE_ATTEMPTS + 1):
+            results = execute_concurrent_with_args(
+                self._session,
+                statement,
+                pending,
+                concurrency=self._config.write_concurrency,
+                raise_on_first_error=False,
+                execution_profile=_WRITE_PROFILE,
+            )
+            failed = [
+                (params, result)
+                for params, (ok, result) in zip(pending, results, strict=True)
+                if not ok
+            ]
+            if not failed:
+                return
+            error = failed[0][1]
+            final = attempt == WRITE_ATTEMPTS or not all(
+                isinstance(e, retryable) for _, e in failed
+            )
+            if final:
+                after = f" after {attempt} attempts" if attempt > 1 else ""
+                raise OnlineStoreError(
+                    STORE,
+                    self._target,
+                    ERRORS["write_failed"].format(
+                        failed=len(failed), total=len(parameters),
+                        keyspace=self._config.keyspace, table=schema.name, after=after,
+                        error_type=type(error).__name__, error=error,
+                    ),
+                ) from (error if isinstance(error, BaseException) else None)  # fmt: skip
+            _log.warning(
+                "%d writes to %s failed (attempt %d of %d, retrying in %.1fs): %s",
+                len(failed), schema.name, attempt, WRITE_ATTEMPTS, delay, error,
+            )  # fmt: skip
+            time.sleep(delay)
+            delay *= 2
+            pending = [params for params, _ in failed]
+
+    # --- reads -----------------------------------------------------------------------------------
+
+    def read(
+        self, requests: Sequence[ReadRequest], *, now: datetime | None = None
+    ) -> list[TableRead]:
+        """Read all requests concurrently; answers in request order.
+
+        A table that does not exist yet reads as all keys missing; a feature without a column
+        reads as missing. Driver errors raise (they are never turned into "not found").
+
+        Raises:
+            OnlineStoreError: A read failed.
+        """
+        now_us = now_micros(now)
+        plans: list[tuple[PreparedStatement, tuple[str, ...]] | None] = []
+        jobs: list[tuple[PreparedStatement, tuple[Any, ...], str]] = []
+        for request in requests:
+            columns = self._columns(request.schema.name)
+            if columns is None:
+                plans.append(None)
+                continue
+            present = tuple(f for f in request.features if f in columns)
+            statement = self._select(request.schema, present)
+            plans.append((statement, present))
+            jobs.extend((statement, key, request.schema.name) for key in request.keys)
+        fetched = self._fetch(jobs)
+
+        answers: list[TableRead] = []
+        position = 0
+        for request, plan in zip(requests, plans, strict=True):
+            if plan is None:
+                answers.append(TableRead((None,) * len(request.keys), frozenset(request.features)))
+                continue
+            _, present = plan
+            index = {name: i for i, name in enumerate(present)}
+            max_age = request.schema.max_age
+            rows: list[StoredRow | None] = []
+            for raw in fetched[position : position + len(request.keys)]:
+                if raw is None or raw[-1] is None or not is_retained(raw[-1], max_age, now_us):
+                    rows.append(None)
+                    continue
+                values = tuple(raw[index[f]] if f in index else None for f in request.features)
+                rows.append(StoredRow(raw[-1], values))
+            position += len(request.keys)
+            answers.append(TableRead(tuple(rows), frozenset(request.features) - set(present)))
+        return answers
+
+    def _fetch(
+        self, jobs: Sequence[tuple[PreparedStatement, tuple[Any, ...], str]]
+    ) -> list[tuple[Any, ...] | None]:
+        """Run single-partition selects; the first row of each (or None), in order."""
+        errors = _driver_errors()
+        session = self._session
+        if len(jobs) == 1:
+            statement, key, table = jobs[0]
+            try:
+                return [session.execute(statement, key, execution_profile=_READ_PROFILE).one()]
+            except errors as error:
+                raise read_error(STORE, self._target, table, error) from error
+        rows: list[tuple[Any, ...] | None] = []
+        for start in range(0, len(jobs), READ_CONCURRENCY):
+            chunk = jobs[start : start + READ_CONCURRENCY]
+            futures = [
+                (session.execute_async(statement, key, execution_profile=_READ_PROFILE), table)
+                for statement, key, table in chunk
+            ]
+            for future, table in futures:
+                try:
+                    rows.append(future.result().one())
+                except errors as error:
+                    raise read_error(STORE, self._target, table, error) from error
+        return rows

@@ -1,0 +1,420 @@
+"""Online serving and incremental materialization windows: what the Client and the CLI call.
+
+Reading::
+
+    with open_online_store(config.online_store) as store:
+        response = get_online_features_from_registry(
+            registry, store, "my_project",
+            ["driver_stats:conv_rate", "driver_stats:trips"],
+            [{"driver_id": 1001}, {"driver_id": 1002}],
+        )
+    response.to_dict()
+    # {"driver_id": [1001, 1002],
+    #  "driver_stats:conv_rate": [0.5, None],
+    #  "driver_stats:conv_rate__status": ["PRESENT", "NOT_FOUND"],
+    #  "driver_stats:trips": [7, None],
+    #  "driver_stats:trips__status": ["PRESENT", "NOT_FOUND"]}
+
+Incremental materialization: :func:`incremental_window` turns a table's bookkeeping
+(``Registry.table_state``) into the next window; after the job succeeds, merge
+:func:`materialized_state` into it with ``Registry.update_table_state``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Final, Protocol
+
+from feast_spark.definitions import Entity, FeatureTable
+from feast_spark.errors import DefinitionError, NotFoundError
+from feast_spark.online.base import (
+    FeatureStatus,
+    OnlineStore,
+    OnlineTableSchema,
+    ReadRequest,
+    now_micros,
+    status_of,
+    stored_key,
+    user_value,
+)
+from feast_spark.specs import Window
+from feast_spark.types import ValueType
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import pyarrow as pa
+
+#: Key of the materialization high-water mark in a table's state (ISO-8601 instant).
+MATERIALIZED_UNTIL: Final = "materialized_until"
+#: Suffix of a feature's status column in a response.
+STATUS_SUFFIX: Final = "__status"
+
+EntityRows = Sequence[Mapping[str, Any]] | Mapping[str, Sequence[Any]] | Any
+
+
+class DefinitionSource(Protocol):
+    """What reads need from a registry (``feast_spark.registry.Registry`` fits)."""
+
+    def get_feature_table(self, project: str, name: str) -> FeatureTable:
+        """One feature table."""
+        ...
+
+    def list_entities(self, project: str) -> list[Entity]:
+        """The project's entities."""
+        ...
+
+
+@dataclass(frozen=True)
+class FeatureRef:
+    """A parsed ``table:feature`` reference.
+
+    Attributes:
+        table: The feature table.
+        feature: The feature.
+    """
+
+    table: str
+    feature: str
+
+    def __str__(self) -> str:
+        return f"{self.table}:{self.feature}"
+
+
+def parse_feature_refs(
+    refs: Iterable[str], tables: Mapping[str, FeatureTable] | None = None
+) -> list[FeatureRef]:
+    """Parse ``table:feature`` references, expanding ``table:*`` when ``tables`` is given.
+
+    Raises:
+        DefinitionError: A reference is not ``table:feature``, or repeats another.
+        NotFoundError: ``table:*`` names a table not in ``tables``.
+    """
+    if isinstance(refs, str):
+        refs = [refs]
+    parsed: list[FeatureRef] = []
+    for ref in refs:
+        table, sep, feature = str(ref).partition(":")
+        if not sep or not table or not feature or ":" in feature:
+            raise DefinitionError(
+                "feature reference",
+                str(ref),
+                "use 'table:feature' (e.g. 'driver_stats:conv_rate') or 'table:*'",
+            )
+        if feature == "*" and tables is not None:
+            if table not in tables:
+                raise NotFoundError("feature table", table)
+            parsed.extend(FeatureRef(table, name) for name in tables[table].feature_names)
+        else:
+            parsed.append(FeatureRef(table, feature))
+    seen: set[FeatureRef] = set()
+    for item in parsed:
+        if item in seen:
+            raise DefinitionError(
+                "feature reference", str(item), "is requested twice; list each feature once"
+            )
+        seen.add(item)
+    if not parsed:
+        raise DefinitionError("feature reference", "", "give at least one 'table:feature'")
+    return parsed
+
+
+@dataclass(frozen=True)
+class OnlineResponse:
+    """Values and statuses of an online read, one row per entity row.
+
+    Attributes:
+        entity_columns: ``(name, type, values)`` of each entity used, in order of first use.
+        feature_columns: ``(ref, type, values)`` of each feature reference, in request order;
+            values withheld (OUTSIDE_MAX_AGE) or missing are None.
+        statuses: One tuple of statuses per feature reference, parallel to ``feature_columns``.
+    """
+
+    entity_columns: tuple[tuple[str, ValueType, tuple[Any, ...]], ...]
+    feature_columns: tuple[tuple[str, ValueType, tuple[Any, ...]], ...]
+    statuses: tuple[tuple[FeatureStatus, ...], ...]
+
+    @property
+    def num_rows(self) -> int:
+        """Number of entity rows."""
+        columns = self.entity_columns or self.feature_columns
+        return len(columns[0][2]) if columns else 0
+
+    def status(self, ref: str) -> tuple[FeatureStatus, ...]:
+        """Statuses of feature ``ref``.
+
+        Raises:
+            NotFoundError: ``ref`` was not requested.
+        """
+        for (name, _, _), statuses in zip(self.feature_columns, self.statuses, strict=True):
+            if name == ref:
+                return statuses
+        raise NotFoundError("feature", ref, hint="it was not part of the request")
+
+    def to_dict(self) -> dict[str, list[Any]]:
+        """Columns as lists: entities, then each ``ref`` and ``ref__status`` (status names)."""
+        result: dict[str, list[Any]] = {name: list(v) for name, _, v in self.entity_columns}
+        for (ref, _, values), statuses in zip(self.feature_columns, self.statuses, strict=True):
+            result[ref] = list(values)
+            result[ref + STATUS_SUFFIX] = [s.value for s in statuses]
+        return result
+
+    def to_arrow(self) -> pa.Table:
+        """An Arrow table with typed columns (statuses as strings)."""
+        import pyarrow as pa
+
+        arrays: dict[str, pa.Array] = {}
+        for name, value_type, values in self.entity_columns:
+            arrays[name] = pa.array(values, type=value_type.arrow_type())
+        for (ref, value_type, values), statuses in zip(
+            self.feature_columns, self.statuses, strict=True
+        ):
+            arrays[ref] = pa.array(values, type=value_type.arrow_type())
+            arrays[ref + STATUS_SUFFIX] = pa.array([s.value for s in statuses], type=pa.string())
+        return pa.table(arrays)
+
+    def to_pandas(self) -> pd.DataFrame:
+        """A pandas DataFrame (from :meth:`to_arrow`; integer columns with nulls become floats)."""
+        return self.to_arrow().to_pandas()
+
+
+def get_online_features(
+    store: OnlineStore,
+    project: str,
+    feature_tables: Iterable[FeatureTable],
+    entities: Iterable[Entity],
+    feature_refs: Iterable[str],
+    entity_rows: EntityRows,
+    *,
+    now: datetime | None = None,
+) -> OnlineResponse:
+    """Read the latest values of ``feature_refs`` for ``entity_rows``.
+
+    Args:
+        store: An open online store.
+        project: The project.
+        feature_tables: Definitions of (at least) the referenced tables.
+        entities: Definitions of (at least) the entities of those tables.
+        feature_refs: ``table:feature`` or ``table:*`` references.
+        entity_rows: One mapping per row (``[{"driver_id": 1}]``), a mapping of columns
+            (``{"driver_id": [1, 2]}``) or a pandas DataFrame; each row needs a value for every
+            entity of every referenced table; other keys are ignored.
+        now: The instant ``max_age`` is measured from (default: the clock); must be aware.
+
+    Returns:
+        Values and statuses, rows in the order of ``entity_rows``.
+
+    Raises:
+        NotFoundError: A referenced table, feature or entity is unknown.
+        DefinitionError: A malformed or repeated reference, or an entity row without a value (or
+            with a value of the wrong type) for an entity it needs.
+        OnlineStoreError: The store failed to answer.
+    """
+    tables = {table.name: table for table in feature_tables}
+    refs = parse_feature_refs(feature_refs, tables)
+    entity_list = list(entities)
+    schemas: dict[str, OnlineTableSchema] = {}
+    features_by_table: dict[str, list[str]] = {}
+    for ref in refs:
+        if ref.table not in tables:
+            raise NotFoundError(
+                "feature table", ref.table, project, f"referenced by '{ref}'; known: "
+                + (", ".join(sorted(tables)) or "none")
+            )  # fmt: skip
+        if ref.table not in schemas:
+            schemas[ref.table] = OnlineTableSchema.of(project, tables[ref.table], entity_list)
+        schemas[ref.table].feature_type(ref.feature)
+        features_by_table.setdefault(ref.table, []).append(ref.feature)
+
+    rows = _entity_rows(entity_rows)
+    entity_types: dict[str, ValueType] = {}
+    for schema in schemas.values():
+        entity_types.update((name, value_type) for name, value_type in schema.entities)
+    stored = _stored_keys(rows, entity_types, schemas)
+
+    requests: list[ReadRequest] = []
+    key_index: dict[str, list[int]] = {}  # table -> position of each row's key among distinct keys
+    for name, schema in schemas.items():
+        distinct: dict[tuple[Any, ...], int] = {}
+        positions = []
+        for row_keys in stored:
+            key = tuple(row_keys[e] for e in schema.entity_names)
+            positions.append(distinct.setdefault(key, len(distinct)))
+        key_index[name] = positions
+        requests.append(ReadRequest(schema, tuple(features_by_table[name]), tuple(distinct)))
+    answers = dict(zip(schemas, store.read(requests, now=now), strict=True))
+
+    now_us = now_micros(now)
+    feature_columns = []
+    statuses = []
+    for ref in refs:
+        schema = schemas[ref.table]
+        answer = answers[ref.table]
+        value_type = schema.feature_type(ref.feature)
+        slot = features_by_table[ref.table].index(ref.feature)
+        missing = ref.feature in answer.missing_features
+        values: list[Any] = []
+        column_statuses: list[FeatureStatus] = []
+        for position in key_index[ref.table]:
+            row = answer.rows[position]
+            if row is None or missing:
+                values.append(None)
+                column_statuses.append(FeatureStatus.NOT_FOUND)
+                continue
+            value = row.values[slot]
+            status = status_of(value, row.event_timestamp_us, schema.max_age, now_us)
+            column_statuses.append(status)
+            present = status is FeatureStatus.PRESENT
+            values.append(user_value(value, value_type) if present else None)
+        feature_columns.append((str(ref), value_type, tuple(values)))
+        statuses.append(tuple(column_statuses))
+
+    entity_columns = tuple(
+        (name, value_type, tuple(user_value(keys[name], value_type) for keys in stored))
+        for name, value_type in entity_types.items()
+    )
+    return OnlineResponse(entity_columns, tuple(feature_columns), tuple(statuses))
+
+
+def get_online_features_from_registry(
+    registry: DefinitionSource,
+    store: OnlineStore,
+    project: str,
+    feature_refs: Iterable[str],
+    entity_rows: EntityRows,
+    *,
+    now: datetime | None = None,
+) -> OnlineResponse:
+    """:func:`get_online_features` with the definitions looked up in ``registry``.
+
+    Raises:
+        NotFoundError: A referenced table or feature is not registered in ``project``.
+        DefinitionError, OnlineStoreError: As :func:`get_online_features`.
+    """
+    refs = list(feature_refs) if not isinstance(feature_refs, str) else [feature_refs]
+    names: list[str] = []
+    for ref in refs:
+        table = str(ref).partition(":")[0]
+        if table and table not in names:
+            names.append(table)
+    tables = [registry.get_feature_table(project, name) for name in names]
+    return get_online_features(
+        store, project, tables, registry.list_entities(project), refs, entity_rows, now=now
+    )
+
+
+def _entity_rows(entity_rows: EntityRows) -> list[Mapping[str, Any]]:
+    """Normalize entity rows to a list of mappings."""
+    if hasattr(entity_rows, "to_dict") and hasattr(entity_rows, "columns"):  # pandas DataFrame
+        return list(entity_rows.to_dict(orient="records"))
+    if isinstance(entity_rows, Mapping):
+        columns = {name: list(values) for name, values in entity_rows.items()}
+        lengths = {len(v) for v in columns.values()}
+        if len(lengths) > 1:
+            raise DefinitionError(
+                "entity rows", ", ".join(columns),
+                f"columns have different lengths {sorted(lengths)}; give one value per row",
+            )  # fmt: skip
+        count = lengths.pop() if lengths else 0
+        return [{name: values[i] for name, values in columns.items()} for i in range(count)]
+    if isinstance(entity_rows, str | bytes) or not isinstance(entity_rows, Sequence):
+        raise TypeError(
+            "entity_rows must be a list of mappings, a mapping of columns or a pandas "
+            f"DataFrame, got {type(entity_rows).__name__}"
+        )
+    for i, row in enumerate(entity_rows):
+        if not isinstance(row, Mapping):
+            raise TypeError(f"entity row {i} must be a mapping, got {type(row).__name__}")
+    return list(entity_rows)
+
+
+def _stored_keys(
+    rows: Sequence[Mapping[str, Any]],
+    entity_types: Mapping[str, ValueType],
+    schemas: Mapping[str, OnlineTableSchema],
+) -> list[dict[str, Any]]:
+    """Each row's entity values in stored form; raises naming the row, entity and table."""
+    stored = []
+    for i, row in enumerate(rows):
+        keys: dict[str, Any] = {}
+        for name, value_type in entity_types.items():
+            if name not in row:
+                needing = [s.table for s in schemas.values() if name in s.entity_names]
+                raise DefinitionError(
+                    "entity",
+                    name,
+                    f"entity row {i} has no value for '{name}', which feature table(s) "
+                    f"{', '.join(needing)} are keyed by (row keys: "
+                    f"{', '.join(map(str, row)) or 'none'}); add it to every row",
+                )
+            keys[name] = stored_key(row[name], value_type, entity=name, row=i)
+        stored.append(keys)
+    return stored
+
+
+# --- incremental materialization -----------------------------------------------------------------
+
+
+def incremental_window(
+    table: FeatureTable, state: Mapping[str, Any], end: datetime
+) -> Window | None:
+    """The window the next incremental materialization of ``table`` covers, ending at ``end``.
+
+    - After an earlier run: from its high-water mark (``state["materialized_until"]``).
+    - First run, table with ``max_age``: from ``end - max_age`` (older values would be withheld
+      as OUTSIDE_MAX_AGE anyway).
+    - First run, no ``max_age``: from the table's first row (an open start).
+
+    Args:
+        table: The feature table.
+        state: Its bookkeeping, ``Registry.table_state(project, table)``.
+        end: Exclusive end, an aware datetime (usually now).
+
+    Returns:
+        The window, or None when the table is materialized up to ``end`` already.
+
+    Raises:
+        ValueError: ``end`` has no time zone, or the state's mark is not an ISO-8601 instant.
+    """
+    if end.tzinfo is None or end.utcoffset() is None:
+        raise ValueError(f"end = {end.isoformat()} has no time zone; pass an aware datetime")
+    mark = state.get(MATERIALIZED_UNTIL)
+    start: datetime | None
+    if mark is not None:
+        try:
+            start = datetime.fromisoformat(str(mark))
+        except ValueError:
+            raise ValueError(
+                f"feature table '{table.name}': state {MATERIALIZED_UNTIL} = {mark!r} is not an "
+                "ISO-8601 instant"
+            ) from None
+        if start.tzinfo is None:
+            raise ValueError(
+                f"feature table '{table.name}': state {MATERIALIZED_UNTIL} = {mark!r} has no "
+                "time zone"
+            )
+    elif table.max_age is not None:
+        start = end - table.max_age
+    else:
+        start = None
+    if start is not None and start >= end:
+        return None
+    return Window(start, end)
+
+
+def materialized_state(state: Mapping[str, Any], window: Window) -> dict[str, Any]:
+    """Values to merge into a table's state after ``window`` was materialized successfully.
+
+    The high-water mark only moves forward: materializing an older window (a backfill) keeps it.
+    Pass the result to ``Registry.update_table_state(project, table, **values)``.
+
+    Raises:
+        ValueError: ``window`` has no end.
+    """
+    if window.end is None:
+        raise ValueError("a window without an end sets no high-water mark; give an end")
+    mark = state.get(MATERIALIZED_UNTIL)
+    if mark is not None and datetime.fromisoformat(str(mark)) >= window.end:
+        return {MATERIALIZED_UNTIL: str(mark)}
+    return {MATERIALIZED_UNTIL: window.end.isoformat()}

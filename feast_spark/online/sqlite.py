@@ -1,0 +1,363 @@
+"""The embedded online store: one SQLite file, for local mode.
+
+Layout: one table per project feature table (``<project>__<table>``), the entity columns as primary
+key, one column per feature, ``event_timestamp`` and ``created_timestamp`` (microseconds since the
+epoch). Column types: ``INTEGER`` for INT32, INT64, BOOL and UNIX_TIMESTAMP (microseconds),
+``REAL`` for FLOAT and DOUBLE, ``TEXT`` for STRING, ``BLOB`` for BYTES, and ``TEXT`` holding JSON
+for lists (BYTES_LIST elements as base64).
+
+The same rules as Cassandra (:mod:`feast_spark.online.base`): a row replaces the stored one only
+when it is newer, here by ``(event_timestamp, created_timestamp)`` in one upsert::
+
+    INSERT ... ON CONFLICT (keys) DO UPDATE SET ... WHERE (excluded.event_timestamp,
+        excluded.created_timestamp) > (stored event_timestamp, stored created_timestamp)
+
+(a missing created time counts as the oldest). Retention is checked at read time; rows whose
+retention ended before they were written are not written.
+
+Several Spark tasks of one local job write to the file at once: the database is in WAL mode and
+each write waits up to ``BUSY_TIMEOUT_S`` for the lock. Executors on other machines cannot share
+the file, which is why the configuration allows SQLite only with a local Spark master.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import sqlite3
+import threading
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Final
+
+from feast_spark.config import SqliteOnlineStoreConfig
+from feast_spark.errors import OnlineStoreError
+from feast_spark.online.base import (
+    CREATED_TIMESTAMP,
+    EVENT_TIMESTAMP,
+    OnlineTableSchema,
+    ReadRequest,
+    StoredRow,
+    TableRead,
+    WriteCounts,
+    decode_batch,
+    is_retained,
+    now_micros,
+    read_error,
+    retention_end_us,
+)
+from feast_spark.types import ValueType
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+STORE: Final = "sqlite"
+#: How long a writer waits for another writer's lock.
+BUSY_TIMEOUT_S: Final = 60.0
+_OLDEST: Final = -(2**63)
+
+#: SQL templates; identifiers are checked names, quoted anyway.
+SQL: Final = {
+    "create_table": "CREATE TABLE IF NOT EXISTS {table} ({columns}, PRIMARY KEY ({keys}))",
+    "add_column": "ALTER TABLE {table} ADD COLUMN {column} {type}",
+    "columns": "SELECT name, type FROM pragma_table_info(?)",
+    "upsert": (
+        "INSERT INTO {table} ({columns}) VALUES ({markers}) "
+        "ON CONFLICT ({keys}) DO UPDATE SET {assignments} "
+        "WHERE (excluded.{event}, coalesce(excluded.{created}, {oldest})) "
+        "> ({table}.{event}, coalesce({table}.{created}, {oldest}))"
+    ),
+    "select": "SELECT {columns} FROM {table} WHERE {where}",
+}
+
+#: Error texts.
+ERRORS: Final = {
+    "open": "cannot open the database: {error}; check that the folder exists and is writable",
+    "type_mismatch": (
+        "column {table}.{column} has type {actual} but feature table '{feature_table}' declares "
+        "{expected} (stored as {stored}); drop the table ({table}) from {path} and materialize "
+        "again"
+    ),
+    "write": "writing {rows} rows to table {table} failed: {error_type}: {error}",
+}
+
+_AFFINITY: Final = {
+    ValueType.INT32: "INTEGER",
+    ValueType.INT64: "INTEGER",
+    ValueType.BOOL: "INTEGER",
+    ValueType.UNIX_TIMESTAMP: "INTEGER",
+    ValueType.FLOAT: "REAL",
+    ValueType.DOUBLE: "REAL",
+    ValueType.STRING: "TEXT",
+    ValueType.BYTES: "BLOB",
+}
+
+
+def sqlite_type(value_type: ValueType) -> str:
+    """The declared column type of a value type (lists are JSON text)."""
+    return "TEXT" if value_type.is_list else _AFFINITY[value_type]
+
+
+def _quote(identifier: str) -> str:
+    return '"' + identifier.replace('"', '""') + '"'
+
+
+def _encoder(value_type: ValueType) -> Callable[[Any], Any] | None:
+    """Stored form -> SQLite value (None: as is)."""
+    if not value_type.is_list:
+        return None
+    if value_type.element is ValueType.BYTES:
+        return lambda v: (
+            None
+            if v is None
+            else json.dumps([None if b is None else base64.b64encode(b).decode("ascii") for b in v])
+        )
+    return lambda v: None if v is None else json.dumps(v)
+
+
+def _decoder(value_type: ValueType) -> Callable[[Any], Any] | None:
+    """SQLite value -> stored form (None: as is)."""
+    if value_type is ValueType.BOOL:
+        return lambda v: None if v is None else bool(v)
+    if value_type is ValueType.BOOL_LIST:
+        return lambda v: (
+            None if v is None else [None if b is None else bool(b) for b in json.loads(v)]
+        )
+    if value_type is ValueType.BYTES_LIST:
+        return lambda v: (
+            None
+            if v is None
+            else [None if b is None else base64.b64decode(b) for b in json.loads(v)]
+        )
+    if value_type.is_list:
+        return lambda v: None if v is None else json.loads(v)
+    return None
+
+
+class SqliteOnlineStore:
+    """One connection to the SQLite online store file.
+
+    Safe to share between threads (calls are serialized); every Spark task opens its own.
+    """
+
+    def __init__(self, config: SqliteOnlineStoreConfig) -> None:
+        """Open (and create when missing) the database file.
+
+        Raises:
+            OnlineStoreError: The file cannot be opened or created.
+        """
+        self._path = config.path
+        self._lock = threading.Lock()
+        try:
+            Path(self._path).parent.mkdir(parents=True, exist_ok=True)
+            self._connection = sqlite3.connect(
+                self._path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
+            )
+            self._connection.execute("PRAGMA journal_mode=WAL")
+            self._connection.execute("PRAGMA synchronous=NORMAL")
+        except (sqlite3.Error, OSError) as error:
+            raise OnlineStoreError(STORE, self._path, ERRORS["open"].format(error=error)) from error
+        self._columns_cache: dict[str, dict[str, str]] = {}
+
+    @property
+    def kind(self) -> str:
+        """``sqlite``."""
+        return STORE
+
+    @property
+    def target(self) -> str:
+        """The database file."""
+        return self._path
+
+    def close(self) -> None:
+        """Close the connection."""
+        self._connection.close()
+
+    def __enter__(self) -> SqliteOnlineStore:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # --- schema ----------------------------------------------------------------------------------
+
+    def _columns(self, table: str, *, refresh: bool = False) -> dict[str, str] | None:
+        """Column name -> declared type, or None when the table does not exist."""
+        if refresh or table not in self._columns_cache:
+            rows = self._connection.execute(SQL["columns"], (table,)).fetchall()
+            if not rows:
+                self._columns_cache.pop(table, None)
+                return None
+            self._columns_cache[table] = {name: declared.upper() for name, declared in rows}
+        return self._columns_cache[table]
+
+    def ensure_table(self, schema: OnlineTableSchema) -> None:
+        """Create the table when missing; add columns for features added later.
+
+        Raises:
+            OnlineStoreError: The database refuses, or a column has another type.
+        """
+        table = _quote(schema.name)
+        columns = [
+            *(f"{_quote(n)} {sqlite_type(t)} NOT NULL" for n, t in schema.entities),
+            *(f"{_quote(n)} {sqlite_type(t)}" for n, t in schema.features),
+            f"{_quote(EVENT_TIMESTAMP)} INTEGER NOT NULL",
+            f"{_quote(CREATED_TIMESTAMP)} INTEGER",
+        ]
+        with self._lock:
+            try:
+                self._connection.execute(
+                    SQL["create_table"].format(
+                        table=table,
+                        columns=", ".join(columns),
+                        keys=", ".join(_quote(n) for n in schema.entity_names),
+                    )
+                )
+                existing = self._columns(schema.name, refresh=True) or {}
+                for name, value_type in (*schema.entities, *schema.features):
+                    expected = sqlite_type(value_type)
+                    actual = existing.get(name)
+                    if actual is None:
+                        self._connection.execute(
+                            SQL["add_column"].format(
+                                table=table, column=_quote(name), type=expected
+                            )
+                        )
+                    elif actual != expected:
+                        raise OnlineStoreError(
+                            STORE,
+                            self._path,
+                            ERRORS["type_mismatch"].format(
+                                table=schema.name, column=name, actual=actual,
+                                feature_table=schema.table, expected=value_type.value,
+                                stored=expected, path=self._path,
+                            ),
+                        )  # fmt: skip
+                self._columns(schema.name, refresh=True)
+            except sqlite3.Error as error:
+                raise OnlineStoreError(
+                    STORE, self._path, f"creating table {schema.name} failed: {error}"
+                ) from error
+
+    # --- writes ----------------------------------------------------------------------------------
+
+    def write_batch(
+        self, schema: OnlineTableSchema, batch: pa.RecordBatch, *, now: datetime | None = None
+    ) -> WriteCounts:
+        """Upsert an Arrow batch; a row replaces the stored one only when it is newer.
+
+        Raises:
+            OnlineStoreError: The database refused the write (the transaction is rolled back).
+            DefinitionError: The batch does not match the schema.
+        """
+        decoded = decode_batch(schema, batch)
+        if decoded.num_rows == 0:
+            return WriteCounts()
+        features = []
+        for (_, value_type), values in zip(schema.features, decoded.features, strict=True):
+            encode = _encoder(value_type)
+            features.append(values if encode is None else [encode(v) for v in values])
+        rows = zip(*decoded.keys, *features, decoded.event_us, decoded.created_us, strict=True)
+        parameters: list[tuple[Any, ...]]
+        if schema.max_age is None:
+            parameters = list(rows)
+        else:
+            now_us = now_micros(now)
+            parameters = [
+                row
+                for row, event in zip(rows, decoded.event_us, strict=True)
+                if (retention_end_us(event, schema.max_age) or 0) > now_us
+            ]
+        statement = self._upsert(schema)
+        with self._lock:
+            try:
+                self._connection.execute("BEGIN IMMEDIATE")
+                try:
+                    self._connection.executemany(statement, parameters)
+                except BaseException:
+                    self._connection.execute("ROLLBACK")
+                    raise
+                self._connection.execute("COMMIT")
+            except sqlite3.Error as error:
+                raise OnlineStoreError(
+                    STORE,
+                    self._path,
+                    ERRORS["write"].format(
+                        rows=len(parameters), table=schema.name,
+                        error_type=type(error).__name__, error=error,
+                    ),
+                ) from error  # fmt: skip
+        return WriteCounts(written=len(parameters), expired=decoded.num_rows - len(parameters))
+
+    def _upsert(self, schema: OnlineTableSchema) -> str:
+        table = _quote(schema.name)
+        columns = [*schema.entity_names, *schema.feature_names, EVENT_TIMESTAMP, CREATED_TIMESTAMP]
+        updated = [*schema.feature_names, EVENT_TIMESTAMP, CREATED_TIMESTAMP]
+        return SQL["upsert"].format(
+            table=table,
+            columns=", ".join(_quote(c) for c in columns),
+            markers=", ".join("?" for _ in columns),
+            keys=", ".join(_quote(k) for k in schema.entity_names),
+            assignments=", ".join(f"{_quote(c)} = excluded.{_quote(c)}" for c in updated),
+            event=_quote(EVENT_TIMESTAMP),
+            created=_quote(CREATED_TIMESTAMP),
+            oldest=_OLDEST,
+        )
+
+    # --- reads -----------------------------------------------------------------------------------
+
+    def read(
+        self, requests: Sequence[ReadRequest], *, now: datetime | None = None
+    ) -> list[TableRead]:
+        """Read each request's keys; answers in request order.
+
+        Raises:
+            OnlineStoreError: The database refused a read.
+        """
+        now_us = now_micros(now)
+        answers = []
+        with self._lock:
+            for request in requests:
+                try:
+                    answers.append(self._read_one(request, now_us))
+                except sqlite3.Error as error:
+                    raise read_error(STORE, self._path, request.schema.name, error) from error
+        return answers
+
+    def _read_one(self, request: ReadRequest, now_us: int) -> TableRead:
+        schema = request.schema
+        columns = self._columns(schema.name)
+        if columns is not None and not all(f in columns for f in request.features):
+            columns = self._columns(schema.name, refresh=True)  # added by another process?
+        if columns is None:
+            columns = self._columns(schema.name, refresh=True)
+            if columns is None:
+                return TableRead((None,) * len(request.keys), frozenset(request.features))
+        present = tuple(f for f in request.features if f in columns)
+        statement = SQL["select"].format(
+            table=_quote(schema.name),
+            columns=", ".join(_quote(c) for c in (*present, EVENT_TIMESTAMP)),
+            where=" AND ".join(f"{_quote(k)} = ?" for k in schema.entity_names),
+        )
+        decoders = [_decoder(schema.feature_type(f)) for f in present]
+        index = {name: i for i, name in enumerate(present)}
+        rows: list[StoredRow | None] = []
+        for key in request.keys:
+            raw = self._connection.execute(statement, key).fetchone()
+            if raw is None or not is_retained(raw[-1], schema.max_age, now_us):
+                rows.append(None)
+                continue
+            decoded = [
+                value if decode is None else decode(value)
+                for value, decode in zip(raw[:-1], decoders, strict=True)
+            ]
+            values = tuple(decoded[index[f]] if f in index else None for f in request.features)
+            rows.append(StoredRow(raw[-1], values))
+        return TableRead(tuple(rows), frozenset(request.features) - set(present))
