@@ -153,10 +153,11 @@ PY
 fi
 py_files=$(join_csv "$zip" "$user_py_files")
 
+# ${a[@]+"${a[@]}"}: an empty array under `set -u` in bash < 4.4 (macOS) too.
 exec "$pyspark_dir/bin/spark-submit" \
   --properties-file "$conf_file" \
   --name "feast-spark-$job_name" \
-  "${jar_args[@]}" \
+  ${jar_args[@]+"${jar_args[@]}"} \
   --py-files "$py_files" \
-  "${spark_opts[@]}" \
+  ${spark_opts[@]+"${spark_opts[@]}"} \
   "$job_file" "$@"

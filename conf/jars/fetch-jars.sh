@@ -33,7 +33,11 @@ case "${1:-}" in
   *) echo "fetch-jars.sh: unknown argument '$1' (use --force or --help)" >&2; exit 2 ;;
 esac
 
-pom_sum=$(sha256sum "$pom" | cut -d' ' -f1)
+if command -v sha256sum >/dev/null; then
+  pom_sum=$(sha256sum "$pom" | cut -d' ' -f1)
+else # macOS
+  pom_sum=$(shasum -a 256 "$pom" | cut -d' ' -f1)
+fi
 
 # Complete when the stamp names this pom and every jar it lists is still there.
 is_complete() {
