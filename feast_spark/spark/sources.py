@@ -281,7 +281,7 @@ def check_rows(
             ``timestamp_ntz`` values without an offset would be misread).
 
     """
-    _require_utc(frame.sparkSession)
+    require_utc_session(frame.sparkSession)
     schema = frame.schema
     by_name = {entity.name: entity for entity in entities}
     outputs: list[tuple[str, _Converted]] = []
@@ -667,7 +667,8 @@ def _latest_delta_version(spark: SparkSession, path: str) -> int:
     return int(row["version"]) if row is not None else 0
 
 
-def _require_utc(spark: SparkSession) -> None:
+def require_utc_session(spark: SparkSession) -> None:
+    """Raise ConfigError unless the session time zone is UTC (dates and zone-less times use it)."""
     zone = spark.conf.get("spark.sql.session.timeZone") or ""
     if zone not in _UTC_ZONES:
         raise ConfigError(

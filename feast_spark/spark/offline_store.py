@@ -1,0 +1,695 @@
+"""The offline store: one Delta table per feature table, written window by window.
+
+Layout of ``<offline root>/<project>/<table>``::
+
+    driver_id  event_timestamp      created_timestamp    event_date  trips  rating
+    1          2024-01-01 10:00:00  2024-01-02 00:00:00  2024-01-01  7      4.5
+
+- Entity keys, ``event_timestamp``, ``created_timestamp`` (the source's, or the ingestion time
+  when the source has none), ``event_date`` (UTC date of the event), then the features in
+  declaration order; features added later are appended as new columns.
+- Partitioned by ``event_date``. Every write replaces an event-time window, and every later
+  read (point-in-time joins, materialization) asks for an event-time range: with day partitions
+  a window write deletes and adds files only in its own days, range reads skip other days
+  without opening a file, and Delta's conflict check, which works per partition, lets jobs on
+  different days commit side by side. Liquid clustering would avoid small partitions, but it
+  lets concurrent window writes conflict unless row-level concurrency is set up, and a day is
+  coarse enough for feature data; :func:`compact` merges the small files a day may collect.
+- File statistics (data skipping) are kept for the keys and timestamps only
+  (``delta.dataSkippingStatsColumns``): reads filter on those, and skipping per-feature
+  statistics makes writes cheaper.
+- Every commit of an ingest job carries its job id as Delta ``userMetadata``, so
+  ``DESCRIBE HISTORY`` says which job wrote which version.
+
+Writes are idempotent per window (Delta ``replaceWhere``, see :func:`write_window`); commit
+conflicts between concurrent jobs are retried with backoff; the schema only grows, by explicit
+``ALTER TABLE ADD COLUMNS`` (``spark.databricks.delta.schema.autoMerge.enabled`` stays false).
+
+Rejected rows go to ``<offline table path>.rejected``: a dot cannot occur in a feature table
+name (``[a-z_][a-z0-9_]*``), so that path never collides with a table. It is an audit log of
+rejections: one row per rejected source row and job, replaced when the same job id runs again.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, TypeVar
+
+from pyspark.sql import DataFrame, Observation, SparkSession
+from pyspark.sql import functions as F  # noqa: N812 (the conventional alias)
+from pyspark.sql import types as T  # noqa: N812
+
+from feast_spark.definitions import BatchSource, Entity, FeatureTable
+from feast_spark.errors import CompatibilityError, JobFailedError, JobSpecError, SourceSchemaError
+from feast_spark.spark.sources import (
+    CREATED_TIMESTAMP,
+    EVENT_TIMESTAMP,
+    check_rows,
+    read_source,
+    require_utc_session,
+)
+from feast_spark.specs import Window
+
+EVENT_DATE = "event_date"
+INGESTION_JOB_ID = "ingestion_job_id"
+REJECTED_SUFFIX = ".rejected"
+
+#: Columns of the rejected-rows table.
+REJECTED_SCHEMA = T.StructType(
+    [
+        T.StructField(INGESTION_JOB_ID, T.StringType()),
+        T.StructField("rejected_at", T.TimestampType()),
+        T.StructField("window_start", T.TimestampType()),
+        T.StructField("window_end", T.TimestampType()),
+        T.StructField("reason", T.StringType()),
+        T.StructField(EVENT_TIMESTAMP, T.TimestampType()),
+        T.StructField("source_row", T.StringType()),
+    ]
+)
+
+_log = logging.getLogger(__name__)
+_T = TypeVar("_T")
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often and how patiently a conflicting Delta commit is retried.
+
+    Attributes:
+        attempts: Tries in all, the first included.
+        first_delay_s: Upper bound of the first random wait; doubles at every retry.
+        max_delay_s: Cap of the wait's upper bound.
+
+    """
+
+    attempts: int = 8
+    first_delay_s: float = 0.5
+    max_delay_s: float = 20.0
+
+    def delay(self, retry: int) -> float:
+        """Seconds to wait before retry number ``retry`` (1-based): full jitter."""
+        bound = min(self.max_delay_s, self.first_delay_s * 2 ** (retry - 1))
+        return random.uniform(0, bound)  # jitter, not cryptography
+
+
+DEFAULT_RETRY = RetryPolicy()
+
+
+def rejected_table_path(table_path: str) -> str:
+    """Where the rejected rows of the offline table at ``table_path`` go (``<path>.rejected``)."""
+    return table_path.rstrip("/") + REJECTED_SUFFIX
+
+
+def offline_schema(table: FeatureTable, entities: Sequence[Entity]) -> T.StructType:
+    """The Delta schema of ``table``: keys, timestamps, ``event_date``, features."""
+    types = {entity.name: entity.value_type.spark_ddl for entity in entities}
+    fields = []
+    for name in table.entities:
+        if name not in types:
+            raise SourceSchemaError(
+                table.name, name, "is an entity of the table but its definition was not given"
+            )
+        fields.append(T.StructField(name, _spark_type(types[name])))
+    fields += [
+        T.StructField(EVENT_TIMESTAMP, T.TimestampType()),
+        T.StructField(CREATED_TIMESTAMP, T.TimestampType()),
+        T.StructField(EVENT_DATE, T.DateType()),
+    ]
+    fields += [T.StructField(f.name, _spark_type(f.dtype.spark_ddl)) for f in table.features]
+    return T.StructType(fields)
+
+
+def with_event_date(rows: DataFrame) -> DataFrame:
+    """Add ``event_date``, the UTC date of ``event_timestamp`` (the partition column).
+
+    Example::
+
+        event_timestamp          ->  event_timestamp      event_date
+        2024-01-01 23:59:59          2024-01-01 23:59:59  2024-01-01
+    """
+    require_utc_session(rows.sparkSession)
+    return rows.withColumn(EVENT_DATE, F.to_date(F.col(EVENT_TIMESTAMP)))
+
+
+# --- schema -------------------------------------------------------------------------------------
+
+
+def missing_columns(
+    spark: SparkSession, path: str, table: FeatureTable, entities: Sequence[Entity]
+) -> list[T.StructField] | None:
+    """Columns the Delta table at ``path`` lacks, or None when there is no table yet.
+
+    Commits nothing: reads the table's schema from its log.
+
+    Raises:
+        CompatibilityError: A column of the definition has another type in the table, or the
+            table is not partitioned by ``event_date`` (it was not written by feast-spark).
+    """
+    from delta.tables import DeltaTable
+
+    if not DeltaTable.isDeltaTable(spark, path):
+        return None
+    detail = DeltaTable.forPath(spark, path).detail().select("partitionColumns").first()
+    partitions = list(detail["partitionColumns"]) if detail is not None else []
+    if partitions != [EVENT_DATE]:
+        raise CompatibilityError("feature table", table.name, "partitioning", partitions,
+                                 [EVENT_DATE])  # fmt: skip
+    existing = {f.name: f for f in spark.read.format("delta").load(path).schema.fields}
+    missing = []
+    for field in offline_schema(table, entities).fields:
+        have = existing.get(field.name)
+        if have is None:
+            missing.append(field)
+        elif have.dataType != field.dataType:
+            raise CompatibilityError(
+                "feature table",
+                table.name,
+                f"column '{field.name}' type",
+                have.dataType.simpleString(),
+                field.dataType.simpleString(),
+            )
+    return missing
+
+
+def ensure_table(
+    spark: SparkSession,
+    path: str,
+    table: FeatureTable,
+    entities: Sequence[Entity],
+    *,
+    retry: RetryPolicy = DEFAULT_RETRY,
+) -> None:
+    """Create the offline table, or add the columns of features it does not have yet.
+
+    A new feature becomes a nullable column (null in older rows) through ``ALTER TABLE ADD
+    COLUMNS``: a metadata-only commit, no file is rewritten. A removed feature keeps its column
+    (old rows keep their values; new rows get null). Types never change.
+
+    Example (``rating`` added to the definition)::
+
+        driver_id  event_timestamp  ...  trips   ->  driver_id  event_timestamp  ...  trips  rating
+        1          2024-01-01       ...  7           1          2024-01-01       ...  7      null
+
+    Raises:
+        CompatibilityError: See :func:`missing_columns`.
+        JobFailedError: Concurrent commits kept conflicting through every retry.
+    """
+    from delta.tables import DeltaTable
+
+    def attempt() -> None:
+        missing = missing_columns(spark, path, table, entities)
+        if missing is None:
+            schema = offline_schema(table, entities)
+            stats = [
+                *table.entities,
+                EVENT_TIMESTAMP,
+                CREATED_TIMESTAMP,
+            ]  # not the partition column
+            (
+                DeltaTable.createIfNotExists(spark)
+                .location(path)
+                .addColumns(schema)
+                .partitionedBy(EVENT_DATE)
+                .property("delta.dataSkippingStatsColumns", ",".join(stats))
+                .execute()
+            )
+            missing = missing_columns(spark, path, table, entities) or []
+        if missing:
+            columns = ", ".join(f"{_quote(f.name)} {f.dataType.simpleString()}" for f in missing)
+            try:
+                spark.sql(f"ALTER TABLE delta.{_quote(path)} ADD COLUMNS ({columns})")
+            except Exception:
+                # Another job may have added them between our read and our ALTER.
+                if missing_columns(spark, path, table, entities):
+                    raise
+
+    _retrying(attempt, what=f"create or alter {path}", job_id="-", retry=retry)
+
+
+# --- writes -------------------------------------------------------------------------------------
+
+
+def replace_predicate(window: Window | None) -> str | None:
+    """The ``replaceWhere`` predicate of a window, or None to replace the whole table.
+
+    The ``event_date`` bounds let Delta find the files to replace by partition (and keep the
+    conflict check to those partitions); the ``event_timestamp`` bounds make the cut exact.
+
+    Example::
+
+        [2024-01-01T12:00Z, 2024-01-03T00:00Z) ->
+        event_date >= DATE'2024-01-01' AND event_timestamp >= timestamp_micros(1704110400000000)
+        AND event_date <= DATE'2024-01-02' AND event_timestamp < timestamp_micros(1704240000000000)
+    """
+    if window is None:
+        return None
+    parts = []
+    if window.start is not None:
+        parts.append(f"{EVENT_DATE} >= DATE'{_utc_date(window.start)}'")
+        parts.append(f"{EVENT_TIMESTAMP} >= timestamp_micros({_micros(window.start)})")
+    if window.end is not None:
+        last = _utc_date(window.end - timedelta(microseconds=1))
+        parts.append(f"{EVENT_DATE} <= DATE'{last}'")
+        parts.append(f"{EVENT_TIMESTAMP} < timestamp_micros({_micros(window.end)})")
+    return " AND ".join(parts) or None
+
+
+def write_window(
+    spark: SparkSession,
+    rows: DataFrame,
+    path: str,
+    window: Window | None,
+    job_id: str,
+    *,
+    retry: RetryPolicy = DEFAULT_RETRY,
+) -> int:
+    """Replace the rows of ``window`` in the offline table at ``path`` with ``rows``.
+
+    Rules:
+
+    - One atomic Delta commit (``replaceWhere``): readers see the old window or the new one,
+      never a mix. Running the same window again with the same source leaves the same rows;
+      with corrected source data, the window holds exactly the new rows.
+    - A window with both bounds open (a whole-source run) replaces the whole table: the table
+      becomes exactly the source's valid rows. Use a window to load part of the history.
+    - Columns of the table that ``rows`` lacks (features removed from the definition) are
+      written as null; ``event_date`` is added here.
+    - Commit conflicts with concurrent jobs are retried with backoff (the write is recomputed
+      from its source each time); Delta never commits a partial write.
+
+    Example (window ``[Jan 2, Jan 3)``)::
+
+        table before     rows           table after
+        Jan 1  a=1                      Jan 1  a=1
+        Jan 2  a=2   +   Jan 2  a=20 -> Jan 2  a=20
+        Jan 3  a=3                      Jan 3  a=3
+
+    Args:
+        spark: The session.
+        rows: Offline rows (keys, timestamps, features), all inside ``window``.
+        path: The table (it must exist: see :func:`ensure_table`).
+        window: The event-time window the rows replace.
+        job_id: Recorded as the commit's ``userMetadata``.
+        retry: Conflict retry policy.
+
+    Returns:
+        The Delta version committed.
+
+    Raises:
+        JobFailedError: Concurrent commits kept conflicting through every retry.
+
+    """
+    return _retrying(
+        lambda: _write(spark, rows, path, window, job_id), what=f"write {path}", job_id=job_id,
+        retry=retry,
+    )  # fmt: skip
+
+
+def write_rejected(
+    spark: SparkSession,
+    rejected: DataFrame,
+    path: str,
+    job_id: str,
+    window: Window | None,
+    rejected_at: datetime,
+    *,
+    retry: RetryPolicy = DEFAULT_RETRY,
+) -> int:
+    """Record a job's rejected rows in the rejected-rows table at ``path``.
+
+    The rows of an earlier run with the same job id are replaced, so a rerun of one spec does
+    not list its rejections twice. Other jobs' rows are kept.
+
+    Example (job ``ingest-1``, window ``[Jan 1, Jan 2)``)::
+
+        reason                           event_timestamp  source_row
+        trips: abc is not a valid INT64  2024-01-01 10:00 {"driver_id":2,"trips":"abc",...}
+        ->
+        ingestion_job_id  rejected_at       window_start  window_end  reason  event_timestamp...
+        ingest-1          2024-02-01 12:00  2024-01-01    2024-01-02  trips:  2024-01-01 10:00
+
+    Args:
+        spark: The session.
+        rejected: ``reason``, ``event_timestamp``, ``source_row`` (see sources.CheckedRows).
+        path: The rejected-rows table (see :func:`rejected_table_path`); created if missing.
+        job_id: The job.
+        window: The job's window (recorded with each row).
+        rejected_at: The job's start.
+        retry: Conflict retry policy.
+
+    Returns:
+        The Delta version committed.
+
+    """
+    bounds = window or Window()
+    frame = rejected.select(
+        F.lit(job_id).alias(INGESTION_JOB_ID),
+        _timestamp(rejected_at).alias("rejected_at"),
+        _timestamp(bounds.start).alias("window_start"),
+        _timestamp(bounds.end).alias("window_end"),
+        F.col("reason"),
+        F.col(EVENT_TIMESTAMP),
+        F.col("source_row"),
+    )
+    predicate = f"{INGESTION_JOB_ID} = {_sql_string(job_id)}"
+
+    def attempt() -> int:
+        from delta.tables import DeltaTable
+
+        DeltaTable.createIfNotExists(spark).location(path).addColumns(REJECTED_SCHEMA).execute()
+        (
+            frame.write.format("delta")
+            .mode("overwrite")
+            .option("replaceWhere", predicate)
+            .option("userMetadata", job_id)
+            .save(path)
+        )
+        return _committed_version(spark, path, job_id)
+
+    return _retrying(attempt, what=f"write {path}", job_id=job_id, retry=retry)
+
+
+# --- ingest -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class IngestOutcome:
+    """What an ingest committed.
+
+    Attributes:
+        rows_read: Rows of the window (valid + rejected).
+        rows_written: Rows written to the offline table.
+        rows_rejected: Rows written to the rejected-rows table.
+        delta_version: Offline table version committed.
+        rejected_version: Rejected-rows table version committed (None when nothing was rejected).
+        table_path: The offline table.
+        rejected_path: The rejected-rows table.
+
+    """
+
+    rows_read: int
+    rows_written: int
+    rows_rejected: int
+    delta_version: int
+    rejected_version: int | None
+    table_path: str
+    rejected_path: str
+
+
+def ingest_table(
+    spark: SparkSession,
+    *,
+    table: FeatureTable,
+    entities: Sequence[Entity],
+    source: BatchSource,
+    window: Window | None,
+    table_path: str,
+    job_id: str,
+    ingested_at: datetime,
+    max_rejected_fraction: float = 1.0,
+    retry: RetryPolicy = DEFAULT_RETRY,
+) -> IngestOutcome:
+    """Read ``source``, check its rows and replace ``window`` of the offline table with them.
+
+    Order, so that a failure commits nothing or can be rerun:
+
+    1. Schema checks on the driver (source columns, table column types): no Spark job yet.
+    2. When ``max_rejected_fraction < 1``: one counting pass; above the fraction the job fails
+       and commits nothing to either table. (At the default 1.0 this pass is skipped: the
+       counts come from the write itself, at no extra cost.)
+    3. Create the table or add new feature columns (metadata only).
+    4. One ``replaceWhere`` commit of the valid rows (retried on conflicts).
+    5. When rows were rejected: one commit of them to the rejected-rows table (a second pass
+       over the source, filtered to the rejected rows). If the job dies between 4 and 5, its
+       result is missing or FAILED and a rerun of the window writes both again.
+
+    Returns:
+        Counts, versions and paths.
+
+    Raises:
+        SourceSchemaError: The source does not fit the definition (before any Spark job).
+        CompatibilityError: The table has a column of another type.
+        JobSpecError: ``max_rejected_fraction`` is not within [0, 1].
+        JobFailedError: Too many rows were rejected (nothing committed), or commits kept
+            conflicting.
+
+    """
+    if not 0.0 <= max_rejected_fraction <= 1.0:
+        raise JobSpecError(
+            "options.max_rejected_fraction", f"{max_rejected_fraction} is not within [0, 1]"
+        )
+    frame = read_source(spark, source, window, table_name=table.name)
+    checked = check_rows(frame, table, entities, source, window, ingested_at)
+    missing_columns(spark, table_path, table, entities)  # type conflicts fail before any pass
+    if max_rejected_fraction < 1.0:
+        read, rejected = checked.count()
+        _check_rejected(job_id, read, rejected, max_rejected_fraction)
+    ensure_table(spark, table_path, table, entities, retry=retry)
+
+    counts: dict[str, Any] = {}
+
+    def attempt() -> int:
+        observation = Observation()  # one per action: a retry recounts
+        version = _write(spark, checked.observed(observation).valid(), table_path, window, job_id)
+        counts.update(observation.get)
+        return version
+
+    version = _retrying(attempt, what=f"write {table_path}", job_id=job_id, retry=retry)
+    rows_read, rows_rejected = int(counts["rows"]), int(counts["rejected"])
+    rejected_path = rejected_table_path(table_path)
+    rejected_version = None
+    if rows_rejected:
+        rejected_version = write_rejected(
+            spark, checked.rejected(), rejected_path, job_id, window, ingested_at, retry=retry
+        )
+    return IngestOutcome(
+        rows_read=rows_read,
+        rows_written=rows_read - rows_rejected,
+        rows_rejected=rows_rejected,
+        delta_version=version,
+        rejected_version=rejected_version,
+        table_path=table_path,
+        rejected_path=rejected_path,
+    )
+
+
+# --- reads and maintenance ----------------------------------------------------------------------
+
+
+def read_offline_table(
+    spark: SparkSession,
+    path: str,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    *,
+    version: int | None = None,
+) -> DataFrame:
+    """Rows of the offline table with ``start <= event_timestamp < end``.
+
+    The ``event_date`` bounds prune partitions (files of other days are not listed or opened);
+    the ``event_timestamp`` bounds are exact. ``version`` reads an older snapshot (time travel).
+
+    Example (``start=2024-01-02, end=2024-01-03``)::
+
+        event_timestamp        ->  event_timestamp
+        2024-01-01 23:00           2024-01-02 00:00
+        2024-01-02 00:00           2024-01-02 23:59
+        2024-01-02 23:59
+        2024-01-03 00:00
+
+    """
+    reader = spark.read.format("delta")
+    if version is not None:
+        reader = reader.option("versionAsOf", str(version))
+    frame = reader.load(path)
+    predicate = replace_predicate(Window(start, end))
+    return frame if predicate is None else frame.where(predicate)
+
+
+def compact(
+    spark: SparkSession,
+    path: str,
+    start: date | None = None,
+    end: date | None = None,
+    *,
+    retry: RetryPolicy = DEFAULT_RETRY,
+) -> dict[str, int]:
+    """Merge small files (Delta ``OPTIMIZE``), optionally of days ``start <= event_date <= end``.
+
+    Data is unchanged (the commit has ``dataChange=false``); readers are not disturbed.
+
+    Returns:
+        ``{"files_added": n, "files_removed": m}``.
+
+    """
+    from delta.tables import DeltaTable
+
+    def attempt() -> dict[str, int]:
+        builder = DeltaTable.forPath(spark, path).optimize()
+        bounds = []
+        if start is not None:
+            bounds.append(f"{EVENT_DATE} >= DATE'{start.isoformat()}'")
+        if end is not None:
+            bounds.append(f"{EVENT_DATE} <= DATE'{end.isoformat()}'")
+        if bounds:
+            builder = builder.where(" AND ".join(bounds))
+        row = builder.executeCompaction().select("metrics").first()
+        metrics = row["metrics"] if row is not None else None
+        return {
+            "files_added": int(metrics["numFilesAdded"]) if metrics else 0,
+            "files_removed": int(metrics["numFilesRemoved"]) if metrics else 0,
+        }
+
+    return _retrying(attempt, what=f"optimize {path}", job_id="-", retry=retry)
+
+
+def vacuum(spark: SparkSession, path: str, retention_hours: float | None = None) -> None:
+    """Delete files no longer referenced by versions newer than the retention (Delta ``VACUUM``).
+
+    Delta refuses a retention shorter than the table's ``delta.deletedFileRetentionDuration``
+    (7 days by default): a shorter one could delete files that a running reader or writer still
+    needs. That check stays on here; time travel is limited to the retention afterwards.
+    """
+    from delta.tables import DeltaTable
+
+    DeltaTable.forPath(spark, path).vacuum(retention_hours)
+
+
+# --- internals ----------------------------------------------------------------------------------
+
+
+def _write(
+    spark: SparkSession, rows: DataFrame, path: str, window: Window | None, job_id: str
+) -> int:
+    table_schema = spark.read.format("delta").load(path).schema
+    aligned = _aligned(with_event_date(rows), table_schema)
+    writer = (
+        aligned.write.format("delta")
+        .mode("overwrite")
+        .partitionBy(EVENT_DATE)
+        .option("userMetadata", job_id)
+    )
+    predicate = replace_predicate(window)
+    if predicate is not None:
+        writer = writer.option("replaceWhere", predicate)
+    writer.save(path)
+    return _committed_version(spark, path, job_id)
+
+
+def _aligned(rows: DataFrame, schema: T.StructType) -> DataFrame:
+    """``rows`` in the table's column order, with null for the table's columns it lacks."""
+    have = set(rows.columns)
+    extra = have - set(schema.fieldNames())
+    if extra:  # pragma: no cover - ensure_table adds every declared column first
+        raise SourceSchemaError("?", ", ".join(sorted(extra)), "is not a column of the table")
+    return rows.select(
+        *[
+            F.col(_quote(f.name)) if f.name in have else F.lit(None).cast(f.dataType).alias(f.name)
+            for f in schema.fields
+        ]
+    )
+
+
+def _committed_version(spark: SparkSession, path: str, job_id: str) -> int:
+    """The newest version whose commit carries ``job_id`` (other jobs may have committed since)."""
+    from delta.tables import DeltaTable
+
+    row = (
+        DeltaTable.forPath(spark, path)
+        .history(100)
+        .where(F.col("userMetadata") == job_id)
+        .agg(F.max("version").alias("version"))
+        .first()
+    )
+    if row is None or row["version"] is None:
+        raise JobFailedError(job_id, "FAILED", f"its commit to {path} is not in the table history")
+    return int(row["version"])
+
+
+def _check_rejected(job_id: str, read: int, rejected: int, max_fraction: float) -> None:
+    fraction = rejected / read if read else 0.0
+    if fraction > max_fraction:
+        raise JobFailedError(
+            job_id,
+            "FAILED",
+            f"{rejected} of {read} rows rejected ({fraction:.2%}), above max_rejected_fraction "
+            f"{max_fraction:g}; nothing was committed. Fix the source, or raise the threshold",
+        )
+
+
+def _conflict_types() -> tuple[type[BaseException], ...]:
+    import delta.exceptions as conflicts
+
+    return (
+        conflicts.DeltaConcurrentModificationException,
+        conflicts.ConcurrentWriteException,
+        conflicts.MetadataChangedException,
+        conflicts.ProtocolChangedException,
+        conflicts.ConcurrentAppendException,
+        conflicts.ConcurrentDeleteReadException,
+        conflicts.ConcurrentDeleteDeleteException,
+        conflicts.ConcurrentTransactionException,
+    )
+
+
+def _retrying(action: Callable[[], _T], *, what: str, job_id: str, retry: RetryPolicy) -> _T:
+    """Run ``action``; on a Delta commit conflict, wait (full jitter) and run it again.
+
+    Safe because a conflicting commit is not committed at all: the retry starts from the table's
+    new state. Anything else is raised at once.
+    """
+    conflicts = _conflict_types()
+    for number in range(1, retry.attempts + 1):
+        try:
+            return action()
+        except conflicts as error:
+            if number == retry.attempts:
+                raise JobFailedError(
+                    job_id,
+                    "FAILED",
+                    f"{what}: concurrent commits conflicted with each of {retry.attempts} "
+                    f"attempts ({type(error).__name__}), so it was not committed; rerun the job "
+                    "(window writes are idempotent)",
+                ) from error
+            pause = retry.delay(number)
+            _log.warning(
+                "%s: %s on attempt %d; retrying in %.1fs",
+                what,
+                type(error).__name__,
+                number,
+                pause,
+            )
+            time.sleep(pause)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _spark_type(ddl: str) -> T.DataType:
+    return T.DataType.fromDDL(ddl)
+
+
+def _utc_date(instant: datetime) -> str:
+    return instant.astimezone(UTC).date().isoformat()
+
+
+def _micros(instant: datetime) -> int:
+    delta = instant.astimezone(UTC) - datetime(1970, 1, 1, tzinfo=UTC)
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def _timestamp(instant: datetime | None) -> Any:
+    if instant is None:
+        return F.lit(None).cast("timestamp")
+    return F.lit(instant.astimezone(UTC)).cast("timestamp")
+
+
+def _quote(name: str) -> str:
+    return "`" + name.replace("`", "``") + "`"
+
+
+def _sql_string(text: str) -> str:
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
