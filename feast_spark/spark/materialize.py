@@ -1,0 +1,196 @@
+"""Materialization: push the latest offline row of every entity key to the online store.
+
+Rules:
+
+1. Only offline rows with ``start <= event_timestamp < end`` count.
+2. Per key, the latest row by ``event_timestamp``, then ``created_timestamp``
+   (:func:`feast_spark.spark.latest.latest_rows`) is written, nulls included.
+3. The online store keeps a row only if it is newer than what it holds (see
+   :mod:`feast_spark.online.base`), so the online value of a key is the latest row among all
+   windows materialized so far, whatever order they ran in, however often.
+
+Writes happen on the executors: every write task opens its own store session, sends Arrow batches
+and returns its counts; the driver sums them. A task whose writes still fail after the store's
+retries fails, and with it the job.
+
+Example (window ``[2024-01-01, 2024-01-02)``)::
+
+    driver_id  event_timestamp   created_timestamp  rate          online table
+    1          2024-01-01 09:00  2024-01-01 09:00   0.5           driver_id  rate  event_timestamp
+    1          2024-01-01 10:00  2024-01-01 10:00   0.6     ->    1          0.6   2024-01-01 10:00
+    2          2024-01-01 09:00  2024-01-01 09:30   0.8           2          0.8   2024-01-01 09:00
+    2          2024-01-01 09:00  2024-01-01 09:00   0.7
+    2          2024-01-02 00:00  2024-01-02 00:00   0.9     (outside the window)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from feast_spark.definitions import FeatureTable
+from feast_spark.online.base import (
+    CREATED_TIMESTAMP,
+    EVENT_TIMESTAMP,
+    OnlineStore,
+    OnlineTableSchema,
+    WriteCounts,
+    open_online_store,
+)
+from feast_spark.spark.latest import latest_rows
+from feast_spark.specs import Window
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+    from pyspark.sql import DataFrame
+
+_COUNTS_DDL = "written long, expired long"
+
+
+@dataclass(frozen=True)
+class TableOutcome:
+    """What materializing one table did.
+
+    Attributes:
+        table: The feature table.
+        online_table: The online table written.
+        rows_written: Rows (one per key) sent to the online store.
+        rows_expired: Latest rows not written because their retention had ended.
+    """
+
+    table: str
+    online_table: str
+    rows_written: int
+    rows_expired: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form, for the job's result record."""
+        return {
+            "table": self.table,
+            "online_table": self.online_table,
+            "rows_written": self.rows_written,
+            "rows_expired": self.rows_expired,
+        }
+
+
+def online_rows(offline: DataFrame, table: FeatureTable, window: Window) -> DataFrame:
+    """The latest offline row per entity key in ``window``, shaped for the online store.
+
+    Args:
+        offline: Rows of the table's Delta table (keys, ``event_timestamp``,
+            ``created_timestamp``, features; other columns are dropped). A feature the frame
+            lacks (added to the definition but not yet to the Delta table) is all null.
+        table: The feature table.
+        window: Event-time window ``[start, end)``; open bounds are unbounded.
+
+    Returns:
+        Keys, features (declaration order), ``event_timestamp``, ``created_timestamp``: one row
+        per key that has a row in the window.
+
+    Raises:
+        SourceSchemaError: A key or timestamp column is missing or mistyped.
+    """
+    from pyspark.sql import functions as sf
+
+    present = set(offline.columns)
+    features = [
+        sf.col(f"`{f.name}`")
+        if f.name in present
+        else sf.lit(None).cast(f.dtype.spark_ddl).alias(f.name)
+        for f in table.features
+    ]
+    keys = [sf.col(f"`{name}`") for name in table.entities]
+    shaped = offline.select(*keys, *features, EVENT_TIMESTAMP, CREATED_TIMESTAMP)
+    return latest_rows(
+        shaped, table.entities, start=window.start, end=window.end, table_name=table.name
+    )
+
+
+def write_online(
+    rows: DataFrame,
+    schema: OnlineTableSchema,
+    store: Mapping[str, Any],
+    *,
+    tasks: int | None = None,
+) -> WriteCounts:
+    """Write ``rows`` to the online store from the executors; return what was written.
+
+    The table must exist (``ensure_table`` on the driver first). Each write task opens its own
+    store (only once it has rows), writes its Arrow batches and yields its counts.
+
+    Args:
+        rows: Keys, features, ``event_timestamp`` (and ``created_timestamp``).
+        schema: The online table.
+        store: The online store's settings as a mapping
+            (:func:`feast_spark.online.base.online_store_mapping`); shipped to the executors.
+        tasks: Write tasks at most (default: the cluster's default parallelism); each holds one
+            session with ``write_concurrency`` writes in flight.
+
+    Raises:
+        pyspark.errors.PySparkException: A write task failed (its OnlineStoreError is in the
+            message).
+    """
+    from pyspark.sql import functions as sf
+
+    settings = dict(store)
+
+    def write_partition(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        import pyarrow as pa
+
+        counts = WriteCounts()
+        opened: OnlineStore | None = None
+        try:
+            for batch in batches:
+                if batch.num_rows == 0:
+                    continue
+                if opened is None:
+                    opened = open_online_store(settings)
+                counts = counts + opened.write_batch(schema, batch)
+        finally:
+            if opened is not None:
+                opened.close()
+        yield pa.RecordBatch.from_pydict(
+            {"written": [counts.written], "expired": [counts.expired]},
+            schema=pa.schema([("written", pa.int64()), ("expired", pa.int64())]),
+        )
+
+    parallelism = tasks or rows.sparkSession.sparkContext.defaultParallelism
+    totals = (
+        rows.coalesce(parallelism)
+        .mapInArrow(write_partition, _COUNTS_DDL)
+        .agg(sf.sum("written").alias("written"), sf.sum("expired").alias("expired"))
+        .first()
+    )
+    if totals is None or totals["written"] is None:
+        return WriteCounts()
+    return WriteCounts(int(totals["written"]), int(totals["expired"]))
+
+
+def materialize_table(
+    offline: DataFrame,
+    schema: OnlineTableSchema,
+    table: FeatureTable,
+    window: Window,
+    store: Mapping[str, Any],
+    *,
+    tasks: int | None = None,
+) -> TableOutcome:
+    """Ensure the online table, then write the latest row per key of ``window`` to it.
+
+    Args:
+        offline: The table's offline rows (any superset of the window).
+        schema: The online table (``OnlineTableSchema.of(project, table, entities)``).
+        table: The feature table.
+        window: Event-time window.
+        store: The online store's settings as a mapping.
+        tasks: Write tasks at most (see :func:`write_online`).
+
+    Raises:
+        OnlineStoreError: The store cannot be reached or refuses the schema.
+        pyspark.errors.PySparkException: A write task failed.
+    """
+    with open_online_store(store) as online:
+        online.ensure_table(schema)
+    counts = write_online(online_rows(offline, table, window), schema, store, tasks=tasks)
+    return TableOutcome(table.name, schema.name, counts.written, counts.expired)

@@ -1,0 +1,556 @@
+"""Online stores (SQLite and the real local Cassandra): same behaviour, parametrized by store.
+
+Cassandra cases use one keyspace per test run (dropped at the end) and one project per test, so
+tests never see each other's tables.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+import pytest
+
+from feast_spark.config import CassandraOnlineStoreConfig, SqliteOnlineStoreConfig
+from feast_spark.definitions import Entity, Feature, FeatureTable, FileSource
+from feast_spark.errors import DefinitionError, NotFoundError, OnlineStoreError
+from feast_spark.online.base import (
+    FeatureStatus,
+    OnlineStore,
+    OnlineTableSchema,
+    online_store_config,
+    online_store_mapping,
+    open_online_store,
+    to_micros,
+)
+from feast_spark.online.service import get_online_features
+
+if TYPE_CHECKING:
+    from cassandra.cluster import Session
+
+SOURCE = FileSource(path="/tmp/unused", event_timestamp_column="ts")
+DRIVER = Entity("driver_id", "INT64")
+CUSTOMER = Entity("customer", "STRING")
+NOW = datetime.now(UTC).replace(microsecond=123456)
+
+PRESENT = FeatureStatus.PRESENT
+NULL_VALUE = FeatureStatus.NULL_VALUE
+NOT_FOUND = FeatureStatus.NOT_FOUND
+OUTSIDE = FeatureStatus.OUTSIDE_MAX_AGE
+
+
+def driver_table(*features: Feature, max_age: timedelta | None = None) -> FeatureTable:
+    chosen = features or (Feature("rate", "DOUBLE"), Feature("name", "STRING"))
+    return FeatureTable("driver_stats", ["driver_id"], chosen, SOURCE, max_age=max_age)
+
+
+def batch(rows: list[dict[str, Any]], **types: pa.DataType) -> pa.RecordBatch:
+    names = list(rows[0])
+    arrays = {n: pa.array([r[n] for r in rows], type=types.get(n)) for n in names}
+    return pa.RecordBatch.from_pydict(arrays)
+
+
+def read(
+    store: OnlineStore,
+    project: str,
+    table: FeatureTable,
+    refs: list[str],
+    keys: list[Any],
+    now: datetime | None = None,
+) -> dict[str, list[Any]]:
+    response = get_online_features(
+        store, project, [table], [DRIVER], refs, [{"driver_id": k} for k in keys], now=now
+    )
+    return response.to_dict()
+
+
+# --- fixtures -------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def cassandra_keyspace(cassandra_session: Session) -> Iterator[str]:
+    """A fresh keyspace for this module's run (created by the store); dropped afterwards."""
+    keyspace = f"test_online_{uuid.uuid4().hex[:10]}"
+    yield keyspace
+    cassandra_session.execute(f"DROP KEYSPACE IF EXISTS {keyspace}")
+
+
+@pytest.fixture(
+    params=["sqlite", pytest.param("cassandra", marks=pytest.mark.cassandra)],
+)
+def store_config(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> SqliteOnlineStoreConfig | CassandraOnlineStoreConfig:
+    if request.param == "sqlite":
+        return SqliteOnlineStoreConfig(path=str(tmp_path / "online.db"))
+    node = request.getfixturevalue("cassandra_node")
+    return cassandra_config(node, request.getfixturevalue("cassandra_keyspace"))
+
+
+def cassandra_config(node: Any, keyspace: str) -> CassandraOnlineStoreConfig:
+    return CassandraOnlineStoreConfig(
+        hosts=(node.host,),
+        port=node.port,
+        keyspace=keyspace,
+        local_dc=node.local_dc,
+        write_consistency="ONE",
+        read_consistency="ONE",
+        request_timeout_s=30.0,
+    )
+
+
+@pytest.fixture
+def store(
+    store_config: SqliteOnlineStoreConfig | CassandraOnlineStoreConfig,
+) -> Iterator[OnlineStore]:
+    with open_online_store(store_config) as opened:
+        yield opened
+
+
+@pytest.fixture
+def project(request: pytest.FixtureRequest) -> str:
+    """A project name unique to the test (tables of tests never collide in the keyspace)."""
+    return "t" + hashlib.sha1(request.node.nodeid.encode()).hexdigest()[:12]
+
+
+# --- behaviour --------------------------------------------------------------------------------------
+
+
+def test_every_value_type_round_trips(store: OnlineStore, project: str) -> None:
+    # given a table with a feature of every type
+    types = ["BYTES", "STRING", "INT32", "INT64", "DOUBLE", "FLOAT", "BOOL", "UNIX_TIMESTAMP"]
+    features = [Feature(t.lower(), t) for t in types] + [
+        Feature(t.lower() + "_list", t + "_LIST") for t in types
+    ]
+    table = driver_table(*features)
+    schema = OnlineTableSchema.of(project, table, [DRIVER])
+    store.ensure_table(schema)
+    moment = datetime(2024, 5, 6, 7, 8, 9, 123456, tzinfo=UTC)  # microseconds must survive
+    scalars = [b"\x00\xff", "héllo", -(2**31), 2**62, 0.1, 0.5, True, moment]
+    row: dict[str, Any] = {"driver_id": 1, "event_timestamp": NOW}
+    for t, value in zip(types, scalars, strict=True):
+        row[t.lower()] = value
+        row[t.lower() + "_list"] = [value, value]
+    arrow_types = {f.name: f.dtype.arrow_type() for f in features}
+    null_row = {k: None for k in row} | {"driver_id": 2, "event_timestamp": NOW}
+
+    # when it is written and read back
+    counts = store.write_batch(schema, batch([row, null_row], **arrow_types))
+    result = read(store, project, table, [f"driver_stats:{f.name}" for f in features], [1, 2])
+
+    # then every value is the same, with its native type, and nulls read as NULL_VALUE
+    assert counts.written == 2
+    for feature in features:
+        ref = f"driver_stats:{feature.name}"
+        assert result[ref + "__status"] == ["PRESENT", "NULL_VALUE"], ref
+        assert result[ref][1] is None
+        assert result[ref][0] == row[feature.name], ref
+    assert result["driver_stats:int32"][0] == -(2**31)
+    assert result["driver_stats:unix_timestamp"][0] == moment
+
+
+def test_older_rows_rerun_and_retries_never_roll_a_value_back(
+    store: OnlineStore, project: str
+) -> None:
+    # given a value at t2
+    table = driver_table()
+    schema = OnlineTableSchema.of(project, table, [DRIVER])
+    store.ensure_table(schema)
+    t1, t2, t3 = NOW - timedelta(hours=3), NOW - timedelta(hours=2), NOW - timedelta(hours=1)
+    newer = {"driver_id": 1, "rate": 2.0, "name": "t2", "event_timestamp": t2}
+    store.write_batch(schema, batch([newer]))
+    refs = ["driver_stats:rate", "driver_stats:name"]
+
+    # when an older row arrives later, and the same row is written again (rerun, retry)
+    store.write_batch(schema, batch([{**newer, "rate": 1.0, "name": "t1", "event_timestamp": t1}]))
+    store.write_batch(schema, batch([newer]))
+
+    # then the value of t2 stays
+    assert read(store, project, table, refs, [1])["driver_stats:name"] == ["t2"]
+
+    # when one batch holds the key twice, newest first
+    store.write_batch(
+        schema,
+        batch(
+            [
+                {"driver_id": 1, "rate": 3.0, "name": "t3", "event_timestamp": t3},
+                {"driver_id": 1, "rate": 0.0, "name": "t1 again", "event_timestamp": t1},
+            ]
+        ),
+    )
+    # then the newest wins
+    result = read(store, project, table, refs, [1])
+    assert (result["driver_stats:rate"], result["driver_stats:name"]) == ([3.0], ["t3"])
+
+    # when a newer row holds nulls, then the nulls replace the values
+    store.write_batch(
+        schema, batch([{"driver_id": 1, "rate": None, "name": None, "event_timestamp": NOW}])
+    )
+    result = read(store, project, table, refs, [1])
+    assert result["driver_stats:rate__status"] == ["NULL_VALUE"]
+    assert result["driver_stats:name__status"] == ["NULL_VALUE"]
+
+
+def test_all_four_statuses_and_retention(store: OnlineStore, project: str) -> None:
+    # given a table with max_age 1 hour (values kept 2 hours after their event)
+    table = driver_table(max_age=timedelta(hours=1))
+    schema = OnlineTableSchema.of(project, table, [DRIVER])
+    store.ensure_table(schema)
+    rows = [
+        {
+            "driver_id": 1,
+            "rate": 1.0,
+            "name": "fresh",
+            "event_timestamp": NOW - timedelta(minutes=5),
+        },
+        {"driver_id": 2, "rate": None, "name": None, "event_timestamp": NOW - timedelta(minutes=5)},
+        {
+            "driver_id": 3,
+            "rate": 3.0,
+            "name": "stale",
+            "event_timestamp": NOW - timedelta(minutes=90),
+        },
+        {"driver_id": 5, "rate": 5.0, "name": "gone", "event_timestamp": NOW - timedelta(hours=3)},
+    ]
+
+    # when written (key 4 never is)
+    counts = store.write_batch(schema, batch(rows), now=NOW)
+
+    # then the row past its retention is not written
+    assert (counts.written, counts.expired) == (3, 1)
+    # and reads give each status; withheld and missing values are None
+    result = read(store, project, table, ["driver_stats:rate"], [1, 2, 3, 4, 5], now=NOW)
+    assert result["driver_stats:rate__status"] == [
+        "PRESENT", "NULL_VALUE", "OUTSIDE_MAX_AGE", "NOT_FOUND", "NOT_FOUND",
+    ]  # fmt: skip
+    assert result["driver_stats:rate"] == [1.0, None, None, None, None]
+
+    # when read at the edge of max_age: event time == now - max_age is still served
+    edge = NOW - timedelta(minutes=5) + timedelta(hours=1)
+    assert read(store, project, table, ["driver_stats:rate"], [1], now=edge)[
+        "driver_stats:rate__status"
+    ] == ["PRESENT"]
+    later = edge + timedelta(microseconds=1)
+    assert read(store, project, table, ["driver_stats:rate"], [1], now=later)[
+        "driver_stats:rate__status"
+    ] == ["OUTSIDE_MAX_AGE"]
+
+    # when read after every retention ended, then nothing is found, in both stores
+    result = read(
+        store, project, table, ["driver_stats:rate"], [1, 2, 3], now=NOW + timedelta(hours=3)
+    )
+    assert result["driver_stats:rate__status"] == ["NOT_FOUND"] * 3
+
+
+def test_feature_added_later_adds_a_column_and_old_rows_read_null(
+    store: OnlineStore, project: str
+) -> None:
+    # given a table materialized with one feature
+    old = driver_table(Feature("rate", "DOUBLE"))
+    old_schema = OnlineTableSchema.of(project, old, [DRIVER])
+    store.ensure_table(old_schema)
+    store.write_batch(old_schema, batch([{"driver_id": 1, "rate": 1.0, "event_timestamp": NOW}]))
+    new = driver_table(Feature("rate", "DOUBLE"), Feature("trips", "INT32_LIST"))
+    new_schema = OnlineTableSchema.of(project, new, [DRIVER])
+    refs = ["driver_stats:rate", "driver_stats:trips"]
+
+    # when the new feature is read before any materialization added its column
+    before = read(store, project, new, refs, [1])
+    # then it is not found, and the old feature is still served
+    assert before["driver_stats:trips__status"] == ["NOT_FOUND"]
+    assert before["driver_stats:rate"] == [1.0]
+
+    # when the schema is ensured again (ALTER TABLE ADD) and a new key is written
+    store.ensure_table(new_schema)
+    store.ensure_table(new_schema)  # idempotent
+    store.write_batch(
+        new_schema,
+        batch([{"driver_id": 2, "rate": 2.0, "trips": [1, 2], "event_timestamp": NOW}],
+              trips=pa.list_(pa.int32())),
+    )  # fmt: skip
+
+    # then the old row reads the new feature as null, the new row has it
+    after = read(store, project, new, refs, [1, 2])
+    assert after["driver_stats:trips__status"] == ["NULL_VALUE", "PRESENT"]
+    assert after["driver_stats:trips"] == [None, [1, 2]]
+    assert after["driver_stats:rate"] == [1.0, 2.0]
+
+
+def test_several_tables_composite_keys_and_repeated_rows_in_request_order(
+    store: OnlineStore, project: str
+) -> None:
+    # given a table keyed by driver and one keyed by (driver, customer)
+    drivers = driver_table(Feature("rate", "DOUBLE"))
+    trips = FeatureTable("trips", ["driver_id", "customer"], [Feature("count", "INT64")], SOURCE)
+    entities = [DRIVER, CUSTOMER]
+    for table, rows in (
+        (drivers, [{"driver_id": i, "rate": i / 10, "event_timestamp": NOW} for i in range(5)]),
+        (
+            trips,
+            [
+                {"driver_id": i, "customer": c, "count": i * 100 + ord(c), "event_timestamp": NOW}
+                for i in range(5)
+                for c in "ab"
+            ],
+        ),
+    ):
+        schema = OnlineTableSchema.of(project, table, entities)
+        store.ensure_table(schema)
+        store.write_batch(schema, batch(rows))
+    entity_rows = [
+        {"driver_id": 3, "customer": "b"},
+        {"driver_id": 0, "customer": "a"},
+        {"driver_id": 3, "customer": "b"},
+        {"driver_id": 9, "customer": "a"},
+        {"driver_id": 1, "customer": "z"},
+    ]
+
+    # when both tables are read in one request
+    response = get_online_features(
+        store, project, [drivers, trips], entities, ["trips:count", "driver_stats:rate"],
+        entity_rows,
+    )  # fmt: skip
+
+    # then every row gets its own values, in request order
+    result = response.to_dict()
+    assert list(result) == [
+        "driver_id", "customer", "trips:count", "trips:count__status",
+        "driver_stats:rate", "driver_stats:rate__status",
+    ]  # fmt: skip
+    assert result["driver_id"] == [3, 0, 3, 9, 1]
+    assert result["trips:count"] == [398, 97, 398, None, None]
+    assert result["trips:count__status"] == ["PRESENT"] * 3 + ["NOT_FOUND"] * 2
+    assert result["driver_stats:rate"] == [0.3, 0.0, 0.3, None, 0.1]
+    table = response.to_arrow()
+    assert table.schema.field("trips:count").type == pa.int64()
+    assert table.num_rows == 5
+    assert list(response.to_pandas()["driver_stats:rate__status"]) == [
+        "PRESENT", "PRESENT", "PRESENT", "NOT_FOUND", "PRESENT",
+    ]  # fmt: skip
+
+
+def test_a_table_never_materialized_reads_as_not_found(store: OnlineStore, project: str) -> None:
+    # given no online table at all; when read
+    result = read(store, project, driver_table(), ["driver_stats:rate"], [1])
+    # then the key is not found (not an error)
+    assert result["driver_stats:rate__status"] == ["NOT_FOUND"]
+
+
+def test_a_column_of_another_type_is_refused(store: OnlineStore, project: str) -> None:
+    # given an online table whose feature 'rate' is a double
+    store.ensure_table(OnlineTableSchema.of(project, driver_table(), [DRIVER]))
+    # when a definition says it is a string
+    changed = driver_table(Feature("rate", "STRING"), Feature("name", "STRING"))
+    # then the store refuses and says how to fix it
+    with pytest.raises(OnlineStoreError, match=r"rate.*(double|REAL).*drop the"):
+        store.ensure_table(OnlineTableSchema.of(project, changed, [DRIVER]))
+
+
+def test_a_batch_missing_a_column_or_with_a_bad_value_is_refused(
+    store: OnlineStore, project: str
+) -> None:
+    schema = OnlineTableSchema.of(project, driver_table(Feature("small", "INT32")), [DRIVER])
+    store.ensure_table(schema)
+    with pytest.raises(DefinitionError, match="no column 'small'"):
+        store.write_batch(schema, batch([{"driver_id": 1, "event_timestamp": NOW}]))
+    with pytest.raises(DefinitionError, match="'small' of type int64 cannot be stored as INT32"):
+        store.write_batch(schema, batch([{"driver_id": 1, "small": 2**40, "event_timestamp": NOW}]))
+    with pytest.raises(DefinitionError, match="'driver_id' has 1 null"):
+        store.write_batch(
+            schema,
+            batch([{"driver_id": None, "small": 1, "event_timestamp": NOW}], driver_id=pa.int64()),
+        )
+
+
+# --- Cassandra specifics ------------------------------------------------------------------------
+
+
+@pytest.mark.cassandra
+def test_cassandra_write_timestamp_is_the_event_time_and_ttl_the_retention(
+    cassandra_session: Session, cassandra_node: Any, project: str
+) -> None:
+    # given a Cassandra store and a table with max_age 1 hour
+    keyspace = f"test_online_{uuid.uuid4().hex[:10]}"
+    config = cassandra_config(cassandra_node, keyspace)
+    table = driver_table(max_age=timedelta(hours=1))
+    event = NOW - timedelta(minutes=30)
+    try:
+        with open_online_store(config) as store:
+            schema = OnlineTableSchema.of(project, table, [DRIVER])
+            store.ensure_table(schema)
+            # when a row is written
+            store.write_batch(
+                schema,
+                batch([{"driver_id": 7, "rate": 1.5, "name": "x", "event_timestamp": event}]),
+            )
+        # then cqlsh-readable columns hold it, with WRITETIME = event micros and TTL = the
+        # remaining retention (event + 2 h - now = 90 minutes)
+        row = cassandra_session.execute(
+            f"SELECT rate, event_timestamp, WRITETIME(rate) AS wt, TTL(rate) AS ttl "
+            f"FROM {keyspace}.{schema.name} WHERE driver_id = 7"
+        ).one()
+        assert row.rate == 1.5
+        assert row.event_timestamp == to_micros(event)
+        assert row.wt == to_micros(event)
+        assert 90 * 60 - 60 <= row.ttl <= 90 * 60 + 1
+        keyspace_row = cassandra_session.execute(
+            "SELECT replication FROM system_schema.keyspaces WHERE keyspace_name = %s", (keyspace,)
+        ).one()
+        assert keyspace_row.replication["class"].endswith("SimpleStrategy")
+        key = cassandra_session.execute(
+            "SELECT column_name, kind FROM system_schema.columns "
+            "WHERE keyspace_name = %s AND table_name = %s",
+            (keyspace, schema.name),
+        )
+        assert {(r.column_name, r.kind) for r in key} >= {("driver_id", "partition_key")}
+    finally:
+        cassandra_session.execute(f"DROP KEYSPACE IF EXISTS {keyspace}")
+
+
+def test_unreachable_cassandra_names_the_hosts_and_the_driver_error() -> None:
+    # given a port where no Cassandra listens
+    config = CassandraOnlineStoreConfig(hosts=("127.0.0.1",), port=1, request_timeout_s=3.0)
+    # when a store is opened, then an OnlineStoreError names the host and the driver's error
+    with pytest.raises(OnlineStoreError) as caught:
+        open_online_store(config)
+    assert caught.value.store == "cassandra"
+    assert caught.value.target == "127.0.0.1:1"
+    assert "127.0.0.1:1" in str(caught.value)
+    assert "refused" in str(caught.value).lower()
+
+
+@pytest.mark.cassandra
+def test_a_write_that_fails_raises_and_never_reports_success(
+    cassandra_node: Any, cassandra_keyspace: str, cassandra_session: Session, project: str
+) -> None:
+    store_config = cassandra_config(cassandra_node, cassandra_keyspace)
+    # given a store that wrote once, and its table dropped behind its back
+    with open_online_store(store_config) as store:
+        schema = OnlineTableSchema.of(project, driver_table(), [DRIVER])
+        store.ensure_table(schema)
+        store.write_batch(
+            schema, batch([{"driver_id": 1, "rate": 1.0, "name": "a", "event_timestamp": NOW}])
+        )
+        cassandra_session.execute(f"DROP TABLE {store_config.keyspace}.{schema.name}")
+        rows = [
+            {"driver_id": i, "rate": 1.0, "name": "a", "event_timestamp": NOW} for i in range(10)
+        ]
+        # when it writes again, then the write raises, naming the table and the rows lost
+        with pytest.raises(
+            OnlineStoreError, match=rf"10 of 10 rows for table .*{schema.name} failed"
+        ):
+            store.write_batch(schema, batch(rows))
+
+
+def test_cassandra_retries_only_failed_rows_then_gives_up(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The retry loop, without a node: the driver's concurrent executor is replaced."""
+    import cassandra.concurrent
+    from cassandra import OperationTimedOut
+
+    from feast_spark.online import cassandra as store_module
+
+    calls: list[list[Any]] = []
+
+    def fake_execute(
+        session: Any, statement: Any, parameters: list[Any], **kwargs: Any
+    ) -> list[Any]:
+        calls.append(list(parameters))
+        # the row with key 2 times out on its first two attempts, key 3 always
+        failing = {3} | ({2} if len(calls) <= 2 else set())
+        return [
+            (False, OperationTimedOut("timed out")) if p[0] in failing else (True, None)
+            for p in parameters
+        ]
+
+    monkeypatch.setattr(cassandra.concurrent, "execute_concurrent_with_args", fake_execute)
+    monkeypatch.setattr(store_module.time, "sleep", lambda s: None)
+    store = object.__new__(store_module.CassandraOnlineStore)
+    store._config = CassandraOnlineStoreConfig(keyspace="ks")  # type: ignore[attr-defined]
+    store._target = "h:9042"  # type: ignore[attr-defined]
+    store._session = None  # type: ignore[attr-defined]
+    schema = OnlineTableSchema.of("p", driver_table(), [DRIVER])
+
+    with pytest.raises(
+        OnlineStoreError, match=r"1 of 4 rows .* failed after 5 attempts.*OperationTimedOut"
+    ):
+        store._execute_all(schema, None, [(1,), (2,), (3,), (4,)])  # type: ignore[arg-type]
+    assert [sorted(p[0] for p in c) for c in calls] == [[1, 2, 3, 4], [2, 3], [2, 3], [3], [3]]
+
+
+# --- config round trip and request errors ---------------------------------------------------------
+
+
+def test_store_settings_round_trip_through_a_job_spec_mapping() -> None:
+    config = CassandraOnlineStoreConfig(
+        hosts=("a", "b"), keyspace="ks", local_dc="dc1",
+        replication={"class": "NetworkTopologyStrategy", "dc1": 3},
+    )  # fmt: skip
+    assert online_store_config(online_store_mapping(config)) == config
+    sqlite = SqliteOnlineStoreConfig(path="/tmp/x.db")
+    assert online_store_config(online_store_mapping(sqlite)) == sqlite
+
+
+@pytest.fixture
+def sqlite_store(tmp_path: Path) -> Iterator[OnlineStore]:
+    with open_online_store(SqliteOnlineStoreConfig(path=str(tmp_path / "o.db"))) as opened:
+        yield opened
+
+
+def test_unknown_refs_give_errors_naming_them(sqlite_store: OnlineStore) -> None:
+    table = driver_table()
+    with pytest.raises(NotFoundError, match=r"feature table 'nope' not found.*known: driver_stats"):
+        get_online_features(sqlite_store, "p", [table], [DRIVER], ["nope:rate"], [{"driver_id": 1}])
+    with pytest.raises(NotFoundError, match=r"feature 'driver_stats:speed' not found.*rate, name"):
+        get_online_features(
+            sqlite_store, "p", [table], [DRIVER], ["driver_stats:speed"], [{"driver_id": 1}]
+        )
+    with pytest.raises(DefinitionError, match=r"'rate'.*use 'table:feature'"):
+        get_online_features(sqlite_store, "p", [table], [DRIVER], ["rate"], [{"driver_id": 1}])
+    with pytest.raises(DefinitionError, match="requested twice"):
+        get_online_features(
+            sqlite_store, "p", [table], [DRIVER], ["driver_stats:rate", "driver_stats:*"],
+            [{"driver_id": 1}],
+        )  # fmt: skip
+
+
+def test_missing_or_mistyped_entity_keys_give_errors_naming_them(sqlite_store: OnlineStore) -> None:
+    table = driver_table()
+    refs = ["driver_stats:rate"]
+    with pytest.raises(
+        DefinitionError, match=r"entity row 1 has no value for 'driver_id'.*driver_stats.*driver"
+    ):
+        get_online_features(
+            sqlite_store, "p", [table], [DRIVER], refs, [{"driver_id": 1}, {"driver": 2}]
+        )
+    with pytest.raises(
+        DefinitionError, match=r"entity row 0: value '1' \(str\) does not fit.*INT64"
+    ):
+        get_online_features(sqlite_store, "p", [table], [DRIVER], refs, [{"driver_id": "1"}])
+    with pytest.raises(DefinitionError, match="null value for 'driver_id'"):
+        get_online_features(sqlite_store, "p", [table], [DRIVER], refs, [{"driver_id": None}])
+    with pytest.raises(NotFoundError, match="entity 'driver_id' not found"):
+        get_online_features(sqlite_store, "p", [table], [], refs, [{"driver_id": 1}])
+
+
+def test_entity_rows_may_be_columns_or_a_dataframe(sqlite_store: OnlineStore) -> None:
+    import pandas as pd
+
+    table = driver_table()
+    for rows in ({"driver_id": [1, 2]}, pd.DataFrame({"driver_id": [1, 2]})):
+        result = get_online_features(
+            sqlite_store, "p", [table], [DRIVER], ["driver_stats:rate"], rows
+        ).to_dict()
+        assert result["driver_id"] == [1, 2]
+        assert result["driver_stats:rate__status"] == ["NOT_FOUND", "NOT_FOUND"]
+
+
+def test_sqlite_file_that_cannot_be_created_is_an_online_store_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    with pytest.raises(OnlineStoreError, match=r"sqlite online store at .*file/o.db"):
+        open_online_store(SqliteOnlineStoreConfig(path=str(blocker / "o.db")))
