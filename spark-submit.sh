@@ -106,12 +106,12 @@ export SPARK_HOME=$pyspark_dir
 conf_file=${FEAST_SPARK_CONF_DIR:-$root/conf}/spark-defaults.conf
 [[ -f $conf_file ]] || die 1 "no $conf_file (FEAST_SPARK_CONF_DIR=${FEAST_SPARK_CONF_DIR:-unset})"
 
-# --- Delta jars: the same choice as feast_spark.spark.session.delta_jars_conf ---------------------
+# --- Delta jars: the choice of feast_spark.spark_conf.delta_jars_conf (one copy of the logic) -----
 jar_choice=$(
   PYTHONPATH="$root${PYTHONPATH:+:$PYTHONPATH}" "$py" -c '
 import sys
 from feast_spark.errors import FeastSparkError
-from feast_spark.spark.session import delta_jars_conf
+from feast_spark.spark_conf import delta_jars_conf
 try:
     (key, value), = delta_jars_conf().items()
 except FeastSparkError as error:

@@ -12,46 +12,33 @@ Where the settings come from, lowest precedence first:
 2. The Delta jars: ``spark.jars`` with the files in ``.jars/`` (``conf/jars/fetch-jars.sh``,
    air-gapped clusters) when they are there, else ``spark.jars.packages`` with
    :data:`DELTA_PACKAGE` (Ivy resolves it from Maven Central, as users of ``--packages``
-   expect). See :func:`delta_jars_conf`.
+   expect). See :func:`feast_spark.spark_conf.delta_jars_conf`.
 3. The caller's ``conf`` and ``master``.
 4. Above all: whatever the running Spark already has. Inside ``spark-submit`` (or with a live
    SparkContext) the JVM was configured before Python started; settings it already has are
    left alone, and only missing ones are added.
 
-This module imports pyspark only inside :func:`build_spark_session`, so ``delta_jars_conf`` can
-be called by tooling where starting a JVM is not wanted.
+Finding and parsing the defaults file and choosing the jars live in :mod:`feast_spark.spark_conf`
+(pure Python), which ``./spark-submit.sh`` and the launcher use too. This module imports pyspark
+only inside :func:`build_spark_session`.
 """
 
 from __future__ import annotations
 
 import os
-import sysconfig
-from collections.abc import Iterable, Mapping
-from pathlib import Path
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from feast_spark.errors import ConfigError
+from feast_spark.spark_conf import (
+    DELTA_PACKAGE,
+    delta_jars_conf,
+    find_defaults_file,
+    merge_conf,
+    read_properties,
+)
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
-
-DELTA_PACKAGE = "io.delta:delta-spark_2.13:4.4.0"
-"""Maven coordinate used with ``spark.jars.packages``; the version pinned in conf/jars/pom.xml."""
-
-DEFAULTS_FILE = "spark-defaults.conf"
-
-CONF_DIR_ENV = "FEAST_SPARK_CONF_DIR"
-JARS_DIR_ENV = "FEAST_SPARK_JARS_DIR"
-JARS_MODE_ENV = "FEAST_SPARK_JARS_MODE"
-
-# The source tree this module sits in: <root>/feast_spark/spark/session.py.
-_SOURCE_ROOT = Path(__file__).resolve().parents[2]
-# Where setup.cfg's data_files puts conf/spark-defaults.conf in an installed package.
-_INSTALLED_CONF_DIR = ("share", "feast-spark", "conf")
-# A jars directory is usable only if it holds these (file name prefixes).
-_REQUIRED_JARS = ("delta-spark_2.13-", "delta-storage-")
-# Comma-separated lists that are joined, not replaced, when two layers both set them.
-_LIST_KEYS = frozenset({"spark.jars", "spark.jars.packages", "spark.submit.pyFiles"})
 
 
 def build_spark_session(
@@ -83,15 +70,15 @@ def build_spark_session(
     Raises:
         ConfigError: No ``spark-defaults.conf`` could be found (and Spark is not already
             configured by spark-submit), the file cannot be parsed, or the jar environment
-            variables are invalid (see :func:`delta_jars_conf`).
+            variables are invalid (see :func:`feast_spark.spark_conf.delta_jars_conf`).
     """
     from pyspark.sql import SparkSession
 
     running = _running_conf()
     layers: list[Mapping[str, str]] = [{"spark.app.name": app_name}]
-    defaults_file = _find_defaults_file(required=not running)
+    defaults_file = find_defaults_file(required=not running)
     if defaults_file is not None:
-        layers.append(_read_properties(defaults_file))
+        layers.append(read_properties(defaults_file))
     if not running:
         # Jars only matter when this call starts the JVM; a running one cannot take them.
         layers.append(delta_jars_conf())
@@ -100,69 +87,10 @@ def build_spark_session(
         layers.append({"spark.master": master})
 
     builder = SparkSession.builder
-    for key, value in _merge(layers).items():
+    for key, value in merge_conf(layers).items():
         if key not in running:
             builder = builder.config(key, value)
     return builder.getOrCreate()
-
-
-def delta_jars_conf(environ: Mapping[str, str] | None = None) -> dict[str, str]:
-    """Choose how Spark gets the Delta Lake jars: local files or a Maven coordinate.
-
-    ``spark.jars`` with every ``*.jar`` in the jars directory when it holds the Delta jars
-    (``conf/jars/fetch-jars.sh`` puts them there); else ``spark.jars.packages`` with
-    :data:`DELTA_PACKAGE`. ``./spark-submit.sh`` asks this function too, so both make the same
-    choice.
-
-    Environment:
-        ``FEAST_SPARK_JARS_DIR``: the jars directory (default: ``.jars/`` in the source tree).
-        ``FEAST_SPARK_JARS_MODE``: ``jars`` or ``packages`` forces one way; unset or empty
-        chooses by whether the jars directory holds the Delta jars.
-
-    Example:
-        >>> delta_jars_conf({"FEAST_SPARK_JARS_MODE": "packages"})
-        {'spark.jars.packages': 'io.delta:delta-spark_2.13:4.4.0'}
-
-    Args:
-        environ: The environment to read (default: ``os.environ``).
-
-    Returns:
-        One setting: ``{"spark.jars": "<comma-separated paths>"}`` or
-        ``{"spark.jars.packages": DELTA_PACKAGE}``.
-
-    Raises:
-        ConfigError: ``FEAST_SPARK_JARS_MODE`` is neither ``jars`` nor ``packages``, or it is
-            ``jars`` and the jars directory lacks the Delta jars.
-    """
-    env = os.environ if environ is None else environ
-    mode = env.get(JARS_MODE_ENV, "").strip().lower()
-    if mode not in ("", "jars", "packages"):
-        raise ConfigError(
-            JARS_MODE_ENV,
-            env[JARS_MODE_ENV],
-            "environment",
-            "must be 'jars' (use the files in the jars directory) or 'packages' (resolve "
-            f"{DELTA_PACKAGE} from Maven), or unset to choose by what the jars directory holds",
-        )
-    packages = {"spark.jars.packages": DELTA_PACKAGE}
-    if mode == "packages":
-        return packages
-
-    jars_dir = Path(env.get(JARS_DIR_ENV) or _SOURCE_ROOT / ".jars")
-    jars = sorted(jars_dir.glob("*.jar")) if jars_dir.is_dir() else []
-    names = [jar.name for jar in jars]
-    if all(any(name.startswith(prefix) for name in names) for prefix in _REQUIRED_JARS):
-        return {"spark.jars": ",".join(str(jar.resolve()) for jar in jars)}
-    if mode == "jars":
-        raise ConfigError(
-            JARS_DIR_ENV,
-            str(jars_dir),
-            "environment",
-            f"{JARS_MODE_ENV}=jars but this directory holds no Delta jars "
-            f"({', '.join(p + '*.jar' for p in _REQUIRED_JARS)}); run conf/jars/fetch-jars.sh "
-            f"or set {JARS_DIR_ENV} to the directory that has them",
-        )
-    return packages
 
 
 def _running_conf() -> dict[str, str]:
@@ -184,100 +112,4 @@ def _running_conf() -> dict[str, str]:
     return {}
 
 
-def _find_defaults_file(*, required: bool) -> Path | None:
-    """Locate spark-defaults.conf: $FEAST_SPARK_CONF_DIR, the source tree, the installed copy."""
-    conf_dir = os.environ.get(CONF_DIR_ENV)
-    if conf_dir:
-        path = Path(conf_dir) / DEFAULTS_FILE
-        if not path.is_file():
-            raise ConfigError(
-                CONF_DIR_ENV,
-                conf_dir,
-                "environment",
-                f"no {DEFAULTS_FILE} in this directory; point it at feast-spark's conf/ folder",
-            )
-        return path
-    candidates = [
-        _SOURCE_ROOT / "conf" / DEFAULTS_FILE,
-        Path(sysconfig.get_path("data")).joinpath(*_INSTALLED_CONF_DIR, DEFAULTS_FILE),
-    ]
-    for path in candidates:
-        if path.is_file():
-            return path
-    if required:
-        raise ConfigError(
-            CONF_DIR_ENV,
-            None,
-            "environment",
-            f"{DEFAULTS_FILE} not found in {' or '.join(str(p.parent) for p in candidates)}; "
-            f"set {CONF_DIR_ENV} to the folder that holds feast-spark's {DEFAULTS_FILE}",
-        )
-    return None
-
-
-def _read_properties(path: Path) -> dict[str, str]:
-    """Parse a Spark properties file the way Spark does (java.util.Properties, values trimmed).
-
-    Supported: ``key value``, ``key=value``, ``key: value``; ``#`` and ``!`` comments; a line
-    ending in a backslash continues on the next line (whose leading blanks are dropped). Other
-    backslash escapes are rejected instead of being read differently from Java.
-    """
-    properties: dict[str, str] = {}
-    for number, line in _logical_lines(path.read_text(encoding="utf-8").splitlines()):
-        if "\\" in line:
-            raise ConfigError(
-                line.split()[0],
-                line,
-                f"{path}:{number}",
-                "backslash escapes are not supported here (only a trailing '\\' that continues "
-                "the line)",
-            )
-        key, value = _split_property(line)
-        properties[key] = value
-    return properties
-
-
-def _logical_lines(lines: Iterable[str]) -> Iterable[tuple[int, str]]:
-    """Yield (first line number, text) of each non-comment logical line, continuations joined."""
-    pending: list[str] = []
-    start = 0
-    for number, raw in enumerate(lines, start=1):
-        text = raw.lstrip(" \t\f")
-        if not pending:
-            if not text or text[0] in "#!":
-                continue
-            start = number
-        trailing = len(text) - len(text.rstrip("\\"))
-        if trailing % 2 == 1:
-            pending.append(text[:-1])
-            continue
-        pending.append(text)
-        yield start, "".join(pending)
-        pending = []
-    if pending:
-        yield start, "".join(pending)
-
-
-def _split_property(line: str) -> tuple[str, str]:
-    """Split ``key<blanks|=|:>value`` like java.util.Properties; the value is trimmed."""
-    end = 0
-    while end < len(line) and line[end] not in " \t\f=:":
-        end += 1
-    key, rest = line[:end], line[end:].lstrip(" \t\f")
-    if rest[:1] in ("=", ":"):
-        rest = rest[1:]
-    return key, rest.strip()
-
-
-def _merge(layers: Iterable[Mapping[str, str]]) -> dict[str, str]:
-    """Later layers win, except comma-separated jar lists, which are joined."""
-    merged: dict[str, str] = {}
-    for layer in layers:
-        for key, value in layer.items():
-            if key in _LIST_KEYS and merged.get(key):
-                known = merged[key].split(",")
-                extra = [item for item in value.split(",") if item and item not in known]
-                merged[key] = ",".join([*known, *extra])
-            else:
-                merged[key] = value
-    return merged
+__all__ = ["DELTA_PACKAGE", "build_spark_session", "delta_jars_conf"]

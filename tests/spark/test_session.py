@@ -9,13 +9,13 @@ from typing import TYPE_CHECKING
 import pytest
 
 from feast_spark.errors import ConfigError
-from feast_spark.spark.session import (
+from feast_spark.spark.session import build_spark_session
+from feast_spark.spark_conf import (
     DELTA_PACKAGE,
-    _find_defaults_file,
-    _merge,
-    _read_properties,
-    build_spark_session,
     delta_jars_conf,
+    find_defaults_file,
+    merge_conf,
+    read_properties,
 )
 
 if TYPE_CHECKING:
@@ -83,7 +83,7 @@ def test_session_and_jvm_time_zone_are_utc(spark: SparkSession) -> None:
 
 def test_defaults_file_is_applied_below_the_callers_conf(spark: SparkSession) -> None:
     # given conf/spark-defaults.conf and the test conf from tests/conftest.py
-    defaults = _read_properties(DEFAULTS)
+    defaults = read_properties(DEFAULTS)
 
     # then the session has the defaults' SQL settings ...
     for key in (
@@ -173,7 +173,7 @@ def test_unknown_mode_is_an_error() -> None:
 
 
 def test_jar_lists_are_joined_not_replaced() -> None:
-    merged = _merge(
+    merged = merge_conf(
         [
             {"spark.jars": "/a.jar,/b.jar", "spark.app.name": "x"},
             {"spark.jars": "/b.jar,/c.jar", "spark.app.name": "y"},
@@ -204,7 +204,7 @@ def test_properties_are_read_like_java_properties(tmp_path: Path) -> None:
     )
 
     # when it is read
-    properties = _read_properties(path)
+    properties = read_properties(path)
 
     # then keys and values are what Spark's loader gives
     assert properties == {
@@ -220,7 +220,7 @@ def test_properties_with_other_backslash_escapes_are_rejected(tmp_path: Path) ->
     path = tmp_path / "spark-defaults.conf"
     path.write_text("spark.ok 1\nspark.path C:\\tmp\n", encoding="utf-8")
     with pytest.raises(ConfigError, match=r"spark-defaults.conf:2") as caught:
-        _read_properties(path)
+        read_properties(path)
     assert caught.value.key == "spark.path"
 
 
@@ -231,7 +231,7 @@ def test_pom_exclusions_match_spark_jars_excludes() -> None:
         f"{e.findtext(MAVEN + 'groupId')}:{e.findtext(MAVEN + 'artifactId')}"
         for e in pom.iter(MAVEN + "exclusion")
     }
-    ivy = set(_read_properties(DEFAULTS)["spark.jars.excludes"].split(","))
+    ivy = set(read_properties(DEFAULTS)["spark.jars.excludes"].split(","))
 
     # then both routes leave out the same artifacts
     assert maven == ivy
@@ -264,16 +264,16 @@ def test_conf_dir_without_defaults_file_is_an_error(
 
     # when a session is built, then the error names the variable before any JVM starts
     with pytest.raises(ConfigError, match="no spark-defaults.conf") as caught:
-        _find_defaults_file(required=True)
+        find_defaults_file(required=True)
     assert caught.value.key == "FEAST_SPARK_CONF_DIR"
 
 
 def test_conf_dir_picks_that_defaults_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     (tmp_path / "spark-defaults.conf").write_text("spark.x 1\n", encoding="utf-8")
     monkeypatch.setenv("FEAST_SPARK_CONF_DIR", str(tmp_path))
-    assert _find_defaults_file(required=True) == tmp_path / "spark-defaults.conf"
+    assert find_defaults_file(required=True) == tmp_path / "spark-defaults.conf"
 
 
 def test_source_tree_defaults_file_is_found_without_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("FEAST_SPARK_CONF_DIR", raising=False)
-    assert _find_defaults_file(required=True) == DEFAULTS
+    assert find_defaults_file(required=True) == DEFAULTS
