@@ -6,7 +6,7 @@ Layout (readable with plain cqlsh)::
     CREATE TABLE feast.<project>__<table> (
         driver_id bigint,            -- one column per entity: the partition key
         conv_rate double,            -- one natively typed column per feature
-        trips list<int>,
+        trips frozen<list<int>>,    -- lists frozen: one cell, last-write-wins like a scalar
         event_timestamp bigint,      -- microseconds since the epoch
         PRIMARY KEY ((driver_id)));
 
@@ -53,6 +53,7 @@ from feast_spark.online.base import (
     read_error,
     ttl_seconds,
 )
+from feast_spark.types import ValueType
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -109,6 +110,16 @@ WRITE_BACKOFF_S: Final = 0.2
 READ_CONCURRENCY: Final = 256
 _READ_PROFILE: Final = "feast_spark_read"
 _WRITE_PROFILE: Final = "feast_spark_write"
+
+
+def cql_column_type(value_type: ValueType) -> str:
+    """The CQL type of a feature or key column: lists are *frozen* (``frozen<list<int>>``).
+
+    A frozen collection is one cell, so it follows last-write-wins by write timestamp like a
+    scalar. A non-frozen list is one cell per element, keyed by a time UUID of the write: writing
+    the same list again with the same timestamp (a rerun) would append its elements a second time.
+    """
+    return f"frozen<{value_type.cql_type}>" if value_type.is_list else value_type.cql_type
 
 
 def _quote(identifier: str) -> str:
@@ -298,8 +309,8 @@ class CassandraOnlineStore:
             ),
         )
         columns = [
-            *(f"{_quote(n)} {t.cql_type}" for n, t in schema.entities),
-            *(f"{_quote(n)} {t.cql_type}" for n, t in schema.features),
+            *(f"{_quote(n)} {cql_column_type(t)}" for n, t in schema.entities),
+            *(f"{_quote(n)} {cql_column_type(t)}" for n, t in schema.features),
             f"{_quote(EVENT_TIMESTAMP)} bigint",
         ]
         comment = f"feast-spark online table: project '{schema.project}', table '{schema.table}'"
@@ -317,12 +328,13 @@ class CassandraOnlineStore:
         self._check_keys(schema)
         for name, value_type in schema.features:
             actual = existing.get(name)
+            expected = cql_column_type(value_type)
             if actual is None:
-                self._add_column(schema, name, value_type.cql_type)
-            elif actual != value_type.cql_type:
-                raise OnlineStoreError(STORE, self._target, self._type_mismatch(
-                    schema, name, actual, value_type.cql_type
-                ))  # fmt: skip
+                self._add_column(schema, name, expected)
+            elif actual != expected:
+                raise OnlineStoreError(
+                    STORE, self._target, self._type_mismatch(schema, name, actual, expected)
+                )
 
     def _add_column(self, schema: OnlineTableSchema, column: str, cql_type: str) -> None:
         from cassandra import InvalidRequest
@@ -364,7 +376,7 @@ class CassandraOnlineStore:
         if metadata is None:
             return
         actual = [(c.name, c.cql_type) for c in metadata.partition_key]
-        expected = [(n, t.cql_type) for n, t in schema.entities]
+        expected = [(n, cql_column_type(t)) for n, t in schema.entities]
         if actual != expected or metadata.clustering_key:
             raise OnlineStoreError(
                 STORE,

@@ -157,43 +157,62 @@ def test_every_value_type_round_trips(store: OnlineStore, project: str) -> None:
 def test_older_rows_rerun_and_retries_never_roll_a_value_back(
     store: OnlineStore, project: str
 ) -> None:
-    # given a value at t2
-    table = driver_table()
+    # given a value at t2 (a list feature too: a rewrite must not append to it)
+    table = driver_table(
+        Feature("rate", "DOUBLE"), Feature("name", "STRING"), Feature("trips", "INT32_LIST")
+    )
     schema = OnlineTableSchema.of(project, table, [DRIVER])
     store.ensure_table(schema)
     t1, t2, t3 = NOW - timedelta(hours=3), NOW - timedelta(hours=2), NOW - timedelta(hours=1)
-    newer = {"driver_id": 1, "rate": 2.0, "name": "t2", "event_timestamp": t2}
-    store.write_batch(schema, batch([newer]))
-    refs = ["driver_stats:rate", "driver_stats:name"]
+    types = {"trips": pa.list_(pa.int32())}
+    newer = {"driver_id": 1, "rate": 2.0, "name": "t2", "trips": [2, 2], "event_timestamp": t2}
+    store.write_batch(schema, batch([newer], **types))
+    refs = ["driver_stats:rate", "driver_stats:name", "driver_stats:trips"]
 
     # when an older row arrives later, and the same row is written again (rerun, retry)
-    store.write_batch(schema, batch([{**newer, "rate": 1.0, "name": "t1", "event_timestamp": t1}]))
-    store.write_batch(schema, batch([newer]))
+    older = {**newer, "rate": 1.0, "name": "t1", "trips": [1], "event_timestamp": t1}
+    store.write_batch(schema, batch([older], **types))
+    store.write_batch(schema, batch([newer], **types))
+    store.write_batch(schema, batch([newer], **types))
 
-    # then the value of t2 stays
-    assert read(store, project, table, refs, [1])["driver_stats:name"] == ["t2"]
+    # then the value of t2 stays, exactly
+    result = read(store, project, table, refs, [1])
+    assert (result["driver_stats:name"], result["driver_stats:trips"]) == (["t2"], [[2, 2]])
 
     # when one batch holds the key twice, newest first
     store.write_batch(
         schema,
         batch(
             [
-                {"driver_id": 1, "rate": 3.0, "name": "t3", "event_timestamp": t3},
-                {"driver_id": 1, "rate": 0.0, "name": "t1 again", "event_timestamp": t1},
-            ]
+                {"driver_id": 1, "rate": 3.0, "name": "t3", "trips": [3], "event_timestamp": t3},
+                {
+                    "driver_id": 1,
+                    "rate": 0.0,
+                    "name": "t1 again",
+                    "trips": [0],
+                    "event_timestamp": t1,
+                },
+            ],
+            **types,
         ),
     )
     # then the newest wins
     result = read(store, project, table, refs, [1])
     assert (result["driver_stats:rate"], result["driver_stats:name"]) == ([3.0], ["t3"])
+    assert result["driver_stats:trips"] == [[3]]
 
     # when a newer row holds nulls, then the nulls replace the values
     store.write_batch(
-        schema, batch([{"driver_id": 1, "rate": None, "name": None, "event_timestamp": NOW}])
+        schema,
+        batch(
+            [{"driver_id": 1, "rate": None, "name": None, "trips": None, "event_timestamp": NOW}],
+            **types,
+        ),
     )
     result = read(store, project, table, refs, [1])
     assert result["driver_stats:rate__status"] == ["NULL_VALUE"]
     assert result["driver_stats:name__status"] == ["NULL_VALUE"]
+    assert result["driver_stats:trips__status"] == ["NULL_VALUE"]
 
 
 def test_all_four_statuses_and_retention(store: OnlineStore, project: str) -> None:
