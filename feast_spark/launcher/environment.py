@@ -1,0 +1,129 @@
+"""The launcher's inputs from this machine: Spark's programs, the job files, the feast_spark zip.
+
+Nothing here imports pyspark: its location comes from ``importlib.util.find_spec`` and its
+version from the package metadata.
+
+Environment:
+    ``FEAST_SPARK_SPARK_HOME``: a Spark installation to submit with (default: pyspark's own, whose
+        ``bin/spark-submit`` runs the pinned Spark).
+    ``FEAST_SPARK_JOBS_DIR``: where ``ingest.py``, ``materialize.py``, ... are (default: ``jobs/``
+        of the source tree).
+    ``FEAST_SPARK_CACHE_DIR``: where the feast_spark zip and remote-store logs go (default
+        ``~/.cache/feast-spark``).
+    ``PYSPARK_PYTHON``: the Python of the driver and the executors (default: this Python).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import importlib.util
+import os
+import sys
+import tempfile
+import zipfile
+from pathlib import Path
+
+from feast_spark.errors import ConfigError
+from feast_spark.spark_conf import SOURCE_ROOT
+
+SPARK_HOME_ENV = "FEAST_SPARK_SPARK_HOME"
+JOBS_DIR_ENV = "FEAST_SPARK_JOBS_DIR"
+CACHE_DIR_ENV = "FEAST_SPARK_CACHE_DIR"
+PACKAGE_DIR = Path(__file__).resolve().parents[1]
+
+
+def spark_home() -> Path:
+    """The Spark installation spark-submit comes from.
+
+    Raises:
+        ConfigError: ``FEAST_SPARK_SPARK_HOME`` has no ``bin/spark-submit``, or pyspark is not
+            installed.
+    """
+    configured = os.environ.get(SPARK_HOME_ENV)
+    if configured:
+        home = Path(configured)
+        if not (home / "bin" / "spark-submit").is_file():
+            raise ConfigError(SPARK_HOME_ENV, configured, "environment", "has no bin/spark-submit")
+        return home
+    spec = importlib.util.find_spec("pyspark")
+    if spec is None or not spec.submodule_search_locations:
+        raise ConfigError(
+            SPARK_HOME_ENV,
+            None,
+            "environment",
+            "pyspark is not installed here: install it, or point this variable at a Spark",
+        )
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def spark_version() -> str:
+    """The Spark version of pyspark's package (what the REST server is told as client version)."""
+    try:
+        return importlib.metadata.version("pyspark")
+    except importlib.metadata.PackageNotFoundError:
+        return "4.2.0"
+
+
+def python_executable() -> str:
+    """The Python of the driver and the executors: ``$PYSPARK_PYTHON``, else this Python."""
+    return os.environ.get("PYSPARK_PYTHON") or sys.executable
+
+
+def cache_dir() -> Path:
+    """Where the launcher keeps files of its own."""
+    return Path(os.environ.get(CACHE_DIR_ENV) or Path.home() / ".cache" / "feast-spark")
+
+
+def job_file(job_type: str) -> Path:
+    """The entry point of a job type: ``<jobs dir>/<job type>.py``.
+
+    Raises:
+        ConfigError: There is no such file.
+    """
+    folder = Path(os.environ.get(JOBS_DIR_ENV) or SOURCE_ROOT / "jobs")
+    path = folder / f"{job_type}.py"
+    if not path.is_file():
+        raise ConfigError(
+            JOBS_DIR_ENV,
+            str(folder),
+            "environment",
+            f"no {path.name} there; point {JOBS_DIR_ENV} at feast-spark's jobs/ folder",
+        )
+    return path.resolve()
+
+
+def package_zip(out_dir: Path | None = None) -> Path:
+    """The feast_spark package as a zip for ``--py-files``, named after its content's hash.
+
+    The same sources always give the same file, so a running job's zip is never replaced under
+    it and unchanged sources are not zipped again.
+    """
+    files = sorted(
+        path
+        for path in PACKAGE_DIR.rglob("*")
+        if path.is_file()
+        and "__pycache__" not in path.parts
+        and path.suffix not in (".pyc", ".pyo")
+    )
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(str(path.relative_to(PACKAGE_DIR.parent)).encode())
+        digest.update(path.read_bytes())
+    folder = out_dir or cache_dir() / "py-files"
+    target = folder / f"feast_spark-{digest.hexdigest()[:16]}.zip"
+    if target.is_file():
+        return target
+    folder.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=".feast_spark.", suffix=".zip", dir=folder)
+    os.close(handle)
+    try:
+        with zipfile.ZipFile(temporary, "w", zipfile.ZIP_DEFLATED) as archive:
+            for path in files:
+                archive.write(path, str(path.relative_to(PACKAGE_DIR.parent)))
+        os.chmod(temporary, 0o644)
+        os.replace(temporary, target)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return target

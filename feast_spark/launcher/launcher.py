@@ -1,0 +1,382 @@
+"""The launcher: turn a job spec into a running Spark job, record it, and find it again.
+
+    launcher = Launcher.from_config(config)
+    job = launcher.submit(spec)          # writes <job store>/<id>/spec.json, starts jobs/<type>.py
+    job.wait()                           # or later, from any process: launcher.get(job.id).wait()
+
+Targets (``launcher.type`` x ``launcher.deploy_mode`` of ``feature_store.yaml``):
+
+==========  ============================  ================================================
+type        client mode                   cluster mode
+==========  ============================  ================================================
+local       spark-submit process          (not possible: a local master has no cluster)
+standalone  spark-submit process          master's REST submission server
+yarn        spark-submit process          ``yarn application -status/-kill``
+kubernetes  spark-submit process          ``spark-submit --status/--kill``
+==========  ============================  ================================================
+
+Double runs: an ``ingest`` or ``materialize`` job is **refused** (:class:`JobConflictError`, naming
+the other job) while another job of the same type writes one of its tables over an overlapping
+window in the same project. The launcher refuses rather than waits: a scheduler retries the
+task, a person decides. The check is "write my record, then look": of two launchers racing, the
+later-submitted job is the one refused, so at most one runs.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+from feast_spark.config import RepoConfig
+from feast_spark.errors import ConfigError
+from feast_spark.launcher import environment
+from feast_spark.launcher.base import Job, Target
+from feast_spark.launcher.commands import Runner, run_command
+from feast_spark.launcher.errors import JobConflictError, SubmitError, TrackingError
+from feast_spark.launcher.job_store import RESULT_FILE, SPEC_FILE, JobStore, check_job_id
+from feast_spark.launcher.kubernetes import KubernetesClusterTarget
+from feast_spark.launcher.local import ProcessTarget
+from feast_spark.launcher.records import JobRecord, JobState, describe_window, overlaps
+from feast_spark.launcher.standalone import StandaloneClusterTarget, master_ui_url, rest_url
+from feast_spark.launcher.submit import (
+    JobLaunch,
+    SparkSettings,
+    SparkTarget,
+    build_rest_submission,
+    build_spark_submit_command,
+    mask_command,
+)
+from feast_spark.launcher.yarn import YarnClusterTarget
+from feast_spark.spark_conf import delta_jars_conf, find_defaults_file, read_properties
+from feast_spark.specs import JobSpec, Window, new_job_id
+
+GUARDED_JOB_TYPES = ("ingest", "materialize")
+YARN_COMMAND_ENV = "FEAST_SPARK_YARN"
+# Set by a PySpark driver; a spark-submit started from inside one must not inherit them.
+_GATEWAY_VARIABLES = ("PYSPARK_GATEWAY_PORT", "PYSPARK_GATEWAY_SECRET")
+
+
+class Launcher:
+    """Submit jobs to one Spark target and track them through one job store.
+
+    Args:
+        target: Where jobs run.
+        store: Where job records live.
+        spark_conf: ``spark.conf`` of ``feature_store.yaml``.
+        settings: What every job is given; None gathers it from this machine at the first
+            submission (spark-defaults.conf, Delta jars, the feast_spark zip, the Python).
+        runner: Runs short commands (cluster-mode spark-submit, ``yarn``); a fake in tests.
+        grace_s: Seconds a cancelled local/client job gets between SIGTERM and SIGKILL.
+    """
+
+    def __init__(
+        self,
+        target: SparkTarget,
+        store: JobStore,
+        *,
+        spark_conf: Mapping[str, str] | None = None,
+        settings: SparkSettings | None = None,
+        runner: Runner = run_command,
+        grace_s: float = 20.0,
+    ) -> None:
+        self.target = target
+        self.store = store
+        self.spark_conf = dict(spark_conf or {})
+        self._settings = settings
+        self.runner = runner
+        self.grace_s = grace_s
+
+    @classmethod
+    def from_config(cls, config: RepoConfig) -> Launcher:
+        """The launcher ``feature_store.yaml`` describes (nothing is checked or built yet)."""
+        kind = config.launcher.type
+        target = SparkTarget(
+            kind=kind,
+            master=config.spark.master,
+            deploy_mode="client" if kind == "local" else config.launcher.deploy_mode,
+            spark_submit="spark-submit",
+            extra_args=tuple(config.launcher.spark_submit_args),
+        )
+        return cls(target, JobStore(config.launcher.job_store), spark_conf=config.spark.conf)
+
+    # --- submitting ------------------------------------------------------------------------------
+
+    def submit(self, spec: JobSpec, *, conf: Mapping[str, str] | None = None) -> Job:
+        """Start ``jobs/<spec.job_type>.py --spec <job store>/<id>/spec.json``.
+
+        The spec is stored beside the job's record; its ``result_path`` defaults to
+        ``<job store>/<id>/result.json``.
+
+        Args:
+            spec: The job spec (``job_id`` from :func:`feast_spark.specs.new_job_id`).
+            conf: Spark settings for this job only.
+
+        Returns:
+            The running job (``wait()`` for it, or pick it up later with :meth:`get`).
+
+        Raises:
+            JobConflictError: Another job writes one of its tables over an overlapping window.
+            SubmitError: Spark did not accept the job (the record says FAILED, with the reason).
+            ConfigError: The launcher settings do not fit together, or a file is missing.
+        """
+        check_job_id(spec.job_id)
+        if spec.result_path is None:
+            spec = replace(spec, result_path=self.store.path(spec.job_id, RESULT_FILE))
+        return self._launch(
+            job_id=spec.job_id,
+            job_type=spec.job_type,
+            job_file=environment.job_file(spec.job_type),
+            app_args=("--spec", self.store.path(spec.job_id, SPEC_FILE)),
+            project=spec.project,
+            tables=tuple(t.name for t in spec.feature_tables),
+            window=spec.window,
+            result_path=spec.result_path,
+            conf=conf,
+            spec_text=spec.to_json(),
+        )
+
+    def submit_file(
+        self,
+        job_file: str | Path,
+        *,
+        job_type: str = "custom",
+        job_id: str | None = None,
+        app_args: Sequence[str] = (),
+        project: str | None = None,
+        tables: Sequence[str] = (),
+        window: Window | None = None,
+        result_path: str | None = None,
+        conf: Mapping[str, str] | None = None,
+    ) -> Job:
+        """Start any Python job file (``jobs/smoke.py``, a one-off script) as a tracked job.
+
+        Raises:
+            JobConflictError: See :meth:`submit`.
+            SubmitError: See :meth:`submit`.
+            ConfigError: See :meth:`submit`.
+        """
+        path = Path(job_file).resolve()
+        if not path.is_file():
+            raise ConfigError("job_file", str(job_file), "launcher", "no such file")
+        job_id = check_job_id(job_id or new_job_id(job_type, tables[0] if tables else None))
+        return self._launch(
+            job_id=job_id,
+            job_type=job_type,
+            job_file=path,
+            app_args=tuple(app_args),
+            project=project,
+            tables=tuple(tables),
+            window=window or Window(),
+            result_path=result_path,
+            conf=conf,
+            spec_text=None,
+        )
+
+    # --- finding ---------------------------------------------------------------------------------
+
+    def get(self, job_id: str) -> Job:
+        """The job ``job_id``, from the store (any process can call this).
+
+        Raises:
+            NotFoundError: No such job.
+        """
+        record = self.store.get(job_id)
+        return Job(record, self.store, self.target_for(record))
+
+    def list(
+        self,
+        *,
+        state: JobState | str | None = None,
+        table: str | None = None,
+        job_type: str | None = None,
+        project: str | None = None,
+        refresh: bool = True,
+    ) -> list[JobRecord]:
+        """Jobs in the store, newest first.
+
+        With ``refresh``, jobs not known to have ended are first asked for their state; one whose
+        source of truth cannot be asked keeps its last known state.
+        """
+        records = self.store.list(table=table, job_type=job_type, project=project)
+        if refresh:
+            records = [self._refreshed(r) for r in records]
+        if state is not None:
+            records = [r for r in records if r.state == JobState(state)]
+        return records
+
+    def target_for(self, record: JobRecord) -> Target:
+        """How to reach a job's source of truth, from its record."""
+        if record.deploy_mode != "cluster" or record.target == "local":
+            return ProcessTarget(
+                self.store, log_dir=environment.cache_dir() / "logs", grace_s=self.grace_s
+            )
+        if record.target == "standalone":
+            rest = record.rest_url or rest_url(record.master, self.spark_conf)
+            return StandaloneClusterTarget(rest, master_ui_url(rest, self.spark_conf))
+        if record.target == "yarn":
+            return YarnClusterTarget(
+                self.store, os.environ.get(YARN_COMMAND_ENV, "yarn"), self.runner
+            )
+        return KubernetesClusterTarget(
+            self.store, self._spark_submit(), self.spark_conf, self.runner
+        )
+
+    # --- internals -------------------------------------------------------------------------------
+
+    def _launch(
+        self,
+        *,
+        job_id: str,
+        job_type: str,
+        job_file: Path,
+        app_args: tuple[str, ...],
+        project: str | None,
+        tables: tuple[str, ...],
+        window: Window,
+        result_path: str | None,
+        conf: Mapping[str, str] | None,
+        spec_text: str | None,
+    ) -> Job:
+        self._check_target()
+        target = replace(self.target, spark_submit=self._spark_submit())
+        settings = self.settings()
+        launch = JobLaunch(job_id, str(job_file), app_args, dict(conf or {}))
+        record = JobRecord(
+            job_id=job_id,
+            job_type=job_type,
+            state=JobState.PENDING,
+            target=target.kind,
+            deploy_mode=target.deploy_mode,
+            master=target.master,
+            submitted_at=datetime.now(UTC),
+            project=project,
+            tables=tables,
+            window=window,
+            spec_uri=self.store.path(job_id, SPEC_FILE) if spec_text is not None else None,
+            result_path=result_path,
+        )
+        record = self.store.create(record)
+        if spec_text is not None:
+            self.store.write_text(job_id, SPEC_FILE, spec_text)
+        self._refuse_overlaps(record)
+
+        tracker = self.target_for(record)
+        try:
+            if isinstance(tracker, StandaloneClusterTarget):
+                request = build_rest_submission(
+                    target, launch, settings, environment.spark_version()
+                )
+                started = tracker.start(record, request)
+            elif isinstance(tracker, ProcessTarget | YarnClusterTarget | KubernetesClusterTarget):
+                argv = build_spark_submit_command(target, launch, settings)
+                record = self.store.put(replace(record, command=tuple(mask_command(argv))))
+                started = tracker.start(record, argv, self._environment(target, settings))
+            else:
+                raise TypeError(f"no way to start a job on {tracker!r}")
+        except SubmitError as error:
+            self.store.put(
+                replace(
+                    record,
+                    state=JobState.FAILED,
+                    ended_at=datetime.now(UTC),
+                    error=str(error),
+                    command=error.command or record.command,
+                )
+            )
+            raise
+        except OSError as error:
+            failed = SubmitError(job_id, record.command, f"cannot start the job: {error}")
+            self.store.put(
+                replace(
+                    record, state=JobState.FAILED, ended_at=datetime.now(UTC), error=str(failed)
+                )
+            )
+            raise failed from None
+        started = self.store.put(started)
+        return Job(started, self.store, tracker)
+
+    def settings(self) -> SparkSettings:
+        """What every job is given (gathered from this machine once).
+
+        Raises:
+            ConfigError: spark-defaults.conf cannot be found or read, or the jar settings are bad.
+        """
+        if self._settings is None:
+            defaults_file = find_defaults_file(required=True)
+            self._settings = SparkSettings(
+                defaults=read_properties(defaults_file) if defaults_file else {},
+                jars=delta_jars_conf(),
+                conf=self.spark_conf,
+                py_files=(str(environment.package_zip()),),
+                python=environment.python_executable(),
+            )
+        return self._settings
+
+    def _spark_submit(self) -> str:
+        if self.target.spark_submit != "spark-submit":
+            return self.target.spark_submit
+        return str(environment.spark_home() / "bin" / "spark-submit")
+
+    def _environment(self, target: SparkTarget, settings: SparkSettings) -> dict[str, str]:
+        """This process's environment, with the job's Python and SPARK_HOME set.
+
+        SPARK_HOME is the one of the spark-submit used, as ./spark-submit.sh does: the pinned
+        Spark runs, whatever SPARK_HOME said before.
+        """
+        env = {k: v for k, v in os.environ.items() if k not in _GATEWAY_VARIABLES}
+        env["SPARK_HOME"] = str(Path(target.spark_submit).resolve().parent.parent)
+        env.setdefault("PYSPARK_PYTHON", settings.python)
+        env.setdefault("PYSPARK_DRIVER_PYTHON", settings.python)
+        return env
+
+    def _check_target(self) -> None:
+        kind, master = self.target.kind, self.target.master
+        expected = {
+            "local": ("local", "local[N] or local[*]"),
+            "standalone": ("spark://", "spark://host:7077"),
+            "yarn": ("yarn", "yarn"),
+            "kubernetes": ("k8s://", "k8s://https://host:443"),
+        }[kind]
+        if not master.startswith(expected[0]):
+            raise ConfigError(
+                "spark.master",
+                master,
+                "launcher",
+                f"launcher.type '{kind}' needs a master like {expected[1]}",
+            )
+
+    def _refresh(self, record: JobRecord) -> JobRecord:
+        return Job(record, self.store, self.target_for(record)).refresh()
+
+    def _refreshed(self, record: JobRecord) -> JobRecord:
+        if record.state.is_final:
+            return record
+        try:
+            return self._refresh(record)
+        except TrackingError:
+            return record  # last known state; `jobs describe` shows why it cannot be asked
+
+    def _refuse_overlaps(self, record: JobRecord) -> None:
+        if record.job_type not in GUARDED_JOB_TYPES or not record.tables:
+            return
+        mine = (record.submitted_at, record.job_id)
+        for other in self.store.list(job_type=record.job_type, project=record.project):
+            if other.job_id == record.job_id or other.state.is_final:
+                continue
+            shared = sorted(set(other.tables) & set(record.tables))
+            if not shared or not overlaps(other.window, record.window):
+                continue
+            other = self._refreshed(other)
+            if other.state.is_final or (other.submitted_at, other.job_id) > mine:
+                continue  # ended, or submitted after this one: it is the one refused
+            self.store.delete(record.job_id)
+            raise JobConflictError(
+                record.job_id,
+                other.job_id,
+                other.state.value,
+                shared[0],
+                f"{describe_window(record.window)} overlaps {describe_window(other.window)}",
+            )

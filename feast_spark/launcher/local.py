@@ -1,0 +1,203 @@
+"""Jobs whose driver runs in a spark-submit process on this machine.
+
+That is every job of a local master (``local[*]``) and every client-deploy-mode job on a cluster
+(standalone, YARN, Kubernetes): the process is the source of truth. spark-submit runs under the
+supervisor (:mod:`feast_spark.launcher.supervisor`), which records its pid and, at the end, its
+exit status in the job store, so a process that did not start the job still learns how it ended:
+
+- ``exit.json`` present: SUCCEEDED (exit 0), FAILED (other), or CANCELLED (stopped on request);
+- no ``exit.json``, supervisor alive (same pid *and* start time): RUNNING;
+- no ``exit.json``, supervisor gone: FAILED (it was killed with SIGKILL or the machine
+  restarted), unless the job's result record says it succeeded.
+
+Process ids mean something only on the machine that launched the job (``JobRecord.host``); from
+another machine the last stored state is all there is.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from feast_spark.launcher import logparse, processes
+from feast_spark.launcher.base import Observation
+from feast_spark.launcher.job_store import EXIT_FILE, LOG_FILE, PROCESS_FILE, JobStore
+from feast_spark.launcher.records import JobRecord, JobState
+from feast_spark.spark_conf import SOURCE_ROOT
+
+# A job whose supervisor never reported within this time did not start.
+START_TIMEOUT = timedelta(minutes=5)
+# Popen objects of supervisors started by this process, kept so they can be reaped (no zombies).
+_CHILDREN: dict[str, subprocess.Popen[bytes]] = {}
+
+
+class ProcessTarget:
+    """Start, track and stop spark-submit processes on this machine.
+
+    Args:
+        store: The job store.
+        log_dir: Where logs go when the store is not a local folder (they are copied into the
+            store when the job ends).
+        grace_s: Seconds between SIGTERM and SIGKILL when a job is cancelled.
+    """
+
+    def __init__(
+        self, store: JobStore, *, log_dir: Path | None = None, grace_s: float = 20.0
+    ) -> None:
+        self.store = store
+        self.log_dir = log_dir or Path.home() / ".cache" / "feast-spark" / "logs"
+        self.grace_s = grace_s
+
+    def start(self, record: JobRecord, argv: Sequence[str], env: Mapping[str, str]) -> JobRecord:
+        """Start the supervisor of a job's spark-submit; return the record with its pid.
+
+        Raises:
+            OSError: The supervisor (this Python) cannot be started.
+        """
+        local_log = self.store.local_path(record.job_id, LOG_FILE)
+        log_path = local_log or self.log_dir / record.job_id / LOG_FILE
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        request = {
+            "store": self.store.uri,
+            "job_id": record.job_id,
+            "argv": list(argv),
+            "env": dict(env),
+            "log_path": str(log_path),
+            "upload_log": local_log is None,
+            "grace_s": self.grace_s,
+        }
+        supervisor_env = dict(env)
+        supervisor_env["PYTHONPATH"] = os.pathsep.join(
+            p for p in (str(SOURCE_ROOT), env.get("PYTHONPATH", "")) if p
+        )
+        with open(log_path, "ab") as log:
+            child = subprocess.Popen(
+                [sys.executable, "-m", "feast_spark.launcher.supervisor"],
+                stdin=subprocess.PIPE,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=supervisor_env,
+                start_new_session=True,
+                close_fds=True,
+            )
+        if child.stdin is None:  # stdin=PIPE always gives one
+            raise OSError("the supervisor was started without a pipe to its stdin")
+        child.stdin.write(json.dumps(request).encode("utf-8"))
+        child.stdin.close()
+        _CHILDREN[record.job_id] = child
+        return replace(
+            record,
+            state=JobState.RUNNING,
+            pid=child.pid,
+            host=socket.gethostname(),
+            log_path=str(log_path),
+            started_at=datetime.now(UTC),
+        )
+
+    def observe(self, record: JobRecord) -> Observation:
+        """The job's state from its exit record or its process (see the module docstring)."""
+        child = _CHILDREN.get(record.job_id)
+        if child is not None and child.poll() is not None:
+            del _CHILDREN[record.job_id]  # reaped
+        ended = self._ended(record)
+        if ended is not None:
+            return ended
+        if record.host != socket.gethostname():
+            return Observation()  # only the launching machine can see the process
+        process = self.store.read_json(record.job_id, PROCESS_FILE) or {}
+        pid = process.get("pid") or record.pid
+        if pid is None:
+            if datetime.now(UTC) - record.submitted_at > START_TIMEOUT:
+                return Observation(
+                    state=JobState.FAILED,
+                    error=f"the job did not start within {START_TIMEOUT}",
+                    outcome_known=False,
+                )
+            return Observation(state=JobState.PENDING)
+        if processes.is_alive(int(pid), process.get("pid_start")):
+            return Observation(
+                state=JobState.RUNNING,
+                pid=int(pid),
+                ui_url=record.ui_url or self._ui_url(record),
+            )
+        child_pid = process.get("child_pid")
+        if child_pid and processes.group_members(int(child_pid)):
+            # The supervisor was killed but spark-submit runs on: nobody will record its exit.
+            return Observation(state=JobState.RUNNING, pid=int(pid))
+        ended = self._ended(record)  # it may have written exit.json just now
+        if ended is not None:
+            return ended
+        return Observation(
+            state=JobState.FAILED,
+            error=(
+                f"the launcher's supervisor (pid {pid} on {record.host}) ended without recording "
+                "spark-submit's exit status (killed with SIGKILL, or the machine restarted)"
+            ),
+            outcome_known=False,
+        )
+
+    def kill(self, record: JobRecord) -> None:
+        """Ask the supervisor to stop spark-submit's process group (it records CANCELLED).
+
+        When the supervisor is gone but spark-submit is not, its group is stopped here and the
+        exit record is written here.
+        """
+        process = self.store.read_json(record.job_id, PROCESS_FILE) or {}
+        pid = process.get("pid") or record.pid
+        if pid is not None and processes.is_alive(int(pid), process.get("pid_start")):
+            processes.signal_process(int(pid), processes.TERMINATE)
+            return
+        child_pid = process.get("child_pid")
+        if child_pid and processes.group_members(int(child_pid)):
+            processes.signal_group(int(child_pid), processes.KILL)
+        if self.store.read_json(record.job_id, EXIT_FILE) is None:
+            self.store.write_json(
+                record.job_id,
+                EXIT_FILE,
+                {
+                    "exit_code": None,
+                    "ended_at": datetime.now(UTC).isoformat(),
+                    "cancelled": True,
+                    "error": "stopped by cancel: the supervisor was gone",
+                },
+            )
+
+    def read_log(self, record: JobRecord) -> str | None:
+        """spark-submit's output: the local file on the launching machine, else the store's copy."""
+        if record.log_path and record.host == socket.gethostname():
+            try:
+                return Path(record.log_path).read_text(encoding="utf-8", errors="replace")
+            except FileNotFoundError:
+                pass
+        return self.store.read_text(record.job_id, LOG_FILE)
+
+    def _ended(self, record: JobRecord) -> Observation | None:
+        exit_doc = self.store.read_json(record.job_id, EXIT_FILE)
+        if exit_doc is None:
+            return None
+        code = exit_doc.get("exit_code")
+        if exit_doc.get("cancelled"):
+            state = JobState.CANCELLED
+        elif code == 0:
+            state = JobState.SUCCEEDED
+        else:
+            state = JobState.FAILED
+        ended_at = exit_doc.get("ended_at")
+        return Observation(
+            state=state,
+            exit_code=code,
+            error=exit_doc.get("error"),
+            ended_at=datetime.fromisoformat(ended_at) if ended_at else None,
+        )
+
+    def _ui_url(self, record: JobRecord) -> str | None:
+        log = self.read_log(record) or ""
+        port = logparse.ui_port(log)
+        return f"http://127.0.0.1:{port}" if port else logparse.ui_url(log)
