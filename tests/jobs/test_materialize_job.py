@@ -1,0 +1,268 @@
+"""jobs/materialize.py: spec in, online values and a result record out; failures leave FAILED."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from feast_spark.config import CassandraOnlineStoreConfig, SqliteOnlineStoreConfig
+from feast_spark.definitions import Entity, Feature, FeatureTable, FileSource
+from feast_spark.job_results import FAILED, SUCCEEDED, read_result
+from feast_spark.online.base import online_store_mapping, open_online_store
+from feast_spark.online.service import get_online_features
+from feast_spark.spark.offline_store import ensure_table, write_window
+from feast_spark.specs import JobSpec, Window
+
+if TYPE_CHECKING:
+    from cassandra.cluster import Session
+    from pyspark.sql import SparkSession
+
+# Python workers of the in-process session must be this venv's Python (see test_materialize.py).
+os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+
+ROOT = Path(__file__).resolve().parents[2]
+DRIVER = Entity("driver_id", "INT64")
+TABLES = (
+    FeatureTable(
+        "driver_stats", ["driver_id"], [Feature("trips", "INT64"), Feature("rate", "DOUBLE")],
+        FileSource(path="/tmp/unused", event_timestamp_column="ts"),
+    ),
+    FeatureTable(
+        "driver_daily", ["driver_id"], [Feature("km", "INT32_LIST")],
+        FileSource(path="/tmp/unused", event_timestamp_column="ts"),
+    ),
+)  # fmt: skip
+
+
+def at(day: int, hour: int = 0) -> datetime:
+    return datetime(2024, 1, day, hour, tzinfo=UTC)
+
+
+# rows: driver, event, created, features...
+STATS = [
+    (1, at(1, 1), at(1, 1), 10, 0.1),
+    (1, at(1, 5), at(1, 5), 11, 0.2),  # latest of driver 1 in day 1
+    (1, at(2, 5), at(2, 5), 12, 0.3),  # day 2: outside the window
+    (2, at(1, 3), at(1, 3), 20, None),
+    (2, at(1, 3), at(1, 4), 21, 0.5),  # same event, created later: wins
+    (3, at(1, 9), at(1, 9), 30, 0.9),
+]
+DAILY = [(1, at(1, 0), at(1, 0), [1, 2]), (4, at(1, 2), at(1, 2), [7])]
+
+
+def load_job() -> ModuleType:
+    spec = importlib.util.spec_from_file_location(
+        "materialize_job", ROOT / "jobs" / "materialize.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def offline_root(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """Both tables' Delta tables, written with plain offline-store writes."""
+    root = tmp_path_factory.mktemp("offline")
+    for table, rows, ddl in (
+        (TABLES[0], STATS, "trips bigint, rate double"),
+        (TABLES[1], DAILY, "km array<int>"),
+    ):
+        path = str(root / "demo" / table.name)
+        ensure_table(spark, path, table, [DRIVER])
+        frame = spark.createDataFrame(
+            rows, f"driver_id bigint, event_timestamp timestamp, created_timestamp timestamp, {ddl}"
+        )
+        write_window(spark, frame, path, Window(), "test-ingest")
+    return str(root)
+
+
+def make_spec(
+    tmp_path: Path, offline_root: str, store: Any, *, tables: tuple[FeatureTable, ...] = TABLES
+) -> tuple[Path, Path]:
+    job_id = f"materialize-{uuid.uuid4().hex[:6]}"
+    result_path = tmp_path / "results" / f"{job_id}.json"
+    spec = JobSpec(
+        job_id=job_id,
+        job_type="materialize",
+        project="demo",
+        entities=(DRIVER,),
+        feature_tables=tables,
+        offline_store_path=offline_root,
+        window=Window(at(1), at(2)),
+        result_path=str(result_path),
+        online_store=online_store_mapping(store),
+    )
+    path = tmp_path / f"{job_id}.spec.json"
+    path.write_text(spec.to_json())
+    return path, result_path
+
+
+def online_values(store: Any) -> dict[str, list[Any]]:
+    with open_online_store(store) as opened:
+        return get_online_features(
+            opened, "demo", TABLES, [DRIVER],
+            ["driver_stats:trips", "driver_stats:rate", "driver_daily:km"],
+            [{"driver_id": d} for d in (1, 2, 3, 4)],
+        ).to_dict()  # fmt: skip
+
+
+def assert_day_one_online(store: Any) -> None:
+    values = online_values(store)
+    assert values["driver_stats:trips"] == [11, 21, 30, None]
+    assert values["driver_stats:rate"] == [0.2, 0.5, 0.9, None]
+    assert values["driver_stats:rate__status"] == ["PRESENT", "PRESENT", "PRESENT", "NOT_FOUND"]
+    assert values["driver_daily:km"] == [[1, 2], None, None, [7]]
+
+
+@pytest.fixture(scope="module")
+def cassandra_keyspace(cassandra_session: Session) -> Iterator[str]:
+    keyspace = f"test_job_{uuid.uuid4().hex[:10]}"
+    yield keyspace
+    cassandra_session.execute(f"DROP KEYSPACE IF EXISTS {keyspace}")
+
+
+def _online_fixtures() -> ModuleType:
+    """tests/online/conftest.py, for its ``cassandra_node``/``cassandra_session`` fixtures."""
+    path = ROOT / "tests" / "online" / "conftest.py"
+    spec = importlib.util.spec_from_file_location("_online_conftest_for_job", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+_ONLINE = _online_fixtures()
+cassandra_node = _ONLINE.cassandra_node
+cassandra_session = _ONLINE.cassandra_session
+
+
+# --- end to end through spark-submit ------------------------------------------------------------
+
+
+@pytest.mark.cassandra
+def test_spark_submit_materialize_writes_latest_rows_to_cassandra_and_a_result_record(
+    offline_root: str, tmp_path: Path, cassandra_node: Any, cassandra_keyspace: str
+) -> None:
+    # given two Delta tables and a spec for day 1 into the local Cassandra
+    store = CassandraOnlineStoreConfig(
+        hosts=(cassandra_node.host,), port=cassandra_node.port, keyspace=cassandra_keyspace,
+        local_dc=cassandra_node.local_dc, write_consistency="ONE",
+    )  # fmt: skip
+    spec_path, result_path = make_spec(tmp_path, offline_root, store)
+
+    # when the job is submitted
+    env = {k: v for k, v in os.environ.items() if k != "PYSPARK_GATEWAY_PORT"}
+    completed = subprocess.run(
+        [str(ROOT / "spark-submit.sh"), "--master", "local[2]", "--conf", "spark.ui.enabled=false",
+         "--conf", "spark.sql.shuffle.partitions=2", "materialize", "--spec", str(spec_path)],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900, check=False,
+    )  # fmt: skip
+
+    # then it succeeds, and its record counts the rows written per table
+    assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
+    result = read_result(str(result_path))
+    assert result.status == SUCCEEDED and result.error is None
+    assert result.rows_written == 5
+    assert result.window == Window(at(1), at(2))
+    assert result.details["online_store"] == "cassandra"
+    assert [(t["table"], t["rows_written"]) for t in result.details["tables"]] == [
+        ("driver_stats", 3),
+        ("driver_daily", 2),
+    ]
+    # and Cassandra serves each key's latest day-1 row
+    assert_day_one_online(store)
+
+
+# --- in process (the fixture's session) -----------------------------------------------------------
+
+
+def test_materialize_job_into_sqlite_then_rerun_changes_nothing(
+    spark: SparkSession, offline_root: str, tmp_path: Path
+) -> None:
+    # given a spec into SQLite
+    store = SqliteOnlineStoreConfig(path=str(tmp_path / "online.db"))
+    spec_path, result_path = make_spec(tmp_path, offline_root, store)
+    job = load_job()
+
+    # when the job runs, twice
+    assert job.main(["--spec", str(spec_path)], spark=spark) == 0
+    first = online_values(store)
+    assert job.main(["--spec", str(spec_path)], spark=spark) == 0
+
+    # then the store holds the day-1 latest rows, unchanged by the rerun
+    assert_day_one_online(store)
+    assert online_values(store) == first
+    assert read_result(str(result_path)).rows_written == 5
+
+
+def test_unreachable_cassandra_fails_the_job_with_a_record_naming_the_hosts(
+    spark: SparkSession, offline_root: str, tmp_path: Path
+) -> None:
+    store = CassandraOnlineStoreConfig(hosts=("127.0.0.1",), port=1, request_timeout_s=2.0)
+    spec_path, result_path = make_spec(tmp_path, offline_root, store)
+
+    status = load_job().main(["--spec", str(spec_path)], spark=spark)
+
+    assert status == 1
+    result = read_result(str(result_path))
+    assert result.status == FAILED
+    assert result.error is not None
+    assert "cassandra online store at 127.0.0.1:1" in result.error
+    assert result.rows_written == 0
+
+
+def test_a_write_task_failure_is_reported_with_the_store_error(
+    spark: SparkSession, offline_root: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given a store the driver reaches, but whose writes fail on the executors
+    from feast_spark.spark import materialize
+
+    store = SqliteOnlineStoreConfig(path=str(tmp_path / "online.db"))
+    spec_path, result_path = make_spec(tmp_path, offline_root, store, tables=TABLES[:1])
+    broken = online_store_mapping(SqliteOnlineStoreConfig(path=str(tmp_path / "file" / "x.db")))
+    (tmp_path / "file").write_text("a file where the folder should be")
+    original = materialize.write_online
+    monkeypatch.setattr(
+        materialize,
+        "write_online",
+        lambda rows, schema, _, **kw: original(rows, schema, broken, **kw),
+    )
+
+    # when the job runs
+    status = load_job().main(["--spec", str(spec_path)], spark=spark)
+
+    # then it fails, and the record carries the task's OnlineStoreError, not a JVM trace
+    assert status == 1
+    result = read_result(str(result_path))
+    assert result.status == FAILED
+    assert result.error is not None
+    assert result.error.startswith("OnlineStoreError: sqlite online store at "), result.error
+
+
+def test_missing_offline_table_and_bad_spec(
+    spark: SparkSession, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = SqliteOnlineStoreConfig(path=str(tmp_path / "online.db"))
+    spec_path, result_path = make_spec(tmp_path, str(tmp_path / "empty"), store)
+    job = load_job()
+
+    assert job.main(["--spec", str(spec_path)], spark=spark) == 1
+    error = read_result(str(result_path)).error
+    assert error is not None and "has no Delta table yet; ingest it first" in error
+
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"spec_version": 99}')
+    assert job.main(["--spec", str(bad)], spark=spark) == 2
+    assert "spec_version" in capsys.readouterr().err
