@@ -114,35 +114,47 @@ def run_or_print(job: Job, wait: bool, *, timeout: float | None = None) -> None:
 class ProgressPrinter:
     """Shows a job's state and Spark progress on stderr.
 
-    On a terminal one line is rewritten in place; elsewhere (CI, Airflow logs) a line is printed
-    when the text changes, at most every ``min_interval_s`` seconds.
+    On a terminal one line is rewritten in place. Elsewhere (CI, Airflow logs) a line is printed
+    when the state or the counts change, at most every ``min_interval_s`` seconds, and at least
+    every ``heartbeat_s`` seconds.
     """
 
-    def __init__(self, job_id: str, *, min_interval_s: float = 10.0) -> None:
+    def __init__(
+        self, job_id: str, *, min_interval_s: float = 5.0, heartbeat_s: float = 60.0
+    ) -> None:
         self.job_id = job_id
         self.started = time.monotonic()
         self.tty = sys.stderr.isatty()
         self.min_interval_s = min_interval_s
-        self._last_text = ""
+        self.heartbeat_s = heartbeat_s
+        self._last_key: str | None = None
         self._last_time = 0.0
+        self._shown = False
 
     def __call__(self, record: JobRecord, progress: Progress | None) -> None:
         """Show one look at the job."""
-        text = progress_line(record, progress, time.monotonic() - self.started)
         now = time.monotonic()
+        text = progress_line(record, progress, now - self.started)
         if self.tty:
             click.echo(f"\r{text:<100}", nl=False, err=True)
-        elif text.split(" (")[0] != self._last_text.split(" (")[0] and (
-            record.state.is_final or now - self._last_time >= self.min_interval_s
+            self._shown = True
+            return
+        key = text.rsplit(" [", 1)[0]  # without the elapsed time
+        since = now - self._last_time
+        if (
+            record.state.is_final
+            or (key != self._last_key and since >= self.min_interval_s)
+            or since >= self.heartbeat_s
         ):
             click.echo(text, err=True)
+            self._last_key = key
             self._last_time = now
-        self._last_text = text
 
     def close(self) -> None:
         """End the rewritten line."""
-        if self.tty and self._last_text:
+        if self.tty and self._shown:
             click.echo("", err=True)
+            self._shown = False
 
 
 def progress_line(record: JobRecord, progress: Progress | None, elapsed_s: float) -> str:
