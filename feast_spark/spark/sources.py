@@ -349,6 +349,32 @@ def to_offline_rows(
     return checked.valid(), checked.rejected()
 
 
+def convert_column(
+    owner: str, schema: T.StructType, name: str, target: ValueType, timestamp_format: str = "native"
+) -> tuple[Column, Column | None]:
+    """One column converted to ``target`` by the rules above, for frames other than sources.
+
+    Returns:
+        ``(value, reason)``: the converted column and, when the conversion can fail per row, a
+        column holding why it failed for that row (null where it did not).
+
+    Raises:
+        SourceSchemaError: The column is missing, or its type can never hold ``target``.
+    """
+    field = _find_column(schema, name)
+    if field is None:
+        raise SourceSchemaError(
+            owner, name, f"is missing; the columns are {', '.join(schema.fieldNames())}"
+        )
+    try:
+        converted = _convert(_col(field.name), field.dataType, target, timestamp_format, name)
+    except _UnconvertibleError as problem:
+        raise SourceSchemaError(
+            owner, name, f"is {field.dataType.simpleString()}, declared {target.value}: {problem}"
+        ) from None
+    return converted.value, converted.reason
+
+
 # --- conversions ------------------------------------------------------------------------------
 
 
