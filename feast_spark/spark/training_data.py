@@ -1,0 +1,149 @@
+"""Training datasets: entity rows prepared, offline tables read by range, point-in-time joined.
+
+Pure functions of DataFrames around :func:`feast_spark.spark.point_in_time.point_in_time_join`;
+``jobs/historical_retrieval.py`` wires them to a spec.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F  # noqa: N812 (the conventional alias)
+
+from feast_spark.definitions import BatchSource, Entity, FeatureTable
+from feast_spark.errors import SourceSchemaError
+from feast_spark.spark.offline_store import read_offline_table
+from feast_spark.spark.point_in_time import FeatureTableInput, point_in_time_join
+from feast_spark.spark.sources import convert_column, read_source
+from feast_spark.types import ValueType
+
+ENTITY_ROWS = "entity rows"
+
+
+@dataclass(frozen=True)
+class EntityRows:
+    """Entity rows ready to join, and the time range they need.
+
+    Attributes:
+        rows: Entity keys typed as declared, the timestamp column as a timestamp, other columns
+            unchanged.
+        timestamp_column: The timestamp column's name.
+        earliest: Earliest entity timestamp.
+        latest: Latest entity timestamp.
+    """
+
+    rows: DataFrame
+    timestamp_column: str
+    earliest: datetime
+    latest: datetime
+
+
+def prepare_entity_rows(
+    spark: SparkSession, source: BatchSource, entities: Sequence[Entity]
+) -> EntityRows:
+    """Read entity rows and make their keys and timestamp exact, or fail naming the problem.
+
+    Rules: ``field_mapping`` renames source columns to entity names; each entity column is
+    converted to its declared type by the ingest rules (an int column for an INT64 entity is
+    widened; a double is not a key); the timestamp column follows ``timestamp_format``
+    (timestamps, ISO-8601 strings with or without offsets, epoch numbers). A value that cannot be
+    converted fails the job, naming how many rows and the first one: silently dropping an entity
+    row would shorten the training set. Null keys and null timestamps stay (they match nothing).
+
+    Example (``driver_id`` INT64, ``timestamp_format: iso8601``)::
+
+        driver_id:int  ts:string                    driver_id:bigint  ts:timestamp (UTC)
+        1001           2024-01-01T10:00:00+02:00 ->  1001              2024-01-01 08:00:00
+        1002           2024-01-01T10:00:00.25Z       1002              2024-01-01 10:00:00.25
+
+    Raises:
+        SourceSchemaError: A column is missing or of a type that cannot hold its declared type,
+            a value does not convert, or the source has no rows.
+    """
+    raw = read_source(spark, source, table_name=ENTITY_ROWS)
+    renames = {src: name for name, src in source.field_mapping.items() if src in raw.columns}
+    frame = raw.withColumnsRenamed(renames) if renames else raw
+    ts_column = source.event_timestamp_column
+    conversions: dict[str, tuple[ValueType, str]] = {
+        entity.name: (entity.value_type, "native") for entity in entities
+    }
+    conversions[ts_column] = (ValueType.UNIX_TIMESTAMP, source.timestamp_format)
+    values = {}
+    reasons = []
+    for name, (value_type, timestamp_format) in conversions.items():
+        value, reason = convert_column(
+            ENTITY_ROWS, frame.schema, name, value_type, timestamp_format
+        )
+        values[name] = value
+        if reason is not None:
+            reasons.append(reason)
+    rows = frame.withColumns(values)
+    # One pass answers "any bad value?", "is it empty?" and the time range.
+    problem = F.coalesce(*reasons) if reasons else F.lit(None).cast("string")
+    ts = F.unix_micros(values[ts_column])
+    summary = frame.agg(
+        F.count(F.lit(1)).alias("rows"),
+        F.min(ts).alias("low"),
+        F.max(ts).alias("high"),
+        F.count(problem).alias("bad"),
+        F.first(problem, ignorenulls=True).alias("example"),
+    ).first()
+    if summary is None or not summary["rows"]:
+        raise SourceSchemaError(ENTITY_ROWS, source.path, "has no rows; a training set needs some")
+    if summary["bad"]:
+        raise SourceSchemaError(
+            ENTITY_ROWS,
+            source.path,
+            f"has {summary['bad']} row(s) whose keys or timestamp cannot be converted, "
+            f"e.g. {summary['example']}",
+        )
+    if summary["low"] is None:
+        raise SourceSchemaError(ENTITY_ROWS, ts_column, "is null in every row")
+    return EntityRows(rows, ts_column, _instant(summary["low"]), _instant(summary["high"]))
+
+
+def build_training_dataset(
+    spark: SparkSession,
+    entity_rows: EntityRows,
+    tables: Sequence[FeatureTable],
+    features: Mapping[str, Sequence[str]],
+    table_paths: Mapping[str, str],
+) -> DataFrame:
+    """Join every table's requested features to the entity rows, point in time correct.
+
+    Each offline table is read only over ``[earliest - max_age, latest]`` of the entity rows
+    (partition pruning by ``event_date``), then joined by
+    :func:`~feast_spark.spark.point_in_time.point_in_time_join` (rules and example there): one
+    shuffle per set of entity columns, never join-then-rank.
+
+    Args:
+        spark: The session.
+        entity_rows: From :func:`prepare_entity_rows`.
+        tables: The feature tables, in output order.
+        features: Requested features per table name.
+        table_paths: Delta table path per table name.
+    """
+    inputs = []
+    for table in tables:
+        start = entity_rows.earliest - table.max_age if table.max_age else None
+        end = entity_rows.latest + timedelta(microseconds=1)  # the bound is exclusive
+        rows = read_offline_table(spark, table_paths[table.name], start, end)
+        inputs.append(
+            FeatureTableInput(
+                name=table.name,
+                entity_columns=tuple(table.entities),
+                feature_columns=tuple(features[table.name]),
+                max_age=table.max_age,
+                rows=rows,
+            )
+        )
+    return point_in_time_join(
+        entity_rows.rows, inputs, entity_timestamp_column=entity_rows.timestamp_column
+    )
+
+
+def _instant(micros: int) -> datetime:
+    return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=micros)
