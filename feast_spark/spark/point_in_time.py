@@ -60,6 +60,7 @@ _CREATED = "_pit_created"
 _ENTITY_ROW = "_pit_entity_row"
 _FEATURES = "_pit_features_"  # + table index within a key group
 _INTERNAL = (_TS, _IS_ENTITY, _CREATED, _ENTITY_ROW)
+_SPARK_TIMESTAMP_SPAN = timedelta(days=366 * 10_000)
 
 
 @dataclass(frozen=True)
@@ -227,8 +228,9 @@ def _prune(table: FeatureTableInput, low_us: int | None, high_us: int | None) ->
     else:
         # Literal bounds (constant-folded) so Delta/parquet can skip files on statistics.
         keep = keep & (sf.col(EVENT_TIMESTAMP) <= sf.timestamp_micros(sf.lit(high_us)))
-        if table.max_age is not None:
-            low = low_us - _micros(table.max_age)
+        max_age_us = _max_age_us(table)
+        if max_age_us is not None:
+            low = low_us - max_age_us
             keep = keep & (sf.col(EVENT_TIMESTAMP) >= sf.timestamp_micros(sf.lit(low)))
     columns = [*table.entity_columns, *table.feature_columns, EVENT_TIMESTAMP, CREATED_TIMESTAMP]
     return rows.filter(keep).select(*[sf.col(_quote(c)) for c in columns])
@@ -317,8 +319,9 @@ def _join_group(
     feature_columns: list[Column] = []
     for i, table in enumerate(group):
         chosen = sf.col(f"{_FEATURES}{i}")
-        if table.max_age is not None:
-            oldest = sf.unix_micros(sf.col(_TS)) - sf.lit(_micros(table.max_age))
+        max_age_us = _max_age_us(table)
+        if max_age_us is not None:
+            oldest = sf.unix_micros(sf.col(_TS)) - sf.lit(max_age_us)
             in_range = sf.unix_micros(chosen.getField("ts")) >= oldest
             chosen = sf.when(in_range, chosen)
         feature_columns += [
@@ -342,8 +345,16 @@ def _features_struct(table: FeatureTableInput, rows: DataFrame) -> Column:
     )
 
 
-def _micros(delta: timedelta) -> int:
-    return delta // timedelta(microseconds=1)
+def _max_age_us(table: FeatureTableInput) -> int | None:
+    """``max_age`` in microseconds; ``None`` when it is unset or spans every Spark timestamp.
+
+    Spark timestamps lie within years 1-9999, so a longer ``max_age`` bounds nothing, and
+    treating it as no limit keeps ``timestamp - max_age`` far from long overflow (an error in
+    ANSI mode).
+    """
+    if table.max_age is None or table.max_age >= _SPARK_TIMESTAMP_SPAN:
+        return None
+    return table.max_age // timedelta(microseconds=1)
 
 
 def _quote(name: str) -> str:

@@ -107,6 +107,17 @@ def test_row_exactly_max_age_old_matches_one_microsecond_older_does_not(
     assert_same_rows(result.select("tag", "driver__rate"), expected)
 
 
+def test_max_age_beyond_timestamp_range_is_no_limit(spark: SparkSession) -> None:
+    # given a row 8000 years before the entity row and the largest timedelta as max_age
+    old = datetime(1, 1, 1, tzinfo=UTC)
+    rows = feature_rows(spark, ["driver"], "rate double", [(1, 0.5, old, old)])
+    entities = entity_rows(spark, [(1, datetime(8000, 1, 1, tzinfo=UTC), "a")])
+    # when
+    result = point_in_time_join(entities, [driver_table(rows, timedelta.max)])
+    # then no overflow, and the row matches
+    assert [r.driver__rate for r in result.collect()] == [0.5]
+
+
 def test_null_in_latest_row_is_not_back_filled(spark: SparkSession) -> None:
     # given an older row with values and a newer row with nulls
     rows = feature_rows(
