@@ -22,9 +22,12 @@ cell, the greater value, not the later write. Within one window the latest row i
 writing, so this only matters across runs; to correct a value, give it a new event time. (SQLite
 compares ``created_timestamp`` too.)
 
-Writes run ``write_concurrency`` statements in flight per store (Spark task) with token-aware,
-DC-aware routing; statements failing with timeouts or unavailability are retried with backoff, and
-a write that still fails raises, so a job never reports success with rows missing. Reads of all
+Writes bind every row, pack rows that live on the same replicas into small UNLOGGED batches (at
+most 10 rows / 4 KiB, below Cassandra's warning thresholds; a batch is one request, routed
+token-aware and DC-aware to one of those replicas) and keep ``write_concurrency`` requests in flight
+per store (Spark task). Requests failing with timeouts or unavailability are retried with backoff
+(safe: every row carries its own write timestamp); a write that still fails raises, so a job never
+reports success with rows missing. Reads of all
 requested tables and keys run concurrently with prepared single-partition statements.
 """
 
@@ -58,7 +61,7 @@ from feast_spark.types import ValueType
 if TYPE_CHECKING:
     import pyarrow as pa
     from cassandra.cluster import Cluster, Session
-    from cassandra.query import PreparedStatement
+    from cassandra.query import BoundStatement, PreparedStatement, Statement
 
 _log = logging.getLogger(__name__)
 
@@ -102,7 +105,12 @@ ERRORS: Final = {
     "tls_file": "cannot load {what} from {path}: {error}",
 }
 
-#: Attempts per row before a write fails the job (the first try included).
+#: Rows per unlogged batch at most: Cassandra warns above 10 partitions per unlogged batch
+#: (``unlogged_batch_across_partitions_warn_threshold``).
+BATCH_MAX_ROWS: Final = 10
+#: Serialized bytes per batch at most (Cassandra warns above 5 KiB: ``batch_size_warn_threshold``).
+BATCH_MAX_BYTES: Final = 4096
+#: Attempts per request before a write fails the job (the first try included).
 WRITE_ATTEMPTS: Final = 5
 #: First backoff between write attempts, doubled each time.
 WRITE_BACKOFF_S: Final = 0.2
@@ -476,32 +484,87 @@ class CassandraOnlineStore:
             now_us = now_micros(now)
             ttls = [ttl_seconds(e, schema.max_age, now_us) for e in events]
             parameters = [(*row, ttl) for row, ttl in zip(rows, ttls, strict=True) if ttl]
-        self._execute_all(schema, statement, parameters)
+        requests = self._replica_batches(statement, parameters)
+        self._execute_all(schema, requests, len(parameters))
         return WriteCounts(written=len(parameters), expired=decoded.num_rows - len(parameters))
+
+    def _replica_batches(
+        self, statement: PreparedStatement, parameters: Sequence[tuple[Any, ...]]
+    ) -> list[tuple[Statement, int]]:
+        """Bind every row and pack rows with the same replicas into small unlogged batches.
+
+        One request per row costs the Python driver most of its time; a batch of rows that
+        live on the same replicas costs one request and no extra hop (it is routed, token-aware,
+        to one of those replicas). Batches stay below Cassandra's warning thresholds
+        (:data:`BATCH_MAX_ROWS` partitions, :data:`BATCH_MAX_BYTES`), are not atomic (UNLOGGED:
+        no batch log) and are safe to retry, since every row carries its own write timestamp.
+
+        Returns:
+            ``(request, rows in it)`` pairs.
+        """
+        from cassandra.query import BatchStatement, BatchType
+
+        token_map = self._cluster.metadata.token_map
+        keyspace = self._config.keyspace
+        open_batches: dict[Any, tuple[list[BoundStatement], int]] = {}
+        requests: list[tuple[Statement, int]] = []
+
+        def flush(rows: list[BoundStatement]) -> None:
+            if len(rows) == 1:
+                requests.append((rows[0], 1))
+                return
+            batch = BatchStatement(batch_type=BatchType.UNLOGGED)
+            for bound in rows:
+                batch.add(bound)
+            batch.is_idempotent = True
+            requests.append((batch, len(rows)))
+
+        for params in parameters:
+            bound = statement.bind(params)
+            size = sum(map(len, filter(None, bound.values)))  # serialized values (None: null)
+            group: Any = None
+            if token_map is not None and bound.routing_key is not None:
+                token = token_map.token_class.from_key(bound.routing_key)
+                group = tuple(token_map.get_replicas(keyspace, token))
+            rows, rows_bytes = open_batches.get(group, ([], 0))
+            if rows and (len(rows) >= BATCH_MAX_ROWS or rows_bytes + size > BATCH_MAX_BYTES):
+                flush(rows)
+                rows, rows_bytes = [], 0
+            rows.append(bound)
+            open_batches[group] = (rows, rows_bytes + size)
+        for rows, _ in open_batches.values():
+            if rows:
+                flush(rows)
+        return requests
 
     def _execute_all(
         self,
         schema: OnlineTableSchema,
-        statement: PreparedStatement,
-        parameters: Sequence[tuple[Any, ...]],
+        requests: Sequence[tuple[Statement, int]],
+        total_rows: int,
     ) -> None:
-        from cassandra.concurrent import execute_concurrent_with_args
+        """Run the requests ``write_concurrency`` at a time; retry the failed ones with backoff.
+
+        Raises:
+            OnlineStoreError: Requests still failed after :data:`WRITE_ATTEMPTS` attempts, or
+                failed with an error retrying cannot fix (e.g. the table was dropped).
+        """
+        from cassandra.concurrent import execute_concurrent
 
         retryable = _retryable_errors()
-        pending = parameters
+        pending = requests
         delay = WRITE_BACKOFF_S
         for attempt in range(1, WRITE_ATTEMPTS + 1):
-            results = execute_concurrent_with_args(
+            results = execute_concurrent(
                 self._session,
-                statement,
-                pending,
+                [(request, None) for request, _ in pending],
                 concurrency=self._config.write_concurrency,
                 raise_on_first_error=False,
                 execution_profile=_WRITE_PROFILE,
             )
             failed = [
-                (params, result)
-                for params, (ok, result) in zip(pending, results, strict=True)
+                (request, result)
+                for request, (ok, result) in zip(pending, results, strict=True)
                 if not ok
             ]
             if not failed:
@@ -516,18 +579,18 @@ class CassandraOnlineStore:
                     STORE,
                     self._target,
                     ERRORS["write_failed"].format(
-                        failed=len(failed), total=len(parameters),
+                        failed=sum(rows for (_, rows), _ in failed), total=total_rows,
                         keyspace=self._config.keyspace, table=schema.name, after=after,
                         error_type=type(error).__name__, error=error,
                     ),
                 ) from (error if isinstance(error, BaseException) else None)  # fmt: skip
             _log.warning(
-                "%d writes to %s failed (attempt %d of %d, retrying in %.1fs): %s",
+                "%d write requests to %s failed (attempt %d of %d, retrying in %.1fs): %s",
                 len(failed), schema.name, attempt, WRITE_ATTEMPTS, delay, error,
             )  # fmt: skip
             time.sleep(delay)
             delay *= 2
-            pending = [params for params, _ in failed]
+            pending = [request for request, _ in failed]
 
     # --- reads -----------------------------------------------------------------------------------
 

@@ -466,39 +466,53 @@ def test_a_write_that_fails_raises_and_never_reports_success(
             store.write_batch(schema, batch(rows))
 
 
-def test_cassandra_retries_only_failed_rows_then_gives_up(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cassandra_retries_only_failed_requests_then_gives_up(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """The retry loop, without a node: the driver's concurrent executor is replaced."""
     import cassandra.concurrent
-    from cassandra import OperationTimedOut
+    from cassandra import InvalidRequest, OperationTimedOut
 
     from feast_spark.online import cassandra as store_module
 
     calls: list[list[Any]] = []
 
-    def fake_execute(
-        session: Any, statement: Any, parameters: list[Any], **kwargs: Any
-    ) -> list[Any]:
-        calls.append(list(parameters))
-        # the row with key 2 times out on its first two attempts, key 3 always
-        failing = {3} | ({2} if len(calls) <= 2 else set())
+    def fake_execute(session: Any, pairs: list[Any], **kwargs: Any) -> list[Any]:
+        requests = [request for request, _ in pairs]
+        calls.append(requests)
+        # r2 times out on its first two attempts, r3 always; "bad" is refused
+        failing = {"r3"} | ({"r2"} if len(calls) <= 2 else set())
         return [
-            (False, OperationTimedOut("timed out")) if p[0] in failing else (True, None)
-            for p in parameters
-        ]
+            (False, InvalidRequest("no such table")) if r == "bad"
+            else (False, OperationTimedOut("timed out")) if r in failing
+            else (True, None)
+            for r in requests
+        ]  # fmt: skip
 
-    monkeypatch.setattr(cassandra.concurrent, "execute_concurrent_with_args", fake_execute)
+    monkeypatch.setattr(cassandra.concurrent, "execute_concurrent", fake_execute)
     monkeypatch.setattr(store_module.time, "sleep", lambda s: None)
     store = object.__new__(store_module.CassandraOnlineStore)
     store._config = CassandraOnlineStoreConfig(keyspace="ks")  # type: ignore[attr-defined]
     store._target = "h:9042"  # type: ignore[attr-defined]
     store._session = None  # type: ignore[attr-defined]
     schema = OnlineTableSchema.of("p", driver_table(), [DRIVER])
+    requests = [("r1", 1), ("r2", 2), ("r3", 3), ("r4", 4)]
 
+    # when requests keep timing out, then only they are retried, and the write finally fails
+    # naming the rows lost
     with pytest.raises(
-        OnlineStoreError, match=r"1 of 4 rows .* failed after 5 attempts.*OperationTimedOut"
+        OnlineStoreError, match=r"3 of 10 rows .* failed after 5 attempts.*OperationTimedOut"
     ):
-        store._execute_all(schema, None, [(1,), (2,), (3,), (4,)])  # type: ignore[arg-type]
-    assert [sorted(p[0] for p in c) for c in calls] == [[1, 2, 3, 4], [2, 3], [2, 3], [3], [3]]
+        store._execute_all(schema, requests, 10)  # type: ignore[arg-type]
+    assert calls == [["r1", "r2", "r3", "r4"], ["r2", "r3"], ["r2", "r3"], ["r3"], ["r3"]]
+
+    # when a request fails with an error retrying cannot fix, then it fails at once
+    calls.clear()
+    with pytest.raises(
+        OnlineStoreError, match=r"2 of 3 rows .* failed; first error: InvalidRequest"
+    ):
+        store._execute_all(schema, [("r1", 1), ("bad", 2)], 3)  # type: ignore[arg-type]
+    assert len(calls) == 1
 
 
 # --- config round trip and request errors ---------------------------------------------------------
