@@ -283,6 +283,10 @@ def _describe(record: dict[str, Any], output: str) -> None:
     click.echo(yaml.safe_dump(record, sort_keys=False).rstrip())
 
 
+# The job and pipeline commands extend the group defined above.
+from feast_spark import cli_jobs, cli_pipeline  # noqa: E402, F401
+
+
 def main() -> None:
     """Console-script entry point."""
     sys.exit(cli.main(prog_name="feast-spark", standalone_mode=True))

@@ -2,16 +2,40 @@
 
 from __future__ import annotations
 
+import functools
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from feast_spark.config import CassandraOnlineStoreConfig, RepoConfig, load_config
-from feast_spark.definitions import Entity, FeatureTable
+from feast_spark.definitions import BatchSource, Entity, FeatureTable, FileSource
 from feast_spark.definitions.yaml_files import load_definitions
+from feast_spark.entity_checks import check_entity_rows
+from feast_spark.errors import ArgumentError, NotFoundError
+from feast_spark.feature_refs import parse_feature_refs, split_refs, table_names
+from feast_spark.launcher import Job, JobState, Launcher
+from feast_spark.online.base import OnlineStore, online_store_mapping, open_online_store
 from feast_spark.online.naming import online_table_name
+from feast_spark.online.service import (
+    OnlineResponse,
+    get_online_features_from_registry,
+    incremental_window,
+    materialized_state,
+)
 from feast_spark.registry import ApplyResult, Registry
+from feast_spark.retrieval_job import RetrievalJob
+from feast_spark.specs import (
+    HistoricalRetrievalOptions,
+    IngestOptions,
+    JobSpec,
+    Window,
+    new_job_id,
+    parse_instant,
+)
+from feast_spark.staging import is_spark_dataframe, source_at, stage, to_arrow_table
 
 
 @dataclass(frozen=True)
@@ -104,3 +128,242 @@ class Client:
     def create_project(self, name: str) -> bool:
         """Create a project; False when it already exists."""
         return self.registry.create_project(name)
+
+    # --- jobs ----------------------------------------------------------------------------------
+
+    @functools.cached_property
+    def launcher(self) -> Launcher:
+        """Submits and tracks this project's jobs (``launcher`` of feature_store.yaml)."""
+        return Launcher.from_config(self.config)
+
+    def ingest(
+        self,
+        table: str,
+        source: object = None,
+        *,
+        start: datetime | str | None = None,
+        end: datetime | str | None = None,
+        max_rejected_fraction: float = 1.0,
+    ) -> Job:
+        """Load a window of a source into the table's Delta offline table; returns the job.
+
+        Args:
+            table: The feature table.
+            source: None for the table's batch source; a path or URI read like it; or a pandas
+                DataFrame, Arrow table or Spark DataFrame, staged for the job first.
+            start: Window start (inclusive); None for the source's beginning.
+            end: Window end (exclusive); None for the source's end.
+            max_rejected_fraction: Fail, committing nothing, above this share of rejected rows.
+
+        Returns:
+            The launched job: ``wait()`` or ``result()`` for it.
+        """
+        definition = self.get_feature_table(table)
+        job_id = new_job_id("ingest", definition.name)
+        override = None
+        if source is not None:
+            path = (
+                source if isinstance(source, str | Path) else self._stage(source, job_id, "source")
+            )
+            override = source_at(str(path), definition.batch_source)
+        if not 0.0 <= max_rejected_fraction <= 1.0:
+            raise ArgumentError(
+                "max_rejected_fraction", max_rejected_fraction, "must be between 0 and 1"
+            )
+        spec = self._spec(
+            "ingest",
+            job_id,
+            [definition],
+            Window(_instant(start, "start"), _instant(end, "end")),
+            options=IngestOptions(override, max_rejected_fraction),
+        )
+        return self.launcher.submit(spec)
+
+    def get_historical_features(
+        self,
+        feature_refs: Sequence[str] | str,
+        entity_source: object,
+        *,
+        timestamp_column: str = "event_timestamp",
+        output_path: str | None = None,
+        output_format: str = "parquet",
+    ) -> RetrievalJob:
+        """Start building a point-in-time correct training dataset.
+
+        Args:
+            feature_refs: ``table:feature`` or ``table:*`` references (or one comma-separated
+                string).
+            entity_source: Entity rows: a path or URI (parquet, csv, json or a Delta table),
+                a pandas DataFrame, an Arrow table or a Spark DataFrame (staged for the job),
+                or a FileSource/DeltaSource for full control.
+            timestamp_column: The entity rows' timestamp column (paths and frames).
+            output_path: Where to write the dataset (default: under the staging location).
+            output_format: ``parquet`` or ``delta``.
+
+        Returns:
+            The job; ``to_pandas()``, ``to_arrow()`` or ``to_spark_dataframe(spark)`` wait for it.
+
+        Raises:
+            NotFoundError: A table or feature is not registered.
+            SourceSchemaError: Staged entity rows miss a key or timestamp column, or are empty.
+        """
+        if output_format not in ("parquet", "delta"):
+            raise ArgumentError("output_format", output_format, "use parquet or delta")
+        tables = {name: self.get_feature_table(name) for name in table_names(feature_refs)}
+        refs = parse_feature_refs(feature_refs, tables)
+        entities = [self.get_entity(name) for name in _entity_names(tables.values())]
+        job_id = new_job_id("historical_retrieval")
+        if isinstance(entity_source, BatchSource):
+            source = entity_source
+        else:
+            arrow = to_arrow_table(entity_source)
+            if arrow is not None:
+                check_entity_rows(arrow, entities, timestamp_column)
+            path = (
+                str(entity_source)
+                if isinstance(entity_source, str | Path)
+                else self._stage(entity_source, job_id, "entity_rows")
+            )
+            source = source_at(path, FileSource(path=path, event_timestamp_column=timestamp_column))
+        output = output_path or f"{self.config.launcher.staging_location}/{job_id}/dataset"
+        options = HistoricalRetrievalOptions(
+            tuple(str(r) for r in refs), source, output, output_format
+        )
+        spec = self._spec(
+            "historical_retrieval", job_id, list(tables.values()), Window(), options=options
+        )
+        return RetrievalJob(self.launcher.submit(spec), output, output_format)
+
+    def materialize(self, tables: Sequence[str], start: datetime | str, end: datetime | str) -> Job:
+        """Push the latest value of every key in ``[start, end)`` to the online store."""
+        definitions = [self.get_feature_table(name) for name in tables]
+        window = Window(_instant(start, "start"), _instant(end, "end"))
+        return self._submit_materialize(definitions, window)
+
+    def materialize_incremental(
+        self, tables: Sequence[str], end: datetime | str | None = None
+    ) -> Job | None:
+        """Materialize each table from its high-water mark up to ``end`` (default: now).
+
+        The first run starts at ``end - max_age`` (or at the table's first row when it has no
+        ``max_age``). The mark moves when the job succeeds: here when waited for, else at the
+        next call, which finds the job's outcome in the job store.
+
+        Returns:
+            The job, or None when every table is materialized up to ``end`` already.
+        """
+        until = _instant(end, "end") or datetime.now(UTC)
+        definitions = [self.get_feature_table(name) for name in tables]
+        windows = set()
+        for table in definitions:
+            state = self.settle_incremental(table.name)
+            window = incremental_window(table, state, until)
+            if window is not None:
+                windows.add(window)
+        if not windows:
+            return None
+        # One job per call: tables share the earliest start (rerunning a window is harmless).
+        starts = [w.start for w in windows]
+        start = None if None in starts else min(s for s in starts if s is not None)
+        job = self._submit_materialize(definitions, Window(start, until))
+        for table in definitions:
+            self.registry.update_table_state(
+                self.project, table.name, pending_materialization=job.id
+            )
+        return job
+
+    def get_online_features(
+        self, feature_refs: Sequence[str] | str, entity_rows: Any
+    ) -> OnlineResponse:
+        """Latest values and statuses of ``feature_refs`` for ``entity_rows``.
+
+        Args:
+            feature_refs: ``table:feature`` or ``table:*`` references.
+            entity_rows: ``[{"driver_id": 1001}, ...]``, a mapping of columns, or pandas.
+
+        Returns:
+            Values with a status each (PRESENT, NULL_VALUE, NOT_FOUND, OUTSIDE_MAX_AGE), in
+            request order; ``to_dict()``, ``to_pandas()`` or ``to_arrow()``.
+        """
+        return get_online_features_from_registry(
+            self.registry, self.online_store, self.project, split_refs(feature_refs), entity_rows
+        )
+
+    @functools.cached_property
+    def online_store(self) -> OnlineStore:
+        """The configured online store, opened at first use (``close()`` releases it)."""
+        return open_online_store(self.config.online_store)
+
+    def close(self) -> None:
+        """Release the online store's connection, if one was opened."""
+        store = self.__dict__.pop("online_store", None)
+        if store is not None:
+            store.close()
+
+    # --- plumbing ------------------------------------------------------------------------------
+
+    def _submit_materialize(self, tables: Sequence[FeatureTable], window: Window) -> Job:
+        job_id = new_job_id("materialize", tables[0].name if len(tables) == 1 else None)
+        spec = self._spec("materialize", job_id, tables, window, online=True)
+        return self.launcher.submit(spec)
+
+    def settle_incremental(self, table: str) -> dict[str, Any]:
+        """Fold the outcome of the table's last incremental job into its high-water mark.
+
+        Returns:
+            The table's state afterwards (``materialized_until``: the mark).
+        """
+        state = self.registry.table_state(self.project, table)
+        pending = state.get("pending_materialization")
+        if not pending:
+            return state
+        try:
+            job = self.launcher.get(pending)
+        except NotFoundError:
+            job = None
+        if job is not None and job.status() is JobState.SUCCEEDED:
+            values = materialized_state(state, job.record.window)
+            self.registry.update_table_state(
+                self.project, table, pending_materialization=None, **values
+            )
+        elif job is None or job.status().is_final:
+            self.registry.update_table_state(self.project, table, pending_materialization=None)
+        return self.registry.table_state(self.project, table)
+
+    def _spec(
+        self,
+        job_type: str,
+        job_id: str,
+        tables: Sequence[FeatureTable],
+        window: Window,
+        *,
+        options: IngestOptions | HistoricalRetrievalOptions | None = None,
+        online: bool = False,
+    ) -> JobSpec:
+        entities = tuple(self.get_entity(name) for name in _entity_names(tables))
+        return JobSpec(
+            job_id=job_id,
+            job_type=job_type,
+            project=self.project,
+            entities=entities,
+            feature_tables=tuple(tables),
+            offline_store_path=self.config.offline_store.path,
+            window=window,
+            online_store=online_store_mapping(self.config.online_store) if online else None,
+            options=options,
+        )
+
+    def _stage(self, data: object, job_id: str, name: str) -> str:
+        suffix = "" if is_spark_dataframe(data) else ".parquet"
+        return stage(data, f"{self.config.launcher.staging_location}/{job_id}", name + suffix)
+
+
+def _entity_names(tables: Iterable[FeatureTable]) -> list[str]:
+    names: list[str] = []
+    for table in tables:
+        names += [name for name in table.entities if name not in names]
+    return names
+
+
+def _instant(value: datetime | str | None, name: str) -> datetime | None:
+    return None if value is None else parse_instant(value, name=name)

@@ -196,3 +196,19 @@ class OnlineStoreError(FeastSparkError, ConnectionError):
         self.target = target
         self.reason = reason
         super().__init__(f"{store} online store at {target}: {reason}")
+
+
+class ArgumentError(FeastSparkError, ValueError):
+    """An argument of a command or call has a bad value.
+
+    Attributes:
+        name: The argument, e.g. ``--start``.
+        value: The value given.
+        reason: What is wrong and how to fix it.
+    """
+
+    def __init__(self, name: str, value: Any, reason: str) -> None:
+        self.name = name
+        self.value = value
+        self.reason = reason
+        super().__init__(f"{name} {value!r}: {reason}")

@@ -16,7 +16,7 @@ from typing import Any
 
 from feast_spark.definitions import Entity, FeatureTable
 from feast_spark.definitions.sources import BatchSource, source_from_dict
-from feast_spark.errors import JobSpecError
+from feast_spark.errors import ArgumentError, JobSpecError
 
 SPEC_VERSION = 1
 JOB_TYPES = ("ingest", "historical_retrieval", "materialize")
@@ -221,6 +221,23 @@ def new_job_id(job_type: str, table: str | None = None) -> str:
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
     parts = [job_type.replace("_", "-"), table, stamp, secrets.token_hex(3)]
     return "-".join(p for p in parts if p)
+
+
+def parse_instant(value: str | datetime, *, name: str = "time") -> datetime:
+    """An ISO-8601 date (midnight UTC) or instant (no offset means UTC) as an aware datetime.
+
+    Raises:
+        ArgumentError: ``value`` is neither.
+    """
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    try:
+        parsed = datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise ArgumentError(
+            name, value, "is not an ISO-8601 date or instant (e.g. 2024-01-01 or 2024-01-01T10:00Z)"
+        ) from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def _instant(value: Any, field_name: str) -> datetime | None:

@@ -1,0 +1,183 @@
+"""Pipeline commands: ingest, get-historical-features, materialize(-incremental), online reads.
+
+Imported at the end of :mod:`feast_spark.cli`, which they extend.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from feast_spark.cli import CliContext, cli, common_options, handle_errors
+from feast_spark.cli_jobs import run_or_print, wait_options
+from feast_spark.cli_output import emit_json, emit_table
+from feast_spark.errors import ArgumentError
+
+
+def _client() -> Any:
+    return click.get_current_context().ensure_object(CliContext).client()
+
+
+_WINDOW_HELP = "ISO-8601 date or instant (no offset means UTC)"
+
+
+@cli.command()
+@click.argument("table")
+@click.option("--source", help="Load this path or URI instead of the table's batch source.")
+@click.option("--start", help=f"Window start, inclusive: {_WINDOW_HELP}.")
+@click.option("--end", help=f"Window end, exclusive: {_WINDOW_HELP}.")
+@click.option(
+    "--max-rejected-fraction",
+    type=click.FloatRange(0, 1),
+    default=1.0,
+    show_default=True,
+    help="Fail, committing nothing, when more than this share of rows is rejected.",
+)
+@wait_options
+@common_options
+@handle_errors
+def ingest(
+    table: str,
+    source: str | None,
+    start: str | None,
+    end: str | None,
+    max_rejected_fraction: float,
+    wait: bool,
+    timeout: float | None,
+) -> None:
+    """Load TABLE's batch source (or --source) into its Delta offline table."""
+    job = _client().ingest(
+        table, source, start=start, end=end, max_rejected_fraction=max_rejected_fraction
+    )
+    run_or_print(job, wait, timeout=timeout)
+
+
+@cli.command("get-historical-features")
+@click.option("--features", required=True, help="Comma-separated refs: t:f1,t:f2,u:*")
+@click.option("--entities", required=True, help="Entity rows: parquet, csv, json or Delta path.")
+@click.option(
+    "--timestamp-column",
+    default="event_timestamp",
+    show_default=True,
+    help="The entity rows' timestamp column.",
+)
+@click.option("--output", "output_path", required=True, help="Where to write the dataset.")
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["parquet", "delta"]),
+    default="parquet",
+    show_default=True,
+)
+@wait_options
+@common_options
+@handle_errors
+def get_historical_features(
+    features: str,
+    entities: str,
+    timestamp_column: str,
+    output_path: str,
+    output_format: str,
+    wait: bool,
+    timeout: float | None,
+) -> None:
+    """Build a point-in-time correct training dataset."""
+    retrieval = _client().get_historical_features(
+        features,
+        entities,
+        timestamp_column=timestamp_column,
+        output_path=output_path,
+        output_format=output_format,
+    )
+    run_or_print(retrieval.job, wait, timeout=timeout)
+
+
+@cli.command()
+@click.argument("tables", nargs=-1, required=True)
+@click.option("--start", required=True, help=f"Window start, inclusive: {_WINDOW_HELP}.")
+@click.option("--end", required=True, help=f"Window end, exclusive: {_WINDOW_HELP}.")
+@wait_options
+@common_options
+@handle_errors
+def materialize(
+    tables: tuple[str, ...], start: str, end: str, wait: bool, timeout: float | None
+) -> None:
+    """Push the latest values of TABLES in [start, end) to the online store."""
+    run_or_print(_client().materialize(list(tables), start, end), wait, timeout=timeout)
+
+
+@cli.command("materialize-incremental")
+@click.argument("tables", nargs=-1, required=True)
+@click.option("--end", help=f"Window end, exclusive (default: now): {_WINDOW_HELP}.")
+@wait_options
+@common_options
+@handle_errors
+def materialize_incremental(
+    tables: tuple[str, ...], end: str | None, wait: bool, timeout: float | None
+) -> None:
+    """Materialize TABLES from their high-water marks up to --end."""
+    client = _client()
+    job = client.materialize_incremental(list(tables), end)
+    if job is None:
+        click.echo("nothing to do: every table is materialized up to the end already")
+        return
+    run_or_print(job, wait, timeout=timeout)
+    if wait:  # it succeeded (run_or_print raises otherwise): move the marks now
+        for table in tables:
+            client.settle_incremental(table)
+
+
+@cli.command("get-online-features")
+@click.option("--features", required=True, help="Comma-separated refs: t:f1,t:f2,u:*")
+@click.option(
+    "--entity",
+    "entities",
+    multiple=True,
+    required=True,
+    help="One entity row as name=value[,name=value]; repeat for more rows.",
+)
+@click.option("--output", "-o", type=click.Choice(["table", "json"]), default="table")
+@common_options
+@handle_errors
+def get_online_features(features: str, entities: tuple[str, ...], output: str) -> None:
+    """Read the latest feature values and their statuses."""
+    client = _client()
+    rows = [_entity_row(text, client) for text in entities]
+    try:
+        response = client.get_online_features(features, rows)
+    finally:
+        client.close()
+    data = response.to_dict()
+    if output == "json":
+        emit_json(data)
+        return
+    columns = list(data)
+    emit_table(columns, list(zip(*(data[c] for c in columns), strict=True)))
+
+
+def _entity_row(text: str, client: Any) -> dict[str, Any]:
+    """``driver_id=1001,customer_id=abc`` with each value typed as its entity declares."""
+    row: dict[str, Any] = {}
+    for part in text.split(","):
+        name, sep, value = part.partition("=")
+        if not sep or not name.strip():
+            raise ArgumentError("--entity", text, "write name=value, e.g. driver_id=1001")
+        entity = client.get_entity(name.strip())
+        row[entity.name] = _typed(value.strip(), entity.value_type.value, text)
+    return row
+
+
+def _typed(value: str, value_type: str, text: str) -> Any:
+    try:
+        if value_type in ("INT32", "INT64"):
+            return int(value)
+        if value_type == "BOOL":
+            if value.lower() not in ("true", "false"):
+                raise ValueError(value)
+            return value.lower() == "true"
+        if value_type == "BYTES":
+            return value.encode()
+    except ValueError:
+        raise ArgumentError("--entity", text, f"{value!r} is not a {value_type}") from None
+    return value

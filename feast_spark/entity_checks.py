@@ -1,0 +1,73 @@
+"""Checks of entity rows held in memory, done before any Spark work is started for them."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from feast_spark.definitions import Entity
+from feast_spark.errors import SourceSchemaError
+from feast_spark.types import ValueType
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+ENTITY_ROWS = "entity rows"
+
+
+def check_entity_rows(rows: pa.Table, entities: Sequence[Entity], timestamp_column: str) -> None:
+    """Fail fast when entity rows cannot be joined: a missing or mistyped column, or no rows.
+
+    Raises:
+        SourceSchemaError: Naming the column, its type and what was expected.
+    """
+    import pyarrow.types as pt
+
+    names = ", ".join(rows.column_names)
+    for entity in entities:
+        if entity.name not in rows.column_names:
+            raise SourceSchemaError(
+                ENTITY_ROWS,
+                entity.name,
+                f"is missing (an entity of a requested table); columns: {names}",
+            )
+        arrow_type = rows.schema.field(entity.name).type
+        if not _key_fits(arrow_type, entity.value_type):
+            raise SourceSchemaError(
+                ENTITY_ROWS,
+                entity.name,
+                f"is {arrow_type} in the entity rows, declared {entity.value_type.value}",
+            )
+    if timestamp_column not in rows.column_names:
+        raise SourceSchemaError(
+            ENTITY_ROWS,
+            timestamp_column,
+            f"is missing: entity rows need a timestamp column (columns: {names}); "
+            "name yours with timestamp_column=",
+        )
+    ts_type = rows.schema.field(timestamp_column).type
+    if not (pt.is_timestamp(ts_type) or pt.is_date(ts_type) or pt.is_string(ts_type)):
+        raise SourceSchemaError(
+            ENTITY_ROWS,
+            timestamp_column,
+            f"is {ts_type}; use timestamps, dates or ISO-8601 strings "
+            "(or a FileSource with timestamp_format for epoch numbers)",
+        )
+    if rows.num_rows == 0:
+        raise SourceSchemaError(
+            ENTITY_ROWS, timestamp_column, "has no rows; a training set needs some"
+        )
+
+
+def _key_fits(arrow_type: pa.DataType, value_type: ValueType) -> bool:
+    import pyarrow.types as pt
+
+    if value_type in (ValueType.INT32, ValueType.INT64):
+        return bool(pt.is_integer(arrow_type))
+    if value_type is ValueType.STRING:
+        return bool(pt.is_string(arrow_type) or pt.is_large_string(arrow_type))
+    if value_type is ValueType.BYTES:
+        return bool(pt.is_binary(arrow_type) or pt.is_large_binary(arrow_type))
+    if value_type is ValueType.BOOL:
+        return bool(pt.is_boolean(arrow_type))
+    return bool(pt.is_timestamp(arrow_type) or pt.is_date(arrow_type))

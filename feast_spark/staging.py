@@ -1,0 +1,132 @@
+"""Stage in-memory data (pandas, Arrow, Spark DataFrames) as parquet where jobs can read it.
+
+Jobs run in another process, possibly on another machine: a DataFrame handed to the client is
+written under ``launcher.staging_location`` first, and the job reads that path. Also turns a
+path given at run time into a source like the table's own.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote
+
+from feast_spark.definitions import BatchSource, DeltaSource, FileSource
+from feast_spark.errors import ArgumentError
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+_URI = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
+_SUFFIX_FORMATS = {".parquet": "parquet", ".csv": "csv", ".json": "json", ".jsonl": "json"}
+
+
+def is_spark_dataframe(data: object) -> bool:
+    """Whether ``data`` is a pyspark DataFrame (checked without importing pyspark)."""
+    return type(data).__module__.startswith("pyspark.") and hasattr(data, "write")
+
+
+def to_arrow_table(data: object) -> pa.Table | None:
+    """``data`` as an Arrow table if it is pandas or Arrow, else None."""
+    import pyarrow as pa
+
+    if isinstance(data, pa.Table):
+        return data
+    if isinstance(data, pa.RecordBatch):
+        return pa.Table.from_batches([data])
+    if type(data).__module__.startswith("pandas.") and hasattr(data, "to_dict"):
+        return pa.Table.from_pandas(data, preserve_index=False)
+    return None
+
+
+def stage(data: object, location: str, name: str) -> str:
+    """Write pandas, Arrow or a Spark DataFrame as parquet at ``<location>/<name>``.
+
+    Returns:
+        The staged path (a folder for Spark, a file otherwise).
+
+    Raises:
+        ArgumentError: ``data`` is none of those.
+    """
+    target = f"{location.rstrip('/')}/{name}"
+    if is_spark_dataframe(data):
+        data.write.mode("errorifexists").parquet(target)  # type: ignore[attr-defined]
+        return target
+    table = to_arrow_table(data)
+    if table is None:
+        raise ArgumentError(
+            "source",
+            type(data).__name__,
+            "give a path or URI, a pandas DataFrame, an Arrow table or a Spark DataFrame",
+        )
+    import pyarrow.parquet as pq
+
+    if _URI.match(target) and not target.startswith("file://"):
+        import pyarrow.fs
+
+        from feast_spark.job_results import pyarrow_uri
+
+        filesystem, path = pyarrow.fs.FileSystem.from_uri(pyarrow_uri(target))
+        filesystem.create_dir(path.rsplit("/", 1)[0], recursive=True)
+        pq.write_table(table, path, filesystem=filesystem)
+        return target
+    local = Path(target.removeprefix("file://"))
+    local.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(table, local)
+    return str(local)
+
+
+def source_at(path: str, like: BatchSource) -> BatchSource:
+    """A source reading ``path`` with ``like``'s columns, mapping and timestamp settings.
+
+    The format follows the path: a Delta table (a folder with ``_delta_log``), else the file
+    suffix (.parquet, .csv, .json), else ``like``'s own format.
+    """
+    common: dict[str, Any] = {
+        "path": path,
+        "event_timestamp_column": like.event_timestamp_column,
+        "created_timestamp_column": like.created_timestamp_column,
+        "date_partition_column": like.date_partition_column,
+        "field_mapping": like.field_mapping,
+        "timestamp_format": like.timestamp_format,
+    }
+    if _is_delta_table(path):
+        return DeltaSource(**common)
+    file_format = _SUFFIX_FORMATS.get(Path(path.rstrip("/")).suffix.lower())
+    if isinstance(like, FileSource):
+        return replace(like, path=path, file_format=file_format or like.file_format)
+    return FileSource(**common, file_format=file_format or "parquet")
+
+
+def _is_delta_table(path: str) -> bool:
+    if _URI.match(path) and not path.startswith("file://"):
+        return False  # a remote Delta table needs a DeltaSource in the definition
+    return (Path(path.removeprefix("file://")) / "_delta_log").is_dir()
+
+
+def read_delta_as_arrow(path: str) -> pa.Table:
+    """Read a local Delta table written by a job (its JSON log, no checkpoint) with pyarrow.
+
+    Raises:
+        ArgumentError: The table has a checkpoint (read it with Spark instead).
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    log = Path(path) / "_delta_log"
+    if any(log.glob("*.checkpoint*.parquet")):
+        raise ArgumentError("dataset", path, "has Delta checkpoints; read it with Spark")
+    files: dict[str, None] = {}
+    for commit in sorted(log.glob("*.json")):
+        for line in commit.read_text().splitlines():
+            action = json.loads(line)
+            if "add" in action:
+                files[action["add"]["path"]] = None
+            elif "remove" in action:
+                files.pop(action["remove"]["path"], None)
+    # Delta stores paths URL-encoded and relative to the table.
+    tables = [pq.read_table(Path(path) / unquote(name)) for name in files]
+    return pa.concat_tables(tables) if tables else pa.table({})
