@@ -1,0 +1,34 @@
+"""The example Airflow DAG loads and chains ingest before materialize (skipped without Airflow)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+DAG_FOLDER = Path(__file__).resolve().parents[2] / "conf" / "example" / "airflow"
+
+
+def test_the_example_dag_loads_without_errors() -> None:
+    pytest.importorskip("airflow")
+    from airflow.models import DagBag
+
+    # when Airflow parses the example folder
+    bag = DagBag(dag_folder=str(DAG_FOLDER), include_examples=False)
+
+    # then there is one DAG, without import errors
+    assert bag.import_errors == {}
+    dag = bag.get_dag("feast_spark_daily")
+    assert dag is not None
+
+    # and each table is ingested, then materialized, over the run's data interval
+    ingest = dag.get_task("ingest_driver_stats")
+    materialize = dag.get_task("materialize_driver_stats")
+    assert materialize.upstream_task_ids == {"ingest_driver_stats"}
+    for task in (ingest, materialize):
+        command = task.bash_command
+        assert "{{ data_interval_start.isoformat() }}" in command
+        assert "{{ data_interval_end.isoformat() }}" in command
+        assert command.endswith("--wait")
+    assert ingest.bash_command.startswith("feast-spark ingest driver_stats --start ")
+    assert materialize.bash_command.startswith("feast-spark materialize driver_stats --start ")
