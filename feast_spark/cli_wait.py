@@ -1,0 +1,168 @@
+"""``--wait/--no-wait`` for commands that launch a job, and following a job on the terminal.
+
+    @cli.command()
+    @wait_options
+    @handle_errors
+    def materialize(..., wait: bool, timeout: float | None) -> None:
+        run_or_print(client.materialize(...), wait, timeout=timeout)
+
+By default such a command waits, shows progress on stderr and exits 1 unless the job SUCCEEDED
+(what an Airflow task expects); ``--no-wait`` prints the job id and returns. This module does not
+import :mod:`feast_spark.cli`, so the command modules can import it in any order.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from types import FrameType
+from typing import Any, TypeVar
+
+import click
+
+from feast_spark.errors import JobFailedError
+from feast_spark.launcher import Job, JobRecord, JobState, Progress
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def wait_options(command: F) -> F:
+    """Add ``--wait/--no-wait`` (default: wait) and ``--timeout SECONDS`` to a command."""
+    command = click.option(
+        "--timeout",
+        type=click.FloatRange(min=0, min_open=True),
+        default=None,
+        help="With --wait: give up waiting after this many seconds (the job keeps running).",
+    )(command)
+    return click.option(
+        "--wait/--no-wait",
+        default=True,
+        show_default=True,
+        help="Wait for the job, showing progress, and fail unless it succeeds; "
+        "--no-wait prints the job id and returns.",
+    )(command)
+
+
+def run_or_print(job: Job, wait: bool, *, timeout: float | None = None) -> None:
+    """Finish a command that launched ``job``: print its id, or follow it to its end.
+
+    Waiting shows the state and Spark's progress on stderr and prints a summary on stdout. A
+    SIGTERM or Ctrl-C while waiting (Airflow stopping the task) cancels the job first.
+
+    Args:
+        job: The launched job.
+        wait: False prints the job id and returns at once.
+        timeout: Seconds to wait at most (None: until the job ends).
+
+    Raises:
+        JobFailedError: The job FAILED or was CANCELLED (the message is the job's own error);
+            the CLI turns it into one line on stderr and exit status 1.
+        JobTimeoutError: ``timeout`` passed (exit status 1; the job keeps running).
+        TrackingError: The job's state could not be learnt (exit status 1).
+    """
+    if not wait:
+        click.echo(job.id)
+        return
+    click.echo(f"job {job.id} submitted; following it (Ctrl-C cancels it)", err=True)
+    printer = ProgressPrinter(job.id)
+    try:
+        with _interrupts_raise():
+            state = job.wait(timeout, on_progress=printer)
+    except KeyboardInterrupt:
+        printer.close()
+        click.echo(f"interrupted: cancelling job {job.id}", err=True)
+        state = job.cancel()
+        raise JobFailedError(
+            job.id, state.value, "interrupted while waiting; the job was cancelled"
+        ) from None
+    printer.close()
+    record = job.record
+    if state is not JobState.SUCCEEDED:
+        raise JobFailedError(job.id, state.value, record.error or "no error message recorded")
+    click.echo(_summary(record))
+
+
+class ProgressPrinter:
+    """Shows a job's state and Spark progress on stderr.
+
+    On a terminal one line is rewritten in place. Elsewhere (CI, Airflow logs) a line is printed
+    when the state or the counts change, at most every ``min_interval_s`` seconds, and at least
+    every ``heartbeat_s`` seconds.
+    """
+
+    def __init__(
+        self, job_id: str, *, min_interval_s: float = 5.0, heartbeat_s: float = 60.0
+    ) -> None:
+        self.job_id = job_id
+        self.started = time.monotonic()
+        self.tty = sys.stderr.isatty()
+        self.min_interval_s = min_interval_s
+        self.heartbeat_s = heartbeat_s
+        self._last_key: str | None = None
+        self._last_time = 0.0
+        self._shown = False
+
+    def __call__(self, record: JobRecord, progress: Progress | None) -> None:
+        """Show one look at the job."""
+        now = time.monotonic()
+        text = progress_line(record, progress, now - self.started)
+        if self.tty:
+            click.echo(f"\r{text:<100}", nl=False, err=True)
+            self._shown = True
+            return
+        key = text.rsplit(" [", 1)[0]  # without the elapsed time
+        since = now - self._last_time
+        if (
+            record.state.is_final
+            or (key != self._last_key and since >= self.min_interval_s)
+            or since >= self.heartbeat_s
+        ):
+            click.echo(text, err=True)
+            self._last_key = key
+            self._last_time = now
+
+    def close(self) -> None:
+        """End the rewritten line."""
+        if self.tty and self._shown:
+            click.echo("", err=True)
+            self._shown = False
+
+
+def progress_line(record: JobRecord, progress: Progress | None, elapsed_s: float) -> str:
+    """``<id>: RUNNING, stages 3/5, tasks 40/60 (2 running) [01:02]``."""
+    minutes, seconds = divmod(int(elapsed_s), 60)
+    parts = [f"{record.job_id}: {record.state.value}"]
+    if progress is not None:
+        parts.append(progress.describe())
+    return ", ".join(parts) + f" [{minutes:02d}:{seconds:02d}]"
+
+
+@contextmanager
+def _interrupts_raise() -> Iterator[None]:
+    """Make SIGTERM raise KeyboardInterrupt, like Ctrl-C, while waiting (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(_signum: int, _frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _summary(record: JobRecord) -> str:
+    text = f"job {record.job_id} {record.state.value} in {record.duration_s or 0:.1f}s"
+    counts = {
+        key: (record.result or {}).get(key)
+        for key in ("rows_read", "rows_written", "rows_rejected", "delta_version")
+    }
+    shown = ", ".join(f"{k}={v}" for k, v in counts.items() if v is not None)
+    return f"{text}: {shown}" if shown else text
