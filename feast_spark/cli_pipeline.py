@@ -181,3 +181,24 @@ def _typed(value: str, value_type: str, text: str) -> Any:
     except ValueError:
         raise ArgumentError("--entity", text, f"{value!r} is not a {value_type}") from None
     return value
+
+
+@cli.command()
+@click.argument("folder", default="feast-spark-quickstart", type=click.Path(file_okay=False))
+@click.option(
+    "--online",
+    type=click.Choice(["sqlite", "cassandra"]),
+    default="sqlite",
+    show_default=True,
+    help="Online store: embedded SQLite, or the local Cassandra node.",
+)
+@click.option("--verbose", "-v", is_flag=True, help="Show tracebacks on errors.")
+@handle_errors
+def quickstart(folder: str, online: str, verbose: bool) -> None:
+    """Create a sample project in FOLDER and run the whole pipeline on it."""
+    from pathlib import Path
+
+    from feast_spark.quickstart import run_quickstart
+
+    click.get_current_context().ensure_object(CliContext).verbose = verbose
+    run_quickstart(Path(folder).resolve(), online=online, echo=click.echo)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 from collections.abc import Iterable, Sequence
@@ -341,6 +342,7 @@ class Client:
         online: bool = False,
     ) -> JobSpec:
         entities = tuple(self.get_entity(name) for name in _entity_names(tables))
+        tables = [self._with_absolute_source(table) for table in tables]
         return JobSpec(
             job_id=job_id,
             job_type=job_type,
@@ -352,6 +354,18 @@ class Client:
             online_store=online_store_mapping(self.config.online_store) if online else None,
             options=options,
         )
+
+    def _with_absolute_source(self, table: FeatureTable) -> FeatureTable:
+        """Resolve a relative source path against the project folder, as config paths are.
+
+        Jobs run in another working directory (or machine): a relative path would move.
+        """
+        source = table.batch_source
+        if "://" in source.path or Path(source.path).is_absolute():
+            return table
+        base = Path(self.config.source).parent if Path(self.config.source).is_file() else Path()
+        resolved = str((base / source.path).resolve())
+        return dataclasses.replace(table, batch_source=dataclasses.replace(source, path=resolved))
 
     def _stage(self, data: object, job_id: str, name: str) -> str:
         suffix = "" if is_spark_dataframe(data) else ".parquet"

@@ -132,20 +132,6 @@ def cassandra_keyspace(cassandra_session: Session) -> Iterator[str]:
     cassandra_session.execute(f"DROP KEYSPACE IF EXISTS {keyspace}")
 
 
-def _online_fixtures() -> ModuleType:
-    """tests/online/conftest.py, for its ``cassandra_node``/``cassandra_session`` fixtures."""
-    path = ROOT / "tests" / "online" / "conftest.py"
-    spec = importlib.util.spec_from_file_location("_online_conftest_for_job", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-_ONLINE = _online_fixtures()
-cassandra_node = _ONLINE.cassandra_node
-cassandra_session = _ONLINE.cassandra_session
 
 
 # --- end to end through spark-submit ------------------------------------------------------------

@@ -7,10 +7,7 @@ plain Python, and the online store must hold exactly that, whatever order the wi
 
 from __future__ import annotations
 
-import importlib.util
-import os
 import random
-import sys
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -37,26 +34,6 @@ if TYPE_CHECKING:
     from cassandra.cluster import Session
     from pyspark.sql import SparkSession
 
-# The write tasks run Python workers; without this they run whatever "python3" is on PATH (not
-# this venv, so no pyarrow). Set at import: pytest imports test modules before the session-scoped
-# SparkContext starts. (Better placed in tests/conftest.py's spark fixture.)
-os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-
-
-def _online_fixtures() -> Any:
-    """tests/online/conftest.py, for its ``cassandra_node``/``cassandra_session`` fixtures."""
-    path = Path(__file__).parents[1] / "online" / "conftest.py"
-    spec = importlib.util.spec_from_file_location("_online_conftest_for_materialize", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
-
-_ONLINE = _online_fixtures()
-cassandra_node = _ONLINE.cassandra_node
-cassandra_session = _ONLINE.cassandra_session
 
 DAY = timedelta(days=1)
 D1 = datetime(2024, 1, 1, tzinfo=UTC)
