@@ -27,6 +27,7 @@ Stored values use one Python form in every store: ``int``, ``float``, ``str``, `
 from __future__ import annotations
 
 import enum
+import functools
 import math
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -122,6 +123,10 @@ class OnlineTableSchema:
             max_age=table.max_age,
         )
 
+    @functools.cached_property
+    def _feature_types(self) -> dict[str, ValueType]:
+        return dict(self.features)
+
     @property
     def entity_names(self) -> tuple[str, ...]:
         """Key column names, in key order."""
@@ -138,9 +143,9 @@ class OnlineTableSchema:
         Raises:
             NotFoundError: The table has no such feature.
         """
-        for feature, value_type in self.features:
-            if feature == name:
-                return value_type
+        value_type = self._feature_types.get(name)
+        if value_type is not None:
+            return value_type
         raise NotFoundError(
             "feature",
             f"{self.table}:{name}",
@@ -382,6 +387,15 @@ def is_retained(event_us: int, max_age: timedelta | None, now_us: int) -> bool:
     return end is None or now_us < end
 
 
+#: Each value type's scalar type (``ValueType.element`` builds an enum member on every call).
+_ELEMENT = {value_type: value_type.element for value_type in ValueType}
+
+
+def needs_conversion(value_type: ValueType) -> bool:
+    """Whether stored values of this type differ from what users get (timestamps)."""
+    return value_type is ValueType.UNIX_TIMESTAMP or value_type is ValueType.UNIX_TIMESTAMP_LIST
+
+
 def status_of(value: Any, event_us: int, max_age: timedelta | None, now_us: int) -> FeatureStatus:
     """The status of a stored, retained value read at ``now_us``."""
     if max_age is not None and event_us < now_us - max_age // _MICROS:
@@ -399,7 +413,7 @@ def stored_key(value: Any, value_type: ValueType, *, entity: str, row: int) -> A
         raise DefinitionError(
             "entity", entity, f"entity row {row} has a null value for '{entity}'; give a value"
         )
-    element = value_type.element
+    element = _ELEMENT[value_type]
     try:
         if element is ValueType.UNIX_TIMESTAMP:
             if isinstance(value, datetime):
@@ -437,7 +451,7 @@ def stored_key(value: Any, value_type: ValueType, *, entity: str, row: int) -> A
 
 def user_value(value: Any, value_type: ValueType) -> Any:
     """A stored value as users get it (``UNIX_TIMESTAMP`` micros become UTC datetimes)."""
-    if value is None or value_type.element is not ValueType.UNIX_TIMESTAMP:
+    if value is None or not needs_conversion(value_type):
         return value
     if value_type.is_list:
         return [None if v is None else from_micros(v) for v in value]

@@ -33,10 +33,11 @@ requested tables and keys run concurrently with prepared single-partition statem
 
 from __future__ import annotations
 
+import functools
 import logging
 import ssl
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final
@@ -174,6 +175,7 @@ def ssl_context(tls: TlsConfig) -> ssl.SSLContext:
     return context
 
 
+@functools.cache
 def _driver_errors() -> tuple[type[BaseException], ...]:
     """Exceptions the driver raises for a failed request or connection."""
     from cassandra import DriverException
@@ -424,14 +426,18 @@ class CassandraOnlineStore:
 
     # --- statements ------------------------------------------------------------------------------
 
-    def _prepared(self, key: tuple[Any, ...], text: str, *, idempotent: bool) -> PreparedStatement:
+    def _prepared(
+        self, key: tuple[Any, ...], text: Callable[[], str], *, idempotent: bool
+    ) -> PreparedStatement:
+        """The statement prepared under ``key`` in this session (``text`` builds its CQL)."""
         statement = self._statements.get(key)
         if statement is None:
+            cql = text()
             try:
-                statement = self._session.prepare(text)
+                statement = self._session.prepare(cql)
             except _driver_errors() as error:
                 raise OnlineStoreError(
-                    STORE, self._target, f"preparing '{text}' failed: {error}"
+                    STORE, self._target, f"preparing '{cql}' failed: {error}"
                 ) from error
             statement.is_idempotent = idempotent
             self._statements[key] = statement
@@ -439,26 +445,30 @@ class CassandraOnlineStore:
 
     def _insert(self, schema: OnlineTableSchema) -> PreparedStatement:
         with_ttl = schema.max_age is not None
-        columns = [*schema.entity_names, *schema.feature_names, EVENT_TIMESTAMP]
-        text = CQL["insert_ttl" if with_ttl else "insert"].format(
-            keyspace=self._keyspace,
-            table=_quote(schema.name),
-            columns=", ".join(_quote(c) for c in columns),
-            markers=", ".join("?" for _ in columns),
-        )
+        columns = (*schema.entity_names, *schema.feature_names, EVENT_TIMESTAMP)
+
+        def text() -> str:
+            return CQL["insert_ttl" if with_ttl else "insert"].format(
+                keyspace=self._keyspace,
+                table=_quote(schema.name),
+                columns=", ".join(_quote(c) for c in columns),
+                markers=", ".join("?" for _ in columns),
+            )
+
         # Idempotent: the explicit write timestamp makes a repeated write a no-op.
-        return self._prepared(("insert", schema.name, tuple(columns), with_ttl), text,
-                              idempotent=True)  # fmt: skip
+        return self._prepared(("insert", schema.name, columns, with_ttl), text, idempotent=True)
 
     def _select(self, schema: OnlineTableSchema, features: tuple[str, ...]) -> PreparedStatement:
-        text = CQL["select"].format(
-            keyspace=self._keyspace,
-            table=_quote(schema.name),
-            columns=", ".join(_quote(c) for c in (*features, EVENT_TIMESTAMP)),
-            where=" AND ".join(f"{_quote(k)} = ?" for k in schema.entity_names),
-        )
-        return self._prepared(("select", schema.name, features, schema.entity_names), text,
-                              idempotent=True)  # fmt: skip
+        def text() -> str:
+            return CQL["select"].format(
+                keyspace=self._keyspace,
+                table=_quote(schema.name),
+                columns=", ".join(_quote(c) for c in (*features, EVENT_TIMESTAMP)),
+                where=" AND ".join(f"{_quote(k)} = ?" for k in schema.entity_names),
+            )
+
+        key = ("select", schema.name, features, schema.entity_names)
+        return self._prepared(key, text, idempotent=True)
 
     # --- writes ----------------------------------------------------------------------------------
 
@@ -609,10 +619,11 @@ class CassandraOnlineStore:
         plans: list[tuple[PreparedStatement, tuple[str, ...]] | None] = []
         jobs: list[tuple[PreparedStatement, tuple[Any, ...], str]] = []
         for request in requests:
-            columns = self._columns(request.schema.name)
-            if columns is None:
+            metadata = self._table_metadata(request.schema.name)
+            if metadata is None:
                 plans.append(None)
                 continue
+            columns = metadata.columns
             present = tuple(f for f in request.features if f in columns)
             statement = self._select(request.schema, present)
             plans.append((statement, present))

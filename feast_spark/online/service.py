@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from feast_spark.definitions import Entity, FeatureTable
@@ -34,8 +34,8 @@ from feast_spark.online.base import (
     OnlineStore,
     OnlineTableSchema,
     ReadRequest,
+    needs_conversion,
     now_micros,
-    status_of,
     stored_key,
     user_value,
 )
@@ -48,6 +48,12 @@ if TYPE_CHECKING:
 
 #: Key of the materialization high-water mark in a table's state (ISO-8601 instant).
 MATERIALIZED_UNTIL: Final = "materialized_until"
+_MICROSECOND = timedelta(microseconds=1)
+PRESENT = FeatureStatus.PRESENT
+NULL_VALUE = FeatureStatus.NULL_VALUE
+NOT_FOUND = FeatureStatus.NOT_FOUND
+OUTSIDE_MAX_AGE = FeatureStatus.OUTSIDE_MAX_AGE
+
 #: Suffix of a feature's status column in a response.
 STATUS_SUFFIX: Final = "__status"
 
@@ -91,9 +97,15 @@ def parse_feature_refs(
         DefinitionError: A reference is not ``table:feature``, or repeats another.
         NotFoundError: ``table:*`` names a table not in ``tables``.
     """
+    return [FeatureRef(table, feature) for table, feature in _parse_refs(refs, tables)]
+
+
+def _parse_refs(
+    refs: Iterable[str], tables: Mapping[str, FeatureTable] | None
+) -> list[tuple[str, str]]:
     if isinstance(refs, str):
         refs = [refs]
-    parsed: list[FeatureRef] = []
+    parsed: list[tuple[str, str]] = []
     for ref in refs:
         table, sep, feature = str(ref).partition(":")
         if not sep or not table or not feature or ":" in feature:
@@ -105,16 +117,19 @@ def parse_feature_refs(
         if feature == "*" and tables is not None:
             if table not in tables:
                 raise NotFoundError("feature table", table)
-            parsed.extend(FeatureRef(table, name) for name in tables[table].feature_names)
+            parsed.extend((table, name) for name in tables[table].feature_names)
         else:
-            parsed.append(FeatureRef(table, feature))
-    seen: set[FeatureRef] = set()
-    for item in parsed:
-        if item in seen:
-            raise DefinitionError(
-                "feature reference", str(item), "is requested twice; list each feature once"
-            )
-        seen.add(item)
+            parsed.append((table, feature))
+    if len(set(parsed)) != len(parsed):
+        seen: set[tuple[str, str]] = set()
+        for item in parsed:
+            if item in seen:
+                raise DefinitionError(
+                    "feature reference",
+                    ":".join(item),
+                    "is requested twice; list each feature once",
+                )
+            seen.add(item)
     if not parsed:
         raise DefinitionError("feature reference", "", "give at least one 'table:feature'")
     return parsed
@@ -212,69 +227,95 @@ def get_online_features(
         OnlineStoreError: The store failed to answer.
     """
     tables = {table.name: table for table in feature_tables}
-    refs = parse_feature_refs(feature_refs, tables)
+    refs = _parse_refs(feature_refs, tables)
     entity_list = list(entities)
     schemas: dict[str, OnlineTableSchema] = {}
+    # per table: the requested features, and for each the position of its ref in the response
     features_by_table: dict[str, list[str]] = {}
-    for ref in refs:
-        if ref.table not in tables:
-            raise NotFoundError(
-                "feature table", ref.table, project, f"referenced by '{ref}'; known: "
-                + (", ".join(sorted(tables)) or "none")
-            )  # fmt: skip
-        if ref.table not in schemas:
-            schemas[ref.table] = OnlineTableSchema.of(project, tables[ref.table], entity_list)
-        schemas[ref.table].feature_type(ref.feature)
-        features_by_table.setdefault(ref.table, []).append(ref.feature)
+    ref_positions: dict[str, list[int]] = {}
+    feature_types: list[ValueType] = []
+    for position, (table_name, feature) in enumerate(refs):
+        schema = schemas.get(table_name)
+        if schema is None:
+            if table_name not in tables:
+                raise NotFoundError(
+                    "feature table", table_name, project,
+                    f"referenced by '{table_name}:{feature}'; known: "
+                    + (", ".join(sorted(tables)) or "none"),
+                )  # fmt: skip
+            schema = schemas[table_name] = OnlineTableSchema.of(
+                project, tables[table_name], entity_list
+            )
+            features_by_table[table_name] = []
+            ref_positions[table_name] = []
+        feature_types.append(schema.feature_type(feature))
+        features_by_table[table_name].append(feature)
+        ref_positions[table_name].append(position)
 
     rows = _entity_rows(entity_rows)
     entity_types: dict[str, ValueType] = {}
     for schema in schemas.values():
-        entity_types.update((name, value_type) for name, value_type in schema.entities)
+        entity_types.update(schema.entities)
     stored = _stored_keys(rows, entity_types, schemas)
 
     requests: list[ReadRequest] = []
-    key_index: dict[str, list[int]] = {}  # table -> position of each row's key among distinct keys
+    key_index: list[list[int]] = []  # per table: each row's position among its distinct keys
     for name, schema in schemas.items():
+        names = schema.entity_names
         distinct: dict[tuple[Any, ...], int] = {}
-        positions = []
-        for row_keys in stored:
-            key = tuple(row_keys[e] for e in schema.entity_names)
-            positions.append(distinct.setdefault(key, len(distinct)))
-        key_index[name] = positions
+        positions = [
+            distinct.setdefault(tuple([keys[e] for e in names]), len(distinct)) for keys in stored
+        ]
+        key_index.append(positions)
         requests.append(ReadRequest(schema, tuple(features_by_table[name]), tuple(distinct)))
-    answers = dict(zip(schemas, store.read(requests, now=now), strict=True))
+    answers = store.read(requests, now=now)
 
     now_us = now_micros(now)
-    feature_columns = []
-    statuses = []
-    for ref in refs:
-        schema = schemas[ref.table]
-        answer = answers[ref.table]
-        value_type = schema.feature_type(ref.feature)
-        slot = features_by_table[ref.table].index(ref.feature)
-        missing = ref.feature in answer.missing_features
-        values: list[Any] = []
-        column_statuses: list[FeatureStatus] = []
-        for position in key_index[ref.table]:
-            row = answer.rows[position]
-            if row is None or missing:
-                values.append(None)
-                column_statuses.append(FeatureStatus.NOT_FOUND)
-                continue
-            value = row.values[slot]
-            status = status_of(value, row.event_timestamp_us, schema.max_age, now_us)
-            column_statuses.append(status)
-            present = status is FeatureStatus.PRESENT
-            values.append(user_value(value, value_type) if present else None)
-        feature_columns.append((str(ref), value_type, tuple(values)))
-        statuses.append(tuple(column_statuses))
+    columns: list[tuple[Any, ...]] = [()] * len(refs)
+    statuses: list[tuple[FeatureStatus, ...]] = [()] * len(refs)
+    for request, answer, positions in zip(requests, answers, key_index, strict=True):
+        max_age = request.schema.max_age
+        oldest = None if max_age is None else now_us - max_age // _MICROSECOND
+        # per distinct key: the stored row, or None when absent
+        key_rows = [
+            None if row is None else (row, oldest is not None and row.event_timestamp_us < oldest)
+            for row in answer.rows
+        ]
+        for slot, feature in enumerate(request.features):
+            position = ref_positions[request.schema.table][slot]
+            convert = needs_conversion(feature_types[position])
+            missing = feature in answer.missing_features
+            values: list[Any] = []
+            column_statuses: list[FeatureStatus] = []
+            for index in positions:
+                found = key_rows[index]
+                if found is None or missing:
+                    values.append(None)
+                    column_statuses.append(NOT_FOUND)
+                    continue
+                row, too_old = found
+                value = row.values[slot]
+                if too_old:
+                    values.append(None)
+                    column_statuses.append(OUTSIDE_MAX_AGE)
+                elif value is None:
+                    values.append(None)
+                    column_statuses.append(NULL_VALUE)
+                else:
+                    values.append(user_value(value, feature_types[position]) if convert else value)
+                    column_statuses.append(PRESENT)
+            columns[position] = tuple(values)
+            statuses[position] = tuple(column_statuses)
 
     entity_columns = tuple(
         (name, value_type, tuple(user_value(keys[name], value_type) for keys in stored))
         for name, value_type in entity_types.items()
     )
-    return OnlineResponse(entity_columns, tuple(feature_columns), tuple(statuses))
+    feature_columns = tuple(
+        (f"{table}:{feature}", value_type, values)
+        for (table, feature), value_type, values in zip(refs, feature_types, columns, strict=True)
+    )
+    return OnlineResponse(entity_columns, feature_columns, tuple(statuses))
 
 
 def get_online_features_from_registry(
