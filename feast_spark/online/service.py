@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from feast_spark.definitions import Entity, FeatureTable
@@ -343,6 +343,37 @@ def get_online_features_from_registry(
     return get_online_features(
         store, project, tables, registry.list_entities(project), refs, entity_rows, now=now
     )
+
+
+def parse_entity_value(text: str, entity: Entity) -> Any:
+    """An entity value typed on a command line, as the entity's type wants it.
+
+    ``1001`` for INT32/INT64, ``true``/``false`` for BOOL, an ISO-8601 instant for UNIX_TIMESTAMP
+    (UTC when it has no offset), hex for BYTES, the text itself for STRING.
+
+    Raises:
+        DefinitionError: The text does not parse as the entity's type.
+    """
+    element = entity.value_type.element
+    try:
+        if element in (ValueType.INT32, ValueType.INT64):
+            return int(text)
+        if element is ValueType.BOOL:
+            lowered = text.strip().lower()
+            if lowered not in ("true", "false"):
+                raise ValueError("use true or false")
+            return lowered == "true"
+        if element is ValueType.UNIX_TIMESTAMP:
+            moment = datetime.fromisoformat(text)
+            return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+        if element is ValueType.BYTES:
+            return bytes.fromhex(text)
+    except ValueError as error:
+        raise DefinitionError(
+            "entity", entity.name,
+            f"value {text!r} is not a {entity.value_type.value}: {error}",
+        ) from None  # fmt: skip
+    return text
 
 
 def _entity_rows(entity_rows: EntityRows) -> list[Mapping[str, Any]]:

@@ -15,6 +15,9 @@ when it is newer, here by ``(event_timestamp, created_timestamp)`` in one upsert
 (a missing created time counts as the oldest). Retention is checked at read time; rows whose
 retention ended before they were written are not written.
 
+One difference from Cassandra: SQLite stores a NaN as NULL, so a NaN feature value reads as
+NULL_VALUE here and as a PRESENT NaN from Cassandra.
+
 Several Spark tasks of one local job write to the file at once: the database is in WAL mode and
 each write waits up to ``BUSY_TIMEOUT_S`` for the lock. Executors on other machines cannot share
 the file, which is why the configuration allows SQLite only with a local Spark master.

@@ -28,7 +28,8 @@ from feast_spark.online.base import (
     open_online_store,
     to_micros,
 )
-from feast_spark.online.service import get_online_features
+from feast_spark.online.service import get_online_features, get_online_features_from_registry
+from feast_spark.registry import Registry
 
 if TYPE_CHECKING:
     from cassandra.cluster import Session
@@ -587,3 +588,31 @@ def test_sqlite_file_that_cannot_be_created_is_an_online_store_error(tmp_path: P
     blocker.write_text("not a folder")
     with pytest.raises(OnlineStoreError, match=r"sqlite online store at .*file/o.db"):
         open_online_store(SqliteOnlineStoreConfig(path=str(blocker / "o.db")))
+
+
+def test_reading_with_definitions_from_the_registry(
+    sqlite_store: OnlineStore, tmp_path: Path
+) -> None:
+    # given a registry with the table and its entity, and one materialized row
+    registry = Registry(str(tmp_path / "registry.json"))
+    table = driver_table()
+    registry.apply("demo", [DRIVER, table])
+    schema = OnlineTableSchema.of("demo", table, [DRIVER])
+    sqlite_store.ensure_table(schema)
+    sqlite_store.write_batch(
+        schema, batch([{"driver_id": 1, "rate": 0.5, "name": "a", "event_timestamp": NOW}])
+    )
+    # when read by reference, then the registry's definitions are used
+    result = get_online_features_from_registry(
+        registry, sqlite_store, "demo", ["driver_stats:*"], [{"driver_id": 1}]
+    ).to_dict()
+    assert result == {
+        "driver_id": [1],
+        "driver_stats:rate": [0.5], "driver_stats:rate__status": ["PRESENT"],
+        "driver_stats:name": ["a"], "driver_stats:name__status": ["PRESENT"],
+    }  # fmt: skip
+    # and an unregistered table is a NotFoundError naming it
+    with pytest.raises(NotFoundError, match="feature table 'nope' not found in project 'demo'"):
+        get_online_features_from_registry(
+            registry, sqlite_store, "demo", ["nope:x"], [{"driver_id": 1}]
+        )

@@ -6,13 +6,14 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from feast_spark.definitions import Feature, FeatureTable, FileSource
+from feast_spark.definitions import Entity, Feature, FeatureTable, FileSource
 from feast_spark.errors import DefinitionError, NotFoundError
 from feast_spark.online.service import (
     MATERIALIZED_UNTIL,
     FeatureRef,
     incremental_window,
     materialized_state,
+    parse_entity_value,
     parse_feature_refs,
 )
 from feast_spark.specs import Window
@@ -81,3 +82,15 @@ def test_refs_parse_and_expand_table_star() -> None:
             parse_feature_refs([bad])
     with pytest.raises(DefinitionError, match="at least one"):
         parse_feature_refs([])
+
+
+def test_command_line_entity_values_parse_to_the_entity_type() -> None:
+    assert parse_entity_value("1001", Entity("d", "INT64")) == 1001
+    assert parse_entity_value("True", Entity("d", "BOOL")) is True
+    assert parse_entity_value("abc", Entity("d", "STRING")) == "abc"
+    assert parse_entity_value("00ff", Entity("d", "BYTES")) == b"\x00\xff"
+    assert parse_entity_value("2024-01-02T03:04:05", Entity("d", "UNIX_TIMESTAMP")) == datetime(
+        2024, 1, 2, 3, 4, 5, tzinfo=UTC
+    )
+    with pytest.raises(DefinitionError, match=r"entity 'd': value 'x1' is not a INT64"):
+        parse_entity_value("x1", Entity("d", "INT64"))
