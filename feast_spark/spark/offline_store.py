@@ -45,7 +45,13 @@ from pyspark.sql import functions as F  # noqa: N812 (the conventional alias)
 from pyspark.sql import types as T  # noqa: N812
 
 from feast_spark.definitions import BatchSource, Entity, FeatureTable
-from feast_spark.errors import CompatibilityError, JobFailedError, JobSpecError, SourceSchemaError
+from feast_spark.errors import (
+    CompatibilityError,
+    JobFailedError,
+    JobSpecError,
+    NotFoundError,
+    SourceSchemaError,
+)
 from feast_spark.spark.sources import (
     CREATED_TIMESTAMP,
     EVENT_TIMESTAMP,
@@ -71,6 +77,9 @@ REJECTED_SCHEMA = T.StructType(
         T.StructField("source_row", T.StringType()),
     ]
 )
+
+# Set by Delta after every commit, per SparkSession.
+_LAST_COMMIT = "spark.databricks.delta.lastCommitVersionInSession"
 
 _log = logging.getLogger(__name__)
 _T = TypeVar("_T")
@@ -154,8 +163,7 @@ def missing_columns(
 
     if not DeltaTable.isDeltaTable(spark, path):
         return None
-    detail = DeltaTable.forPath(spark, path).detail().select("partitionColumns").first()
-    partitions = list(detail["partitionColumns"]) if detail is not None else []
+    partitions = _partition_columns(spark, path)
     if partitions != [EVENT_DATE]:
         raise CompatibilityError("feature table", table.name, "partitioning", partitions,
                                  [EVENT_DATE])  # fmt: skip
@@ -174,6 +182,16 @@ def missing_columns(
                 field.dataType.simpleString(),
             )
     return missing
+
+
+def _partition_columns(spark: SparkSession, path: str) -> list[str]:
+    """Partition columns from the table's metadata (DESCRIBE DETAIL would scan every file)."""
+    rows = spark.sql(f"DESCRIBE TABLE delta.{_quote(path)}").collect()
+    names = [row["col_name"] for row in rows]
+    if "# Partition Information" not in names:
+        return []
+    section = names[names.index("# Partition Information") + 2 :]  # skip the "# col_name" header
+    return [name for name in section if name and not name.startswith("#")]
 
 
 def ensure_table(
@@ -202,33 +220,41 @@ def ensure_table(
     from delta.tables import DeltaTable
 
     def attempt() -> None:
-        missing = missing_columns(spark, path, table, entities)
-        if missing is None:
-            schema = offline_schema(table, entities)
-            stats = [
-                *table.entities,
-                EVENT_TIMESTAMP,
-                CREATED_TIMESTAMP,
-            ]  # not the partition column
-            (
+        if missing_columns(spark, path, table, entities) is None:
+            builder = (
                 DeltaTable.createIfNotExists(spark)
                 .location(path)
-                .addColumns(schema)
+                .addColumns(offline_schema(table, entities))
                 .partitionedBy(EVENT_DATE)
-                .property("delta.dataSkippingStatsColumns", ",".join(stats))
-                .execute()
             )
-            missing = missing_columns(spark, path, table, entities) or []
-        if missing:
-            columns = ", ".join(f"{_quote(f.name)} {f.dataType.simpleString()}" for f in missing)
-            try:
-                spark.sql(f"ALTER TABLE delta.{_quote(path)} ADD COLUMNS ({columns})")
-            except Exception:
-                # Another job may have added them between our read and our ALTER.
-                if missing_columns(spark, path, table, entities):
-                    raise
+            for key, value in _table_properties(table).items():
+                builder = builder.property(key, value)
+            builder.execute()
+        _add_missing_columns(spark, path, table, entities)
 
     _retrying(attempt, what=f"create or alter {path}", job_id="-", retry=retry)
+
+
+def _add_missing_columns(
+    spark: SparkSession, path: str, table: FeatureTable, entities: Sequence[Entity]
+) -> None:
+    """ALTER TABLE ADD COLUMNS for declared columns the existing table lacks (none: no commit)."""
+    missing = missing_columns(spark, path, table, entities)
+    if not missing:
+        return
+    columns = ", ".join(f"{_quote(f.name)} {f.dataType.simpleString()}" for f in missing)
+    try:
+        spark.sql(f"ALTER TABLE delta.{_quote(path)} ADD COLUMNS ({columns})")
+    except Exception:
+        # Another job may have added them between our read and our ALTER.
+        if missing_columns(spark, path, table, entities):
+            raise
+
+
+def _table_properties(table: FeatureTable) -> dict[str, str]:
+    # Statistics for keys and timestamps only (reads filter on those); not the partition column.
+    stats = [*table.entities, EVENT_TIMESTAMP, CREATED_TIMESTAMP]
+    return {"delta.dataSkippingStatsColumns": ",".join(stats)}
 
 
 # --- writes -------------------------------------------------------------------------------------
@@ -305,7 +331,9 @@ def write_window(
 
     """
     return _retrying(
-        lambda: _write(spark, rows, path, window, job_id), what=f"write {path}", job_id=job_id,
+        lambda: _write(spark, rows, path, window, job_id),
+        what=f"write {path}",
+        job_id=job_id,
         retry=retry,
     )  # fmt: skip
 
@@ -319,6 +347,7 @@ def write_rejected(
     rejected_at: datetime,
     *,
     retry: RetryPolicy = DEFAULT_RETRY,
+    private: bool = False,
 ) -> int:
     """Record a job's rejected rows in the rejected-rows table at ``path``.
 
@@ -341,6 +370,8 @@ def write_rejected(
         window: The job's window (recorded with each row).
         rejected_at: The job's start.
         retry: Conflict retry policy.
+        private: Whether ``spark`` is this job's own session (then the version committed is
+            read from the session instead of the table history).
 
     Returns:
         The Delta version committed.
@@ -359,9 +390,9 @@ def write_rejected(
     predicate = f"{INGESTION_JOB_ID} = {_sql_string(job_id)}"
 
     def attempt() -> int:
-        from delta.tables import DeltaTable
-
-        DeltaTable.createIfNotExists(spark).location(path).addColumns(REJECTED_SCHEMA).execute()
+        # The first write creates the table; later ones replace this job's earlier rows.
+        if private:
+            spark.conf.unset(_LAST_COMMIT)
         (
             frame.write.format("delta")
             .mode("overwrite")
@@ -369,7 +400,7 @@ def write_rejected(
             .option("userMetadata", job_id)
             .save(path)
         )
-        return _committed_version(spark, path, job_id)
+        return _committed_version(spark, path, job_id, private=private)
 
     return _retrying(attempt, what=f"write {path}", job_id=job_id, retry=retry)
 
@@ -422,8 +453,9 @@ def ingest_table(
     2. When ``max_rejected_fraction < 1``: one counting pass; above the fraction the job fails
        and commits nothing to either table. (At the default 1.0 this pass is skipped: the
        counts come from the write itself, at no extra cost.)
-    3. Create the table or add new feature columns (metadata only).
-    4. One ``replaceWhere`` commit of the valid rows (retried on conflicts).
+    3. Add new feature columns to an existing table (metadata only).
+    4. One ``replaceWhere`` commit of the valid rows, which creates the table the first time
+       (retried on conflicts).
     5. When rows were rejected: one commit of them to the rejected-rows table (a second pass
        over the source, filtered to the rejected rows). If the job dies between 4 and 5, its
        result is missing or FAILED and a rerun of the window writes both again.
@@ -443,19 +475,29 @@ def ingest_table(
         raise JobSpecError(
             "options.max_rejected_fraction", f"{max_rejected_fraction} is not within [0, 1]"
         )
-    frame = read_source(spark, source, window, table_name=table.name)
+    session = _private_session(spark)
+    frame = read_source(session, source, window, table_name=table.name)
     checked = check_rows(frame, table, entities, source, window, ingested_at)
-    missing_columns(spark, table_path, table, entities)  # type conflicts fail before any pass
+    # Type conflicts fail here, before any pass over the data.
+    missing = missing_columns(session, table_path, table, entities)
     if max_rejected_fraction < 1.0:
         read, rejected = checked.count()
         _check_rejected(job_id, read, rejected, max_rejected_fraction)
-    ensure_table(spark, table_path, table, entities, retry=retry)
+    if missing:
+        _retrying(
+            lambda: _add_missing_columns(session, table_path, table, entities),
+            what=f"alter {table_path}",
+            job_id=job_id,
+            retry=retry,
+        )
 
     counts: dict[str, Any] = {}
 
     def attempt() -> int:
         observation = Observation()  # one per action: a retry recounts
-        version = _write(spark, checked.observed(observation).valid(), table_path, window, job_id)
+        rows = checked.observed(observation).valid()
+        version = _write(session, rows, table_path, window, job_id, table=table,
+                         entities=entities, private=True)  # fmt: skip
         counts.update(observation.get)
         return version
 
@@ -465,8 +507,9 @@ def ingest_table(
     rejected_version = None
     if rows_rejected:
         rejected_version = write_rejected(
-            spark, checked.rejected(), rejected_path, job_id, window, ingested_at, retry=retry
-        )
+            session, checked.rejected(), rejected_path, job_id, window, ingested_at,
+            retry=retry, private=True,
+        )  # fmt: skip
     return IngestOutcome(
         rows_read=rows_read,
         rows_written=rows_read - rows_rejected,
@@ -564,21 +607,47 @@ def vacuum(spark: SparkSession, path: str, retention_hours: float | None = None)
 
 
 def _write(
-    spark: SparkSession, rows: DataFrame, path: str, window: Window | None, job_id: str
+    spark: SparkSession,
+    rows: DataFrame,
+    path: str,
+    window: Window | None,
+    job_id: str,
+    *,
+    table: FeatureTable | None = None,
+    entities: Sequence[Entity] = (),
+    private: bool = False,
 ) -> int:
-    table_schema = spark.read.format("delta").load(path).schema
-    aligned = _aligned(with_event_date(rows), table_schema)
+    """One replaceWhere commit; creates the table (layout and properties) when there is none.
+
+    Creating the table with its first write saves a commit; if two jobs create it at once, one
+    gets a conflict and its retry writes into the table the other created.
+    """
+    from delta.tables import DeltaTable
+
+    exists = DeltaTable.isDeltaTable(spark, path)
+    if exists:
+        schema = spark.read.format("delta").load(path).schema
+    elif table is not None:
+        schema = offline_schema(table, entities)
+    else:
+        raise NotFoundError("offline table", path, hint="create it first with ensure_table")
+    aligned = _aligned(with_event_date(rows), schema)
     writer = (
         aligned.write.format("delta")
         .mode("overwrite")
         .partitionBy(EVENT_DATE)
         .option("userMetadata", job_id)
     )
+    if not exists and table is not None:
+        for key, value in _table_properties(table).items():
+            writer = writer.option(key, value)  # "delta.*" options become table properties
     predicate = replace_predicate(window)
     if predicate is not None:
         writer = writer.option("replaceWhere", predicate)
+    if private:
+        spark.conf.unset(_LAST_COMMIT)
     writer.save(path)
-    return _committed_version(spark, path, job_id)
+    return _committed_version(spark, path, job_id, private=private)
 
 
 def _aligned(rows: DataFrame, schema: T.StructType) -> DataFrame:
@@ -595,9 +664,19 @@ def _aligned(rows: DataFrame, schema: T.StructType) -> DataFrame:
     )
 
 
-def _committed_version(spark: SparkSession, path: str, job_id: str) -> int:
-    """The newest version whose commit carries ``job_id`` (other jobs may have committed since)."""
+def _committed_version(spark: SparkSession, path: str, job_id: str, *, private: bool) -> int:
+    """The version just committed by ``job_id`` to ``path``.
+
+    In a private session (see :func:`_private_session`) Delta's own record of the session's last
+    commit is exact and free. Elsewhere other threads may share the session, so the table
+    history is searched for the newest commit carrying ``job_id``.
+    """
     from delta.tables import DeltaTable
+
+    if private:
+        last = spark.conf.get(_LAST_COMMIT, None)
+        if last not in (None, "", "None"):
+            return int(str(last))
 
     row = (
         DeltaTable.forPath(spark, path)
@@ -609,6 +688,19 @@ def _committed_version(spark: SparkSession, path: str, job_id: str) -> int:
     if row is None or row["version"] is None:
         raise JobFailedError(job_id, "FAILED", f"its commit to {path} is not in the table history")
     return int(row["version"])
+
+
+def _private_session(spark: SparkSession) -> SparkSession:
+    """A child session (same SparkContext) with the caller's SQL settings, for one job's writes.
+
+    Its own SQL conf makes ``lastCommitVersionInSession`` this job's alone, even when several
+    jobs run in threads of one session.
+    """
+    child = spark.newSession()
+    for key, value in spark.conf.getAll.items():
+        if child.conf.get(key, None) != value and child.conf.isModifiable(key):
+            child.conf.set(key, value)
+    return child
 
 
 def _check_rejected(job_id: str, read: int, rejected: int, max_fraction: float) -> None:

@@ -107,7 +107,7 @@ def test_spark_submit_ingest_writes_the_table_and_a_result_record(
     result = read_result(str(tmp_path / "results" / "ingest-driver-stats-1.json"))
     assert result.status == SUCCEEDED and result.error is None
     assert (result.rows_read, result.rows_written, result.rows_rejected) == (2, 2, 0)
-    assert result.delta_version == 1  # version 0 created the table
+    assert result.delta_version == 0  # the first write creates the table
     assert result.window == Window(at(1), at(2))
     assert result.duration_s > 0
     table_path = tmp_path / "offline" / "demo" / "driver_stats"
@@ -173,7 +173,7 @@ def test_rejected_rows_are_counted_in_the_record(spark: SparkSession, tmp_path: 
 
     result = read_result(str(tmp_path / "results" / "ingest-driver-stats-1.json"))
     assert (result.rows_read, result.rows_written, result.rows_rejected) == (3, 1, 2)
-    assert result.details["rejected_version"] == 1  # version 0 created the table
+    assert result.details["rejected_version"] == 0  # the first write creates the table
 
 
 def test_an_unreadable_spec_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -1,0 +1,154 @@
+"""Benchmark: the ingest path against a plain parquet -> Delta append of the same rows.
+
+    .venv/bin/python benchmarks/ingest.py --rows 2000000 --master 'local[2]'
+
+Generates ``--rows`` rows of parquet (not timed): an INT64 entity key, event and created
+timestamps spread over ``--days`` days, and ``--features`` features (alternately DOUBLE and
+INT64, already of the declared types). Then, in one Spark session, times:
+
+- floor:  ``spark.read.parquet(src).write.format("delta").mode("append").save(...)``, the least
+          any load into Delta can cost;
+- ingest: ``offline_store.ingest_table`` over the whole source: schema checks, per-row
+          validation, ``event_date`` partitioning, one replaceWhere commit, counts.
+
+Both run once on a small warm-up set first (JVM and class loading), then ``--repeat`` times,
+alternating; the best time of each is reported with rows/s and ingest/floor. Target: ratio <= 1.3.
+Prints a table and one JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from feast_spark.definitions import Entity, Feature, FeatureTable, FileSource
+from feast_spark.spark.offline_store import ingest_table
+from feast_spark.spark.session import build_spark_session
+
+
+def generate(spark: Any, path: str, rows: int, days: int, features: int) -> None:
+    from pyspark.sql import functions as F  # noqa: N812
+
+    start = int(datetime(2024, 1, 1, tzinfo=UTC).timestamp()) * 1_000_000
+    span = days * 86_400 * 1_000_000
+    frame = spark.range(rows).select(
+        (F.col("id") % 100_000).alias("driver_id"),
+        F.timestamp_micros(F.lit(start) + (F.col("id") * 7_919_993) % span).alias("ts"),
+    )
+    frame = frame.withColumn("created", F.col("ts"))
+    for i in range(features):
+        value = F.rand(seed=i) * 100 if i % 2 == 0 else (F.col("driver_id") * (i + 1)) % 1000
+        frame = frame.withColumn(f"f{i}", value.cast("double" if i % 2 == 0 else "bigint"))
+    frame.write.mode("overwrite").parquet(path)
+
+
+def table_for(path: str, features: int) -> FeatureTable:
+    return FeatureTable(
+        name="bench",
+        entities=["driver_id"],
+        features=[Feature(f"f{i}", "DOUBLE" if i % 2 == 0 else "INT64") for i in range(features)],
+        batch_source=FileSource(
+            path=path, event_timestamp_column="ts", created_timestamp_column="created"
+        ),
+    )
+
+
+def run_floor(spark: Any, source: str, target: str) -> float:
+    shutil.rmtree(target, ignore_errors=True)
+    began = time.perf_counter()
+    spark.read.parquet(source).write.format("delta").mode("append").save(target)
+    return time.perf_counter() - began
+
+
+def run_ingest(spark: Any, source: str, target: str, features: int) -> tuple[float, int]:
+    shutil.rmtree(target, ignore_errors=True)
+    table = table_for(source, features)
+    began = time.perf_counter()
+    outcome = ingest_table(
+        spark,
+        table=table,
+        entities=[Entity("driver_id", "INT64")],
+        source=table.batch_source,
+        window=None,
+        table_path=target,
+        job_id=f"bench-{time.time_ns()}",
+        ingested_at=datetime.now(UTC),
+    )
+    return time.perf_counter() - began, outcome.rows_written
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=10_000_000)
+    parser.add_argument("--days", type=int, default=30)
+    parser.add_argument("--features", type=int, default=6)
+    parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--master", default="local[2]")
+    parser.add_argument("--workdir", default=None, help="default: a temporary folder, removed")
+    args = parser.parse_args(argv)
+
+    workdir = Path(args.workdir or tempfile.mkdtemp(prefix="feast-spark-bench-"))
+    spark = build_spark_session(
+        "feast-spark-bench-ingest",
+        master=args.master,
+        conf={"spark.ui.enabled": "false", "spark.driver.memory": "4g"},
+    )
+    spark.sparkContext.setLogLevel("ERROR")
+    try:
+        warm = str(workdir / "warmup.parquet")
+        generate(spark, warm, 10_000, 2, args.features)
+        run_floor(spark, warm, str(workdir / "warm_floor"))
+        run_ingest(spark, warm, str(workdir / "warm_ingest"), args.features)
+
+        source = str(workdir / "source.parquet")
+        began = time.perf_counter()
+        generate(spark, source, args.rows, args.days, args.features)
+        generated_s = time.perf_counter() - began
+
+        floor_times, ingest_times = [], []
+        for _ in range(args.repeat):
+            floor_times.append(run_floor(spark, source, str(workdir / "floor")))
+            seconds, written = run_ingest(spark, source, str(workdir / "ingest"), args.features)
+            if written != args.rows:
+                raise SystemExit(f"ingest wrote {written} rows, expected {args.rows}")
+            ingest_times.append(seconds)
+        floor, ingest = min(floor_times), min(ingest_times)
+        summary = {
+            "benchmark": "ingest",
+            "rows": args.rows,
+            "days": args.days,
+            "features": args.features,
+            "master": args.master,
+            "repeat": args.repeat,
+            "generate_s": round(generated_s, 2),
+            "floor_s": round(floor, 2),
+            "ingest_s": round(ingest, 2),
+            "floor_rows_per_s": round(args.rows / floor),
+            "ingest_rows_per_s": round(args.rows / ingest),
+            "ratio": round(ingest / floor, 3),
+            "floor_times_s": [round(t, 2) for t in floor_times],
+            "ingest_times_s": [round(t, 2) for t in ingest_times],
+            "spark": spark.version,
+        }
+    finally:
+        spark.stop()
+        if args.workdir is None:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+    print(f"{'path':<8}{'seconds':>10}{'rows/s':>14}")
+    print(f"{'floor':<8}{summary['floor_s']:>10}{summary['floor_rows_per_s']:>14,}")
+    print(f"{'ingest':<8}{summary['ingest_s']:>10}{summary['ingest_rows_per_s']:>14,}")
+    print(f"ingest / floor = {summary['ratio']} (target <= 1.3)")
+    print(json.dumps(summary, sort_keys=True), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
