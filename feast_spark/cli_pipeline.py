@@ -158,29 +158,16 @@ def get_online_features(features: str, entities: tuple[str, ...], output: str) -
 
 def _entity_row(text: str, client: Any) -> dict[str, Any]:
     """``driver_id=1001,customer_id=abc`` with each value typed as its entity declares."""
+    from feast_spark.online.service import parse_entity_value
+
     row: dict[str, Any] = {}
     for part in text.split(","):
         name, sep, value = part.partition("=")
         if not sep or not name.strip():
             raise ArgumentError("--entity", text, "write name=value, e.g. driver_id=1001")
         entity = client.get_entity(name.strip())
-        row[entity.name] = _typed(value.strip(), entity.value_type.value, text)
+        row[entity.name] = parse_entity_value(value.strip(), entity)
     return row
-
-
-def _typed(value: str, value_type: str, text: str) -> Any:
-    try:
-        if value_type in ("INT32", "INT64"):
-            return int(value)
-        if value_type == "BOOL":
-            if value.lower() not in ("true", "false"):
-                raise ValueError(value)
-            return value.lower() == "true"
-        if value_type == "BYTES":
-            return value.encode()
-    except ValueError:
-        raise ArgumentError("--entity", text, f"{value!r} is not a {value_type}") from None
-    return value
 
 
 @cli.command()
