@@ -27,7 +27,9 @@ conflicts between concurrent jobs are retried with backoff; the schema only grow
 
 Rejected rows go to ``<offline table path>.rejected``: a dot cannot occur in a feature table
 name (``[a-z_][a-z0-9_]*``), so that path never collides with a table. It is an audit log of
-rejections: one row per rejected source row and job, replaced when the same job id runs again.
+rejections: one row per rejected source row and job. A rerun of the same job id that rejects rows
+replaces that job's earlier rows; a rerun that rejects none writes nothing there (its result
+record says 0), so query by the job id of the result you trust.
 """
 
 from __future__ import annotations
