@@ -166,6 +166,15 @@ def test_cluster_mode_cancel_kills_the_driver(
         assert time.monotonic() < deadline, explain(job)
         time.sleep(1)
 
+    # and its progress comes from the driver's UI, found through the worker's copy of its log
+    deadline = time.monotonic() + 180
+    while job.progress() is None:
+        assert time.monotonic() < deadline, explain(job)
+        time.sleep(2)
+        job.refresh()
+    assert job.record.ui_url is not None and job.record.ui_url.startswith("http://127.0.0.1:")
+    assert job.record.app_id is not None and job.record.app_id.startswith("app-")
+
     # when it is cancelled
     state = job.cancel(timeout=120)
 
@@ -207,6 +216,29 @@ def test_a_failing_job_is_failed_with_its_own_error(
     assert job.record.error == (
         "ValueError: no rows for table driver_stats in [2024-01-01, 2024-01-02) (saw 10 others)"
     ), explain(job)
+
+
+def test_local_master_job_succeeds(tmp_path: Path) -> None:
+    # given the launcher of a local master (the default of feature_store.yaml)
+    from feast_spark.launcher import JobStore
+    from feast_spark.launcher.submit import SparkTarget
+
+    launcher = Launcher(
+        SparkTarget("local", "local[1]", "client"),
+        JobStore(str(tmp_path / "jobs")),
+        spark_conf={"spark.ui.port": "0", "spark.sql.shuffle.partitions": "1"},
+    )
+    table = tmp_path / "smoke"
+
+    # when the smoke job runs through it
+    job = launcher.submit_file(SMOKE, job_type="smoke", app_args=[str(table)])
+    state, _ = follow(job)
+
+    # then it succeeds in a local[1] Spark with the Delta jars and the defaults file
+    assert state is JobState.SUCCEEDED, explain(job)
+    assert '"master": "local[1]"' in job.logs()
+    assert '"time_zone": "UTC"' in job.logs()
+    assert (table / "_delta_log" / "00000000000000000001.json").is_file()
 
 
 def test_a_fresh_process_lists_every_job(cluster_launcher: Launcher, config_path: Path) -> None:
