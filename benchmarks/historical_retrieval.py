@@ -397,7 +397,8 @@ def main(argv: list[str] | None = None) -> None:
     if not args.no_warmup:  # JIT and first-use costs of the JVM, outside the figures
         print("warm-up on a tiny shape...", flush=True)
         tiny = Shape("dense", 20_000, 100, 2_000, timedelta(days=30))
-        run_shape(spark, tiny, 1, [m for m in methods if m != "duckdb"], args)
+        once = argparse.Namespace(**{**vars(args), "repeat": 1, "verify": False})
+        run_shape(spark, tiny, 1, [m for m in methods if m != "duckdb"], once)
     results: list[Result] = []
     for scale in [int(s) for s in args.scale.split(",")]:
         for name in chosen:
