@@ -462,6 +462,13 @@ def ingest_table(
        over the source, filtered to the rejected rows). If the job dies between 4 and 5, its
        result is missing or FAILED and a rerun of the window writes both again.
 
+    Example (window ``[Jan 1, Jan 2)``)::
+
+        source                      offline table (window replaced)   <table>.rejected
+        1  Jan 1 10:00  trips "7"   1  Jan 1 10:00  7  2024-01-01
+        2  Jan 1 11:00  trips "x"                                      trips: x is not a valid INT64
+        3  Jan 5 09:00  trips "1"   (outside the window: not read into either table)
+
     Returns:
         Counts, versions and paths.
 
