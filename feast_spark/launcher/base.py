@@ -45,6 +45,7 @@ class Observation:
         pid: The supervisor process (process targets).
         app_id: The Spark application id.
         ui_url: The driver's web UI.
+        log_path: Where the driver's log can be read (a file or a URL).
         outcome_known: False when the target saw the job end but cannot tell how (its process
             or pod vanished): the job's result record decides, and FAILED stands without one.
     """
@@ -57,6 +58,7 @@ class Observation:
     pid: int | None = None
     app_id: str | None = None
     ui_url: str | None = None
+    log_path: str | None = None
     outcome_known: bool = True
 
 
@@ -253,6 +255,7 @@ class Job:
             pid=seen.pid or record.pid,
             app_id=record.app_id or seen.app_id,
             ui_url=seen.ui_url or record.ui_url,
+            log_path=record.log_path or seen.log_path,
         )
         if not state.is_final:
             return updated

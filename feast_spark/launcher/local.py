@@ -122,11 +122,10 @@ class ProcessTarget:
                 )
             return Observation(state=JobState.PENDING)
         if processes.is_alive(int(pid), process.get("pid_start")):
-            return Observation(
-                state=JobState.RUNNING,
-                pid=int(pid),
-                ui_url=record.ui_url or self._ui_url(record),
-            )
+            ui_url, app_id = record.ui_url, record.app_id
+            if ui_url is None or app_id is None:
+                ui_url, app_id = self._driver_facts(record)
+            return Observation(state=JobState.RUNNING, pid=int(pid), ui_url=ui_url, app_id=app_id)
         child_pid = process.get("child_pid")
         if child_pid and processes.group_members(int(child_pid)):
             # The supervisor was killed but spark-submit runs on: nobody will record its exit.
@@ -197,7 +196,9 @@ class ProcessTarget:
             ended_at=datetime.fromisoformat(ended_at) if ended_at else None,
         )
 
-    def _ui_url(self, record: JobRecord) -> str | None:
+    def _driver_facts(self, record: JobRecord) -> tuple[str | None, str | None]:
+        """The driver UI (on this machine) and the application id, as far as the log says yet."""
         log = self.read_log(record) or ""
         port = logparse.ui_port(log)
-        return f"http://127.0.0.1:{port}" if port else logparse.ui_url(log)
+        ui_url = f"http://127.0.0.1:{port}" if port else logparse.ui_url(log)
+        return ui_url, logparse.application_id(log)

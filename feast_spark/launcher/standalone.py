@@ -147,10 +147,13 @@ class StandaloneClusterTarget:
             detail = answer.get("message")
             problem = f"driver {driver} {driver_state}" + (f": {detail}" if detail else "")
         # For FAILED, the job's own error comes from its result record or its log.
-        ui = record.ui_url
-        if state is JobState.RUNNING and ui is None:
-            ui = self._ui_url(record, str(answer.get("workerHostPort", "")))
-        return Observation(state=state, error=problem, ui_url=ui)
+        if state is JobState.RUNNING and (record.ui_url is None or record.app_id is None):
+            return replace(
+                self._driver_facts(record, str(answer.get("workerHostPort", ""))),
+                state=state,
+                error=problem,
+            )
+        return Observation(state=state, error=problem)
 
     def kill(self, record: JobRecord) -> None:
         """Ask the master to kill the driver.
@@ -214,20 +217,29 @@ class StandaloneClusterTarget:
             raise TrackingError(record.job_id, record.state.value, url, error.reason) from None
         return _LOG_HEADER.sub("", text, count=1)
 
-    def _ui_url(self, record: JobRecord, worker_host_port: str) -> str | None:
-        """``http://<worker host>:<port from the driver log>`` (the UI binds every interface)."""
+    def _driver_facts(self, record: JobRecord, worker_host_port: str) -> Observation:
+        """UI, application id and log location, from the driver's log on its worker.
+
+        The UI is ``http://<worker host>:<port from the log>`` (it binds every interface). These
+        are niceties: when the web UIs cannot be reached, nothing is learnt and the state stands.
+        """
         host = worker_host_port.rpartition(":")[0] or worker_host_port
-        if not host:
-            return None
         try:
             worker_ui = self._worker_ui(record)
             if worker_ui is None:
-                return None
+                return Observation()
             log = self._worker_log(record, worker_ui, "stderr", tail=False)
         except TrackingError:
-            return None  # the UI address is a nicety; the state does not depend on it
+            return Observation()
         port = logparse.ui_port(log)
-        return f"http://{host}:{port}" if port else None
+        query = urllib.parse.urlencode(
+            {"driverId": record.submission_id or "", "logType": "stdout"}
+        )
+        return Observation(
+            ui_url=f"http://{host}:{port}" if port and host else None,
+            app_id=logparse.application_id(log),
+            log_path=f"{worker_ui.rstrip('/')}/logPage/?{query}",
+        )
 
 
 class _HttpError(Exception):

@@ -174,6 +174,9 @@ def test_cluster_mode_cancel_kills_the_driver(
         job.refresh()
     assert job.record.ui_url is not None and job.record.ui_url.startswith("http://127.0.0.1:")
     assert job.record.app_id is not None and job.record.app_id.startswith("app-")
+    assert job.record.log_path == (
+        f"{standalone_cluster.worker_ui}/logPage/?driverId={driver_id}&logType=stdout"
+    )
 
     # when it is cancelled
     state = job.cancel(timeout=120)
