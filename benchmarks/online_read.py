@@ -8,8 +8,11 @@ entity, --keys keys each, written through the online store. Then, for two reques
 
 it times, interleaved in blocks (shared machines are noisy):
 
-* ``ours``  feast_spark.online.service.get_online_features (validation, prepared statements,
-            statuses, response object) on an open CassandraOnlineStore;
+* ``ours``  an OnlineReadPlan built once (as a server would), then ``plan.read`` per request
+            (key validation, prepared statements, statuses, response object) on an open
+            CassandraOnlineStore;
+* ``ours_oneshot``  get_online_features per request (also parses the references and builds the
+            table schemas each time);
 * ``raw``   the raw driver on its own session: a prepared single-partition
             ``SELECT <features>, event_timestamp FROM t WHERE driver_id = ?`` with
             ``session.execute`` for 1x1, and ``execute_async`` for every partition then the
@@ -47,7 +50,7 @@ import pyarrow as pa
 from feast_spark.config import CassandraOnlineStoreConfig, SqliteOnlineStoreConfig
 from feast_spark.definitions import Entity, Feature, FeatureTable, FileSource
 from feast_spark.online.base import OnlineStore, OnlineTableSchema, open_online_store
-from feast_spark.online.service import get_online_features
+from feast_spark.online.service import OnlineReadPlan, get_online_features
 
 DRIVER = Entity("driver_id", "INT64")
 PROJECT = "bench"
@@ -164,21 +167,30 @@ def main(argv: list[str] | None = None) -> None:
         refs_1 = [f"t0:{f}" for f in all_tables[0].feature_names]
         refs_3 = [f"{t.name}:{f}" for t in all_tables for f in t.feature_names]
 
+        plan_1 = OnlineReadPlan.build(PROJECT, all_tables[:1], [DRIVER], refs_1)
+        plan_3 = OnlineReadPlan.build(PROJECT, all_tables, [DRIVER], refs_3)
+
         def ours_1x1() -> None:
-            response = get_online_features(
-                store, PROJECT, all_tables[:1], [DRIVER], refs_1,
-                [{"driver_id": rng.randrange(args.keys)}],
-            )  # fmt: skip
+            response = plan_1.read(store, [{"driver_id": rng.randrange(args.keys)}])
             if response.statuses[0][0].value != "PRESENT":
                 raise AssertionError(response.to_dict())
 
+        def oneshot_1x1() -> None:
+            get_online_features(
+                store, PROJECT, all_tables[:1], [DRIVER], refs_1,
+                [{"driver_id": rng.randrange(args.keys)}],
+            )  # fmt: skip
+
         def ours_100x3() -> None:
+            plan_3.read(store, [{"driver_id": rng.randrange(args.keys)} for _ in range(100)])
+
+        def oneshot_100x3() -> None:
             rows = [{"driver_id": rng.randrange(args.keys)} for _ in range(100)]
             get_online_features(store, PROJECT, all_tables, [DRIVER], refs_3, rows)
 
         methods: dict[str, dict[str, Callable[[], None]]] = {
-            "1x1": {"ours": ours_1x1},
-            "100x3": {"ours": ours_100x3},
+            "1x1": {"ours": ours_1x1, "ours_oneshot": oneshot_1x1},
+            "100x3": {"ours": ours_100x3, "ours_oneshot": oneshot_100x3},
         }
         if raw is not None:
             _, session, statements = raw
@@ -218,6 +230,8 @@ def main(argv: list[str] | None = None) -> None:
                 ours, base = results[shape]["ours"], results[shape]["raw"]
                 results[shape]["ours_vs_raw_p50"] = round(ours["p50_ms"] / base["p50_ms"], 2)
                 results[shape]["ours_vs_raw_p99"] = round(ours["p99_ms"] / base["p99_ms"], 2)
+                oneshot = results[shape]["ours_oneshot"]
+                results[shape]["oneshot_vs_raw_p50"] = round(oneshot["p50_ms"] / base["p50_ms"], 2)
     finally:
         if raw is not None:
             raw[0].shutdown()

@@ -194,6 +194,159 @@ class OnlineResponse:
         return self.to_arrow().to_pandas()
 
 
+@dataclass(frozen=True)
+class OnlineReadPlan:
+    """Feature references resolved against their definitions, ready to read many times.
+
+    Build one per set of references (and definitions) and reuse it for every request: parsing
+    references and building table schemas is then paid once, not per request.
+
+    Attributes:
+        project: The project.
+        refs: ``(table, feature)`` per reference, ``table:*`` expanded, in request order.
+        feature_types: The value type of each reference.
+        schemas: The online tables read, in order of first reference.
+        features: Per table, the features read from it.
+        positions: Per table, the position in ``refs`` of each of its features.
+        entity_types: Entities of the tables read, in order of first use.
+    """
+
+    project: str
+    refs: tuple[tuple[str, str], ...]
+    feature_types: tuple[ValueType, ...]
+    schemas: tuple[OnlineTableSchema, ...]
+    features: tuple[tuple[str, ...], ...]
+    positions: tuple[tuple[int, ...], ...]
+    entity_types: tuple[tuple[str, ValueType], ...]
+
+    @classmethod
+    def build(
+        cls,
+        project: str,
+        feature_tables: Iterable[FeatureTable],
+        entities: Iterable[Entity],
+        feature_refs: Iterable[str],
+    ) -> OnlineReadPlan:
+        """Resolve ``feature_refs`` (``table:feature`` or ``table:*``).
+
+        Raises:
+            NotFoundError: A referenced table, feature or entity is unknown.
+            DefinitionError: A malformed or repeated reference.
+        """
+        tables = {table.name: table for table in feature_tables}
+        refs = _parse_refs(feature_refs, tables)
+        entity_list = list(entities)
+        schemas: dict[str, OnlineTableSchema] = {}
+        features: dict[str, list[str]] = {}
+        positions: dict[str, list[int]] = {}
+        feature_types: list[ValueType] = []
+        for position, (table_name, feature) in enumerate(refs):
+            schema = schemas.get(table_name)
+            if schema is None:
+                if table_name not in tables:
+                    raise NotFoundError(
+                        "feature table", table_name, project,
+                        f"referenced by '{table_name}:{feature}'; known: "
+                        + (", ".join(sorted(tables)) or "none"),
+                    )  # fmt: skip
+                schema = schemas[table_name] = OnlineTableSchema.of(
+                    project, tables[table_name], entity_list
+                )
+                features[table_name] = []
+                positions[table_name] = []
+            feature_types.append(schema.feature_type(feature))
+            features[table_name].append(feature)
+            positions[table_name].append(position)
+        entity_types: dict[str, ValueType] = {}
+        for schema in schemas.values():
+            entity_types.update(schema.entities)
+        return cls(
+            project=project,
+            refs=tuple(refs),
+            feature_types=tuple(feature_types),
+            schemas=tuple(schemas.values()),
+            features=tuple(tuple(f) for f in features.values()),
+            positions=tuple(tuple(p) for p in positions.values()),
+            entity_types=tuple(entity_types.items()),
+        )
+
+    def read(
+        self, store: OnlineStore, entity_rows: EntityRows, *, now: datetime | None = None
+    ) -> OnlineResponse:
+        """Read the planned features for ``entity_rows`` (see :func:`get_online_features`).
+
+        Raises:
+            DefinitionError: An entity row lacks a needed entity, or has a value of another type.
+            OnlineStoreError: The store failed to answer.
+        """
+        stored = _stored_keys(_entity_rows(entity_rows), self.entity_types, self.schemas)
+        requests: list[ReadRequest] = []
+        key_index: list[list[int]] = []  # per table: each row's position among its distinct keys
+        for schema, features in zip(self.schemas, self.features, strict=True):
+            names = schema.entity_names
+            distinct: dict[tuple[Any, ...], int] = {}
+            key_index.append(
+                [distinct.setdefault(tuple([k[e] for e in names]), len(distinct)) for k in stored]
+            )
+            requests.append(ReadRequest(schema, features, tuple(distinct)))
+        answers = store.read(requests, now=now)
+
+        now_us = now_micros(now)
+        feature_types = self.feature_types
+        columns: list[tuple[Any, ...]] = [()] * len(self.refs)
+        statuses: list[tuple[FeatureStatus, ...]] = [()] * len(self.refs)
+        for request, answer, rows, positions in zip(
+            requests, answers, key_index, self.positions, strict=True
+        ):
+            max_age = request.schema.max_age
+            oldest = None if max_age is None else now_us - max_age // _MICROSECOND
+            # per distinct key: None when absent, else (row, whether it is older than max_age)
+            found = [
+                None
+                if row is None
+                else (row, oldest is not None and row.event_timestamp_us < oldest)
+                for row in answer.rows
+            ]
+            for slot, feature in enumerate(request.features):
+                position = positions[slot]
+                value_type = feature_types[position]
+                convert = needs_conversion(value_type)
+                missing = feature in answer.missing_features
+                values: list[Any] = []
+                column_statuses: list[FeatureStatus] = []
+                for index in rows:
+                    hit = found[index]
+                    if hit is None or missing:
+                        values.append(None)
+                        column_statuses.append(NOT_FOUND)
+                        continue
+                    row, too_old = hit
+                    value = row.values[slot]
+                    if too_old:
+                        values.append(None)
+                        column_statuses.append(OUTSIDE_MAX_AGE)
+                    elif value is None:
+                        values.append(None)
+                        column_statuses.append(NULL_VALUE)
+                    else:
+                        values.append(user_value(value, value_type) if convert else value)
+                        column_statuses.append(PRESENT)
+                columns[position] = tuple(values)
+                statuses[position] = tuple(column_statuses)
+
+        entity_columns = tuple(
+            (name, value_type, tuple([user_value(keys[name], value_type) for keys in stored]))
+            for name, value_type in self.entity_types
+        )
+        feature_columns = tuple(
+            (f"{table}:{feature}", value_type, values)
+            for (table, feature), value_type, values in zip(
+                self.refs, feature_types, columns, strict=True
+            )
+        )
+        return OnlineResponse(entity_columns, feature_columns, tuple(statuses))
+
+
 def get_online_features(
     store: OnlineStore,
     project: str,
@@ -205,6 +358,9 @@ def get_online_features(
     now: datetime | None = None,
 ) -> OnlineResponse:
     """Read the latest values of ``feature_refs`` for ``entity_rows``.
+
+    For many requests with the same references, build an :class:`OnlineReadPlan` once and call
+    its ``read``; this function does both each time.
 
     Args:
         store: An open online store.
@@ -226,96 +382,8 @@ def get_online_features(
             with a value of the wrong type) for an entity it needs.
         OnlineStoreError: The store failed to answer.
     """
-    tables = {table.name: table for table in feature_tables}
-    refs = _parse_refs(feature_refs, tables)
-    entity_list = list(entities)
-    schemas: dict[str, OnlineTableSchema] = {}
-    # per table: the requested features, and for each the position of its ref in the response
-    features_by_table: dict[str, list[str]] = {}
-    ref_positions: dict[str, list[int]] = {}
-    feature_types: list[ValueType] = []
-    for position, (table_name, feature) in enumerate(refs):
-        schema = schemas.get(table_name)
-        if schema is None:
-            if table_name not in tables:
-                raise NotFoundError(
-                    "feature table", table_name, project,
-                    f"referenced by '{table_name}:{feature}'; known: "
-                    + (", ".join(sorted(tables)) or "none"),
-                )  # fmt: skip
-            schema = schemas[table_name] = OnlineTableSchema.of(
-                project, tables[table_name], entity_list
-            )
-            features_by_table[table_name] = []
-            ref_positions[table_name] = []
-        feature_types.append(schema.feature_type(feature))
-        features_by_table[table_name].append(feature)
-        ref_positions[table_name].append(position)
-
-    rows = _entity_rows(entity_rows)
-    entity_types: dict[str, ValueType] = {}
-    for schema in schemas.values():
-        entity_types.update(schema.entities)
-    stored = _stored_keys(rows, entity_types, schemas)
-
-    requests: list[ReadRequest] = []
-    key_index: list[list[int]] = []  # per table: each row's position among its distinct keys
-    for name, schema in schemas.items():
-        names = schema.entity_names
-        distinct: dict[tuple[Any, ...], int] = {}
-        positions = [
-            distinct.setdefault(tuple([keys[e] for e in names]), len(distinct)) for keys in stored
-        ]
-        key_index.append(positions)
-        requests.append(ReadRequest(schema, tuple(features_by_table[name]), tuple(distinct)))
-    answers = store.read(requests, now=now)
-
-    now_us = now_micros(now)
-    columns: list[tuple[Any, ...]] = [()] * len(refs)
-    statuses: list[tuple[FeatureStatus, ...]] = [()] * len(refs)
-    for request, answer, positions in zip(requests, answers, key_index, strict=True):
-        max_age = request.schema.max_age
-        oldest = None if max_age is None else now_us - max_age // _MICROSECOND
-        # per distinct key: the stored row, or None when absent
-        key_rows = [
-            None if row is None else (row, oldest is not None and row.event_timestamp_us < oldest)
-            for row in answer.rows
-        ]
-        for slot, feature in enumerate(request.features):
-            position = ref_positions[request.schema.table][slot]
-            convert = needs_conversion(feature_types[position])
-            missing = feature in answer.missing_features
-            values: list[Any] = []
-            column_statuses: list[FeatureStatus] = []
-            for index in positions:
-                found = key_rows[index]
-                if found is None or missing:
-                    values.append(None)
-                    column_statuses.append(NOT_FOUND)
-                    continue
-                row, too_old = found
-                value = row.values[slot]
-                if too_old:
-                    values.append(None)
-                    column_statuses.append(OUTSIDE_MAX_AGE)
-                elif value is None:
-                    values.append(None)
-                    column_statuses.append(NULL_VALUE)
-                else:
-                    values.append(user_value(value, feature_types[position]) if convert else value)
-                    column_statuses.append(PRESENT)
-            columns[position] = tuple(values)
-            statuses[position] = tuple(column_statuses)
-
-    entity_columns = tuple(
-        (name, value_type, tuple(user_value(keys[name], value_type) for keys in stored))
-        for name, value_type in entity_types.items()
-    )
-    feature_columns = tuple(
-        (f"{table}:{feature}", value_type, values)
-        for (table, feature), value_type, values in zip(refs, feature_types, columns, strict=True)
-    )
-    return OnlineResponse(entity_columns, feature_columns, tuple(statuses))
+    plan = OnlineReadPlan.build(project, feature_tables, entities, feature_refs)
+    return plan.read(store, entity_rows, now=now)
 
 
 def get_online_features_from_registry(
@@ -403,16 +471,16 @@ def _entity_rows(entity_rows: EntityRows) -> list[Mapping[str, Any]]:
 
 def _stored_keys(
     rows: Sequence[Mapping[str, Any]],
-    entity_types: Mapping[str, ValueType],
-    schemas: Mapping[str, OnlineTableSchema],
+    entity_types: Sequence[tuple[str, ValueType]],
+    schemas: Sequence[OnlineTableSchema],
 ) -> list[dict[str, Any]]:
     """Each row's entity values in stored form; raises naming the row, entity and table."""
     stored = []
     for i, row in enumerate(rows):
         keys: dict[str, Any] = {}
-        for name, value_type in entity_types.items():
+        for name, value_type in entity_types:
             if name not in row:
-                needing = [s.table for s in schemas.values() if name in s.entity_names]
+                needing = [s.table for s in schemas if name in s.entity_names]
                 raise DefinitionError(
                     "entity",
                     name,

@@ -28,7 +28,11 @@ from feast_spark.online.base import (
     open_online_store,
     to_micros,
 )
-from feast_spark.online.service import get_online_features, get_online_features_from_registry
+from feast_spark.online.service import (
+    OnlineReadPlan,
+    get_online_features,
+    get_online_features_from_registry,
+)
 from feast_spark.registry import Registry
 
 if TYPE_CHECKING:
@@ -616,3 +620,27 @@ def test_reading_with_definitions_from_the_registry(
         get_online_features_from_registry(
             registry, sqlite_store, "demo", ["nope:x"], [{"driver_id": 1}]
         )
+
+
+def test_a_read_plan_is_built_once_and_read_many_times(sqlite_store: OnlineStore) -> None:
+    # given a plan for two features, and two keys stored
+    table = driver_table()
+    schema = OnlineTableSchema.of("p", table, [DRIVER])
+    sqlite_store.ensure_table(schema)
+    sqlite_store.write_batch(
+        schema,
+        batch(
+            [
+                {"driver_id": k, "rate": k / 2, "name": str(k), "event_timestamp": NOW}
+                for k in (1, 2)
+            ]
+        ),
+    )
+    plan = OnlineReadPlan.build("p", [table], [DRIVER], ["driver_stats:name", "driver_stats:rate"])
+    # when it reads different rows, then each answer has its own rows, columns in ref order
+    assert plan.read(sqlite_store, [{"driver_id": 2}]).to_dict()["driver_stats:name"] == ["2"]
+    both = plan.read(sqlite_store, [{"driver_id": 1}, {"driver_id": 3}]).to_dict()
+    assert list(both)[1:] == [
+        "driver_stats:name", "driver_stats:name__status", "driver_stats:rate", "driver_stats:rate__status",
+    ]  # fmt: skip
+    assert both["driver_stats:rate"] == [0.5, None]
