@@ -170,6 +170,38 @@ def _entity_row(text: str, client: Any) -> dict[str, Any]:
     return row
 
 
+@cli.group()
+def offline() -> None:
+    """Maintain the Delta offline tables."""
+
+
+@offline.command("compact")
+@click.argument("table")
+@click.option("--start", help=f"Only days from this one: {_WINDOW_HELP}.")
+@click.option("--end", help=f"Only days before this one: {_WINDOW_HELP}.")
+@wait_options
+@common_options
+@handle_errors
+def offline_compact(
+    table: str, start: str | None, end: str | None, wait: bool, timeout: float | None
+) -> None:
+    """Merge TABLE's small files (Delta OPTIMIZE); data and readers are undisturbed."""
+    run_or_print(_client().compact(table, start=start, end=end), wait, timeout=timeout)
+
+
+@offline.command("vacuum")
+@click.argument("table")
+@wait_options
+@common_options
+@handle_errors
+def offline_vacuum(table: str, wait: bool, timeout: float | None) -> None:
+    """Delete TABLE's files that no version within its retention needs (Delta VACUUM).
+
+    The retention is the table's delta.deletedFileRetentionDuration (7 days by default).
+    """
+    run_or_print(_client().vacuum(table), wait, timeout=timeout)
+
+
 @cli.command()
 @click.argument("folder", default="feast-spark-quickstart", type=click.Path(file_okay=False))
 @click.option(

@@ -31,7 +31,9 @@ from feast_spark.retrieval_job import RetrievalJob
 from feast_spark.specs import (
     HistoricalRetrievalOptions,
     IngestOptions,
+    JobOptions,
     JobSpec,
+    MaintenanceOptions,
     Window,
     new_job_id,
     parse_instant,
@@ -290,6 +292,28 @@ class Client:
             self.registry, self.online_store, self.project, split_refs(feature_refs), entity_rows
         )
 
+    def compact(
+        self, table: str, *, start: datetime | str | None = None, end: datetime | str | None = None
+    ) -> Job:
+        """Merge the small files of a table's Delta table (OPTIMIZE), of ``[start, end)``'s days."""
+        window = Window(_instant(start, "start"), _instant(end, "end"))
+        return self._maintenance(table, MaintenanceOptions("compact"), window)
+
+    def vacuum(self, table: str) -> Job:
+        """Delete files of a table's Delta table that no version within the retention needs.
+
+        The retention is the table's ``delta.deletedFileRetentionDuration`` (7 days by default;
+        change it with ``ALTER TABLE ... SET TBLPROPERTIES``): Delta 4.4 ignores a retention
+        passed to VACUUM, and its safety check against short retentions stays on.
+        """
+        return self._maintenance(table, MaintenanceOptions("vacuum"), Window())
+
+    def _maintenance(self, table: str, options: MaintenanceOptions, window: Window) -> Job:
+        definition = self.get_feature_table(table)
+        job_id = new_job_id(options.action, definition.name)
+        spec = self._spec("maintenance", job_id, [definition], window, options=options)
+        return self.launcher.submit(spec)
+
     @functools.cached_property
     def online_store(self) -> OnlineStore:
         """The configured online store, opened at first use (``close()`` releases it)."""
@@ -338,7 +362,7 @@ class Client:
         tables: Sequence[FeatureTable],
         window: Window,
         *,
-        options: IngestOptions | HistoricalRetrievalOptions | None = None,
+        options: JobOptions | None = None,
         online: bool = False,
     ) -> JobSpec:
         entities = tuple(self.get_entity(name) for name in _entity_names(tables))

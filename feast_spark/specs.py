@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -19,7 +19,8 @@ from feast_spark.definitions.sources import BatchSource, source_from_dict
 from feast_spark.errors import ArgumentError, JobSpecError
 
 SPEC_VERSION = 1
-JOB_TYPES = ("ingest", "historical_retrieval", "materialize")
+JOB_TYPES = ("ingest", "historical_retrieval", "materialize", "maintenance")
+MAINTENANCE_ACTIONS = ("compact", "vacuum")
 
 
 @dataclass(frozen=True)
@@ -119,6 +120,35 @@ class HistoricalRetrievalOptions:
 
 
 @dataclass(frozen=True)
+class MaintenanceOptions:
+    """Options of a maintenance job on offline tables.
+
+    Attributes:
+        action: ``compact`` (Delta OPTIMIZE, optionally of the window's days) or ``vacuum``
+            (with the table's ``delta.deletedFileRetentionDuration``, 7 days by default: Delta
+            4.4 ignores a retention given to the call).
+    """
+
+    action: str
+
+    def __post_init__(self) -> None:
+        if self.action not in MAINTENANCE_ACTIONS:
+            raise JobSpecError("options.action", f"{self.action!r}; use compact or vacuum")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form."""
+        return {"action": self.action}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> MaintenanceOptions:
+        """Inverse of :meth:`to_dict`."""
+        return cls(data["action"])
+
+
+JobOptions = IngestOptions | HistoricalRetrievalOptions | MaintenanceOptions
+
+
+@dataclass(frozen=True)
 class JobSpec:
     """Everything one job run needs.
 
@@ -144,7 +174,7 @@ class JobSpec:
     window: Window = field(default_factory=Window)
     result_path: str | None = None
     online_store: Mapping[str, Any] | None = None
-    options: IngestOptions | HistoricalRetrievalOptions | None = None
+    options: JobOptions | None = None
 
     def __post_init__(self) -> None:
         if self.job_type not in JOB_TYPES:
@@ -195,11 +225,14 @@ class JobSpec:
         try:
             job_type = data["job_type"]
             raw_options = data.get("options")
-            options: IngestOptions | HistoricalRetrievalOptions | None = None
-            if raw_options is not None and job_type == "ingest":
-                options = IngestOptions.from_dict(raw_options)
-            elif raw_options is not None and job_type == "historical_retrieval":
-                options = HistoricalRetrievalOptions.from_dict(raw_options)
+            readers: dict[str, Callable[[Mapping[str, Any]], JobOptions]] = {
+                "ingest": IngestOptions.from_dict,
+                "historical_retrieval": HistoricalRetrievalOptions.from_dict,
+                "maintenance": MaintenanceOptions.from_dict,
+            }
+            options: JobOptions | None = None
+            if raw_options is not None and job_type in readers:
+                options = readers[job_type](raw_options)
             return cls(
                 job_id=data["job_id"],
                 job_type=job_type,

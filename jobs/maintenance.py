@@ -1,0 +1,75 @@
+"""Maintenance job: compact (Delta OPTIMIZE) or vacuum the offline tables of a spec.
+
+    ./spark-submit.sh --master 'local[2]' maintenance --spec /path/or/uri/of/spec.json
+
+Compaction merges small files (of the window's days when the spec has a window); data and
+readers are undisturbed. Vacuum deletes files that no version within the table's
+``delta.deletedFileRetentionDuration`` (7 days by default) needs; Delta's safety check against
+shorter retentions stays on.
+"""
+
+from __future__ import annotations
+
+import sys
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
+
+from feast_spark.errors import JobSpecError, NotFoundError
+from feast_spark.job_results import SUCCEEDED, JobResult
+from feast_spark.spark.job_entry import JobProgress, run_job
+from feast_spark.specs import JobSpec, MaintenanceOptions
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+
+def run(
+    spark: SparkSession, spec: JobSpec, started_at: datetime, progress: JobProgress
+) -> JobResult:
+    """Compact or vacuum every table of the spec; return the SUCCEEDED record."""
+    from delta.tables import DeltaTable
+
+    from feast_spark.spark.offline_store import compact, vacuum
+
+    options = spec.options
+    if not isinstance(options, MaintenanceOptions):
+        raise JobSpecError("options", "a maintenance job needs its options (action)")
+    tables = progress.details.setdefault("tables", {})
+    for table in spec.feature_tables:
+        path = spec.offline_table_path(table.name)
+        if not DeltaTable.isDeltaTable(spark, path):
+            raise NotFoundError(
+                "offline table",
+                path,
+                spec.project,
+                f"'{table.name}' has no Delta table yet; ingest it first",
+            )
+        if options.action == "compact":
+            first = spec.window.start.astimezone(UTC).date() if spec.window.start else None
+            last = (
+                (spec.window.end.astimezone(UTC) - timedelta(microseconds=1)).date()
+                if spec.window.end
+                else None
+            )
+            tables[table.name] = compact(spark, path, first, last)
+        else:
+            vacuum(spark, path)
+            tables[table.name] = {"vacuumed": True}
+    return JobResult(
+        job_id=spec.job_id,
+        job_type=spec.job_type,
+        status=SUCCEEDED,
+        started_at=started_at,
+        finished_at=datetime.now(UTC),
+        window=spec.window,
+        details={"action": options.action, **progress.details},
+    )
+
+
+def main(argv: list[str] | None = None, *, spark: SparkSession | None = None) -> int:
+    """Run the job; ``spark`` is for tests (a given session is used and left running)."""
+    return run_job("maintenance", run, argv, spark=spark)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
