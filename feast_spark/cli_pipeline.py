@@ -10,8 +10,8 @@ from typing import Any
 import click
 
 from feast_spark.cli import CliContext, cli, common_options, handle_errors
-from feast_spark.cli_jobs import run_or_print, wait_options
 from feast_spark.cli_output import emit_json, emit_table
+from feast_spark.cli_wait import run_or_print, wait_options
 from feast_spark.errors import ArgumentError
 
 

@@ -11,13 +11,13 @@ record (feast_spark.spark.job_entry).
 from __future__ import annotations
 
 import sys
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from feast_spark.errors import FeastSparkError, JobSpecError
 from feast_spark.feature_refs import features_by_table, parse_feature_refs
-from feast_spark.job_results import SUCCEEDED, JobResult
-from feast_spark.spark.job_entry import JobProgress, run_job
+from feast_spark.job_results import JobResult
+from feast_spark.spark.job_entry import JobProgress, run_job, succeeded
 from feast_spark.specs import HistoricalRetrievalOptions, JobSpec
 
 if TYPE_CHECKING:
@@ -76,13 +76,9 @@ def run(
         raise
     rows = int(counted.get["rows"])
     progress.rows_written = rows
-    return JobResult(
-        job_id=spec.job_id,
-        job_type=spec.job_type,
-        status=SUCCEEDED,
-        started_at=started_at,
-        finished_at=datetime.now(UTC),
-        window=spec.window,
+    return succeeded(
+        spec,
+        started_at,
         rows_read=rows,
         rows_written=rows,
         details={

@@ -15,8 +15,8 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from feast_spark.errors import JobSpecError, NotFoundError
-from feast_spark.job_results import SUCCEEDED, JobResult
-from feast_spark.spark.job_entry import JobProgress, run_job
+from feast_spark.job_results import JobResult
+from feast_spark.spark.job_entry import JobProgress, run_job, succeeded
 from feast_spark.specs import JobSpec, MaintenanceOptions
 
 if TYPE_CHECKING:
@@ -55,13 +55,9 @@ def run(
         else:
             vacuum(spark, path)
             tables[table.name] = {"vacuumed": True}
-    return JobResult(
-        job_id=spec.job_id,
-        job_type=spec.job_type,
-        status=SUCCEEDED,
-        started_at=started_at,
-        finished_at=datetime.now(UTC),
-        window=spec.window,
+    return succeeded(
+        spec,
+        started_at,
         details={"action": options.action, **progress.details},
     )
 

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from feast_spark.definitions import Entity, FeatureTable
 from feast_spark.errors import DefinitionError, NotFoundError
+from feast_spark.feature_refs import parse_feature_refs
 from feast_spark.online.base import (
     FeatureStatus,
     OnlineStore,
@@ -72,67 +73,10 @@ class DefinitionSource(Protocol):
         ...
 
 
-@dataclass(frozen=True)
-class FeatureRef:
-    """A parsed ``table:feature`` reference.
-
-    Attributes:
-        table: The feature table.
-        feature: The feature.
-    """
-
-    table: str
-    feature: str
-
-    def __str__(self) -> str:
-        return f"{self.table}:{self.feature}"
-
-
-def parse_feature_refs(
-    refs: Iterable[str], tables: Mapping[str, FeatureTable] | None = None
-) -> list[FeatureRef]:
-    """Parse ``table:feature`` references, expanding ``table:*`` when ``tables`` is given.
-
-    Raises:
-        DefinitionError: A reference is not ``table:feature``, or repeats another.
-        NotFoundError: ``table:*`` names a table not in ``tables``.
-    """
-    return [FeatureRef(table, feature) for table, feature in _parse_refs(refs, tables)]
-
-
 def _parse_refs(
     refs: Iterable[str], tables: Mapping[str, FeatureTable] | None
 ) -> list[tuple[str, str]]:
-    if isinstance(refs, str):
-        refs = [refs]
-    parsed: list[tuple[str, str]] = []
-    for ref in refs:
-        table, sep, feature = str(ref).partition(":")
-        if not sep or not table or not feature or ":" in feature:
-            raise DefinitionError(
-                "feature reference",
-                str(ref),
-                "use 'table:feature' (e.g. 'driver_stats:conv_rate') or 'table:*'",
-            )
-        if feature == "*" and tables is not None:
-            if table not in tables:
-                raise NotFoundError("feature table", table)
-            parsed.extend((table, name) for name in tables[table].feature_names)
-        else:
-            parsed.append((table, feature))
-    if len(set(parsed)) != len(parsed):
-        seen: set[tuple[str, str]] = set()
-        for item in parsed:
-            if item in seen:
-                raise DefinitionError(
-                    "feature reference",
-                    ":".join(item),
-                    "is requested twice; list each feature once",
-                )
-            seen.add(item)
-    if not parsed:
-        raise DefinitionError("feature reference", "", "give at least one 'table:feature'")
-    return parsed
+    return [(ref.table, ref.feature) for ref in parse_feature_refs(refs, tables)]
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from feast_spark.errors import FeastSparkError, JobSpecError
-from feast_spark.job_results import FAILED, JobResult, read_text, write_result
+from feast_spark.job_results import FAILED, SUCCEEDED, JobResult, read_text, write_result
 from feast_spark.specs import JobSpec
 
 if TYPE_CHECKING:
@@ -112,6 +112,19 @@ def run_job(
             status = 1
     print(json.dumps(result.to_dict(), sort_keys=True), flush=True)
     return status
+
+
+def succeeded(spec: JobSpec, started_at: datetime, **figures: Any) -> JobResult:
+    """The SUCCEEDED record of ``spec``'s run, ending now, with the job's ``figures``."""
+    return JobResult(
+        job_id=spec.job_id,
+        job_type=spec.job_type,
+        status=SUCCEEDED,
+        started_at=started_at,
+        finished_at=datetime.now(UTC),
+        window=spec.window,
+        **figures,
+    )
 
 
 def task_error(error: BaseException) -> str:

@@ -8,13 +8,12 @@ import pytest
 
 from feast_spark.definitions import Entity, Feature, FeatureTable, FileSource
 from feast_spark.errors import DefinitionError, NotFoundError
+from feast_spark.feature_refs import FeatureRef, parse_feature_refs
 from feast_spark.online.service import (
     MATERIALIZED_UNTIL,
-    FeatureRef,
     incremental_window,
     materialized_state,
     parse_entity_value,
-    parse_feature_refs,
 )
 from feast_spark.specs import Window
 
