@@ -146,7 +146,8 @@ class SourceSchemaError(FeastSparkError, ValueError):
         self.table = table
         self.column = column
         self.reason = reason
-        super().__init__(f"feature table '{table}': column '{column}' {reason}")
+        owner = table if table == "entity rows" else f"feature table '{table}'"
+        super().__init__(f"{owner}: column '{column}' {reason}")
 
 
 class JobSpecError(FeastSparkError, ValueError):

@@ -402,7 +402,8 @@ def test_cassandra_write_timestamp_is_the_event_time_and_ttl_the_retention(
     keyspace = f"test_online_{uuid.uuid4().hex[:10]}"
     config = cassandra_config(cassandra_node, keyspace)
     table = driver_table(max_age=timedelta(hours=1))
-    event = NOW - timedelta(minutes=30)
+    # (now, not the module's NOW: the TTL counts down in real time from the write)
+    event = datetime.now(UTC).replace(microsecond=123456) - timedelta(minutes=30)
     try:
         with open_online_store(config) as store:
             schema = OnlineTableSchema.of(project, table, [DRIVER])
