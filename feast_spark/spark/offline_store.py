@@ -601,11 +601,12 @@ def compact(
 
 
 def vacuum(spark: SparkSession, path: str, retention_hours: float | None = None) -> None:
-    """Delete files no longer referenced by versions newer than the retention (Delta ``VACUUM``).
+    """Delete files that no version within the table's retention needs (Delta ``VACUUM``).
 
-    Delta refuses a retention shorter than the table's ``delta.deletedFileRetentionDuration``
-    (7 days by default): a shorter one could delete files that a running reader or writer still
-    needs. That check stays on here; time travel is limited to the retention afterwards.
+    The retention is the table's ``delta.deletedFileRetentionDuration`` (7 days by default):
+    Delta 4.4 ignores any ``retention_hours`` other than 0 ("Vacuum with retention threshold
+    other than 0 hours is ignored"), and refuses 0 with its safety check, which stays on: it
+    protects running readers and writers. Time travel is limited to the retention afterwards.
     """
     from delta.tables import DeltaTable
 
