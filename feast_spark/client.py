@@ -14,7 +14,7 @@ from typing import Any
 from feast_spark.config import CassandraOnlineStoreConfig, RepoConfig, load_config
 from feast_spark.definitions import BatchSource, Entity, FeatureTable, FileSource
 from feast_spark.definitions.yaml_files import load_definitions
-from feast_spark.entity_checks import check_entity_rows
+from feast_spark.entity_checks import check_entity_parquet, check_entity_rows
 from feast_spark.errors import ArgumentError, NotFoundError
 from feast_spark.feature_refs import parse_feature_refs, split_refs, table_names
 from feast_spark.launcher import Job, JobState, Launcher
@@ -228,6 +228,8 @@ class Client:
                 else self._stage(entity_source, job_id, "entity_rows")
             )
             source = source_at(path, FileSource(path=path, event_timestamp_column=timestamp_column))
+            if arrow is None and _is_local_parquet(source):
+                check_entity_parquet(source.path, entities, timestamp_column)
         output = output_path or f"{self.config.launcher.staging_location}/{job_id}/dataset"
         options = HistoricalRetrievalOptions(
             tuple(str(r) for r in refs), source, output, output_format
@@ -401,6 +403,17 @@ def _entity_names(tables: Iterable[FeatureTable]) -> list[str]:
     for table in tables:
         names += [name for name in table.entities if name not in names]
     return names
+
+
+def _is_local_parquet(source: BatchSource) -> bool:
+    """Whether pyarrow can check the source here, before any Spark work."""
+    return (
+        isinstance(source, FileSource)
+        and source.file_format == "parquet"
+        and "://" not in source.path
+        and not any(c in source.path for c in "*?[")
+        and Path(source.path).exists()
+    )
 
 
 def _instant(value: datetime | str | None, name: str) -> datetime | None:

@@ -1,0 +1,104 @@
+"""Client checks that happen before any Spark work: bad requests never launch a job."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from feast_spark.client import Client
+from feast_spark.errors import DefinitionError, NotFoundError, SourceSchemaError
+
+EXAMPLE = Path(__file__).parents[1] / "conf" / "example" / "definitions"
+CONFIG = "project: demo\nregistry: data/registry.json\noffline_store: {path: data/offline}\n"
+WHEN = datetime(2024, 1, 1, tzinfo=UTC)
+
+
+@pytest.fixture
+def client(tmp_path: Path) -> Client:
+    (tmp_path / "feature_store.yaml").write_text(CONFIG)
+    client = Client(tmp_path / "feature_store.yaml")
+    client.apply_files([EXAMPLE])
+    return client
+
+
+def launched(client: Client) -> int:
+    return len(client.launcher.list())
+
+
+@pytest.mark.parametrize(
+    ("rows", "message"),
+    [
+        (pd.DataFrame({"event_timestamp": [WHEN]}), "column 'driver_id' is missing"),
+        (
+            pd.DataFrame({"driver_id": ["a"], "event_timestamp": [WHEN]}),
+            "is string in the entity rows, declared INT64",
+        ),
+        (pd.DataFrame({"driver_id": [1]}), "column 'event_timestamp' is missing"),
+        (
+            pd.DataFrame({"driver_id": [1], "event_timestamp": [1.5]}),
+            "column 'event_timestamp' is double",
+        ),
+        (
+            pd.DataFrame(
+                {
+                    "driver_id": pd.Series([], dtype="int64"),
+                    "event_timestamp": pd.Series([], dtype="datetime64[us, UTC]"),
+                }
+            ),
+            "has no rows",
+        ),
+    ],
+)
+def test_bad_in_memory_entity_rows_fail_before_any_job(
+    client: Client, rows: pd.DataFrame, message: str
+) -> None:
+    with pytest.raises(SourceSchemaError, match=message) as caught:
+        client.get_historical_features(["driver_stats:conv_rate"], rows)
+    assert str(caught.value).startswith("entity rows: column")
+    assert launched(client) == 0
+
+
+def test_bad_parquet_entity_rows_fail_before_any_job(client: Client, tmp_path: Path) -> None:
+    path = tmp_path / "entities.parquet"
+    pq.write_table(
+        pa.table(
+            {"driver": [1], "event_timestamp": pa.array([WHEN], pa.timestamp("us", tz="UTC"))}
+        ),
+        path,
+    )
+    with pytest.raises(SourceSchemaError, match="column 'driver_id' is missing"):
+        client.get_historical_features("driver_stats:*", str(path))
+    assert launched(client) == 0
+
+
+@pytest.mark.parametrize(
+    ("refs", "error", "message"),
+    [
+        ("nope:conv_rate", NotFoundError, "feature table 'nope' not found"),
+        ("driver_stats:nope", NotFoundError, "driver_stats:nope"),
+        ("driver_stats", DefinitionError, "use 'table:feature'"),
+        ("driver_stats:conv_rate,driver_stats:conv_rate", DefinitionError, "requested twice"),
+    ],
+)
+def test_bad_feature_refs_fail_before_any_job(
+    client: Client, refs: str, error: type[Exception], message: str
+) -> None:
+    rows = pd.DataFrame({"driver_id": [1], "event_timestamp": [WHEN]})
+    with pytest.raises(error, match=message):
+        client.get_historical_features(refs, rows)
+    assert launched(client) == 0
+
+
+def test_bad_windows_and_fractions_fail_before_any_job(client: Client) -> None:
+    with pytest.raises(ValueError, match="--start|start"):
+        client.ingest("driver_stats", start="yesterday")
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        client.ingest("driver_stats", max_rejected_fraction=2)
+    with pytest.raises(NotFoundError, match="feature table 'nope'"):
+        client.materialize(["nope"], "2024-01-01", "2024-01-02")
+    assert launched(client) == 0
