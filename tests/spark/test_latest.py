@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 from pyspark.sql import functions as sf
-from pyspark.testing import assertSchemaEqual
+from pyspark.testing import assertDataFrameEqual
 
 from feast_spark.errors import SourceSchemaError
 from feast_spark.spark.latest import latest_rows
@@ -25,15 +25,8 @@ def at(seconds: float = 0) -> datetime:
 
 
 def assert_same_rows(actual: DataFrame, expected: DataFrame) -> None:
-    """assertDataFrameEqual's contract: same schema, same rows in any order, duplicates counted.
-
-    Not assertDataFrameEqual itself: in pyspark 4.2 it imports pyspark.pandas, which does not
-    import under the pandas 3 installed here.
-    """
-    assertSchemaEqual(actual.schema, expected.schema)
-    missing = expected.exceptAll(actual).collect()
-    unexpected = actual.exceptAll(expected).collect()
-    assert not missing and not unexpected, f"missing: {missing}\nunexpected: {unexpected}"
+    """Same schema, same rows in any order, duplicates counted (pyspark's assertDataFrameEqual)."""
+    assertDataFrameEqual(actual, expected)
 
 
 def test_latest_event_then_created_then_values_win(spark: SparkSession) -> None:

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import sys
 import threading
-import types
 from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from unittest import mock
 
 import pytest
 from delta.exceptions import ConcurrentAppendException
@@ -46,19 +43,7 @@ def at(day: int, hour: int = 0) -> datetime:
 
 
 def assert_frames_equal(actual: DataFrame, expected: DataFrame) -> None:
-    """pyspark's assertDataFrameEqual; see tests/spark/test_sources.py for the pandas 3 stand-in."""
-    try:
-        import pyspark.pandas  # noqa: F401
-    except ImportError:
-        stub = types.ModuleType("pyspark.pandas")
-        stub.DataFrame = type("DataFrame", (), {})  # type: ignore[attr-defined]
-        utils = types.ModuleType("pyspark.testing.pandasutils")
-        utils.PandasOnSparkTestUtils = object  # type: ignore[attr-defined]
-        with mock.patch.dict(
-            sys.modules, {"pyspark.pandas": stub, "pyspark.testing.pandasutils": utils}
-        ):
-            assertDataFrameEqual(actual, expected)
-        return
+    """pyspark's assertDataFrameEqual: schema checked, rows in any order."""
     assertDataFrameEqual(actual, expected)
 
 

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import sys
-import types
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from unittest import mock
 
 import pytest
 from pyspark.sql import Row
@@ -37,23 +34,7 @@ def instant(value: datetime | None) -> datetime | None:
 
 
 def assert_frames_equal(actual: DataFrame, expected: DataFrame | list[Row]) -> None:
-    """pyspark's assertDataFrameEqual (rows in any order, schema checked).
-
-    pyspark 4.2 imports pyspark.pandas inside it, which fails under pandas 3; for Spark
-    DataFrames that branch is unused, so stand-ins are put in its place for the call.
-    """
-    try:
-        import pyspark.pandas  # noqa: F401
-    except ImportError:
-        stub = types.ModuleType("pyspark.pandas")
-        stub.DataFrame = type("DataFrame", (), {})  # type: ignore[attr-defined]
-        utils = types.ModuleType("pyspark.testing.pandasutils")
-        utils.PandasOnSparkTestUtils = object  # type: ignore[attr-defined]
-        with mock.patch.dict(
-            sys.modules, {"pyspark.pandas": stub, "pyspark.testing.pandasutils": utils}
-        ):
-            assertDataFrameEqual(actual, expected)
-        return
+    """pyspark's assertDataFrameEqual: schema checked, rows in any order."""
     assertDataFrameEqual(actual, expected)
 
 
