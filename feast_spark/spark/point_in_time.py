@@ -95,6 +95,7 @@ def point_in_time_join(
     tables: Sequence[FeatureTableInput],
     *,
     entity_timestamp_column: str = EVENT_TIMESTAMP,
+    entity_time_range_us: tuple[int, int] | None = None,
 ) -> DataFrame:
     """Add to every entity row the feature values that were current at its timestamp.
 
@@ -113,6 +114,8 @@ def point_in_time_join(
             columns, which pass through unchanged.
         tables: The feature tables to join; names must be unique.
         entity_timestamp_column: The ``TimestampType`` column of ``entity_rows`` to join at.
+        entity_time_range_us: Earliest and latest entity timestamp in microseconds since the
+            epoch, when the caller knows them already; saves the aggregate over ``entity_rows``.
 
     Returns:
         ``entity_rows`` with every row exactly once, plus ``<table>__<feature>`` columns in the
@@ -178,7 +181,9 @@ def point_in_time_join(
 
     from pyspark.sql import functions as sf
 
-    low_us, high_us = _timestamp_bounds_us(entity_rows, entity_timestamp_column)
+    low_us, high_us = entity_time_range_us or _timestamp_bounds_us(
+        entity_rows, entity_timestamp_column
+    )
     output_columns = list(entity_rows.columns)
     for table in tables:
         output_columns += [table.output_column(f) for f in table.feature_columns]

@@ -21,6 +21,7 @@ from feast_spark.spark.sources import convert_column, read_source
 from feast_spark.types import ValueType
 
 ENTITY_ROWS = "entity rows"
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -114,8 +115,10 @@ def build_training_dataset(
 ) -> DataFrame:
     """Join every table's requested features to the entity rows, point in time correct.
 
-    Each offline table is read only over ``[earliest - max_age, latest]`` of the entity rows
-    (partition pruning by ``event_date``), then joined by
+    The entity rows are not aggregated again: their time range comes from
+    :func:`prepare_entity_rows`. Each offline table is read only over
+    ``[earliest - max_age, latest]`` of the entity rows (partition pruning by ``event_date``),
+    then joined by
     :func:`~feast_spark.spark.point_in_time.point_in_time_join` (rules and example there): one
     shuffle per set of entity columns, never join-then-rank.
 
@@ -141,9 +144,16 @@ def build_training_dataset(
             )
         )
     return point_in_time_join(
-        entity_rows.rows, inputs, entity_timestamp_column=entity_rows.timestamp_column
+        entity_rows.rows,
+        inputs,
+        entity_timestamp_column=entity_rows.timestamp_column,
+        entity_time_range_us=(_micros(entity_rows.earliest), _micros(entity_rows.latest)),
     )
 
 
+def _micros(instant: datetime) -> int:
+    return (instant - _EPOCH) // timedelta(microseconds=1)
+
+
 def _instant(micros: int) -> datetime:
-    return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=micros)
+    return _EPOCH + timedelta(microseconds=micros)
