@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 
 from feast_spark.launcher import logparse
 from feast_spark.launcher.base import Observation
-from feast_spark.launcher.commands import Runner, run_command
+from feast_spark.launcher.commands import CommandResult, Runner, run_command
 from feast_spark.launcher.errors import SubmitError, TrackingError
 from feast_spark.launcher.job_store import JobStore
 from feast_spark.launcher.records import JobRecord, JobState
@@ -147,12 +147,7 @@ class KubernetesClusterTarget:
         command = kubernetes_status_command(
             self.spark_submit, record.master, self._submission(record), self.conf
         )
-        done = self.runner(command, None, 120.0)
-        if not done.ok:
-            reason = done.problem or f"exit {done.exit_code}: {logparse.tail(done.output, 5)}"
-            raise TrackingError(
-                record.job_id, record.state.value, " ".join(mask_command(command)), reason
-            )
+        done = self._run(record, command)
         state, detail = parse_status(done.output)
         if state is None:
             if record.cancel_requested_at is not None:
@@ -173,12 +168,7 @@ class KubernetesClusterTarget:
         command = kubernetes_kill_command(
             self.spark_submit, record.master, self._submission(record), self.conf
         )
-        done = self.runner(command, None, 120.0)
-        if not done.ok:
-            reason = done.problem or f"exit {done.exit_code}: {logparse.tail(done.output, 5)}"
-            raise TrackingError(
-                record.job_id, record.state.value, " ".join(mask_command(command)), reason
-            )
+        self._run(record, command)
 
     def read_log(self, record: JobRecord) -> str | None:
         """spark-submit's output (the driver's own log is the pod's: ``kubectl logs <pod>``)."""
@@ -186,6 +176,16 @@ class KubernetesClusterTarget:
         pod = (record.submission_id or "").partition(":")
         hint = f"driver log: kubectl logs -n {pod[0]} {pod[2]}" if pod[2] else ""
         return f"{submit}\n{hint}".strip()
+
+    def _run(self, record: JobRecord, command: list[str]) -> CommandResult:
+        """Run a spark-submit --status/--kill command; a failure is a TrackingError."""
+        done = self.runner(command, None, 120.0)
+        if not done.ok:
+            reason = done.problem or f"exit {done.exit_code}: {logparse.tail(done.output, 5)}"
+            raise TrackingError(
+                record.job_id, record.state.value, " ".join(mask_command(command)), reason
+            )
+        return done
 
     def _submission(self, record: JobRecord) -> str:
         if not record.submission_id:

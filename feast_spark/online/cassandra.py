@@ -39,13 +39,13 @@ import ssl
 import time
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final
 
 from feast_spark.config import CassandraOnlineStoreConfig, TlsConfig
 from feast_spark.errors import ConfigError, OnlineStoreError
 from feast_spark.online.base import (
     EVENT_TIMESTAMP,
+    ClosingStore,
     OnlineTableSchema,
     ReadRequest,
     StoredRow,
@@ -206,7 +206,7 @@ def _describe_connect_error(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}"
 
 
-class CassandraOnlineStore:
+class CassandraOnlineStore(ClosingStore):
     """One driver session on a Cassandra cluster, with its prepared statements.
 
     Statements are prepared once per store object (that is, per session), never shared between
@@ -289,17 +289,6 @@ class CassandraOnlineStore:
     def close(self) -> None:
         """Shut the driver's connections and threads down."""
         self._cluster.shutdown()
-
-    def __enter__(self) -> CassandraOnlineStore:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
 
     # --- schema ----------------------------------------------------------------------------------
 

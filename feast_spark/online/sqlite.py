@@ -32,7 +32,6 @@ import threading
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
-from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final
 
 from feast_spark.config import SqliteOnlineStoreConfig
@@ -40,6 +39,7 @@ from feast_spark.errors import OnlineStoreError
 from feast_spark.online.base import (
     CREATED_TIMESTAMP,
     EVENT_TIMESTAMP,
+    ClosingStore,
     OnlineTableSchema,
     ReadRequest,
     StoredRow,
@@ -139,7 +139,7 @@ def _decoder(value_type: ValueType) -> Callable[[Any], Any] | None:
     return None
 
 
-class SqliteOnlineStore:
+class SqliteOnlineStore(ClosingStore):
     """One connection to the SQLite online store file.
 
     Safe to share between threads (calls are serialized); every Spark task opens its own.
@@ -177,17 +177,6 @@ class SqliteOnlineStore:
     def close(self) -> None:
         """Close the connection."""
         self._connection.close()
-
-    def __enter__(self) -> SqliteOnlineStore:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
 
     # --- schema ----------------------------------------------------------------------------------
 

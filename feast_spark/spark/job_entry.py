@@ -116,15 +116,7 @@ def run_job(
 
 def succeeded(spec: JobSpec, started_at: datetime, **figures: Any) -> JobResult:
     """The SUCCEEDED record of ``spec``'s run, ending now, with the job's ``figures``."""
-    return JobResult(
-        job_id=spec.job_id,
-        job_type=spec.job_type,
-        status=SUCCEEDED,
-        started_at=started_at,
-        finished_at=datetime.now(UTC),
-        window=spec.window,
-        **figures,
-    )
+    return _record(spec, started_at, SUCCEEDED, **figures)
 
 
 def task_error(error: BaseException) -> str:
@@ -140,14 +132,23 @@ def task_error(error: BaseException) -> str:
 def _failed(spec: JobSpec, started_at: datetime, message: str, progress: JobProgress) -> JobResult:
     if len(message) > MAX_ERROR_CHARS:
         message = message[:MAX_ERROR_CHARS] + " [...]"
-    return JobResult(
-        job_id=spec.job_id,
-        job_type=spec.job_type,
-        status=FAILED,
-        started_at=started_at,
-        finished_at=datetime.now(UTC),
-        window=spec.window,
+    return _record(
+        spec,
+        started_at,
+        FAILED,
         rows_written=progress.rows_written,
         error=message,
         details=dict(progress.details),
+    )
+
+
+def _record(spec: JobSpec, started_at: datetime, status: str, **fields: Any) -> JobResult:
+    return JobResult(
+        job_id=spec.job_id,
+        job_type=spec.job_type,
+        status=status,
+        started_at=started_at,
+        finished_at=datetime.now(UTC),
+        window=spec.window,
+        **fields,
     )
