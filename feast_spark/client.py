@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -21,10 +22,11 @@ from feast_spark.launcher import Job, JobState, Launcher
 from feast_spark.online.base import OnlineStore, online_store_mapping, open_online_store
 from feast_spark.online.naming import online_table_name
 from feast_spark.online.service import (
+    OnlineReadPlan,
     OnlineResponse,
-    get_online_features_from_registry,
     incremental_window,
     materialized_state,
+    read_plan_from_registry,
 )
 from feast_spark.registry import ApplyResult, Registry
 from feast_spark.retrieval_job import RetrievalJob
@@ -39,6 +41,8 @@ from feast_spark.specs import (
     parse_instant,
 )
 from feast_spark.staging import is_spark_dataframe, source_at, stage, to_arrow_table
+
+_MAX_CACHED_READ_PLANS = 256
 
 
 @dataclass(frozen=True)
@@ -76,6 +80,8 @@ class Client:
         loaded = config if isinstance(config, RepoConfig) else load_config(config)
         self.config = loaded.with_project(project)
         self.registry = Registry(self.config.registry)
+        # online read plans by feature references: (time.monotonic() when built, plan)
+        self._read_plans: dict[tuple[str, ...], tuple[float, OnlineReadPlan]] = {}
 
     @property
     def project(self) -> str:
@@ -86,10 +92,12 @@ class Client:
 
     def apply(self, *objects: Entity | FeatureTable) -> list[ApplyResult]:
         """Create or update entities and feature tables (idempotent; one registry commit)."""
+        self._read_plans.clear()
         return self.registry.apply(self.project, objects)
 
     def apply_files(self, paths: Iterable[str | Path]) -> list[ApplyResult]:
         """Apply every definition in YAML files or folders."""
+        self._read_plans.clear()
         return self.registry.apply(self.project, load_definitions(paths))
 
     def list_entities(self) -> list[Entity]:
@@ -110,6 +118,7 @@ class Client:
 
     def delete_feature_table(self, name: str) -> DeletedTable:
         """Remove a table's definition; its offline and online data stay where they are."""
+        self._read_plans.clear()
         table = self.registry.delete_feature_table(self.project, name)
         return DeletedTable(table, self.data_locations(table.name))
 
@@ -290,9 +299,23 @@ class Client:
             Values with a status each (PRESENT, NULL_VALUE, NOT_FOUND, OUTSIDE_MAX_AGE), in
             request order; ``to_dict()``, ``to_pandas()`` or ``to_arrow()``.
         """
-        return get_online_features_from_registry(
-            self.registry, self.online_store, self.project, split_refs(feature_refs), entity_rows
-        )
+        return self._read_plan(tuple(split_refs(feature_refs))).read(self.online_store, entity_rows)
+
+    def _read_plan(self, refs: tuple[str, ...]) -> OnlineReadPlan:
+        """The resolved plan of ``refs``, reused for ``registry.cache_ttl_seconds``.
+
+        A serving loop then pays the registry read and the reference checks once a TTL, not
+        once a request; ``apply`` and deletes through this client drop the cache.
+        """
+        now = time.monotonic()
+        cached = self._read_plans.get(refs)
+        if cached is not None and now - cached[0] < self.config.registry_cache_ttl_seconds:
+            return cached[1]
+        plan = read_plan_from_registry(self.registry, self.project, refs)
+        if len(self._read_plans) >= _MAX_CACHED_READ_PLANS:
+            self._read_plans.clear()
+        self._read_plans[refs] = (now, plan)
+        return plan
 
     def compact(
         self, table: str, *, start: datetime | str | None = None, end: datetime | str | None = None

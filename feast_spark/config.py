@@ -25,6 +25,8 @@ from feast_spark.errors import ConfigError, DefinitionError
 CONFIG_FILE_NAME = "feature_store.yaml"
 CONFIG_PATH_ENV = "FEAST_SPARK_CONFIG"
 OVERRIDE_PREFIX = "FEAST_SPARK__"
+# Feast's default is 600 s; a minute keeps a serving process close to what was applied.
+DEFAULT_REGISTRY_CACHE_TTL_SECONDS = 60.0
 
 CONSISTENCY_LEVELS = (
     "ANY", "ONE", "TWO", "THREE", "QUORUM", "ALL", "LOCAL_QUORUM", "EACH_QUORUM", "LOCAL_ONE",
@@ -174,6 +176,10 @@ class RepoConfig:
         spark: Spark master and configuration.
         launcher: Job submission settings.
         source: The file the settings were read from ("<defaults>" when built in code).
+        registry_cache_ttl_seconds: How long a client may reuse the definitions it read for
+            online reads before reading the registry again (``registry.cache_ttl_seconds``;
+            0 reads it on every request). Changes applied through the same client are seen
+            at once.
     """
 
     project: str
@@ -183,6 +189,7 @@ class RepoConfig:
     spark: SparkConfig = field(default_factory=SparkConfig)
     launcher: LauncherConfig = field(default_factory=LauncherConfig)
     source: str = "<defaults>"
+    registry_cache_ttl_seconds: float = DEFAULT_REGISTRY_CACHE_TTL_SECONDS
 
     def with_project(self, project: str | None) -> RepoConfig:
         """A copy of these settings for another project (None: unchanged)."""
@@ -278,7 +285,7 @@ def parse_config(
         optional={"online_store", "spark", "launcher"},
     )
     project = _identifier(top["project"], "project", source)
-    registry = _location(reader.string(top["registry"], "registry"), base)
+    registry, cache_ttl = _registry(reader, top["registry"], base)
     offline = reader.section(top["offline_store"], "offline_store", required={"path"})
     offline_store = OfflineStoreConfig(
         path=_location(reader.string(offline["path"], "offline_store.path"), base)
@@ -296,7 +303,22 @@ def parse_config(
             f"'{spark.master}': executors on other machines cannot write to one file; "
             "configure online_store.type: cassandra",
         )
-    return RepoConfig(project, registry, offline_store, online_store, spark, launcher, source)
+    return RepoConfig(
+        project, registry, offline_store, online_store, spark, launcher, source, cache_ttl
+    )
+
+
+def _registry(reader: _Reader, data: Any, base: Path) -> tuple[str, float]:
+    """``registry: PATH``, or Feast's ``registry: {path: PATH, cache_ttl_seconds: N}``."""
+    if not isinstance(data, Mapping):
+        return _location(reader.string(data, "registry"), base), DEFAULT_REGISTRY_CACHE_TTL_SECONDS
+    section = reader.section(data, "registry", required={"path"}, optional={"cache_ttl_seconds"})
+    ttl = section.get("cache_ttl_seconds", DEFAULT_REGISTRY_CACHE_TTL_SECONDS)
+    if isinstance(ttl, bool) or not isinstance(ttl, int | float) or ttl < 0:
+        raise ConfigError(
+            "registry.cache_ttl_seconds", ttl, reader.source, "must be a number of seconds >= 0"
+        )
+    return _location(reader.string(section["path"], "registry.path"), base), float(ttl)
 
 
 def _identifier(value: Any, key: str, source: str) -> str:

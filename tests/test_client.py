@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from feast_spark.client import Client
+from feast_spark.definitions import Feature
 from feast_spark.errors import DefinitionError, NotFoundError, SourceSchemaError
 
 EXAMPLE = Path(__file__).parents[1] / "conf" / "example" / "definitions"
@@ -102,3 +104,42 @@ def test_bad_windows_and_fractions_fail_before_any_job(client: Client) -> None:
     with pytest.raises(NotFoundError, match="feature table 'nope'"):
         client.materialize(["nope"], "2024-01-01", "2024-01-02")
     assert launched(client) == 0
+
+
+def _with_new_feature(client: Client) -> None:
+    table = client.get_feature_table("driver_stats")
+    client.apply(dataclasses.replace(table, features=[*table.features, Feature("bonus", "DOUBLE")]))
+
+
+def test_online_reads_reuse_definitions_for_the_registry_cache_ttl(tmp_path: Path) -> None:
+    # given: a serving client that has read driver_stats:* once
+    (tmp_path / "feature_store.yaml").write_text(CONFIG)
+    serving = Client(tmp_path / "feature_store.yaml")
+    serving.apply_files([EXAMPLE])
+    before = serving.get_online_features("driver_stats:*", [{"driver_id": 1}]).to_dict()
+    # when: another process adds a feature
+    _with_new_feature(Client(tmp_path / "feature_store.yaml"))
+    # then: within the TTL the serving client still reads the definitions it cached...
+    cached = serving.get_online_features("driver_stats:*", [{"driver_id": 1}]).to_dict()
+    assert cached.keys() == before.keys()
+    # ...and an apply through the serving client itself drops its cache at once
+    serving.apply(serving.get_feature_table("driver_stats"))
+    fresh = serving.get_online_features("driver_stats:*", [{"driver_id": 1}]).to_dict()
+    assert "driver_stats:bonus" in fresh
+    assert fresh["driver_stats:bonus__status"] == ["NOT_FOUND"]
+
+
+def test_a_zero_registry_cache_ttl_reads_the_registry_on_every_request(tmp_path: Path) -> None:
+    # given: registry.cache_ttl_seconds 0
+    (tmp_path / "feature_store.yaml").write_text(
+        CONFIG.replace("registry: data/registry.json", "registry: {path: data/registry.json, "
+                       "cache_ttl_seconds: 0}")
+    )  # fmt: skip
+    serving = Client(tmp_path / "feature_store.yaml")
+    serving.apply_files([EXAMPLE])
+    serving.get_online_features("driver_stats:*", [{"driver_id": 1}])
+    # when: another process adds a feature
+    _with_new_feature(Client(tmp_path / "feature_store.yaml"))
+    # then: the next read sees it
+    response = serving.get_online_features("driver_stats:*", [{"driver_id": 1}]).to_dict()
+    assert "driver_stats:bonus" in response

@@ -146,3 +146,28 @@ def test_the_file_is_found_by_flag_env_or_working_directory(
     monkeypatch.delenv("FEAST_SPARK_CONFIG")
     with pytest.raises(ConfigError, match="quickstart"):
         find_config_path(cwd=str(tmp_path / "empty"))
+
+
+def test_the_registry_may_be_a_section_with_feasts_cache_ttl(tmp_path: Path) -> None:
+    text = MINIMAL.replace(
+        "registry: data/registry.json", "registry: {path: data/registry.json, cache_ttl_seconds: 5}"
+    )
+    config = load_config(write(tmp_path, text))
+    assert config.registry == str(tmp_path / "data" / "registry.json")
+    assert config.registry_cache_ttl_seconds == 5.0
+    assert load_config(write(tmp_path, MINIMAL)).registry_cache_ttl_seconds == 60.0
+
+
+@pytest.mark.parametrize(
+    ("registry", "key"),
+    [
+        ("{path: r.json, cache_ttl_seconds: -1}", "registry.cache_ttl_seconds"),
+        ("{path: r.json, cache_ttl_seconds: soon}", "registry.cache_ttl_seconds"),
+        ("{path: r.json, ttl: 5}", "registry.ttl"),
+        ("{cache_ttl_seconds: 5}", "registry.path"),
+    ],
+)
+def test_a_bad_registry_section_names_its_key(tmp_path: Path, registry: str, key: str) -> None:
+    text = MINIMAL.replace("registry: data/registry.json", f"registry: {registry}")
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        load_config(write(tmp_path, text))

@@ -53,7 +53,8 @@ def check_project(folder: Path, output: str) -> None:
     client = Client(folder / "feature_store.yaml")
     try:
         response = client.get_online_features(
-            ["driver_stats:conv_rate", "driver_stats:avg_daily_trips"], [{"driver_id": 1001}, {"driver_id": 1999}]
+            ["driver_stats:conv_rate", "driver_stats:avg_daily_trips"],
+            [{"driver_id": 1001}, {"driver_id": 1999}],
         ).to_dict()
     finally:
         client.close()

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from feast_spark.definitions import Entity, FeatureTable
 from feast_spark.errors import DefinitionError, NotFoundError
-from feast_spark.feature_refs import parse_feature_refs
+from feast_spark.feature_refs import parse_feature_refs, split_refs, table_names
 from feast_spark.online.base import (
     FeatureStatus,
     OnlineStore,
@@ -330,11 +330,25 @@ def get_online_features(
     return plan.read(store, entity_rows, now=now)
 
 
+def read_plan_from_registry(
+    registry: DefinitionSource, project: str, feature_refs: Iterable[str] | str
+) -> OnlineReadPlan:
+    """An :class:`OnlineReadPlan` for ``feature_refs`` with definitions read from ``registry``.
+
+    Raises:
+        NotFoundError: A referenced table or feature is not registered in ``project``.
+        DefinitionError: A malformed or repeated reference.
+    """
+    refs = split_refs(feature_refs)
+    tables = [registry.get_feature_table(project, name) for name in table_names(refs)]
+    return OnlineReadPlan.build(project, tables, registry.list_entities(project), refs)
+
+
 def get_online_features_from_registry(
     registry: DefinitionSource,
     store: OnlineStore,
     project: str,
-    feature_refs: Iterable[str],
+    feature_refs: Iterable[str] | str,
     entity_rows: EntityRows,
     *,
     now: datetime | None = None,
@@ -345,15 +359,8 @@ def get_online_features_from_registry(
         NotFoundError: A referenced table or feature is not registered in ``project``.
         DefinitionError, OnlineStoreError: As :func:`get_online_features`.
     """
-    refs = list(feature_refs) if not isinstance(feature_refs, str) else [feature_refs]
-    names: list[str] = []
-    for ref in refs:
-        table = str(ref).partition(":")[0]
-        if table and table not in names:
-            names.append(table)
-    tables = [registry.get_feature_table(project, name) for name in names]
-    return get_online_features(
-        store, project, tables, registry.list_entities(project), refs, entity_rows, now=now
+    return read_plan_from_registry(registry, project, feature_refs).read(
+        store, entity_rows, now=now
     )
 
 

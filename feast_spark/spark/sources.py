@@ -70,6 +70,9 @@ from feast_spark.errors import ConfigError, SourceSchemaError
 from feast_spark.specs import Window
 from feast_spark.types import ValueType
 
+# Spark's hidden per-file column of file-based reads (parquet, csv, json, Delta).
+_FILE_MODIFICATION_TIME = "_metadata.file_modification_time"
+
 EVENT_TIMESTAMP = "event_timestamp"
 CREATED_TIMESTAMP = "created_timestamp"
 
@@ -241,8 +244,12 @@ def check_rows(
     - Only rows whose event time is in ``[window.start, window.end)`` are kept. A row whose
       event time cannot be read cannot be placed in any window: every run that reads it rejects
       it.
-    - ``created_timestamp`` is the source's created column, or ``ingested_at`` where the source
-      has none or its value is null.
+    - ``created_timestamp`` is the source's created column; where the source has none, or its
+      value is null, it is when the row's data landed: the modification time of the file it
+      was read from (Spark's ``_metadata.file_modification_time``), or ``ingested_at`` for rows
+      not read from files. A rerun over the same files then writes the same value, so the
+      table ends up identical to the byte, while a corrected file, being newer, gives its rows
+      a later created time than the rows it replaces.
 
     Example (``trips`` declared INT64, window ``[2024-01-01, 2024-01-02)``)::
 
@@ -269,7 +276,8 @@ def check_rows(
         entities: The table's entities (others are ignored).
         source: The source definition (mapping, timestamp columns and format).
         window: Event-time window; None or open bounds for no limit.
-        ingested_at: The job's start (aware), used as created timestamp where there is none.
+        ingested_at: The job's start (aware): the created timestamp of rows with none that were
+            not read from files.
 
     Returns:
         The checked rows; see :class:`CheckedRows` for the valid and rejected views.
@@ -299,7 +307,7 @@ def check_rows(
                     ValueType.UNIX_TIMESTAMP)  # fmt: skip
     label = _label(EVENT_TIMESTAMP, source.event_timestamp_column)
     outputs.append((EVENT_TIMESTAMP, event.required(f"{label}: is null")))
-    fallback = F.lit(ingested_at.astimezone(UTC)).cast("timestamp")
+    fallback = _landed_at(frame, ingested_at)
     if source.created_timestamp_column:
         created = _column(table, source, schema, CREATED_TIMESTAMP,
                           source.created_timestamp_column, ValueType.UNIX_TIMESTAMP)  # fmt: skip
@@ -334,6 +342,18 @@ def check_rows(
         F.when(reason.isNotNull(), F.to_json(F.col("_feast_raw"))).alias(SOURCE_ROW),
     )
     return CheckedRows(rows, columns)
+
+
+def _landed_at(frame: DataFrame, ingested_at: datetime) -> Column:
+    """When each row's data landed: its file's modification time, else ``ingested_at``."""
+    from pyspark.errors import AnalysisException
+
+    landed = F.col(_FILE_MODIFICATION_TIME)
+    try:
+        frame.select(landed).schema.fields  # noqa: B018 (analysis: is the hidden column there?)
+    except AnalysisException:  # not read from files (an in-memory or derived frame)
+        return F.lit(ingested_at.astimezone(UTC)).cast("timestamp")
+    return landed
 
 
 def to_offline_rows(

@@ -132,8 +132,6 @@ def cassandra_keyspace(cassandra_session: Session) -> Iterator[str]:
     cassandra_session.execute(f"DROP KEYSPACE IF EXISTS {keyspace}")
 
 
-
-
 # --- end to end through spark-submit ------------------------------------------------------------
 
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Sequence
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -47,13 +48,15 @@ def assert_frames_equal(actual: DataFrame, expected: DataFrame) -> None:
     assertDataFrameEqual(actual, expected)
 
 
-def feature_table(path: str, *features: Feature) -> FeatureTable:
+def feature_table(
+    path: str, *features: Feature, created_column: str | None = "created"
+) -> FeatureTable:
     return FeatureTable(
         name="driver_stats",
         entities=["driver_id"],
         features=list(features) or [Feature("trips", "INT64")],
         batch_source=FileSource(
-            path=path, event_timestamp_column="ts", created_timestamp_column="created"
+            path=path, event_timestamp_column="ts", created_timestamp_column=created_column
         ),
     )
 
@@ -80,8 +83,10 @@ class Store:
         job_id: str,
         *features: Feature,
         max_rejected_fraction: float = 1.0,
+        created_column: str | None = "created",
+        ingested_at: datetime = INGESTED,
     ) -> IngestOutcome:
-        table = feature_table(source_path, *features)
+        table = feature_table(source_path, *features, created_column=created_column)
         return ingest_table(
             self.spark,
             table=table,
@@ -90,7 +95,7 @@ class Store:
             window=window,
             table_path=self.table_path,
             job_id=job_id,
-            ingested_at=INGESTED,
+            ingested_at=ingested_at,
             max_rejected_fraction=max_rejected_fraction,
             retry=FAST_RETRY,
         )
@@ -174,6 +179,38 @@ def test_rerunning_a_window_leaves_the_table_as_after_the_first_run(store: Store
     assert second.delta_version == first.delta_version + 1
     assert store.table().count() == after_first.count() == 9
     assert_frames_equal(store.table(), after_first)
+
+
+def test_without_a_created_column_reruns_are_identical_and_corrections_newer(
+    store: Store,
+) -> None:
+    # given a source without a created column, ingested once
+    source = store.source([(1, at(1, 6), 3)], "driver_id bigint, ts timestamp, trips bigint")
+    first = store.ingest(source, None, "job-1", created_column=None)
+    after_first = store.table(first.delta_version)
+
+    # when the same files are ingested again by a job that starts later
+    later = INGESTED + timedelta(hours=5)
+    store.ingest(source, None, "job-2", created_column=None, ingested_at=later)
+
+    # then the table is identical, created_timestamp included: it is when the file landed
+    assert_frames_equal(store.table(), after_first)
+    (landed,) = [r.created_timestamp.astimezone(UTC) for r in store.table().collect()]
+    file_time = max(p.stat().st_mtime for p in Path(source).glob("*.parquet"))
+    assert abs(landed.timestamp() - file_time) < 1.0
+    assert landed not in (INGESTED, later)
+
+    # when the file is corrected (rewritten later) and ingested again
+    time.sleep(1.1)
+    store.spark.createDataFrame(
+        [(1, at(1, 6), 4)], "driver_id bigint, ts timestamp, trips bigint"
+    ).write.mode("overwrite").parquet(source)
+    store.ingest(source, None, "job-3", created_column=None, ingested_at=later)
+
+    # then the corrected row is newer than the one it replaced
+    (row,) = store.table().collect()
+    assert row.trips == 4
+    assert row.created_timestamp.astimezone(UTC) > landed
 
 
 def test_a_corrected_source_replaces_only_its_window(store: Store) -> None:

@@ -103,10 +103,10 @@ def test_mapping_and_exact_casts_give_offline_rows(spark: SparkSession) -> None:
     assert_frames_equal(valid, spark.createDataFrame(expected, valid.schema))
 
 
-def test_created_timestamp_is_the_ingestion_time_when_the_source_has_none(
+def test_created_timestamp_is_the_ingestion_time_for_in_memory_rows_without_one(
     spark: SparkSession,
 ) -> None:
-    # given a source without a created column
+    # given in-memory rows (not read from files) without a created column
     frame = spark.createDataFrame([(1, at(1), 5)], "driver_id bigint, ts timestamp, trips bigint")
 
     # when checked
