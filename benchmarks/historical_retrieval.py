@@ -60,6 +60,7 @@ class Shape:
     entity_rows: int
     max_age: timedelta
     hot_key_share: float = 0.0  # fraction of entity rows on key 0 (skew)
+    hot_feature_share: float = 0.0  # fraction of feature rows on key 0 (skew)
 
     def scaled(self, factor: int) -> Shape:
         """More rows per key and more entity rows; the key space stays the same."""
@@ -99,6 +100,8 @@ def generate(spark: SparkSession, shape: Shape, directory: Path) -> tuple[str, s
         span_us = 90 * 24 * hour_us
         key = (sf.col("id") * 7_919) % shape.keys  # ~feature_rows / keys rows per key
         event_us = sf.lit(base_us) + (sf.rand(1) * span_us).cast("long")
+    if shape.hot_feature_share:
+        key = sf.when(sf.rand(7) < shape.hot_feature_share, sf.lit(0).cast("long")).otherwise(key)
     features = ids.select(
         key.alias("key"),
         sf.rand(2).alias("f_double"),
@@ -247,7 +250,8 @@ def run_shape(
         features, entities = generate(spark, shape, directory)
         print(
             f"\n[{shape.name} {scale}x] {shape.feature_rows:,} feature rows over {shape.keys:,} "
-            f"keys, {shape.entity_rows:,} entity rows ({shape.hot_key_share:.0%} on one key), "
+            f"keys ({shape.hot_feature_share:.0%} on one key), {shape.entity_rows:,} entity rows "
+            f"({shape.hot_key_share:.0%} on one key), "
             f"max_age {shape.max_age.days} days: generated in "
             f"{time.perf_counter() - started:.1f}s",
             flush=True,
@@ -357,6 +361,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--hot-key-share", type=float, default=0.0, help="fraction of entity rows on one key"
     )
+    parser.add_argument(
+        "--hot-feature-share", type=float, default=0.0, help="fraction of feature rows on one key"
+    )
     parser.add_argument("--repeat", type=int, default=1, help="runs per method (best is reported)")
     parser.add_argument("--no-warmup", action="store_true", help="skip the untimed tiny run")
     args = parser.parse_args(argv)
@@ -382,6 +389,7 @@ def main(argv: list[str] | None = None) -> None:
             args.entity_rows,
             timedelta(days=7),
             args.hot_key_share,
+            args.hot_feature_share,
         ),
         "dense": Shape(
             "dense",
@@ -390,6 +398,7 @@ def main(argv: list[str] | None = None) -> None:
             args.entity_rows,
             timedelta(days=30),
             args.hot_key_share,
+            args.hot_feature_share,
         ),
     }
     chosen = ["sparse", "dense"] if args.shape == "both" else [args.shape]

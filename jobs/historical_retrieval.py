@@ -51,7 +51,8 @@ def run(
         missing = sorted(needed - {e.name for e in entities})
         raise JobSpecError("entities", f"no definition of {', '.join(missing)}")
 
-    entity_rows = prepare_entity_rows(spark, options.entity_source, entities)
+    key_sets = [tables[name].entities for name in features]
+    entity_rows = prepare_entity_rows(spark, options.entity_source, entities, key_sets)
     dataset = build_training_dataset(
         spark,
         entity_rows,

@@ -5,9 +5,10 @@ Layout of ``<offline root>/<project>/<table>``::
     driver_id  event_timestamp      created_timestamp    event_date  trips  rating
     1          2024-01-01 10:00:00  2024-01-02 00:00:00  2024-01-01  7      4.5
 
-- Entity keys, ``event_timestamp``, ``created_timestamp`` (the source's, or the ingestion time
-  when the source has none), ``event_date`` (UTC date of the event), then the features in
-  declaration order; features added later are appended as new columns.
+- Entity keys, ``event_timestamp``, ``created_timestamp`` (the source's; without one, when the
+  row's source file was last modified, so reruns write the same value), ``event_date`` (UTC
+  date of the event), then the features in declaration order; features added later are
+  appended as new columns.
 - Partitioned by ``event_date``. Every write replaces an event-time window, and every later
   read (point-in-time joins, materialization) asks for an event-time range: with day partitions
   a window write deletes and adds files only in its own days, range reads skip other days

@@ -37,15 +37,15 @@ next one; it is not done here.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from feast_spark.errors import DefinitionError, SourceSchemaError
 
 if TYPE_CHECKING:
-    from pyspark.sql import Column, DataFrame
+    from pyspark.sql import Column, DataFrame, Row
     from pyspark.sql.types import DataType
 
 EVENT_TIMESTAMP = "event_timestamp"
@@ -61,6 +61,76 @@ _ENTITY_ROW = "_pit_entity_row"
 _FEATURES = "_pit_features_"  # + table index within a key group
 _INTERNAL = (_TS, _IS_ENTITY, _CREATED, _ENTITY_ROW)
 _SPARK_TIMESTAMP_SPAN = timedelta(days=366 * 10_000)
+
+KEY_PRUNING_MAX_KEYS = 2_000_000
+"""Most distinct entity keys (of one key set) broadcast to drop feature rows of other keys.
+
+Two million keys are tens of MB in a broadcast hash table: small next to a 2 GB executor."""
+
+
+@dataclass(frozen=True)
+class EntitySummary:
+    """What the join must know of the entity rows before it starts; one aggregate computes it.
+
+    Attributes:
+        low_us: Earliest entity timestamp in microseconds since the epoch (None: no timestamp).
+        high_us: Latest entity timestamp, likewise.
+        distinct_keys: Approximate number of distinct non-null keys per key set (the entity
+            column names, sorted); a key set missing here is never used to prune.
+    """
+
+    low_us: int | None
+    high_us: int | None
+    distinct_keys: Mapping[tuple[str, ...], int] = field(default_factory=dict)
+
+    @staticmethod
+    def aggregates(
+        ts_column: str,
+        key_sets: Iterable[Iterable[str]],
+        values: Mapping[str, Column] | None = None,
+    ) -> list[Column]:
+        """Aggregate columns for :meth:`from_row`, to add to an aggregate the caller runs anyway.
+
+        ``values`` gives the expression of a column by name where it is not the column itself
+        (the converted value of a raw source column, say).
+        """
+        from pyspark.sql import functions as sf
+
+        def value(name: str) -> Column:
+            return values[name] if values and name in values else sf.col(_quote(name))
+
+        ts = sf.unix_micros(value(ts_column))
+        columns = [sf.min(ts).alias("_pit_low"), sf.max(ts).alias("_pit_high")]
+        for n, keys in enumerate(_key_sets(key_sets)):
+            present = sf.lit(True)
+            for key in keys:
+                present = present & value(key).isNotNull()
+            struct = sf.struct(*[value(k).alias(k) for k in keys])
+            count = sf.approx_count_distinct(sf.when(present, struct))
+            columns.append(count.alias(f"_pit_keys_{n}"))
+        return columns
+
+    @classmethod
+    def from_row(cls, row: Row, key_sets: Iterable[Iterable[str]]) -> EntitySummary:
+        """The summary from the row of an aggregate that included :meth:`aggregates`."""
+        counts = {keys: int(row[f"_pit_keys_{n}"]) for n, keys in enumerate(_key_sets(key_sets))}
+        return cls(row["_pit_low"], row["_pit_high"], counts)
+
+    @classmethod
+    def of(
+        cls, entity_rows: DataFrame, ts_column: str, key_sets: Iterable[Iterable[str]]
+    ) -> EntitySummary:
+        """Run the aggregate over ``entity_rows`` (one Spark job)."""
+        sets = _key_sets(key_sets)
+        row = entity_rows.agg(*cls.aggregates(ts_column, sets)).first()
+        if row is None:  # pragma: no cover - a global aggregate always returns a row
+            return cls(None, None)
+        return cls.from_row(row, sets)
+
+
+def _key_sets(key_sets: Iterable[Iterable[str]]) -> list[tuple[str, ...]]:
+    """Distinct key sets, each as its sorted names, in first-seen order."""
+    return list(dict.fromkeys(tuple(sorted(keys)) for keys in key_sets))
 
 
 @dataclass(frozen=True)
@@ -95,7 +165,7 @@ def point_in_time_join(
     tables: Sequence[FeatureTableInput],
     *,
     entity_timestamp_column: str = EVENT_TIMESTAMP,
-    entity_time_range_us: tuple[int, int] | None = None,
+    entity_summary: EntitySummary | None = None,
 ) -> DataFrame:
     """Add to every entity row the feature values that were current at its timestamp.
 
@@ -104,18 +174,21 @@ def point_in_time_join(
     ``max_age``), ties broken by ``created_timestamp`` then by the feature values; its values are
     returned as stored, nulls included.
 
-    Runs one aggregate over ``entity_rows`` right away (min and max timestamp, to prune feature
-    rows that cannot match before they are shuffled); cache ``entity_rows`` if it is expensive.
-    The rest is lazy: one shuffle per distinct set of entity columns, none for the entity rows
-    alone.
+    Feature rows that cannot match are dropped before the shuffle: those outside the entity
+    rows' time range (minus ``max_age``), and, when the entity rows hold at most
+    :data:`KEY_PRUNING_MAX_KEYS` distinct keys of a key set, those of other keys (a broadcast
+    semi-join with the distinct entity keys). For that it runs one aggregate over
+    ``entity_rows`` right away (:class:`EntitySummary`), unless ``entity_summary`` is given;
+    cache ``entity_rows`` if it is expensive. The rest is lazy: one shuffle per distinct set of
+    entity columns, none for the entity rows alone.
 
     Args:
         entity_rows: Key columns named as the entities, the timestamp column and any other
             columns, which pass through unchanged.
         tables: The feature tables to join; names must be unique.
         entity_timestamp_column: The ``TimestampType`` column of ``entity_rows`` to join at.
-        entity_time_range_us: Earliest and latest entity timestamp in microseconds since the
-            epoch, when the caller knows them already; saves the aggregate over ``entity_rows``.
+        entity_summary: The entity rows' summary, when the caller computed it already (add
+            :meth:`EntitySummary.aggregates` to an aggregate it runs anyway); saves a pass.
 
     Returns:
         ``entity_rows`` with every row exactly once, plus ``<table>__<feature>`` columns in the
@@ -181,16 +254,22 @@ def point_in_time_join(
 
     from pyspark.sql import functions as sf
 
-    low_us, high_us = entity_time_range_us or _timestamp_bounds_us(
-        entity_rows, entity_timestamp_column
-    )
+    groups = _group_by_entity_columns(tables)
+    key_sets = [group[0].entity_columns for group in groups]
+    summary = entity_summary or EntitySummary.of(entity_rows, entity_timestamp_column, key_sets)
     output_columns = list(entity_rows.columns)
     for table in tables:
         output_columns += [table.output_column(f) for f in table.feature_columns]
 
     result = entity_rows
-    for group in _group_by_entity_columns(tables):
-        pruned = [_prune(table, low_us, high_us) for table in group]
+    for group in groups:
+        pruned = [_prune(table, summary.low_us, summary.high_us) for table in group]
+        keys = list(group[0].entity_columns)
+        distinct_keys = summary.distinct_keys.get(tuple(sorted(keys)))
+        if distinct_keys is not None and distinct_keys <= KEY_PRUNING_MAX_KEYS:
+            distinct = entity_rows.select(*[sf.col(_quote(k)) for k in keys]).dropna().distinct()
+            wanted = sf.broadcast(distinct)
+            pruned = [rows.join(wanted, keys, "left_semi") for rows in pruned]
         result = _join_group(result, entity_timestamp_column, group, pruned)
     return result.select(*[sf.col(_quote(c)) for c in output_columns])
 
@@ -203,21 +282,6 @@ def _group_by_entity_columns(
     for table in tables:
         groups.setdefault(frozenset(table.entity_columns), []).append(table)
     return list(groups.values())
-
-
-def _timestamp_bounds_us(entity_rows: DataFrame, ts_column: str) -> tuple[int | None, int | None]:
-    """Min and max entity timestamp in microseconds since the epoch (``None`` if no rows).
-
-    Microseconds rather than datetimes: a Python datetime taken back from Spark is local to the
-    session time zone and ambiguous in the repeated hour of a DST change.
-    """
-    from pyspark.sql import functions as sf
-
-    ts = sf.unix_micros(sf.col(_quote(ts_column)))
-    row = entity_rows.agg(sf.min(ts).alias("low"), sf.max(ts).alias("high")).first()
-    if row is None:  # pragma: no cover - a global aggregate always returns a row
-        return None, None
-    return row["low"], row["high"]
 
 
 def _prune(table: FeatureTableInput, low_us: int | None, high_us: int | None) -> DataFrame:

@@ -52,7 +52,8 @@ resolution): finer digits in a string or a fractional epoch are dropped or round
 
 Event and created timestamps follow the UNIX_TIMESTAMP rules. A row is also rejected when an
 entity key or its event timestamp is null. A null created timestamp (or a source without a
-created column) becomes the ingestion time.
+created column) becomes the modification time of the row's source file (the job's start for rows
+not read from files), which a rerun over the same files reproduces exactly.
 """
 
 from __future__ import annotations

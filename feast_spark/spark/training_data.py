@@ -16,7 +16,7 @@ from pyspark.sql import functions as F  # noqa: N812 (the conventional alias)
 from feast_spark.definitions import BatchSource, Entity, FeatureTable
 from feast_spark.errors import SourceSchemaError
 from feast_spark.spark.offline_store import read_offline_table
-from feast_spark.spark.point_in_time import FeatureTableInput, point_in_time_join
+from feast_spark.spark.point_in_time import EntitySummary, FeatureTableInput, point_in_time_join
 from feast_spark.spark.sources import convert_column, read_source
 from feast_spark.types import ValueType
 
@@ -34,16 +34,21 @@ class EntityRows:
         timestamp_column: The timestamp column's name.
         earliest: Earliest entity timestamp.
         latest: Latest entity timestamp.
+        summary: Time range and distinct keys, for the point-in-time join's pruning.
     """
 
     rows: DataFrame
     timestamp_column: str
     earliest: datetime
     latest: datetime
+    summary: EntitySummary
 
 
 def prepare_entity_rows(
-    spark: SparkSession, source: BatchSource, entities: Sequence[Entity]
+    spark: SparkSession,
+    source: BatchSource,
+    entities: Sequence[Entity],
+    key_sets: Sequence[Sequence[str]] = (),
 ) -> EntityRows:
     """Read entity rows and make their keys and timestamp exact, or fail naming the problem.
 
@@ -59,6 +64,9 @@ def prepare_entity_rows(
         driver_id:int  ts:string                    driver_id:bigint  ts:timestamp (UTC)
         1001           2024-01-01T10:00:00+02:00 ->  1001              2024-01-01 08:00:00
         1002           2024-01-01T10:00:00.25Z       1002              2024-01-01 10:00:00.25
+
+    ``key_sets`` are the entity columns of the tables to join (``[["driver_id"]]``): the same
+    pass counts their distinct keys, for the join's key pruning.
 
     Raises:
         SourceSchemaError: A column is missing or of a type that cannot hold its declared type,
@@ -82,15 +90,13 @@ def prepare_entity_rows(
         if reason is not None:
             reasons.append(reason)
     rows = frame.withColumns(values)
-    # One pass answers "any bad value?", "is it empty?" and the time range.
+    # One pass answers "any bad value?", "is it empty?", the time range and the distinct keys.
     problem = F.coalesce(*reasons) if reasons else F.lit(None).cast("string")
-    ts = F.unix_micros(values[ts_column])
     summary = frame.agg(
         F.count(F.lit(1)).alias("rows"),
-        F.min(ts).alias("low"),
-        F.max(ts).alias("high"),
         F.count(problem).alias("bad"),
         F.first(problem, ignorenulls=True).alias("example"),
+        *EntitySummary.aggregates(ts_column, key_sets, values),
     ).first()
     if summary is None or not summary["rows"]:
         raise SourceSchemaError(ENTITY_ROWS, source.path, "has no rows; a training set needs some")
@@ -101,9 +107,10 @@ def prepare_entity_rows(
             f"has {summary['bad']} row(s) whose keys or timestamp cannot be converted, "
             f"e.g. {summary['example']}",
         )
-    if summary["low"] is None:
+    pruning = EntitySummary.from_row(summary, key_sets)
+    if pruning.low_us is None or pruning.high_us is None:
         raise SourceSchemaError(ENTITY_ROWS, ts_column, "is null in every row")
-    return EntityRows(rows, ts_column, _instant(summary["low"]), _instant(summary["high"]))
+    return EntityRows(rows, ts_column, _instant(pruning.low_us), _instant(pruning.high_us), pruning)
 
 
 def build_training_dataset(
@@ -147,12 +154,8 @@ def build_training_dataset(
         entity_rows.rows,
         inputs,
         entity_timestamp_column=entity_rows.timestamp_column,
-        entity_time_range_us=(_micros(entity_rows.earliest), _micros(entity_rows.latest)),
+        entity_summary=entity_rows.summary,
     )
-
-
-def _micros(instant: datetime) -> int:
-    return (instant - _EPOCH) // timedelta(microseconds=1)
 
 
 def _instant(micros: int) -> datetime:

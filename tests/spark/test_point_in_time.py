@@ -13,6 +13,7 @@ from pyspark.sql import functions as sf
 from pyspark.testing import assertDataFrameEqual
 
 from feast_spark.errors import DefinitionError, SourceSchemaError
+from feast_spark.spark import point_in_time
 from feast_spark.spark.point_in_time import FeatureTableInput, point_in_time_join
 
 if TYPE_CHECKING:
@@ -259,8 +260,9 @@ def test_tables_with_different_entities_in_one_request(spark: SparkSession) -> N
     assert_same_rows(result, expected)
 
 
-def test_one_shuffle_per_key_set_and_no_join(spark: SparkSession) -> None:
-    # given three tables over two key sets
+def three_tables_over_two_key_sets(
+    spark: SparkSession,
+) -> tuple[DataFrame, list[FeatureTableInput]]:
     ts = "event_timestamp timestamp, created_timestamp timestamp"
     one = spark.createDataFrame([(1, 0.5, at(), at())], f"driver bigint, a double, {ts}")
     two = spark.createDataFrame([(1, 0.5, at(), at())], f"driver bigint, b double, {ts}")
@@ -273,12 +275,54 @@ def test_one_shuffle_per_key_set_and_no_join(spark: SparkSession) -> None:
         FeatureTableInput("two", ("driver",), ("b",), None, two),
         FeatureTableInput("three", ("customer",), ("c",), None, three),
     ]
+    return entities, tables
+
+
+def executed_plan(frame: DataFrame) -> str:
+    return str(frame._jdf.queryExecution().executedPlan().toString())
+
+
+def test_one_shuffle_of_feature_rows_per_key_set_pruned_by_broadcast_keys(
+    spark: SparkSession,
+) -> None:
+    # given three tables over two key sets, and few entity keys
+    entities, tables = three_tables_over_two_key_sets(spark)
     # when
-    result = point_in_time_join(entities, tables)
-    plan = result._jdf.queryExecution().executedPlan().toString()
-    # then
+    plan = executed_plan(point_in_time_join(entities, tables))
+    # then one shuffle of the rows per key set, and feature rows are semi-joined to the
+    # broadcast distinct keys of each key set (whose own small shuffle is the distinct)
+    assert plan.count("REPARTITION_BY_COL") == 2, plan
+    assert plan.count("BroadcastHashJoin") == plan.count("LeftSemi") == 3, plan
+    assert "SortMergeJoin" not in plan and "ShuffledHashJoin" not in plan, plan
+
+
+def test_no_key_pruning_above_the_distinct_key_limit(
+    spark: SparkSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given more distinct entity keys than the limit
+    monkeypatch.setattr(point_in_time, "KEY_PRUNING_MAX_KEYS", 0)
+    entities, tables = three_tables_over_two_key_sets(spark)
+    # when
+    plan = executed_plan(point_in_time_join(entities, tables))
+    # then only the two shuffles of the rows, and no join at all
     assert plan.count("Exchange hashpartitioning") == 2, plan
     assert "Join" not in plan, plan
+
+
+def test_key_pruning_keeps_every_feature_row_an_entity_row_can_match(
+    spark: SparkSession,
+) -> None:
+    # given feature rows of keys 1-3 and entity rows of keys 2 and 3, one with a null key
+    rows = feature_rows(
+        spark, ["driver"], "rate double",
+        [(k, float(k), at(), at()) for k in (1, 2, 3)],
+    )  # fmt: skip
+    entities = entity_rows(spark, [(2, at(), "a"), (3, at(), "b"), (None, at(), "c")])
+    # when
+    result = point_in_time_join(entities, [driver_table(rows)])
+    # then keys 2 and 3 find their rows and the null key matches nothing
+    got = sorted((r.tag, r.driver__rate) for r in result.collect())
+    assert got == [("a", 2.0), ("b", 3.0), ("c", None)]
 
 
 # ---------------------------------------------------------------------------------------------
