@@ -28,9 +28,17 @@ The ``max_age`` bound is then checked on the carried row's event timestamp: if t
 before the entity timestamp is too old, every earlier row is too. Work is linear in the number of
 rows after a sort, whatever the number of feature rows per key.
 
+Before the shuffle, feature rows that cannot match are dropped: by time (outside the entity rows'
+range widened by ``max_age``, which Delta turns into partition pruning) and, when the entity rows
+hold at most :data:`KEY_PRUNING_MAX_KEYS` distinct keys, by key (a broadcast semi-join with those
+keys). In the sparse benchmark (10M rows over 1M keys, 1M entity rows) that removes a third of the
+rows; where every key is wanted it costs about 10% (the distinct keys and one hash probe per row).
+
 Skew: all rows of one key land in one window partition, which Spark sorts and scans in a single
 task (spilling to disk when needed). A key holding 30% of the rows makes that task 30% of the work:
 slower wall-clock on a big cluster but still linear, never the quadratic blow-up of join-then-rank.
+Measured with 2 GB of memory (30% of the entity rows and 20% of the feature rows on one key, 10M
+feature rows): 1.33x the unskewed time on the sparse shape, 1.10x on the dense one.
 Salting such a key by time range would need to copy the last feature row of each range into the
 next one; it is not done here.
 """
