@@ -260,6 +260,8 @@ def _apply_env_overrides(data: dict[str, Any], environ: Mapping[str, str]) -> No
         target = data
         for key in keys[:-1]:
             child = target.setdefault(key, {})
+            if key == "registry" and target is data and isinstance(child, str):
+                child = target[key] = {"path": child}  # the short form, opened into its section
             if not isinstance(child, dict):
                 raise ConfigError(".".join(keys), raw, name, f"'{key}' is not a section")
             target = child

@@ -171,3 +171,15 @@ def test_a_bad_registry_section_names_its_key(tmp_path: Path, registry: str, key
     text = MINIMAL.replace("registry: data/registry.json", f"registry: {registry}")
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
         load_config(write(tmp_path, text))
+
+
+def test_the_registry_cache_ttl_can_be_set_from_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given the short form "registry: PATH" and an override of the TTL
+    monkeypatch.setenv("FEAST_SPARK__REGISTRY__CACHE_TTL_SECONDS", "0")
+    # when loaded
+    config = load_config(write(tmp_path, MINIMAL))
+    # then the path stays and the TTL is the override
+    assert config.registry == str(tmp_path / "data" / "registry.json")
+    assert config.registry_cache_ttl_seconds == 0.0
