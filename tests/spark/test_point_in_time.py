@@ -278,22 +278,51 @@ def three_tables_over_two_key_sets(
     return entities, tables
 
 
+DAY = 86_400
+
+
 def executed_plan(frame: DataFrame) -> str:
     return str(frame._jdf.queryExecution().executedPlan().toString())
 
 
-def test_one_shuffle_of_feature_rows_per_key_set_pruned_by_broadcast_keys(
+def test_one_shuffle_of_feature_rows_per_key_set_pruned_by_broadcast_key_ranges(
     spark: SparkSession,
 ) -> None:
     # given three tables over two key sets, and few entity keys
     entities, tables = three_tables_over_two_key_sets(spark)
     # when
     plan = executed_plan(point_in_time_join(entities, tables))
-    # then one shuffle of the rows per key set, and feature rows are semi-joined to the
-    # broadcast distinct keys of each key set (whose own small shuffle is the distinct)
+    # then one shuffle of the rows per key set, and each table's feature rows meet the
+    # broadcast time ranges of their key set (whose own small shuffle is the aggregate)
     assert plan.count("REPARTITION_BY_COL") == 2, plan
-    assert plan.count("BroadcastHashJoin") == plan.count("LeftSemi") == 3, plan
+    assert plan.count("BroadcastHashJoin") == 3, plan
     assert "SortMergeJoin" not in plan and "ShuffledHashJoin" not in plan, plan
+
+
+def test_feature_rows_outside_their_own_keys_entity_range_are_pruned(spark: SparkSession) -> None:
+    # given entity rows of key 1 on days 10 and 12, of key 2 on day 20 (one with a null time)
+    entities = entity_rows(
+        spark,
+        [(1, at(10 * DAY), "a"), (1, at(12 * DAY), "b"), (2, at(20 * DAY), "c"), (2, None, "d")],
+    )
+    rows = feature_rows(
+        spark, ["driver"], "rate double",
+        [
+            (1, 1.0, at(7 * DAY), at(7 * DAY)),    # before day 10 - max_age (2 days): never a candidate
+            (1, 2.0, at(8 * DAY), at(8 * DAY)),    # exactly day 10 - max_age: kept
+            (1, 3.0, at(12 * DAY), at(12 * DAY)),  # exactly the latest entity time: kept
+            (1, 4.0, at(13 * DAY), at(13 * DAY)),  # after key 1's latest entity time
+            (2, 5.0, at(12 * DAY), at(12 * DAY)),  # within key 1's range, before key 2's
+            (2, 6.0, at(19 * DAY), at(19 * DAY)),  # kept
+            (3, 7.0, at(15 * DAY), at(15 * DAY)),  # no entity row has key 3
+        ],
+    )  # fmt: skip
+    ranges = point_in_time._key_time_ranges(entities, "event_timestamp", ["driver"])
+    # when
+    kept = point_in_time._within_key_ranges(rows, ranges, ["driver"], 2 * DAY * 1_000_000)
+    # then only rows some entity row of the same key can reach remain
+    assert sorted(r.rate for r in kept.collect()) == [2.0, 3.0, 6.0]
+    assert kept.columns == rows.columns
 
 
 def test_no_key_pruning_above_the_distinct_key_limit(
