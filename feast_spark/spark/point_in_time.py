@@ -120,8 +120,9 @@ class EntitySummary:
             present = sf.lit(True)
             for key in keys:
                 present = present & value(key).isNotNull()
-            struct = sf.struct(*[value(k).alias(k) for k in keys])
-            count = sf.approx_count_distinct(sf.when(present, struct))
+            # One column counts as it is; several as one hash (a struct costs more to build).
+            one = value(keys[0]) if len(keys) == 1 else sf.xxhash64(*[value(k) for k in keys])
+            count = sf.approx_count_distinct(sf.when(present, one))
             columns.append(count.alias(f"_pit_keys_{n}"))
         return columns
 
