@@ -15,13 +15,14 @@ from pyspark.sql import functions as F  # noqa: N812 (the conventional alias)
 
 from feast_spark.definitions import BatchSource, Entity, FeatureTable
 from feast_spark.errors import SourceSchemaError
+from feast_spark.online.base import from_micros
 from feast_spark.spark.offline_store import read_offline_table
 from feast_spark.spark.point_in_time import EntitySummary, FeatureTableInput, point_in_time_join
 from feast_spark.spark.sources import convert_column, read_source
 from feast_spark.types import ValueType
 
 ENTITY_ROWS = "entity rows"
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_EARLIEST = datetime.min.replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -32,16 +33,23 @@ class EntityRows:
         rows: Entity keys typed as declared, the timestamp column as a timestamp, other columns
             unchanged.
         timestamp_column: The timestamp column's name.
-        earliest: Earliest entity timestamp.
-        latest: Latest entity timestamp.
-        summary: Time range and distinct keys, for the point-in-time join's pruning.
+        summary: Time range (never empty here) and distinct keys, for the point-in-time join's
+            pruning.
     """
 
     rows: DataFrame
     timestamp_column: str
-    earliest: datetime
-    latest: datetime
     summary: EntitySummary
+
+    @property
+    def earliest(self) -> datetime:
+        """Earliest entity timestamp."""
+        return _instant(self.summary.low_us)
+
+    @property
+    def latest(self) -> datetime:
+        """Latest entity timestamp."""
+        return _instant(self.summary.high_us)
 
 
 def prepare_entity_rows(
@@ -110,7 +118,7 @@ def prepare_entity_rows(
     pruning = EntitySummary.from_row(summary, key_sets)
     if pruning.low_us is None or pruning.high_us is None:
         raise SourceSchemaError(ENTITY_ROWS, ts_column, "is null in every row")
-    return EntityRows(rows, ts_column, _instant(pruning.low_us), _instant(pruning.high_us), pruning)
+    return EntityRows(rows, ts_column, pruning)
 
 
 def build_training_dataset(
@@ -138,7 +146,13 @@ def build_training_dataset(
     """
     inputs = []
     for table in tables:
-        start = entity_rows.earliest - table.max_age if table.max_age else None
+        # A max_age reaching before year 1 bounds nothing (and datetime cannot go there).
+        reach = entity_rows.earliest - _EARLIEST
+        start = (
+            entity_rows.earliest - table.max_age
+            if table.max_age and table.max_age < reach
+            else None
+        )
         end = entity_rows.latest + timedelta(microseconds=1)  # the bound is exclusive
         rows = read_offline_table(spark, table_paths[table.name], start, end)
         inputs.append(
@@ -158,5 +172,7 @@ def build_training_dataset(
     )
 
 
-def _instant(micros: int) -> datetime:
-    return _EPOCH + timedelta(microseconds=micros)
+def _instant(micros: int | None) -> datetime:
+    if micros is None:  # pragma: no cover - prepare_entity_rows refuses entity rows without times
+        raise ValueError("the entity rows have no timestamp")
+    return from_micros(micros)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import json
 from datetime import UTC, datetime, timedelta
@@ -15,7 +16,10 @@ import pytest
 
 from feast_spark.definitions import Entity, Feature, FeatureTable, FileSource
 from feast_spark.job_results import read_result
+from feast_spark.online.base import to_micros
 from feast_spark.spark.offline_store import ingest_table
+from feast_spark.spark.point_in_time import EntitySummary
+from feast_spark.spark.training_data import EntityRows, build_training_dataset
 from feast_spark.specs import HistoricalRetrievalOptions, JobSpec
 
 if TYPE_CHECKING:
@@ -168,6 +172,27 @@ def test_a_dataset_is_point_in_time_correct(
         (2, "b", "z", None, None, None),
     ]
     assert table.schema.field("when").type == pa.timestamp("us", tz="UTC")
+
+
+def test_a_max_age_reaching_before_year_one_bounds_nothing(
+    spark: SparkSession, offline: dict[str, object]
+) -> None:
+    # given driver_stats with a max_age of about 2,200 years, and entity rows at 10:00
+    tables: dict[str, FeatureTable] = offline["tables"]  # type: ignore[assignment]
+    ancient = dataclasses.replace(tables["driver_stats"], max_age=timedelta(days=800_000))
+    rows = spark.createDataFrame(
+        [(1, at(10)), (2, at(10))], "driver_id bigint, event_timestamp timestamp"
+    )
+    micros = to_micros(at(10))
+    entity_rows = EntityRows(rows, "event_timestamp", EntitySummary(micros, micros))
+    path = str(offline["root"] / "offline" / "demo" / "driver_stats")  # type: ignore[operator]
+    # when the training set is built
+    dataset = build_training_dataset(
+        spark, entity_rows, [ancient], {"driver_stats": ["trips"]}, {"driver_stats": path}
+    )
+    # then every older row is a candidate, driver 2's five-hour-old one included
+    got = sorted((r.driver_id, r.driver_stats__trips) for r in dataset.collect())
+    assert got == [(1, 30), (2, 90)]
 
 
 def test_an_existing_output_is_never_overwritten(
