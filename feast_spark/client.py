@@ -12,7 +12,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from feast_spark.config import CassandraOnlineStoreConfig, RepoConfig, load_config
+from feast_spark.config import (
+    CassandraOnlineStoreConfig,
+    RepoConfig,
+    load_config,
+    resolve_location,
+)
 from feast_spark.definitions import BatchSource, Entity, FeatureTable, FileSource
 from feast_spark.definitions.yaml_files import load_definitions
 from feast_spark.entity_checks import check_entity_parquet, check_entity_rows
@@ -170,6 +175,10 @@ class Client:
         Returns:
             The launched job: ``wait()`` or ``result()`` for it.
         """
+        if not 0.0 <= max_rejected_fraction <= 1.0:  # before staging: nothing left behind
+            raise ArgumentError(
+                "max_rejected_fraction", max_rejected_fraction, "must be between 0 and 1"
+            )
         definition = self.get_feature_table(table)
         job_id = new_job_id("ingest", definition.name)
         override = None
@@ -178,10 +187,6 @@ class Client:
                 source if isinstance(source, str | Path) else self._stage(source, job_id, "source")
             )
             override = source_at(str(path), definition.batch_source)
-        if not 0.0 <= max_rejected_fraction <= 1.0:
-            raise ArgumentError(
-                "max_rejected_fraction", max_rejected_fraction, "must be between 0 and 1"
-            )
         spec = self._spec(
             "ingest",
             job_id,
@@ -223,7 +228,7 @@ class Client:
             raise ArgumentError("output_format", output_format, "use parquet or delta")
         tables = {name: self.get_feature_table(name) for name in table_names(feature_refs)}
         refs = parse_feature_refs(feature_refs, tables)
-        entities = [self.get_entity(name) for name in _entity_names(tables.values())]
+        entities = self._entities(_entity_names(tables.values()))
         job_id = new_job_id("historical_retrieval")
         if isinstance(entity_source, BatchSource):
             source = entity_source
@@ -234,7 +239,9 @@ class Client:
             path = (
                 str(entity_source)
                 if isinstance(entity_source, str | Path)
-                else self._stage(entity_source, job_id, "entity_rows")
+                else self._stage(
+                    arrow if arrow is not None else entity_source, job_id, "entity_rows"
+                )
             )
             source = source_at(path, FileSource(path=path, event_timestamp_column=timestamp_column))
             if arrow is None and _is_local_parquet(source):
@@ -371,12 +378,14 @@ class Client:
             job = self.launcher.get(pending)
         except NotFoundError:
             job = None
-        if job is not None and job.status() is JobState.SUCCEEDED:
+        # One status read: asking twice could see RUNNING, then SUCCEEDED, and drop the window.
+        status = None if job is None else job.status()
+        if job is not None and status is JobState.SUCCEEDED:
             values = materialized_state(state, job.record.window)
             self.registry.update_table_state(
                 self.project, table, pending_materialization=None, **values
             )
-        elif job is None or job.status().is_final:
+        elif status is None or status.is_final:
             self.registry.update_table_state(self.project, table, pending_materialization=None)
         return self.registry.table_state(self.project, table)
 
@@ -390,7 +399,7 @@ class Client:
         options: JobOptions | None = None,
         online: bool = False,
     ) -> JobSpec:
-        entities = tuple(self.get_entity(name) for name in _entity_names(tables))
+        entities = tuple(self._entities(_entity_names(tables)))
         tables = [self._with_absolute_source(table) for table in tables]
         return JobSpec(
             job_id=job_id,
@@ -404,16 +413,21 @@ class Client:
             options=options,
         )
 
+    def _entities(self, names: Iterable[str]) -> list[Entity]:
+        """Entities by name from one registry read (NotFoundError names a missing one)."""
+        known = {entity.name: entity for entity in self.list_entities()}
+        return [known[name] if name in known else self.get_entity(name) for name in names]
+
     def _with_absolute_source(self, table: FeatureTable) -> FeatureTable:
         """Resolve a relative source path against the project folder, as config paths are.
 
         Jobs run in another working directory (or machine): a relative path would move.
         """
         source = table.batch_source
-        if "://" in source.path or Path(source.path).is_absolute():
-            return table
         base = Path(self.config.source).parent if Path(self.config.source).is_file() else Path()
-        resolved = str((base / source.path).resolve())
+        resolved = resolve_location(source.path, base)
+        if resolved == source.path:
+            return table
         return dataclasses.replace(table, batch_source=dataclasses.replace(source, path=resolved))
 
     def _stage(self, data: object, job_id: str, name: str) -> str:

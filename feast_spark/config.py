@@ -290,7 +290,7 @@ def parse_config(
     registry, cache_ttl = _registry(reader, top["registry"], base)
     offline = reader.section(top["offline_store"], "offline_store", required={"path"})
     offline_store = OfflineStoreConfig(
-        path=_location(reader.string(offline["path"], "offline_store.path"), base)
+        path=resolve_location(reader.string(offline["path"], "offline_store.path"), base)
     )
     registry_dir = registry.rsplit("/", 1)[0] if "/" in registry else "."
     online_store = _online_store(reader, top.get("online_store"), base, registry_dir)
@@ -313,14 +313,15 @@ def parse_config(
 def _registry(reader: _Reader, data: Any, base: Path) -> tuple[str, float]:
     """``registry: PATH``, or Feast's ``registry: {path: PATH, cache_ttl_seconds: N}``."""
     if not isinstance(data, Mapping):
-        return _location(reader.string(data, "registry"), base), DEFAULT_REGISTRY_CACHE_TTL_SECONDS
+        path = resolve_location(reader.string(data, "registry"), base)
+        return path, DEFAULT_REGISTRY_CACHE_TTL_SECONDS
     section = reader.section(data, "registry", required={"path"}, optional={"cache_ttl_seconds"})
     ttl = section.get("cache_ttl_seconds", DEFAULT_REGISTRY_CACHE_TTL_SECONDS)
     if isinstance(ttl, bool) or not isinstance(ttl, int | float) or ttl < 0:
         raise ConfigError(
             "registry.cache_ttl_seconds", ttl, reader.source, "must be a number of seconds >= 0"
         )
-    return _location(reader.string(section["path"], "registry.path"), base), float(ttl)
+    return resolve_location(reader.string(section["path"], "registry.path"), base), float(ttl)
 
 
 def _identifier(value: Any, key: str, source: str) -> str:
@@ -330,7 +331,7 @@ def _identifier(value: Any, key: str, source: str) -> str:
         raise ConfigError(key, value, source, error.reason) from None
 
 
-def _location(value: str, base: Path) -> str:
+def resolve_location(value: str, base: Path) -> str:
     """Resolve a relative local path against the config folder; leave URIs alone."""
     if _URI.match(value) or value.startswith("file:"):
         return value
@@ -345,7 +346,7 @@ def _online_store(reader: _Reader, data: Any, base: Path, registry_dir: str) -> 
     if kind == "sqlite":
         section = reader.section(data, "online_store", required={"type"}, optional={"path"})
         path = reader.string(section.get("path", "online_store.db"), "online_store.path")
-        return SqliteOnlineStoreConfig(path=_location(path, base))
+        return SqliteOnlineStoreConfig(path=resolve_location(path, base))
     if kind != "cassandra":
         raise ConfigError("online_store.type", kind, reader.source, "use 'sqlite' or 'cassandra'")
     defaults = CassandraOnlineStoreConfig()
@@ -443,7 +444,7 @@ def _tls(reader: _Reader, data: Any, base: Path) -> TlsConfig | None:
 
     def path(name: str) -> str | None:
         value = reader.optional_string(section.get(name), f"online_store.tls.{name}")
-        return _location(value, base) if value else None
+        return resolve_location(value, base) if value else None
 
     return TlsConfig(
         ca_cert=path("ca_cert"),
@@ -491,10 +492,10 @@ def _launcher(reader: _Reader, data: Any, base: Path, registry_dir: str) -> Laun
         deploy_mode=reader.choice(
             section.get("deploy_mode", "client"), "launcher.deploy_mode", DEPLOY_MODES
         ),
-        job_store=_location(reader.string(job_store, "launcher.job_store"), base)
+        job_store=resolve_location(reader.string(job_store, "launcher.job_store"), base)
         if job_store
         else f"{registry_dir}/jobs",
-        staging_location=_location(reader.string(staging, "launcher.staging_location"), base)
+        staging_location=resolve_location(reader.string(staging, "launcher.staging_location"), base)
         if staging
         else f"{registry_dir}/staging",
         spark_submit_args=tuple(args),
