@@ -10,6 +10,7 @@ record (feast_spark.spark.job_entry).
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -30,6 +31,7 @@ def run(
     spark: SparkSession, spec: JobSpec, started_at: datetime, progress: JobProgress
 ) -> JobResult:
     """Build the dataset, write it, and return the SUCCEEDED record."""
+    from pyspark import StorageLevel
     from pyspark.errors import AnalysisException
     from pyspark.sql import Observation
     from pyspark.sql import functions as F  # noqa: N812
@@ -53,6 +55,11 @@ def run(
 
     key_sets = [tables[name].entities for name in features]
     entity_rows = prepare_entity_rows(spark, options.entity_source, entities, key_sets)
+    # The join reads the entity rows once per key set (time ranges) and once for the union:
+    # read and convert the source once.
+    entity_rows = dataclasses.replace(
+        entity_rows, rows=entity_rows.rows.persist(StorageLevel.MEMORY_AND_DISK)
+    )
     dataset = build_training_dataset(
         spark,
         entity_rows,
@@ -75,6 +82,8 @@ def run(
                 "or delete it (datasets are never overwritten)"
             ) from None
         raise
+    finally:
+        entity_rows.rows.unpersist()
     rows = int(counted.get["rows"])
     progress.rows_written = rows
     return succeeded(
