@@ -167,14 +167,15 @@ def read_text(path: str, *, kind: str = "file") -> str:
     Raises:
         NotFoundError: Nothing is at ``path``.
     """
-    if _is_local(path):
+    local = local_path(path)
+    if local is not None:
         try:
-            return Path(_local(path)).read_text(encoding="utf-8")
+            return Path(local).read_text(encoding="utf-8")
         except FileNotFoundError:
             raise NotFoundError(kind, path) from None
-    filesystem, inner = _filesystem(path)
+    files, inner = filesystem(path)
     try:
-        with filesystem.open_input_stream(inner) as stream:
+        with files.open_input_stream(inner) as stream:
             data: bytes = stream.read()
     except FileNotFoundError:
         raise NotFoundError(kind, path) from None
@@ -183,8 +184,9 @@ def read_text(path: str, *, kind: str = "file") -> str:
 
 def write_text(path: str, text: str) -> None:
     """Write UTF-8 ``text`` at a local path (atomically) or URI, creating parent folders."""
-    if _is_local(path):
-        target = Path(_local(path))
+    local = local_path(path)
+    if local is not None:
+        target = Path(local)
         target.parent.mkdir(parents=True, exist_ok=True)
         handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
         try:
@@ -195,31 +197,29 @@ def write_text(path: str, text: str) -> None:
             Path(temporary).unlink(missing_ok=True)
             raise
         return
-    filesystem, inner = _filesystem(path)
+    files, inner = filesystem(path)
     parent = inner.rsplit("/", 1)[0]
     if parent and parent != inner:
-        filesystem.create_dir(parent, recursive=True)
-    with filesystem.open_output_stream(inner) as stream:
+        files.create_dir(parent, recursive=True)
+    with files.open_output_stream(inner) as stream:
         stream.write(text.encode("utf-8"))
 
 
-def _is_local(path: str) -> bool:
-    return path.startswith("file:") or not _URI.match(path)
+def local_path(uri: str) -> str | None:
+    """The local path of a plain path or ``file:`` URI; None for any other URI."""
+    if uri.startswith("file://"):
+        return uri[len("file://") :]
+    if uri.startswith("file:"):
+        return uri[len("file:") :]
+    return None if _URI.match(uri) else uri
 
 
-def _local(path: str) -> str:
-    if path.startswith("file://"):
-        return path[len("file://") :]
-    if path.startswith("file:"):
-        return path[len("file:") :]
-    return path
-
-
-def _filesystem(uri: str) -> tuple[pyarrow.fs.FileSystem, str]:
+def filesystem(uri: str) -> tuple[pyarrow.fs.FileSystem, str]:
+    """The pyarrow file system of a URI (Hadoop schemes translated) and the path within it."""
     import pyarrow.fs
 
-    filesystem, inner = pyarrow.fs.FileSystem.from_uri(pyarrow_uri(uri))
-    return filesystem, inner
+    files, path = pyarrow.fs.FileSystem.from_uri(pyarrow_uri(uri))
+    return files, str(path)
 
 
 def pyarrow_uri(uri: str) -> str:

@@ -8,7 +8,6 @@ path given at run time into a source like the table's own.
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -16,11 +15,11 @@ from urllib.parse import unquote
 
 from feast_spark.definitions import BatchSource, DeltaSource, FileSource
 from feast_spark.errors import ArgumentError
+from feast_spark.job_results import filesystem, local_path
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
-_URI = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
 _SUFFIX_FORMATS = {".parquet": "parquet", ".csv": "csv", ".json": "json", ".jsonl": "json"}
 
 
@@ -64,19 +63,16 @@ def stage(data: object, location: str, name: str) -> str:
         )
     import pyarrow.parquet as pq
 
-    if _URI.match(target) and not target.startswith("file://"):
-        import pyarrow.fs
-
-        from feast_spark.job_results import pyarrow_uri
-
-        filesystem, path = pyarrow.fs.FileSystem.from_uri(pyarrow_uri(target))
-        filesystem.create_dir(path.rsplit("/", 1)[0], recursive=True)
-        pq.write_table(table, path, filesystem=filesystem)
+    local = local_path(target)
+    if local is None:
+        files, path = filesystem(target)
+        files.create_dir(path.rsplit("/", 1)[0], recursive=True)
+        pq.write_table(table, path, filesystem=files)
         return target
-    local = Path(target.removeprefix("file://"))
-    local.parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(table, local)
-    return str(local)
+    local_file = Path(local)
+    local_file.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(table, local_file)
+    return str(local_file)
 
 
 def source_at(path: str, like: BatchSource) -> BatchSource:
@@ -102,9 +98,10 @@ def source_at(path: str, like: BatchSource) -> BatchSource:
 
 
 def _is_delta_table(path: str) -> bool:
-    if _URI.match(path) and not path.startswith("file://"):
+    local = local_path(path)
+    if local is None:
         return False  # a remote Delta table needs a DeltaSource in the definition
-    return (Path(path.removeprefix("file://")) / "_delta_log").is_dir()
+    return (Path(local) / "_delta_log").is_dir()
 
 
 def read_delta_as_arrow(path: str) -> pa.Table:

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from feast_spark.errors import FeastSparkError, NotFoundError
-from feast_spark.job_results import pyarrow_uri, read_text, write_text
+from feast_spark.job_results import filesystem, local_path, read_text, write_text
 from feast_spark.launcher.records import JobRecord, JobState
 
 if TYPE_CHECKING:
@@ -44,7 +44,6 @@ PROCESS_FILE = "process.json"
 EXIT_FILE = "exit.json"
 LOG_FILE = "driver.log"
 
-_URI = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
 _JOB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
 
 
@@ -247,17 +246,10 @@ def _dumps(data: dict[str, Any]) -> str:
 
 
 def _local_root(uri: str) -> Path | None:
-    if uri.startswith("file://"):
-        return Path(uri[len("file://") :])
-    if uri.startswith("file:"):
-        return Path(uri[len("file:") :])
-    if _URI.match(uri):
-        return None
-    return Path(uri).expanduser().absolute()
+    local = local_path(uri)
+    return None if local is None else Path(local).expanduser().absolute()
 
 
 def _filesystem(uri: str) -> tuple[pyarrow.fs.FileSystem, str]:
-    import pyarrow.fs
-
-    filesystem, path = pyarrow.fs.FileSystem.from_uri(pyarrow_uri(uri))
-    return filesystem, path.rstrip("/")
+    files, path = filesystem(uri)
+    return files, path.rstrip("/")

@@ -132,7 +132,7 @@ def test_a_uri_store_goes_through_pyarrow_fs(
         return pyarrow.fs.LocalFileSystem(), f"{tmp_path}/{uri.removeprefix('fake://')}".rstrip("/")
 
     monkeypatch.setattr(job_store, "_filesystem", filesystem)
-    monkeypatch.setattr(job_results, "_filesystem", filesystem)
+    monkeypatch.setattr(job_results, "filesystem", filesystem)
     store = JobStore("fake://bucket/jobs")
     assert not store.is_local
 
