@@ -42,11 +42,6 @@ class Progress:
     tasks_total: int = 0
     tasks_active: int = 0
 
-    @property
-    def fraction(self) -> float | None:
-        """Tasks done over tasks known, or None before the first task."""
-        return self.tasks_done / self.tasks_total if self.tasks_total else None
-
     def describe(self) -> str:
         """``stages 3/5, tasks 40/60 (2 running)``."""
         text = (

@@ -294,13 +294,6 @@ def mask_properties(properties: Mapping[str, str]) -> dict[str, str]:
     }
 
 
-def secret_values_of(properties: Mapping[str, str]) -> list[str]:
-    """The secret values among Spark settings."""
-    return [
-        secret for key, value in properties.items() for secret in _mask_setting(f"{key}={value}")[1]
-    ]
-
-
 def mask_text(text: str, secrets: Iterable[str]) -> str:
     """``text`` with each known secret value (4 characters or more) and URL passwords masked."""
     for secret in sorted({s for s in secrets if len(s) >= 4}, key=len, reverse=True):

@@ -415,13 +415,6 @@ def needs_conversion(value_type: ValueType) -> bool:
     return value_type is ValueType.UNIX_TIMESTAMP or value_type is ValueType.UNIX_TIMESTAMP_LIST
 
 
-def status_of(value: Any, event_us: int, max_age: timedelta | None, now_us: int) -> FeatureStatus:
-    """The status of a stored, retained value read at ``now_us``."""
-    if max_age is not None and event_us < now_us - max_age // _MICROS:
-        return FeatureStatus.OUTSIDE_MAX_AGE
-    return FeatureStatus.NULL_VALUE if value is None else FeatureStatus.PRESENT
-
-
 def stored_key(value: Any, value_type: ValueType, *, entity: str, row: int) -> Any:
     """A user-given entity key value in stored form (timestamps as microseconds).
 

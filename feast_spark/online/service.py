@@ -2,12 +2,10 @@
 
 Reading::
 
+    refs = ["driver_stats:conv_rate", "driver_stats:trips"]
+    plan = read_plan_from_registry(registry, "my_project", refs)
     with open_online_store(config.online_store) as store:
-        response = get_online_features_from_registry(
-            registry, store, "my_project",
-            ["driver_stats:conv_rate", "driver_stats:trips"],
-            [{"driver_id": 1001}, {"driver_id": 1002}],
-        )
+        response = plan.read(store, [{"driver_id": 1001}, {"driver_id": 1002}])
     response.to_dict()
     # {"driver_id": [1001, 1002],
     #  "driver_stats:conv_rate": [0.5, None],
@@ -342,26 +340,6 @@ def read_plan_from_registry(
     refs = split_refs(feature_refs)
     tables = [registry.get_feature_table(project, name) for name in table_names(refs)]
     return OnlineReadPlan.build(project, tables, registry.list_entities(project), refs)
-
-
-def get_online_features_from_registry(
-    registry: DefinitionSource,
-    store: OnlineStore,
-    project: str,
-    feature_refs: Iterable[str] | str,
-    entity_rows: EntityRows,
-    *,
-    now: datetime | None = None,
-) -> OnlineResponse:
-    """:func:`get_online_features` with the definitions looked up in ``registry``.
-
-    Raises:
-        NotFoundError: A referenced table or feature is not registered in ``project``.
-        DefinitionError, OnlineStoreError: As :func:`get_online_features`.
-    """
-    return read_plan_from_registry(registry, project, feature_refs).read(
-        store, entity_rows, now=now
-    )
 
 
 def parse_entity_value(text: str, entity: Entity) -> Any:

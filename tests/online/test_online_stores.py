@@ -31,7 +31,7 @@ from feast_spark.online.base import (
 from feast_spark.online.service import (
     OnlineReadPlan,
     get_online_features,
-    get_online_features_from_registry,
+    read_plan_from_registry,
 )
 from feast_spark.registry import Registry
 
@@ -608,9 +608,8 @@ def test_reading_with_definitions_from_the_registry(
         schema, batch([{"driver_id": 1, "rate": 0.5, "name": "a", "event_timestamp": NOW}])
     )
     # when read by reference, then the registry's definitions are used
-    result = get_online_features_from_registry(
-        registry, sqlite_store, "demo", ["driver_stats:*"], [{"driver_id": 1}]
-    ).to_dict()
+    plan = read_plan_from_registry(registry, "demo", ["driver_stats:*"])
+    result = plan.read(sqlite_store, [{"driver_id": 1}]).to_dict()
     assert result == {
         "driver_id": [1],
         "driver_stats:rate": [0.5], "driver_stats:rate__status": ["PRESENT"],
@@ -618,9 +617,7 @@ def test_reading_with_definitions_from_the_registry(
     }  # fmt: skip
     # and an unregistered table is a NotFoundError naming it
     with pytest.raises(NotFoundError, match="feature table 'nope' not found in project 'demo'"):
-        get_online_features_from_registry(
-            registry, sqlite_store, "demo", ["nope:x"], [{"driver_id": 1}]
-        )
+        read_plan_from_registry(registry, "demo", ["nope:x"])
 
 
 def test_a_read_plan_is_built_once_and_read_many_times(sqlite_store: OnlineStore) -> None:
