@@ -6,13 +6,11 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from feast_spark.definitions import Entity
-from feast_spark.errors import SourceSchemaError
+from feast_spark.errors import ENTITY_ROWS, SourceSchemaError
 from feast_spark.types import ValueType
 
 if TYPE_CHECKING:
     import pyarrow as pa
-
-ENTITY_ROWS = "entity rows"
 
 
 def check_entity_rows(rows: pa.Table, entities: Sequence[Entity], timestamp_column: str) -> None:

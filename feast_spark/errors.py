@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
+ENTITY_ROWS = "entity rows"
+"""Stands in for a table name in errors about the entity rows of a training set."""
+
 
 class FeastSparkError(Exception):
     """Root of every error raised by feast-spark on purpose."""
@@ -146,7 +149,7 @@ class SourceSchemaError(FeastSparkError, ValueError):
         self.table = table
         self.column = column
         self.reason = reason
-        owner = table if table == "entity rows" else f"feature table '{table}'"
+        owner = table if table == ENTITY_ROWS else f"feature table '{table}'"
         super().__init__(f"{owner}: column '{column}' {reason}")
 
 

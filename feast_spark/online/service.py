@@ -26,7 +26,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from feast_spark.definitions import Entity, FeatureTable
-from feast_spark.errors import DefinitionError, NotFoundError
+from feast_spark.errors import ENTITY_ROWS, DefinitionError, NotFoundError
 from feast_spark.feature_refs import parse_feature_refs, split_refs, table_names
 from feast_spark.online.base import (
     FeatureStatus,
@@ -382,7 +382,7 @@ def _entity_rows(entity_rows: EntityRows) -> list[Mapping[str, Any]]:
         lengths = {len(v) for v in columns.values()}
         if len(lengths) > 1:
             raise DefinitionError(
-                "entity rows", ", ".join(columns),
+                ENTITY_ROWS, ", ".join(columns),
                 f"columns have different lengths {sorted(lengths)}; give one value per row",
             )  # fmt: skip
         count = lengths.pop() if lengths else 0

@@ -19,10 +19,12 @@ most one row per key.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from feast_spark.errors import SourceSchemaError
+from feast_spark.online.base import to_micros
+from feast_spark.spark.identifiers import quote as _quote
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame
@@ -30,7 +32,6 @@ if TYPE_CHECKING:
 EVENT_TIMESTAMP = "event_timestamp"
 CREATED_TIMESTAMP = "created_timestamp"
 _LATEST = "_latest_row"
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def latest_rows(
@@ -95,9 +96,9 @@ def latest_rows(
     # Bounds as microsecond literals: exact instants whatever the session time zone, and
     # constant-folded so Delta/parquet can skip files on statistics.
     if start is not None:
-        keep = keep & (sf.col(EVENT_TIMESTAMP) >= sf.timestamp_micros(sf.lit(_micros(start))))
+        keep = keep & (sf.col(EVENT_TIMESTAMP) >= sf.timestamp_micros(sf.lit(to_micros(start))))
     if end is not None:
-        keep = keep & (sf.col(EVENT_TIMESTAMP) < sf.timestamp_micros(sf.lit(_micros(end))))
+        keep = keep & (sf.col(EVENT_TIMESTAMP) < sf.timestamp_micros(sf.lit(to_micros(end))))
 
     # Positional field names: column names are free to be anything, struct fields are not.
     ordered = [EVENT_TIMESTAMP, CREATED_TIMESTAMP, *others]
@@ -107,15 +108,6 @@ def latest_rows(
     )
     by_name = {c: sf.col(_LATEST).getField(f"c{i}").alias(c) for i, c in enumerate(ordered)}
     return grouped.select(*[by_name.get(c, sf.col(_quote(c))) for c in rows.columns])
-
-
-def _micros(moment: datetime) -> int:
-    return (moment - _EPOCH) // timedelta(microseconds=1)
-
-
-def _quote(name: str) -> str:
-    """A column name as a Spark identifier, so that dots and spaces are taken literally."""
-    return "`" + name.replace("`", "``") + "`"
 
 
 def _check_inputs(

@@ -38,6 +38,7 @@ from feast_spark.online.base import (
     WriteCounts,
     open_online_store,
 )
+from feast_spark.spark.identifiers import quote
 from feast_spark.spark.latest import latest_rows
 from feast_spark.specs import Window
 
@@ -95,12 +96,12 @@ def online_rows(offline: DataFrame, table: FeatureTable, window: Window) -> Data
 
     present = set(offline.columns)
     features = [
-        sf.col(f"`{f.name}`")
+        sf.col(quote(f.name))
         if f.name in present
         else sf.lit(None).cast(f.dtype.spark_ddl).alias(f.name)
         for f in table.features
     ]
-    keys = [sf.col(f"`{name}`") for name in table.entities]
+    keys = [sf.col(quote(name)) for name in table.entities]
     shaped = offline.select(*keys, *features, EVENT_TIMESTAMP, CREATED_TIMESTAMP)
     return latest_rows(
         shaped, table.entities, start=window.start, end=window.end, table_name=table.name

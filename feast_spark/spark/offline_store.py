@@ -55,6 +55,8 @@ from feast_spark.errors import (
     NotFoundError,
     SourceSchemaError,
 )
+from feast_spark.online.base import to_micros
+from feast_spark.spark.identifiers import quote as _quote
 from feast_spark.spark.sources import (
     CREATED_TIMESTAMP,
     EVENT_TIMESTAMP,
@@ -280,11 +282,11 @@ def replace_predicate(window: Window | None) -> str | None:
     parts = []
     if window.start is not None:
         parts.append(f"{EVENT_DATE} >= DATE'{_utc_date(window.start)}'")
-        parts.append(f"{EVENT_TIMESTAMP} >= timestamp_micros({_micros(window.start)})")
+        parts.append(f"{EVENT_TIMESTAMP} >= timestamp_micros({to_micros(window.start)})")
     if window.end is not None:
         last = _utc_date(window.end - timedelta(microseconds=1))
         parts.append(f"{EVENT_DATE} <= DATE'{last}'")
-        parts.append(f"{EVENT_TIMESTAMP} < timestamp_micros({_micros(window.end)})")
+        parts.append(f"{EVENT_TIMESTAMP} < timestamp_micros({to_micros(window.end)})")
     return " AND ".join(parts) or None
 
 
@@ -779,19 +781,10 @@ def _utc_date(instant: datetime) -> str:
     return instant.astimezone(UTC).date().isoformat()
 
 
-def _micros(instant: datetime) -> int:
-    delta = instant.astimezone(UTC) - datetime(1970, 1, 1, tzinfo=UTC)
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
-
-
 def _timestamp(instant: datetime | None) -> Any:
     if instant is None:
         return F.lit(None).cast("timestamp")
     return F.lit(instant.astimezone(UTC)).cast("timestamp")
-
-
-def _quote(name: str) -> str:
-    return "`" + name.replace("`", "``") + "`"
 
 
 def _sql_string(text: str) -> str:

@@ -54,7 +54,8 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from feast_spark.errors import DefinitionError, SourceSchemaError
+from feast_spark.errors import ENTITY_ROWS, DefinitionError, SourceSchemaError
+from feast_spark.spark.identifiers import quote as _quote
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame, Row
@@ -62,8 +63,6 @@ if TYPE_CHECKING:
 
 EVENT_TIMESTAMP = "event_timestamp"
 CREATED_TIMESTAMP = "created_timestamp"
-ENTITY_ROWS = "entity rows"
-"""Stands in for a table name in errors about the entity rows themselves."""
 
 # Helper columns of the unioned frame; entity columns may not use these names.
 _TS = "_pit_ts"
@@ -487,11 +486,6 @@ def _max_age_us(table: FeatureTableInput) -> int | None:
     if table.max_age is None or table.max_age >= _SPARK_TIMESTAMP_SPAN:
         return None
     return table.max_age // timedelta(microseconds=1)
-
-
-def _quote(name: str) -> str:
-    """A column name as a Spark identifier, so that dots and spaces are taken literally."""
-    return "`" + name.replace("`", "``") + "`"
 
 
 def _check_inputs(

@@ -68,6 +68,7 @@ from pyspark.sql import types as T  # noqa: N812
 
 from feast_spark.definitions import BatchSource, DeltaSource, Entity, FeatureTable, FileSource
 from feast_spark.errors import ConfigError, SourceSchemaError
+from feast_spark.spark.identifiers import quote
 from feast_spark.specs import Window
 from feast_spark.types import ValueType
 
@@ -669,7 +670,7 @@ def _message(label: str, column: Column, problem: str) -> Column:
 
 def _col(name: str) -> Column:
     """A column by its literal name (dots and spaces are not nested fields here)."""
-    return F.col("`" + name.replace("`", "``") + "`")
+    return F.col(quote(name))
 
 
 def _find_column(schema: T.StructType, name: str) -> T.StructField | None:
