@@ -30,11 +30,23 @@ class CliContext:
     project: str | None = None
     verbose: bool = False
 
+    @classmethod
+    def current(cls) -> CliContext:
+        """The context of the command being run."""
+        return click.get_current_context().ensure_object(cls)
+
     def client(self) -> Any:
         """Build the Client lazily, so ``--help`` and usage errors never read a config."""
         from feast_spark.client import Client
 
         return Client(self.config_path, project=self.project)
+
+    def launcher(self) -> Any:
+        """The launcher of the configured project (no registry or online store opened)."""
+        from feast_spark.config import load_config
+        from feast_spark.launcher import Launcher
+
+        return Launcher.from_config(load_config(self.config_path).with_project(self.project))
 
 
 def _store(name: str) -> Callable[[click.Context, click.Parameter, Any], Any]:
@@ -106,10 +118,6 @@ def handle_errors(command: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def _obj() -> CliContext:
-    return click.get_current_context().ensure_object(CliContext)
-
-
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @common_options
 @click.version_option(package_name="feast-spark")
@@ -135,7 +143,7 @@ def cli() -> None:
 @handle_errors
 def apply(paths: tuple[str, ...], output: str) -> None:
     """Create or update entities and feature tables from YAML definitions."""
-    client = _obj().client()
+    client = CliContext.current().client()
     results = client.apply_files(paths)
     if output == "json":
         emit_json([{"kind": r.kind, "name": r.name, "action": r.action} for r in results])
@@ -160,7 +168,7 @@ def entities() -> None:
 @handle_errors
 def entities_list(output: str) -> None:
     """List the project's entities."""
-    found = _obj().client().list_entities()
+    found = CliContext.current().client().list_entities()
     if output == "json":
         emit_json([e.to_dict() for e in found])
     else:
@@ -177,7 +185,7 @@ def entities_list(output: str) -> None:
 @handle_errors
 def entities_describe(name: str, output: str) -> None:
     """Show one entity."""
-    client = _obj().client()
+    client = CliContext.current().client()
     _describe(client.registry.describe(client.project, "entity", name), output)
 
 
@@ -195,7 +203,7 @@ def feature_tables() -> None:
 @handle_errors
 def feature_tables_list(output: str) -> None:
     """List the project's feature tables."""
-    found = _obj().client().list_feature_tables()
+    found = CliContext.current().client().list_feature_tables()
     if output == "json":
         emit_json([t.to_dict() for t in found])
         return
@@ -221,7 +229,7 @@ def feature_tables_list(output: str) -> None:
 @handle_errors
 def feature_tables_describe(name: str, output: str) -> None:
     """Show one feature table with its features and source."""
-    client = _obj().client()
+    client = CliContext.current().client()
     _describe(client.registry.describe(client.project, "feature table", name), output)
 
 
@@ -232,7 +240,7 @@ def feature_tables_describe(name: str, output: str) -> None:
 @handle_errors
 def feature_tables_delete(name: str, yes: bool) -> None:
     """Remove a feature table's definition (its data is left in place and listed)."""
-    client = _obj().client()
+    client = CliContext.current().client()
     client.get_feature_table(name)  # fail on a wrong name before asking
     if not yes:
         click.confirm(f"Delete feature table '{name}' from project '{client.project}'?", abort=True)
@@ -257,7 +265,7 @@ def projects() -> None:
 @handle_errors
 def projects_list(output: str) -> None:
     """List the projects in the registry."""
-    names = _obj().client().list_projects()
+    names = CliContext.current().client().list_projects()
     if output == "json":
         emit_json(names)
     else:
@@ -270,7 +278,7 @@ def projects_list(output: str) -> None:
 @handle_errors
 def projects_create(name: str) -> None:
     """Create an empty project."""
-    created = _obj().client().create_project(name)
+    created = CliContext.current().client().create_project(name)
     click.echo(f"{'created' if created else 'exists  '} project '{name}'")
 
 

@@ -38,16 +38,10 @@ __all__ = ["ProgressPrinter", "jobs", "launcher", "progress_line", "run_or_print
 STATES = [state.value for state in JobState]
 
 
-def _context() -> CliContext:
-    return click.get_current_context().ensure_object(CliContext)
-
-
 def launcher() -> Launcher:
     """The launcher of the ``feature_store.yaml`` given by ``--config`` (or found as usual)."""
-    from feast_spark.config import load_config
-
-    context = _context()
-    return Launcher.from_config(load_config(context.config_path).with_project(context.project))
+    launcher: Launcher = CliContext.current().launcher()
+    return launcher
 
 
 # --- the jobs group -------------------------------------------------------------------------------
@@ -72,7 +66,7 @@ def jobs_list(state: str | None, table: str | None, job_type: str | None, output
         state=state.upper() if state else None,
         table=table,
         job_type=job_type,
-        project=_context().project,
+        project=CliContext.current().project,
     )
     if output == "json":
         emit_json([r.to_dict() for r in records])

@@ -16,7 +16,7 @@ from feast_spark.errors import ArgumentError
 
 
 def _client() -> Any:
-    return click.get_current_context().ensure_object(CliContext).client()
+    return CliContext.current().client()
 
 
 _WINDOW_HELP = "ISO-8601 date or instant (no offset means UTC)"
@@ -219,5 +219,5 @@ def quickstart(folder: str, online: str, verbose: bool) -> None:
 
     from feast_spark.quickstart import run_quickstart
 
-    click.get_current_context().ensure_object(CliContext).verbose = verbose
+    CliContext.current().verbose = verbose
     run_quickstart(Path(folder).resolve(), online=online, echo=click.echo)
