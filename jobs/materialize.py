@@ -72,12 +72,7 @@ def run(
         done.append(outcome)
         progress.rows_written = sum(o.rows_written for o in done)
         progress.details = _details(store, done)
-    return succeeded(
-        spec,
-        started_at,
-        rows_written=sum(o.rows_written for o in done),
-        details=_details(store, done),
-    )
+    return succeeded(spec, started_at, rows_written=progress.rows_written, details=progress.details)
 
 
 def main(argv: list[str] | None = None, *, spark: SparkSession | None = None) -> int:

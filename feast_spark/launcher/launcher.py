@@ -210,9 +210,7 @@ class Launcher:
     def target_for(self, record: JobRecord) -> Target:
         """How to reach a job's source of truth, from its record."""
         if record.deploy_mode != "cluster" or record.target == "local":
-            return ProcessTarget(
-                self.store, log_dir=environment.cache_dir() / "logs", grace_s=self.grace_s
-            )
+            return ProcessTarget(self.store, grace_s=self.grace_s)
         if record.target == "standalone":
             rest = record.rest_url or rest_url(record.master, self.spark_conf)
             return StandaloneClusterTarget(rest, master_ui_url(rest, self.spark_conf))

@@ -26,7 +26,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from feast_spark.launcher import logparse, processes
+from feast_spark.launcher import environment, logparse, processes
 from feast_spark.launcher.base import Observation
 from feast_spark.launcher.job_store import EXIT_FILE, LOG_FILE, PROCESS_FILE, JobStore
 from feast_spark.launcher.records import JobRecord, JobState
@@ -52,7 +52,7 @@ class ProcessTarget:
         self, store: JobStore, *, log_dir: Path | None = None, grace_s: float = 20.0
     ) -> None:
         self.store = store
-        self.log_dir = log_dir or Path.home() / ".cache" / "feast-spark" / "logs"
+        self.log_dir = log_dir or environment.cache_dir() / "logs"
         self.grace_s = grace_s
 
     def start(self, record: JobRecord, argv: Sequence[str], env: Mapping[str, str]) -> JobRecord:
