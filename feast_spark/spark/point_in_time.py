@@ -66,13 +66,17 @@ CREATED_TIMESTAMP = "created_timestamp"
 
 # Helper columns of the unioned frame; entity columns may not use these names.
 _TS = "_pit_ts"
-_IS_ENTITY = "_pit_is_entity"
-_CREATED = "_pit_created"
+# Orders rows of equal timestamp: a feature row's created time in µs (a null one as the oldest),
+# then the entity rows. One long instead of a flag and a timestamp keeps shuffled rows narrow.
+_ORDER = "_pit_order"
+_ENTITY_ORDER = 2**63 - 1  # above every created time (year 9999 is below 2**58 µs)
+_NULL_CREATED_ORDER = -(2**63)
 _ENTITY_ROW = "_pit_entity_row"
 _FEATURES = "_pit_features_"  # + table index within a key group
+_FEATURE_TS = "_pit_feature_ts_"  # + table index: the carried feature row's event time
 _KEY_LOW = "_pit_key_low"
 _KEY_HIGH = "_pit_key_high"
-_INTERNAL = (_TS, _IS_ENTITY, _CREATED, _ENTITY_ROW, _KEY_LOW, _KEY_HIGH)
+_INTERNAL = (_TS, _ORDER, _ENTITY_ROW, _KEY_LOW, _KEY_HIGH)
 _SPARK_TIMESTAMP_SPAN = timedelta(days=366 * 10_000)
 
 KEY_PRUNING_MAX_KEYS = 1_000_000
@@ -385,8 +389,7 @@ def _join_group(
     entity_side = entity_rows.select(
         *[sf.col(_quote(k)) for k in keys],
         sf.col(_quote(ts_column)).alias(_TS),
-        sf.lit(True).alias(_IS_ENTITY),
-        sf.lit(None).cast("timestamp").alias(_CREATED),
+        sf.lit(_ENTITY_ORDER).alias(_ORDER),
         *([entity_row_struct.alias(_ENTITY_ROW)] if entity_row_struct is not None else []),
         *[null_of(t).alias(f"{_FEATURES}{i}") for i, t in enumerate(struct_types)],
     )
@@ -396,8 +399,9 @@ def _join_group(
         feature_side = rows.select(
             *[sf.col(_quote(k)) for k in keys],
             sf.col(EVENT_TIMESTAMP).alias(_TS),
-            sf.lit(False).alias(_IS_ENTITY),
-            sf.col(CREATED_TIMESTAMP).alias(_CREATED),
+            sf.coalesce(
+                sf.unix_micros(sf.col(CREATED_TIMESTAMP)), sf.lit(_NULL_CREATED_ORDER)
+            ).alias(_ORDER),
             *([null_of(entity_row_type).alias(_ENTITY_ROW)] if entity_row_type else []),
             *[
                 (feature_structs[j] if j == i else null_of(t)).alias(f"{_FEATURES}{j}")
@@ -417,20 +421,28 @@ def _join_group(
     # At equal timestamps feature rows sort before entity rows (candidates are "at or before");
     # among feature rows the last one is the winner: latest created, then greatest values.
     # Entity rows carry null structs, so they never hide a feature row from last(ignorenulls).
+    # The winner's event time is carried beside its struct (for max_age) instead of inside it:
+    # computed after the shuffle, it costs no shuffled bytes.
     window = (
         Window.partitionBy(*key_columns)
         .orderBy(
             sf.col(_TS).asc_nulls_first(),
-            sf.col(_IS_ENTITY).asc(),
-            sf.col(_CREATED).asc_nulls_first(),
+            sf.col(_ORDER).asc(),
             *[sf.col(f"{_FEATURES}{i}").asc_nulls_first() for i in range(len(group))],
         )
         .rowsBetween(Window.unboundedPreceding, Window.currentRow)
     )
+    carried_time: list[Column] = []
+    for i, table in enumerate(group):
+        if _max_age_us(table) is not None:
+            of_table = sf.when(sf.col(f"{_FEATURES}{i}").isNotNull(), sf.col(_TS))
+            carried_time.append(
+                sf.last(of_table, ignorenulls=True).over(window).alias(f"{_FEATURE_TS}{i}")
+            )
     carried = unioned.select(
         *[sf.col(_quote(k)) for k in keys],
         sf.col(_TS),
-        sf.col(_IS_ENTITY),
+        sf.col(_ORDER),
         *([sf.col(_ENTITY_ROW)] if passthrough else []),
         *[
             sf.last(sf.col(f"{_FEATURES}{i}"), ignorenulls=True)
@@ -438,7 +450,8 @@ def _join_group(
             .alias(f"{_FEATURES}{i}")
             for i in range(len(group))
         ],
-    ).filter(sf.col(_IS_ENTITY))
+        *carried_time,
+    ).filter(sf.col(_ORDER) == sf.lit(_ENTITY_ORDER))
 
     def entity_column(name: str) -> Column:
         if name == ts_column:
@@ -453,7 +466,7 @@ def _join_group(
         max_age_us = _max_age_us(table)
         if max_age_us is not None:
             oldest = sf.unix_micros(sf.col(_TS)) - sf.lit(max_age_us)
-            in_range = sf.unix_micros(chosen.getField("ts")) >= oldest
+            in_range = sf.unix_micros(sf.col(f"{_FEATURE_TS}{i}")) >= oldest
             chosen = sf.when(in_range, chosen)
         feature_columns += [
             chosen.getField(f"f{n}").alias(table.output_column(feature))
@@ -463,15 +476,13 @@ def _join_group(
 
 
 def _features_struct(table: FeatureTableInput, rows: DataFrame) -> Column:
-    """One feature row as a struct: event time, then the features under positional names.
+    """One feature row's values as a struct, under positional names (``f0``, ``f1``...).
 
-    Positional names (``f0``, ``f1``...) cannot clash with ``ts`` whatever the features are
-    called; ordering this struct orders by the feature values in declared order.
+    Ordering this struct orders by the feature values in declared order.
     """
     from pyspark.sql import functions as sf
 
     return sf.struct(
-        sf.col(EVENT_TIMESTAMP).alias("ts"),
         *[sf.col(_quote(c)).alias(f"f{n}") for n, c in enumerate(table.feature_columns)],
     )
 
@@ -521,7 +532,7 @@ def _check_inputs(
         for column in (EVENT_TIMESTAMP, CREATED_TIMESTAMP):
             _check_type(table_types, column, TimestampType(), table.name, "in the feature rows")
         for key in table.entity_columns:
-            if key in _INTERNAL or key.startswith(_FEATURES):
+            if key in _INTERNAL or key.startswith((_FEATURES, _FEATURE_TS)):
                 raise SourceSchemaError(table.name, key, "is a name reserved for the join")
             _check_type(table_types, key, None, table.name, "in the feature rows")
             if key not in entity_types:
