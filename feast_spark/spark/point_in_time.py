@@ -76,7 +76,8 @@ _FEATURES = "_pit_features_"  # + table index within a key group
 _FEATURE_TS = "_pit_feature_ts_"  # + table index: the carried feature row's event time
 _KEY_LOW = "_pit_key_low"
 _KEY_HIGH = "_pit_key_high"
-_INTERNAL = (_TS, _ORDER, _ENTITY_ROW, _KEY_LOW, _KEY_HIGH)
+_SALT = "_pit_time_bucket"  # splits a hot key's window by time; -1 for other keys
+_INTERNAL = (_TS, _ORDER, _ENTITY_ROW, _KEY_LOW, _KEY_HIGH, _SALT)
 _SPARK_TIMESTAMP_SPAN = timedelta(days=366 * 10_000)
 
 KEY_PRUNING_MAX_KEYS = 1_000_000
@@ -84,6 +85,19 @@ KEY_PRUNING_MAX_KEYS = 1_000_000
 
 The broadcast holds a key and two longs per key, about 115 bytes each once built (72 MiB for
 632K INT64 keys, measured): a million keys stay near a tenth of a 2 GB executor."""
+
+
+HOT_KEY_MIN_SHARE = 0.05
+"""Share of the entity rows a key must hold to be split by time (see :data:`HOT_KEY_MIN_ROWS`)."""
+
+HOT_KEY_MIN_ROWS = 10_000
+"""Fewest entity rows of a key split by time: below that, one task handles it quickly anyway."""
+
+HOT_KEYS_MAX = 8
+"""Most hot keys per key set (the heaviest, from one approximate top-k sketch)."""
+
+HOT_KEY_TIME_BUCKETS: int | None = None
+"""Time buckets a hot key is split into; ``None``: ``spark.sql.shuffle.partitions``, 2 to 64."""
 
 
 @dataclass(frozen=True)
@@ -95,11 +109,15 @@ class EntitySummary:
         high_us: Latest entity timestamp, likewise.
         distinct_keys: Approximate number of distinct non-null keys per key set (the entity
             column names, sorted); a key set missing here is never used to prune.
+        hot_keys: Per key set, the ``xxhash64`` of each key holding at least
+            :data:`HOT_KEY_MIN_SHARE` and :data:`HOT_KEY_MIN_ROWS` of the entity rows; such a
+            key's rows are split by time across tasks instead of landing in one.
     """
 
     low_us: int | None
     high_us: int | None
     distinct_keys: Mapping[tuple[str, ...], int] = field(default_factory=dict)
+    hot_keys: Mapping[tuple[str, ...], tuple[int, ...]] = field(default_factory=dict)
 
     @staticmethod
     def aggregates(
@@ -118,22 +136,41 @@ class EntitySummary:
             return values[name] if values and name in values else sf.col(_quote(name))
 
         ts = sf.unix_micros(value(ts_column))
-        columns = [sf.min(ts).alias("_pit_low"), sf.max(ts).alias("_pit_high")]
+        columns = [
+            sf.min(ts).alias("_pit_low"),
+            sf.max(ts).alias("_pit_high"),
+            sf.count(sf.lit(1)).alias("_pit_rows"),
+        ]
         for n, keys in enumerate(_key_sets(key_sets)):
-            present = sf.lit(True)
+            present = ts.isNotNull()
             for key in keys:
                 present = present & value(key).isNotNull()
             # One column counts as it is; several as one hash (a struct costs more to build).
             one = value(keys[0]) if len(keys) == 1 else sf.xxhash64(*[value(k) for k in keys])
             count = sf.approx_count_distinct(sf.when(present, one))
-            columns.append(count.alias(f"_pit_keys_{n}"))
+            heaviest = sf.call_function(
+                "approx_top_k",
+                sf.when(present, sf.xxhash64(*[value(k) for k in keys])),
+                sf.lit(HOT_KEYS_MAX),
+            )
+            columns += [count.alias(f"_pit_keys_{n}"), heaviest.alias(f"_pit_hot_{n}")]
         return columns
 
     @classmethod
     def from_row(cls, row: Row, key_sets: Iterable[Iterable[str]]) -> EntitySummary:
         """The summary from the row of an aggregate that included :meth:`aggregates`."""
-        counts = {keys: int(row[f"_pit_keys_{n}"]) for n, keys in enumerate(_key_sets(key_sets))}
-        return cls(row["_pit_low"], row["_pit_high"], counts)
+        sets = _key_sets(key_sets)
+        counts = {keys: int(row[f"_pit_keys_{n}"]) for n, keys in enumerate(sets)}
+        hot_rows = max(HOT_KEY_MIN_ROWS, HOT_KEY_MIN_SHARE * row["_pit_rows"])
+        hot = {
+            keys: tuple(
+                int(top["item"])
+                for top in row[f"_pit_hot_{n}"] or ()
+                if top["item"] is not None and top["count"] >= hot_rows
+            )
+            for n, keys in enumerate(sets)
+        }
+        return cls(row["_pit_low"], row["_pit_high"], counts, hot)
 
     @classmethod
     def of(
@@ -292,8 +329,110 @@ def point_in_time_join(
                 _within_key_ranges(rows, ranges, keys, _max_age_us(table))
                 for table, rows in zip(group, pruned, strict=True)
             ]
-        result = _join_group(result, entity_timestamp_column, group, pruned)
+        split = _TimeSplit.of(entity_rows, keys, summary)
+        result = _join_group(result, entity_timestamp_column, group, pruned, split)
     return result.select(*[sf.col(_quote(c)) for c in output_columns])
+
+
+@dataclass(frozen=True)
+class _TimeSplit:
+    """How the rows of hot keys are cut by time so that several tasks share them.
+
+    A hot key's window is partitioned by ``(key, bucket)``, the bucket being the entity time
+    range cut into ``buckets`` equal spans (feature rows before the range go to the first).
+    An entity row's candidates may lie in earlier buckets, so each bucket also receives, from
+    every earlier bucket and table, that bucket's last feature row (by the window's order):
+    the last of those is the latest row before the bucket starts. Other keys keep bucket -1.
+    """
+
+    keys: tuple[str, ...]
+    hashes: tuple[int, ...]
+    low_us: int
+    width_us: int
+    buckets: int
+
+    @classmethod
+    def of(
+        cls, entity_rows: DataFrame, keys: Sequence[str], summary: EntitySummary
+    ) -> _TimeSplit | None:
+        """The split for this key set, or ``None`` when it has no hot key (or no time range)."""
+        hashes = summary.hot_keys.get(tuple(sorted(keys)), ())
+        if not hashes or summary.low_us is None or summary.high_us is None:
+            return None
+        buckets = HOT_KEY_TIME_BUCKETS or min(
+            64, max(2, int(entity_rows.sparkSession.conf.get("spark.sql.shuffle.partitions") or 2))
+        )
+        width_us = (summary.high_us - summary.low_us) // buckets + 1
+        return cls(tuple(sorted(keys)), hashes, summary.low_us, width_us, buckets)
+
+    def is_hot(self) -> Column:
+        """True on the rows of a hot key (hash collisions only split one more key)."""
+        from pyspark.sql import functions as sf
+
+        return sf.xxhash64(*[sf.col(_quote(k)) for k in self.keys]).isin(list(self.hashes))
+
+    def bucket(self, ts: Column) -> Column:
+        """The bucket of a row of a hot key at ``ts``; -1 for other keys."""
+        from pyspark.sql import functions as sf
+
+        offset = sf.unix_micros(ts) - sf.lit(self.low_us)
+        index = sf.call_function("div", offset, sf.lit(self.width_us))
+        clipped = sf.least(sf.greatest(index, sf.lit(0)), sf.lit(self.buckets - 1))
+        return sf.when(self.is_hot(), clipped).otherwise(sf.lit(-1)).cast("int")
+
+    def carried_rows(self, shuffled: DataFrame, tables: int) -> DataFrame:
+        """Each hot bucket's last feature row of every table, copied into every later bucket.
+
+        ``shuffled`` is the union of entity and feature rows already partitioned by key and
+        bucket, so the aggregate needs no shuffle of its own and Spark reuses that shuffle's
+        output instead of reading the feature rows again. The result, a few rows per bucket,
+        has the union's columns and is partitioned the same way.
+        """
+        from pyspark.sql import functions as sf
+
+        # Grouped, not filtered: a filter would be pushed below the shuffle and make it a
+        # second one; entity rows and rows of other keys fall into one null group. And every
+        # column is read, so that no projection is pushed below it either: the shuffle is
+        # then the union's own, which Spark reuses instead of recomputing.
+        hot_feature_row = (sf.col(_SALT) >= 0) & (sf.col(_ORDER) != sf.lit(_ENTITY_ORDER))
+        if _ENTITY_ROW in shuffled.columns:
+            hot_feature_row = hot_feature_row & sf.col(_ENTITY_ROW).isNull()
+        lasts = []
+        for i in range(tables):
+            features = sf.col(f"{_FEATURES}{i}")
+            row = sf.struct(sf.col(_TS), sf.col(_ORDER), features.alias(_FEATURES))
+            lasts.append(sf.max(sf.when(features.isNotNull(), row)).alias(f"_pit_last_{i}"))
+        per_bucket = shuffled.groupBy(
+            *[sf.when(hot_feature_row, sf.col(_quote(k))).alias(k) for k in self.keys],
+            sf.when(hot_feature_row, sf.col(_SALT)).alias(_SALT),
+        ).agg(*lasts)
+        # The later buckets, none after the last one (as an array: a filter on the
+        # aggregate's output would be pushed below it too). The null group gets none.
+        later = sf.filter(
+            sf.sequence(sf.col(_SALT) + 1, sf.lit(self.buckets)),
+            lambda bucket: bucket < sf.lit(self.buckets),
+        )
+        carried = None
+        for i in range(tables):
+            last = sf.col(f"_pit_last_{i}")
+            table_rows = per_bucket.where(last.isNotNull()).select(
+                *[sf.col(_quote(k)) for k in self.keys],
+                last.getField(_TS).alias(_TS),
+                last.getField(_ORDER).alias(_ORDER),
+                *[
+                    (
+                        last.getField(_FEATURES)
+                        if j == i
+                        else sf.lit(None).cast(shuffled.schema[f"{_FEATURES}{j}"].dataType)
+                    ).alias(f"{_FEATURES}{j}")
+                    for j in range(tables)
+                ],
+                sf.explode(later).alias(_SALT),
+            )
+            carried = table_rows if carried is None else carried.unionByName(table_rows)
+        if carried is None:  # pragma: no cover - a group has at least one table
+            raise ValueError("no tables")
+        return carried.repartition(*[sf.col(_quote(k)) for k in self.keys], sf.col(_SALT))
 
 
 def _key_time_ranges(entity_rows: DataFrame, ts_column: str, keys: Sequence[str]) -> DataFrame:
@@ -368,20 +507,28 @@ def _join_group(
     ts_column: str,
     group: Sequence[FeatureTableInput],
     pruned: Sequence[DataFrame],
+    split: _TimeSplit | None = None,
 ) -> DataFrame:
-    """Join the tables of one key set to the entity rows with a single shuffle."""
+    """Join the tables of one key set to the entity rows with a single shuffle.
+
+    With ``split``, hot keys are partitioned by time bucket too, and each bucket also gets the
+    rows before it (:meth:`_TimeSplit.carried_rows`).
+    """
     from pyspark.sql import Window
     from pyspark.sql import functions as sf
 
     keys = group[0].entity_columns
     passthrough = [c for c in entity_rows.columns if c not in keys and c != ts_column]
-    feature_structs = [_features_struct(t, rows) for t, rows in zip(group, pruned, strict=True)]
+    feature_structs = [_features_struct(t) for t in group]
     struct_types = [
         rows.select(s).schema[0].dataType for s, rows in zip(feature_structs, pruned, strict=True)
     ]
 
     def null_of(data_type: DataType) -> Column:
         return sf.lit(None).cast(data_type)
+
+    def salt(ts: Column) -> list[Column]:
+        return [split.bucket(ts).alias(_SALT)] if split else []
 
     entity_row_struct = (
         sf.struct(*[sf.col(_quote(c)) for c in passthrough]) if passthrough else None
@@ -392,21 +539,22 @@ def _join_group(
         sf.lit(_ENTITY_ORDER).alias(_ORDER),
         *([entity_row_struct.alias(_ENTITY_ROW)] if entity_row_struct is not None else []),
         *[null_of(t).alias(f"{_FEATURES}{i}") for i, t in enumerate(struct_types)],
+        *salt(sf.col(_quote(ts_column))),
     )
     unioned = entity_side
     entity_row_type = entity_side.schema[_ENTITY_ROW].dataType if passthrough else None
+
     for i, rows in enumerate(pruned):
         feature_side = rows.select(
             *[sf.col(_quote(k)) for k in keys],
             sf.col(EVENT_TIMESTAMP).alias(_TS),
-            sf.coalesce(
-                sf.unix_micros(sf.col(CREATED_TIMESTAMP)), sf.lit(_NULL_CREATED_ORDER)
-            ).alias(_ORDER),
+            _order_of_feature_row().alias(_ORDER),
             *([null_of(entity_row_type).alias(_ENTITY_ROW)] if entity_row_type else []),
             *[
                 (feature_structs[j] if j == i else null_of(t)).alias(f"{_FEATURES}{j}")
                 for j, t in enumerate(struct_types)
             ],
+            *salt(sf.col(EVENT_TIMESTAMP)),
         )
         unioned = unioned.unionByName(feature_side)
 
@@ -416,7 +564,15 @@ def _join_group(
     # instead of two random memory reads. The shuffle is the one the window needs anyway.
     # (Sparse benchmark, 11M rows over 1M keys: sort time 7.7 s -> 1.2 s.)
     key_columns = [sf.col(_quote(k)) for k in keys]
-    unioned = unioned.repartition(*key_columns).sortWithinPartitions(*key_columns)
+    partition_columns = [*key_columns, *([sf.col(_SALT)] if split else [])]
+    unioned = unioned.repartition(*partition_columns)
+    if split:
+        carried = split.carried_rows(unioned, len(group))
+        if entity_row_type:
+            carried = carried.withColumn(_ENTITY_ROW, null_of(entity_row_type))
+        # Both sides are partitioned alike, so the union needs no further shuffle.
+        unioned = unioned.unionByName(carried)
+    unioned = unioned.sortWithinPartitions(*key_columns)
 
     # At equal timestamps feature rows sort before entity rows (candidates are "at or before");
     # among feature rows the last one is the winner: latest created, then greatest values.
@@ -424,7 +580,7 @@ def _join_group(
     # The winner's event time is carried beside its struct (for max_age) instead of inside it:
     # computed after the shuffle, it costs no shuffled bytes.
     window = (
-        Window.partitionBy(*key_columns)
+        Window.partitionBy(*partition_columns)
         .orderBy(
             sf.col(_TS).asc_nulls_first(),
             sf.col(_ORDER).asc(),
@@ -475,7 +631,14 @@ def _join_group(
     return carried.select(*[entity_column(c) for c in entity_rows.columns], *feature_columns)
 
 
-def _features_struct(table: FeatureTableInput, rows: DataFrame) -> Column:
+def _order_of_feature_row() -> Column:
+    """``_ORDER`` of a feature row: its created time in µs, a null one as the oldest."""
+    from pyspark.sql import functions as sf
+
+    return sf.coalesce(sf.unix_micros(sf.col(CREATED_TIMESTAMP)), sf.lit(_NULL_CREATED_ORDER))
+
+
+def _features_struct(table: FeatureTableInput) -> Column:
     """One feature row's values as a struct, under positional names (``f0``, ``f1``...).
 
     Ordering this struct orders by the feature values in declared order.

@@ -354,6 +354,69 @@ def test_key_pruning_keeps_every_feature_row_an_entity_row_can_match(
     assert got == [("a", 2.0), ("b", 3.0), ("c", None)]
 
 
+@pytest.fixture
+def split_hot_keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every key among the heaviest few counts as hot; its rows are cut into 5 time buckets."""
+    monkeypatch.setattr(point_in_time, "HOT_KEY_MIN_ROWS", 1)
+    monkeypatch.setattr(point_in_time, "HOT_KEY_MIN_SHARE", 0.0)
+    monkeypatch.setattr(point_in_time, "HOT_KEY_TIME_BUCKETS", 5)
+
+
+def test_summary_names_the_keys_holding_a_large_share_of_the_entity_rows(
+    spark: SparkSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given key 1 on 6 of 10 entity rows, key 2 on 3, key 3 on 1
+    monkeypatch.setattr(point_in_time, "HOT_KEY_MIN_ROWS", 2)
+    monkeypatch.setattr(point_in_time, "HOT_KEY_MIN_SHARE", 0.5)
+    keys = [1] * 6 + [2] * 3 + [3]
+    entities = entity_rows(spark, [(k, at(n), "x") for n, k in enumerate(keys)])
+    # when
+    summary = point_in_time.EntitySummary.of(entities, "event_timestamp", [("driver",)])
+    # then only key 1 is hot, named by the same hash the join computes
+    expected = spark.range(1).select(sf.xxhash64(sf.lit(1).cast("bigint"))).first()[0]
+    assert summary.hot_keys == {("driver",): (expected,)}
+    assert summary.distinct_keys == {("driver",): 3}
+
+
+def test_a_hot_keys_rows_are_split_by_time_and_see_rows_of_earlier_buckets(
+    spark: SparkSession, split_hot_keys: None
+) -> None:
+    # given hot key 1 with entity rows every 10 s over 5 time buckets, its feature rows before
+    # the range and in the fourth bucket only, and key 2 beside it
+    entities = entity_rows(
+        spark, [(1, at(s), f"k1@{s}") for s in (0, 10, 20, 30, 40)] + [(2, at(35), "k2@35")]
+    )
+    rows = feature_rows(
+        spark, ["driver"], "rate double",
+        [
+            (1, 1.0, at(-5), at(-5)),   # before the entity range: first bucket
+            (1, 2.0, at(31), at(31)),   # fourth bucket
+            (1, 3.0, at(31), None),     # same event time, null created: loses to 2.0
+            (2, 4.0, at(-1), at(-1)),
+        ],
+    )  # fmt: skip
+    # when
+    joined = point_in_time_join(entities, [driver_table(rows, max_age=timedelta(seconds=30))])
+    got = sorted((r.tag, r.driver__rate) for r in joined.collect())
+    # then the window is partitioned by time bucket as well, and the rows carried into later
+    # buckets come from the one shuffle of the feature rows, reused rather than run twice
+    plan = executed_plan(joined)
+    assert "Window [last" in plan and "_pit_time_bucket" in plan, plan
+    assert any(
+        "ReusedExchange" in line and "_pit_time_bucket" in line and "REPARTITION_BY_COL" in line
+        for line in plan.splitlines()
+    ), plan
+    # and each row sees the latest earlier row, across empty buckets, within max_age
+    assert got == [
+        ("k1@0", 1.0),
+        ("k1@10", 1.0),
+        ("k1@20", 1.0),
+        ("k1@30", None),  # 1.0 is 35 s old
+        ("k1@40", 2.0),
+        ("k2@35", None),  # 36 s old
+    ]
+
+
 # ---------------------------------------------------------------------------------------------
 # Input checks
 
@@ -623,11 +686,19 @@ def session_time_zone(spark: SparkSession, request: pytest.FixtureRequest) -> It
     spark.conf.set("spark.sql.session.timeZone", before or "UTC")
 
 
+@pytest.mark.parametrize("split", [False, True], ids=["whole-keys", "hot-keys-split-by-time"])
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_agrees_with_oracle_on_random_data(
-    spark: SparkSession, session_time_zone: str, seed: int
+    spark: SparkSession,
+    session_time_zone: str,
+    seed: int,
+    split: bool,
+    request: pytest.FixtureRequest,
 ) -> None:
     # given random tables and entity rows with ties, nulls, duplicates, sub-second offsets
+    # (and, split, the heaviest keys of each key set cut into time buckets)
+    if split:
+        request.getfixturevalue("split_hot_keys")
     rng = random.Random(seed)
     tables = random_tables(rng)
     entities = random_entities(rng)
@@ -667,6 +738,7 @@ def test_agrees_with_oracle_on_random_data(
     expected_rows = oracle(entities, tables, "ts", seen)
     feature_columns = [f"{t.name}__{f}" for t in tables for f in t.features]
     assert result.columns == [*entity_columns, *feature_columns]
+    assert ("_pit_time_bucket" in executed_plan(result)) == split
     for row in expected_rows:
         row["ts"] = None if row["ts"] is None else (row["ts"] - T0) // US
     actual = result.withColumn(
