@@ -320,17 +320,19 @@ def point_in_time_join(
 
     result = entity_rows
     for group in groups:
-        pruned = [_prune(table, summary.low_us, summary.high_us) for table in group]
+        in_time = [_prune(table, summary.low_us, summary.high_us) for table in group]
+        pruned = in_time
         keys = list(group[0].entity_columns)
         distinct_keys = summary.distinct_keys.get(tuple(sorted(keys)))
         if distinct_keys is not None and distinct_keys <= KEY_PRUNING_MAX_KEYS:
             ranges = _key_time_ranges(entity_rows, entity_timestamp_column, keys)
             pruned = [
                 _within_key_ranges(rows, ranges, keys, _max_age_us(table))
-                for table, rows in zip(group, pruned, strict=True)
+                for table, rows in zip(group, in_time, strict=True)
             ]
         split = _TimeSplit.of(entity_rows, keys, summary)
-        result = _join_group(result, entity_timestamp_column, group, pruned, split)
+        carried = split.carried_rows(group, in_time) if split else ()
+        result = _join_group(result, entity_timestamp_column, group, pruned, split, carried)
     return result.select(*[sf.col(_quote(c)) for c in output_columns])
 
 
@@ -380,59 +382,48 @@ class _TimeSplit:
         clipped = sf.least(sf.greatest(index, sf.lit(0)), sf.lit(self.buckets - 1))
         return sf.when(self.is_hot(), clipped).otherwise(sf.lit(-1)).cast("int")
 
-    def carried_rows(self, shuffled: DataFrame, tables: int) -> DataFrame:
-        """Each hot bucket's last feature row of every table, copied into every later bucket.
+    def carried_rows(
+        self, group: Sequence[FeatureTableInput], rows: Sequence[DataFrame]
+    ) -> list[DataFrame]:
+        """Per table, each hot bucket's last feature row, copied into every later bucket.
 
-        ``shuffled`` is the union of entity and feature rows already partitioned by key and
-        bucket, so the aggregate needs no shuffle of its own and Spark reuses that shuffle's
-        output instead of reading the feature rows again. The result, a few rows per bucket,
-        has the union's columns and is partitioned the same way.
+        Read from the feature rows again (``rows``, pruned by time), keeping only hot keys
+        before a partial aggregate: a second scan, but a few rows per bucket to shuffle.
+        Columns: the keys, ``_TS``, ``_ORDER``, the features struct as ``_FEATURES``, and
+        ``_SALT``, the bucket the row is carried into.
         """
         from pyspark.sql import functions as sf
 
-        # Grouped, not filtered: a filter would be pushed below the shuffle and make it a
-        # second one; entity rows and rows of other keys fall into one null group. And every
-        # column is read, so that no projection is pushed below it either: the shuffle is
-        # then the union's own, which Spark reuses instead of recomputing.
-        hot_feature_row = (sf.col(_SALT) >= 0) & (sf.col(_ORDER) != sf.lit(_ENTITY_ORDER))
-        if _ENTITY_ROW in shuffled.columns:
-            hot_feature_row = hot_feature_row & sf.col(_ENTITY_ROW).isNull()
-        lasts = []
-        for i in range(tables):
-            features = sf.col(f"{_FEATURES}{i}")
-            row = sf.struct(sf.col(_TS), sf.col(_ORDER), features.alias(_FEATURES))
-            lasts.append(sf.max(sf.when(features.isNotNull(), row)).alias(f"_pit_last_{i}"))
-        per_bucket = shuffled.groupBy(
-            *[sf.when(hot_feature_row, sf.col(_quote(k))).alias(k) for k in self.keys],
-            sf.when(hot_feature_row, sf.col(_SALT)).alias(_SALT),
-        ).agg(*lasts)
-        # The later buckets, none after the last one (as an array: a filter on the
-        # aggregate's output would be pushed below it too). The null group gets none.
+        keys = [sf.col(_quote(k)) for k in self.keys]
+        ts = sf.col(EVENT_TIMESTAMP)
+        # The later buckets, none after the last one.
         later = sf.filter(
             sf.sequence(sf.col(_SALT) + 1, sf.lit(self.buckets)),
             lambda bucket: bucket < sf.lit(self.buckets),
         )
-        carried = None
-        for i in range(tables):
-            last = sf.col(f"_pit_last_{i}")
-            table_rows = per_bucket.where(last.isNotNull()).select(
-                *[sf.col(_quote(k)) for k in self.keys],
-                last.getField(_TS).alias(_TS),
-                last.getField(_ORDER).alias(_ORDER),
-                *[
-                    (
-                        last.getField(_FEATURES)
-                        if j == i
-                        else sf.lit(None).cast(shuffled.schema[f"{_FEATURES}{j}"].dataType)
-                    ).alias(f"{_FEATURES}{j}")
-                    for j in range(tables)
-                ],
-                sf.explode(later).alias(_SALT),
+        last = sf.col("_pit_last")
+        carried = []
+        for table, table_rows in zip(group, rows, strict=True):
+            row = sf.struct(
+                ts.alias(_TS),
+                _order_of_feature_row().alias(_ORDER),
+                _features_struct(table).alias(_FEATURES),
             )
-            carried = table_rows if carried is None else carried.unionByName(table_rows)
-        if carried is None:  # pragma: no cover - a group has at least one table
-            raise ValueError("no tables")
-        return carried.repartition(*[sf.col(_quote(k)) for k in self.keys], sf.col(_SALT))
+            per_bucket = (
+                table_rows.where(self.is_hot())
+                .groupBy(*keys, self.bucket(ts).alias(_SALT))
+                .agg(sf.max(row).alias("_pit_last"))
+            )
+            carried.append(
+                per_bucket.select(
+                    *keys,
+                    last.getField(_TS).alias(_TS),
+                    last.getField(_ORDER).alias(_ORDER),
+                    last.getField(_FEATURES).alias(_FEATURES),
+                    sf.explode(later).alias(_SALT),
+                )
+            )
+        return carried
 
 
 def _key_time_ranges(entity_rows: DataFrame, ts_column: str, keys: Sequence[str]) -> DataFrame:
@@ -508,11 +499,12 @@ def _join_group(
     group: Sequence[FeatureTableInput],
     pruned: Sequence[DataFrame],
     split: _TimeSplit | None = None,
+    carried: Sequence[DataFrame] = (),
 ) -> DataFrame:
     """Join the tables of one key set to the entity rows with a single shuffle.
 
-    With ``split``, hot keys are partitioned by time bucket too, and each bucket also gets the
-    rows before it (:meth:`_TimeSplit.carried_rows`).
+    With ``split``, hot keys are partitioned by time bucket too, and ``carried`` (per table,
+    from :meth:`_TimeSplit.carried_rows`) brings each bucket the rows before it.
     """
     from pyspark.sql import Window
     from pyspark.sql import functions as sf
@@ -544,19 +536,25 @@ def _join_group(
     unioned = entity_side
     entity_row_type = entity_side.schema[_ENTITY_ROW].dataType if passthrough else None
 
-    for i, rows in enumerate(pruned):
-        feature_side = rows.select(
+    def feature_side(rows: DataFrame, i: int, features: Column, *order: Column) -> DataFrame:
+        """Rows of table ``i``; ``order``: their ``_TS``, ``_ORDER`` (and ``_SALT``)."""
+        return rows.select(
             *[sf.col(_quote(k)) for k in keys],
-            sf.col(EVENT_TIMESTAMP).alias(_TS),
-            _order_of_feature_row().alias(_ORDER),
+            *order,
             *([null_of(entity_row_type).alias(_ENTITY_ROW)] if entity_row_type else []),
             *[
-                (feature_structs[j] if j == i else null_of(t)).alias(f"{_FEATURES}{j}")
+                (features if j == i else null_of(t)).alias(f"{_FEATURES}{j}")
                 for j, t in enumerate(struct_types)
             ],
-            *salt(sf.col(EVENT_TIMESTAMP)),
         )
-        unioned = unioned.unionByName(feature_side)
+
+    ts = sf.col(EVENT_TIMESTAMP)
+    for i, rows in enumerate(pruned):
+        own_order = [ts.alias(_TS), _order_of_feature_row().alias(_ORDER), *salt(ts)]
+        unioned = unioned.unionByName(feature_side(rows, i, feature_structs[i], *own_order))
+    for i, rows in enumerate(carried):
+        carried_order = [sf.col(_TS), sf.col(_ORDER), sf.col(_SALT)]
+        unioned = unioned.unionByName(feature_side(rows, i, sf.col(_FEATURES), *carried_order))
 
     # Group the rows by key first: a sort on the key alone is a radix sort on its prefix. The
     # window's own sort by (key, time, ...) then finds each key's rows side by side in memory;
@@ -565,14 +563,7 @@ def _join_group(
     # (Sparse benchmark, 11M rows over 1M keys: sort time 7.7 s -> 1.2 s.)
     key_columns = [sf.col(_quote(k)) for k in keys]
     partition_columns = [*key_columns, *([sf.col(_SALT)] if split else [])]
-    unioned = unioned.repartition(*partition_columns)
-    if split:
-        carried = split.carried_rows(unioned, len(group))
-        if entity_row_type:
-            carried = carried.withColumn(_ENTITY_ROW, null_of(entity_row_type))
-        # Both sides are partitioned alike, so the union needs no further shuffle.
-        unioned = unioned.unionByName(carried)
-    unioned = unioned.sortWithinPartitions(*key_columns)
+    unioned = unioned.repartition(*partition_columns).sortWithinPartitions(*key_columns)
 
     # At equal timestamps feature rows sort before entity rows (candidates are "at or before");
     # among feature rows the last one is the winner: latest created, then greatest values.
@@ -595,7 +586,7 @@ def _join_group(
             carried_time.append(
                 sf.last(of_table, ignorenulls=True).over(window).alias(f"{_FEATURE_TS}{i}")
             )
-    carried = unioned.select(
+    joined = unioned.select(
         *[sf.col(_quote(k)) for k in keys],
         sf.col(_TS),
         sf.col(_ORDER),
@@ -628,7 +619,7 @@ def _join_group(
             chosen.getField(f"f{n}").alias(table.output_column(feature))
             for n, feature in enumerate(table.feature_columns)
         ]
-    return carried.select(*[entity_column(c) for c in entity_rows.columns], *feature_columns)
+    return joined.select(*[entity_column(c) for c in entity_rows.columns], *feature_columns)
 
 
 def _order_of_feature_row() -> Column:
