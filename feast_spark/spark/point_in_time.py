@@ -21,7 +21,7 @@ null ``event_timestamp`` are never candidates.
 
 Algorithm (no join-then-rank): per set of entity columns, the entity rows and the feature rows are
 unioned into one frame and shuffled once by key. A window ordered by
-``(timestamp, feature-before-entity, created_timestamp, feature values)`` carries the last feature
+``(timestamp, created_timestamp with entity rows last, feature values)`` carries the last feature
 row seen so far to every entity row with ``last(..., ignorenulls=True)`` over a running frame. The
 features travel as one struct so that null values inside the winning row survive ``ignorenulls``.
 The ``max_age`` bound is then checked on the carried row's event timestamp: if the latest row at or
@@ -37,14 +37,18 @@ and 90 days, 1M entity rows, max_age 7 days) that keeps 15% of the feature rows;
 is wanted over the whole range it keeps all and costs 5-10% (one aggregate over the entity rows
 and one hash probe per feature row).
 
-Skew: all rows of one key land in one window partition, which Spark sorts and scans in a single
-task (spilling to disk when needed). A key holding 30% of the rows makes that task 30% of the work:
-slower wall-clock on a big cluster but still linear, never the quadratic blow-up of join-then-rank.
-Measured with 2 GB of memory (30% of the entity rows and 20% of the feature rows on one key, 10M
-feature rows): 1.24x the unskewed time on the dense benchmark shape, 1.70x on the sparse one,
-where per-key pruning removes most rows of other keys but none of the hot key's.
-Salting such a key by time range would need to copy the last feature row of each range into the
-next one; it is not done here.
+Skew: all rows of one key would land in one window partition, sorted and scanned by a single
+task; a key with 30% of the rows makes that task 30% of the work, a straggler on any cluster.
+So the summary pass also finds the heaviest entity keys (an ``approx_top_k`` sketch): a key with
+at least :data:`HOT_KEY_MIN_SHARE` of the entity rows (and :data:`HOT_KEY_MIN_ROWS`) is split
+by time. Its window is partitioned by ``(key, bucket)``, the buckets cutting the entity time
+range into equal spans (``spark.sql.shuffle.partitions`` of them, 2 to 64). An entity row's
+latest candidate may lie in an earlier bucket, so every bucket also gets, per table, the last
+feature row of each earlier bucket (by the window's order): the last of those is the latest row
+before the bucket starts, and it sorts before all of the bucket's own rows. Those carried rows
+come from a second read of the hot keys' feature rows, aggregated per bucket before a small
+shuffle. Other keys are unaffected. A key hot only in the feature rows (few entity rows) is not
+detected; per-key pruning removes its rows outside its entity rows' range.
 """
 
 from __future__ import annotations
