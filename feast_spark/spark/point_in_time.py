@@ -365,9 +365,7 @@ class _TimeSplit:
         hashes = summary.hot_keys.get(tuple(sorted(keys)), ())
         if not hashes or summary.low_us is None or summary.high_us is None:
             return None
-        buckets = HOT_KEY_TIME_BUCKETS or min(
-            64, max(2, int(entity_rows.sparkSession.conf.get("spark.sql.shuffle.partitions") or 2))
-        )
+        buckets = HOT_KEY_TIME_BUCKETS or min(64, max(2, _shuffle_partitions(entity_rows)))
         width_us = (summary.high_us - summary.low_us) // buckets + 1
         return cls(tuple(sorted(keys)), hashes, summary.low_us, width_us, buckets)
 
@@ -428,6 +426,14 @@ class _TimeSplit:
                 )
             )
         return carried
+
+
+def _shuffle_partitions(frame: DataFrame) -> int:
+    """``spark.sql.shuffle.partitions``; 8 where it is not a number (Databricks' ``auto``)."""
+    try:
+        return int(frame.sparkSession.conf.get("spark.sql.shuffle.partitions") or 8)
+    except ValueError:
+        return 8
 
 
 def _key_time_ranges(entity_rows: DataFrame, ts_column: str, keys: Sequence[str]) -> DataFrame:

@@ -6,6 +6,7 @@ import random
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -376,6 +377,18 @@ def test_summary_names_the_keys_holding_a_large_share_of_the_entity_rows(
     expected = spark.range(1).select(sf.xxhash64(sf.lit(1).cast("bigint"))).first()[0]
     assert summary.hot_keys == {("driver",): (expected,)}
     assert summary.distinct_keys == {("driver",): 3}
+
+
+def test_hot_key_buckets_follow_shuffle_partitions_or_default_when_not_a_number() -> None:
+    # given sessions whose shuffle partitions are a number, and Databricks' "auto"
+    def frame(value: str) -> Any:
+        return SimpleNamespace(
+            sparkSession=SimpleNamespace(conf={"spark.sql.shuffle.partitions": value})
+        )
+
+    # when / then
+    assert point_in_time._shuffle_partitions(frame("24")) == 24
+    assert point_in_time._shuffle_partitions(frame("auto")) == 8
 
 
 def test_a_hot_keys_rows_are_split_by_time_and_see_rows_of_earlier_buckets(
