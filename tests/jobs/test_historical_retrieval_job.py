@@ -17,9 +17,14 @@ import pytest
 from feast_spark.definitions import Entity, Feature, FeatureTable, FileSource
 from feast_spark.job_results import read_result
 from feast_spark.online.base import to_micros
+from feast_spark.spark import point_in_time
 from feast_spark.spark.offline_store import ingest_table
 from feast_spark.spark.point_in_time import EntitySummary
-from feast_spark.spark.training_data import EntityRows, build_training_dataset
+from feast_spark.spark.training_data import (
+    EntityRows,
+    build_training_dataset,
+    prepare_entity_rows,
+)
 from feast_spark.specs import HistoricalRetrievalOptions, JobSpec
 
 if TYPE_CHECKING:
@@ -126,9 +131,18 @@ def run_job(
     return status, read_result(str(tmp_path / "result.json")).to_dict(), output_path
 
 
+@pytest.mark.parametrize("hot_keys_split", [False, True], ids=["whole-keys", "hot-keys-split"])
 def test_a_dataset_is_point_in_time_correct(
-    spark: SparkSession, tmp_path: Path, offline: dict[str, object]
+    spark: SparkSession,
+    tmp_path: Path,
+    offline: dict[str, object],
+    hot_keys_split: bool,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    if hot_keys_split:  # keys on 40% or more of the entity rows count as hot, in 3 time buckets
+        monkeypatch.setattr(point_in_time, "HOT_KEY_MIN_ROWS", 1)
+        monkeypatch.setattr(point_in_time, "HOT_KEY_MIN_SHARE", 0.4)
+        monkeypatch.setattr(point_in_time, "HOT_KEY_TIME_BUCKETS", 3)
     # given entity rows as csv with ISO-8601 strings in another time zone and an int driver key
     entities = tmp_path / "entities.csv"
     entities.write_text(
@@ -145,6 +159,16 @@ def test_a_dataset_is_point_in_time_correct(
         event_timestamp_column="when",
         timestamp_format="iso8601",
         field_mapping={"driver_id": "driver"},
+    )
+    # (split: the job's validation pass finds driver 1 and customers a and b hot)
+    summary = prepare_entity_rows(
+        spark, source, [DRIVER, CUSTOMER], [["driver_id"], ["customer_id"]]
+    ).summary
+    hot = {keys: len(hashes) for keys, hashes in summary.hot_keys.items()}
+    assert hot == (
+        {("driver_id",): 1, ("customer_id",): 2}
+        if hot_keys_split
+        else {("driver_id",): 0, ("customer_id",): 0}
     )
     # when the job runs
     status, result, output = run_job(
