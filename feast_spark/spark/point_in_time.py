@@ -238,10 +238,12 @@ def point_in_time_join(
     rows' time range (minus ``max_age``), and, when the entity rows hold at most
     :data:`KEY_PRUNING_MAX_KEYS` distinct keys of a key set, those outside their own key's
     entity time range (a broadcast join with each key's earliest and latest entity timestamp).
-    For that it runs one aggregate over
-    ``entity_rows`` right away (:class:`EntitySummary`), unless ``entity_summary`` is given;
-    cache ``entity_rows`` if it is expensive. The rest is lazy: one shuffle per distinct set of
-    entity columns, none for the entity rows alone.
+    A key holding a large share of the entity rows is split by time across tasks (module
+    docstring), at the cost of a second read of that key's feature rows. For all this it runs
+    one aggregate over ``entity_rows`` right away (:class:`EntitySummary`), unless
+    ``entity_summary`` is given; cache ``entity_rows`` if it is expensive. The rest is lazy: one
+    shuffle per distinct set of entity columns (plus a small one per split key set), none for
+    the entity rows alone.
 
     Args:
         entity_rows: Key columns named as the entities, the timestamp column and any other
