@@ -150,12 +150,12 @@ class EntitySummary:
             for key in keys:
                 present = present & value(key).isNotNull()
             # One column counts as it is; several as one hash (a struct costs more to build).
-            one = value(keys[0]) if len(keys) == 1 else sf.xxhash64(*[value(k) for k in keys])
+            # Hot keys are named by the hash whatever the key: the join recomputes it per row.
+            hashed = sf.xxhash64(*[value(k) for k in keys])
+            one = value(keys[0]) if len(keys) == 1 else hashed
             count = sf.approx_count_distinct(sf.when(present, one))
             heaviest = sf.call_function(
-                "approx_top_k",
-                sf.when(present, sf.xxhash64(*[value(k) for k in keys])),
-                sf.lit(HOT_KEYS_MAX),
+                "approx_top_k", sf.when(present, hashed), sf.lit(HOT_KEYS_MAX)
             )
             columns += [count.alias(f"_pit_keys_{n}"), heaviest.alias(f"_pit_hot_{n}")]
         return columns
