@@ -9,10 +9,10 @@ INT64, already of the declared types). Then, in one Spark session, times:
 - floor:  ``spark.read.parquet(src).write.format("delta").mode("append").save(...)``, the least
           any load into Delta can cost;
 - ingest: ``offline_store.ingest_table`` over the whole source: schema checks, per-row
-          validation, ``event_date`` partitioning, one replaceWhere commit, counts;
-- layout: the floor again, but partitioned by ``event_date`` like the offline table (no
-          validation): what the layout alone costs. Over many days a partitioned write makes
-          (tasks x days) files and sorts each task by day; over one day it costs nothing extra.
+          validation, one replaceWhere commit into the unpartitioned offline table, counts;
+- layout: the floor again, but partitioned by ``event_date`` (no validation), the offline
+          table's first layout, kept as the reason for the current one: over many days a
+          partitioned write makes (tasks x days) files and sorts each task by day.
 
 Both run once on a small warm-up set first (JVM and class loading), then ``--repeat`` times,
 alternating; the best time of each is reported with rows/s and ingest/floor. Target: ratio <= 1.3.

@@ -177,15 +177,19 @@ def offline() -> None:
 
 @offline.command("compact")
 @click.argument("table")
-@click.option("--start", help=f"Only days from this one: {_WINDOW_HELP}.")
-@click.option("--end", help=f"Only days before this one: {_WINDOW_HELP}.")
+@click.option(
+    "--start", help=f"Only days from this one (day-partitioned tables only): {_WINDOW_HELP}."
+)
+@click.option(
+    "--end", help=f"Only days before this one (day-partitioned tables only): {_WINDOW_HELP}."
+)
 @wait_options
 @common_options
 @handle_errors
 def offline_compact(
     table: str, start: str | None, end: str | None, wait: bool, timeout: float | None
 ) -> None:
-    """Merge TABLE's small files (Delta OPTIMIZE); data and readers are undisturbed."""
+    """Rewrite TABLE's files in event-time order (Delta OPTIMIZE); data and readers undisturbed."""
     run_or_print(_client().compact(table, start=start, end=end), wait, timeout=timeout)
 
 

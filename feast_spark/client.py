@@ -327,7 +327,10 @@ class Client:
     def compact(
         self, table: str, *, start: datetime | str | None = None, end: datetime | str | None = None
     ) -> Job:
-        """Merge the small files of a table's Delta table (OPTIMIZE), of ``[start, end)``'s days."""
+        """Rewrite a table's Delta files in event-time order (OPTIMIZE ZORDER BY event_timestamp).
+
+        ``start`` and ``end`` pick days, on tables of the first, day-partitioned layout only.
+        """
         window = Window(_instant(start, "start"), _instant(end, "end"))
         return self._maintenance(table, MaintenanceOptions("compact"), window)
 

@@ -124,9 +124,9 @@ class MaintenanceOptions:
     """Options of a maintenance job on offline tables.
 
     Attributes:
-        action: ``compact`` (Delta OPTIMIZE, optionally of the window's days) or ``vacuum``
-            (with the table's ``delta.deletedFileRetentionDuration``, 7 days by default: Delta
-            4.4 ignores a retention given to the call).
+        action: ``compact`` (Delta OPTIMIZE; of the window's days on day-partitioned tables)
+            or ``vacuum`` (with the table's ``delta.deletedFileRetentionDuration``, 7 days by
+            default: Delta 4.4 ignores a retention given to the call).
     """
 
     action: str

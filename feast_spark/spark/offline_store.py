@@ -2,20 +2,29 @@
 
 Layout of ``<offline root>/<project>/<table>``::
 
-    driver_id  event_timestamp      created_timestamp    event_date  trips  rating
-    1          2024-01-01 10:00:00  2024-01-02 00:00:00  2024-01-01  7      4.5
+    driver_id  event_timestamp      created_timestamp    trips  rating
+    1          2024-01-01 10:00:00  2024-01-02 00:00:00  7      4.5
 
 - Entity keys, ``event_timestamp``, ``created_timestamp`` (the source's; without one, when the
-  row's source file was last modified, so reruns write the same value), ``event_date`` (UTC
-  date of the event), then the features in declaration order; features added later are
-  appended as new columns.
-- Partitioned by ``event_date``. Every write replaces an event-time window, and every later
-  read (point-in-time joins, materialization) asks for an event-time range: with day partitions
-  a window write deletes and adds files only in its own days, range reads skip other days
-  without opening a file, and Delta's conflict check, which works per partition, lets jobs on
-  different days commit side by side. Liquid clustering would avoid small partitions, but it
-  lets concurrent window writes conflict unless row-level concurrency is set up, and a day is
-  coarse enough for feature data; :func:`compact` merges the small files a day may collect.
+  row's source file was last modified, so reruns write the same value), then the features in
+  declaration order; features added later are appended as new columns.
+- Not partitioned: laid out by event time through file statistics. Every write replaces an
+  event-time window and every later read (point-in-time joins, materialization) asks for an
+  event-time range; Delta keeps each file's min and max ``event_timestamp`` and skips files
+  outside the range. A window ingest writes files holding only that window's rows, so a table
+  loaded window by window is ordered by time as it grows; :func:`compact` rewrites a table
+  loaded in one unordered backfill into time-ordered files (``OPTIMIZE ZORDER BY
+  event_timestamp``).
+- Why not day partitions (this module's first layout): a partitioned write sorts every task by
+  day and writes tasks x days files. On a 30-day backfill of 10M rows that alone cost 1.5-1.75x
+  a plain Delta append, against 1.0x unpartitioned (``benchmarks/ingest.py``), and most feature
+  tables are far below the size at which Delta advises partitioning (about 1 GB per partition),
+  so days mean small files. Liquid clustering measured 2x a plain append here (it clusters on
+  write). What day partitions gave and this layout does not: Delta checks commit conflicts per
+  partition, so on an unpartitioned table two concurrent window writes conflict; the later one
+  is retried from its source (see :func:`write_window`): concurrent jobs all land, one after the
+  other. Tables written with day partitions keep working: writes fill their ``event_date`` and
+  predicates keep the day bounds that prune them.
 - File statistics (data skipping) are kept for the keys and timestamps only
   (``delta.dataSkippingStatsColumns``): reads filter on those, and skipping per-feature
   statistics makes writes cheaper.
@@ -66,6 +75,7 @@ from feast_spark.spark.sources import (
 )
 from feast_spark.specs import Window
 
+#: The partition column of tables written with the first, day-partitioned layout.
 EVENT_DATE = "event_date"
 INGESTION_JOB_ID = "ingestion_job_id"
 REJECTED_SUFFIX = ".rejected"
@@ -120,7 +130,7 @@ def rejected_table_path(table_path: str) -> str:
 
 
 def offline_schema(table: FeatureTable, entities: Sequence[Entity]) -> T.StructType:
-    """The Delta schema of ``table``: keys, timestamps, ``event_date``, features."""
+    """The Delta schema of ``table``: keys, timestamps, features."""
     types = {entity.name: entity.value_type.spark_ddl for entity in entities}
     fields = []
     for name in table.entities:
@@ -132,14 +142,13 @@ def offline_schema(table: FeatureTable, entities: Sequence[Entity]) -> T.StructT
     fields += [
         T.StructField(EVENT_TIMESTAMP, T.TimestampType()),
         T.StructField(CREATED_TIMESTAMP, T.TimestampType()),
-        T.StructField(EVENT_DATE, T.DateType()),
     ]
     fields += [T.StructField(f.name, _spark_type(f.dtype.spark_ddl)) for f in table.features]
     return T.StructType(fields)
 
 
 def with_event_date(rows: DataFrame) -> DataFrame:
-    """Add ``event_date``, the UTC date of ``event_timestamp`` (the partition column).
+    """Add ``event_date``, the UTC date of ``event_timestamp`` (for day-partitioned tables).
 
     Example::
 
@@ -162,16 +171,17 @@ def missing_columns(
 
     Raises:
         CompatibilityError: A column of the definition has another type in the table, or the
-            table is not partitioned by ``event_date`` (it was not written by feast-spark).
+            table is partitioned otherwise than by nothing or ``event_date`` (it was not
+            written by feast-spark).
     """
     from delta.tables import DeltaTable
 
     if not DeltaTable.isDeltaTable(spark, path):
         return None
     partitions = _partition_columns(spark, path)
-    if partitions != [EVENT_DATE]:
+    if partitions not in ([], [EVENT_DATE]):
         raise CompatibilityError("feature table", table.name, "partitioning", partitions,
-                                 [EVENT_DATE])  # fmt: skip
+                                 "none (or event_date, the first layout)")  # fmt: skip
     existing = {f.name: f for f in spark.read.format("delta").load(path).schema.fields}
     missing = []
     for field in offline_schema(table, entities).fields:
@@ -230,7 +240,6 @@ def ensure_table(
                 DeltaTable.createIfNotExists(spark)
                 .location(path)
                 .addColumns(offline_schema(table, entities))
-                .partitionedBy(EVENT_DATE)
             )
             for key, value in _table_properties(table).items():
                 builder = builder.property(key, value)
@@ -257,7 +266,7 @@ def _add_missing_columns(
 
 
 def _table_properties(table: FeatureTable) -> dict[str, str]:
-    # Statistics for keys and timestamps only (reads filter on those); not the partition column.
+    # Statistics for keys and timestamps only: reads filter on those.
     stats = [*table.entities, EVENT_TIMESTAMP, CREATED_TIMESTAMP]
     return {"delta.dataSkippingStatsColumns": ",".join(stats)}
 
@@ -265,27 +274,32 @@ def _table_properties(table: FeatureTable) -> dict[str, str]:
 # --- writes -------------------------------------------------------------------------------------
 
 
-def replace_predicate(window: Window | None) -> str | None:
-    """The ``replaceWhere`` predicate of a window, or None to replace the whole table.
+def replace_predicate(window: Window | None, *, day_partitioned: bool = False) -> str | None:
+    """The ``replaceWhere`` (and range read) predicate of a window; None: the whole table.
 
-    The ``event_date`` bounds let Delta find the files to replace by partition (and keep the
-    conflict check to those partitions); the ``event_timestamp`` bounds make the cut exact.
+    Bounds on ``event_timestamp``, which the files' statistics prune by. On a day-partitioned
+    table (the first layout) ``event_date`` bounds are added: they let Delta find the files by
+    partition and keep its conflict check to those partitions.
 
     Example::
 
         [2024-01-01T12:00Z, 2024-01-03T00:00Z) ->
-        event_date >= DATE'2024-01-01' AND event_timestamp >= timestamp_micros(1704110400000000)
-        AND event_date <= DATE'2024-01-02' AND event_timestamp < timestamp_micros(1704240000000000)
+        event_timestamp >= timestamp_micros(1704110400000000)
+        AND event_timestamp < timestamp_micros(1704240000000000)
+        (day-partitioned: event_date >= DATE'2024-01-01' AND event_timestamp >= ...
+        AND event_date <= DATE'2024-01-02' AND event_timestamp < ...)
     """
     if window is None:
         return None
     parts = []
     if window.start is not None:
-        parts.append(f"{EVENT_DATE} >= DATE'{_utc_date(window.start)}'")
+        if day_partitioned:
+            parts.append(f"{EVENT_DATE} >= DATE'{_utc_date(window.start)}'")
         parts.append(f"{EVENT_TIMESTAMP} >= timestamp_micros({to_micros(window.start)})")
     if window.end is not None:
-        last = _utc_date(window.end - timedelta(microseconds=1))
-        parts.append(f"{EVENT_DATE} <= DATE'{last}'")
+        if day_partitioned:
+            last = _utc_date(window.end - timedelta(microseconds=1))
+            parts.append(f"{EVENT_DATE} <= DATE'{last}'")
         parts.append(f"{EVENT_TIMESTAMP} < timestamp_micros({to_micros(window.end)})")
     return " AND ".join(parts) or None
 
@@ -309,9 +323,11 @@ def write_window(
     - A window with both bounds open (a whole-source run) replaces the whole table: the table
       becomes exactly the source's valid rows. Use a window to load part of the history.
     - Columns of the table that ``rows`` lacks (features removed from the definition) are
-      written as null; ``event_date`` is added here.
+      written as null; a day-partitioned table's ``event_date`` is added here.
     - Commit conflicts with concurrent jobs are retried with backoff (the write is recomputed
-      from its source each time); Delta never commits a partial write.
+      from its source each time); Delta never commits a partial write. On the unpartitioned
+      layout every concurrent window write conflicts (Delta checks per partition), so
+      concurrent jobs commit one after the other.
 
     Example (window ``[Jan 2, Jan 3)``)::
 
@@ -546,8 +562,9 @@ def read_offline_table(
 ) -> DataFrame:
     """Rows of the offline table with ``start <= event_timestamp < end``.
 
-    The ``event_date`` bounds prune partitions (files of other days are not listed or opened);
-    the ``event_timestamp`` bounds are exact. ``version`` reads an older snapshot (time travel).
+    Delta skips the files whose ``event_timestamp`` statistics lie outside the range (and, on a
+    day-partitioned table, the other days' partitions); the bounds are exact. ``version`` reads
+    an older snapshot (time travel).
 
     Example (``start=2024-01-02, end=2024-01-03``)::
 
@@ -562,7 +579,7 @@ def read_offline_table(
     if version is not None:
         reader = reader.option("versionAsOf", str(version))
     frame = reader.load(path)
-    predicate = replace_predicate(Window(start, end))
+    predicate = replace_predicate(Window(start, end), day_partitioned=EVENT_DATE in frame.columns)
     return frame if predicate is None else frame.where(predicate)
 
 
@@ -574,26 +591,47 @@ def compact(
     *,
     retry: RetryPolicy = DEFAULT_RETRY,
 ) -> dict[str, int]:
-    """Merge small files (Delta ``OPTIMIZE``), optionally of days ``start <= event_date <= end``.
+    """Rewrite the table's files into few, large, time-ordered ones (Delta ``OPTIMIZE``).
+
+    - The unpartitioned layout: ``OPTIMIZE ZORDER BY event_timestamp`` of the whole table (on one
+      column, Z-ordering sorts by it), so that a table loaded in one unordered backfill becomes
+      files of disjoint time ranges that range reads can skip. Delta rewrites every file each
+      time. Days cannot be chosen: Delta optimizes a part of a table by partition only.
+    - A day-partitioned table (the first layout): ``OPTIMIZE`` of the days
+      ``start <= event_date <= end`` (bin packing; a day is already one time range).
 
     Data is unchanged (the commit has ``dataChange=false``); readers are not disturbed.
 
     Returns:
         ``{"files_added": n, "files_removed": m}``.
 
+    Raises:
+        JobSpecError: Days were given for an unpartitioned table.
+
     """
     from delta.tables import DeltaTable
 
     def attempt() -> dict[str, int]:
-        builder = DeltaTable.forPath(spark, path).optimize()
+        table = DeltaTable.forPath(spark, path)
+        builder = table.optimize()
         bounds = []
         if start is not None:
             bounds.append(f"{EVENT_DATE} >= DATE'{start.isoformat()}'")
         if end is not None:
             bounds.append(f"{EVENT_DATE} <= DATE'{end.isoformat()}'")
-        if bounds:
-            builder = builder.where(" AND ".join(bounds))
-        row = builder.executeCompaction().select("metrics").first()
+        if EVENT_DATE not in table.toDF().columns:
+            if bounds:
+                raise JobSpecError(
+                    "window",
+                    f"offline table {path} is not partitioned, so it is compacted whole; "
+                    "omit --start and --end",
+                )
+            result = builder.executeZOrderBy(EVENT_TIMESTAMP)
+        else:
+            if bounds:
+                builder = builder.where(" AND ".join(bounds))
+            result = builder.executeCompaction()
+        row = result.select("metrics").first()
         metrics = row["metrics"] if row is not None else None
         return {
             "files_added": int(metrics["numFilesAdded"]) if metrics else 0,
@@ -644,17 +682,15 @@ def _write(
         schema = offline_schema(table, entities)
     else:
         raise NotFoundError("offline table", path, hint="create it first with ensure_table")
-    aligned = _aligned(with_event_date(rows), schema)
-    writer = (
-        aligned.write.format("delta")
-        .mode("overwrite")
-        .partitionBy(EVENT_DATE)
-        .option("userMetadata", job_id)
-    )
+    day_partitioned = EVENT_DATE in schema.fieldNames()
+    aligned = _aligned(with_event_date(rows) if day_partitioned else rows, schema)
+    writer = aligned.write.format("delta").mode("overwrite").option("userMetadata", job_id)
+    if day_partitioned:
+        writer = writer.partitionBy(EVENT_DATE)
     if not exists and table is not None:
         for key, value in _table_properties(table).items():
             writer = writer.option(key, value)  # "delta.*" options become table properties
-    predicate = replace_predicate(window)
+    predicate = replace_predicate(window, day_partitioned=day_partitioned)
     if predicate is not None:
         writer = writer.option("replaceWhere", predicate)
     if private:

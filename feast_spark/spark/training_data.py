@@ -131,7 +131,7 @@ def build_training_dataset(
 
     The entity rows are not aggregated again: their time range comes from
     :func:`prepare_entity_rows`. Each offline table is read only over
-    ``[earliest - max_age, latest]`` of the entity rows (partition pruning by ``event_date``),
+    ``[earliest - max_age, latest]`` of the entity rows (Delta skips files outside it),
     then joined by
     :func:`~feast_spark.spark.point_in_time.point_in_time_join` (rules and example there): one
     shuffle per set of entity columns, never join-then-rank.

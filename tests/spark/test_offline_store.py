@@ -15,7 +15,7 @@ from delta.tables import DeltaTable
 from pyspark.testing import assertDataFrameEqual
 
 from feast_spark.definitions import Entity, Feature, FeatureTable, FileSource
-from feast_spark.errors import CompatibilityError, JobFailedError
+from feast_spark.errors import CompatibilityError, JobFailedError, JobSpecError
 from feast_spark.spark.offline_store import (
     EVENT_DATE,
     IngestOutcome,
@@ -126,7 +126,7 @@ def rows_by_day(days: Sequence[int], trips: int = 1) -> list[tuple[Any, ...]]:
 # --- layout -------------------------------------------------------------------------------------
 
 
-def test_ingest_creates_a_table_partitioned_by_event_date(store: Store) -> None:
+def test_ingest_creates_an_unpartitioned_table_with_time_statistics(store: Store) -> None:
     # given a source over three days
     source = store.source(rows_by_day([1, 2, 3]))
 
@@ -136,29 +136,54 @@ def test_ingest_creates_a_table_partitioned_by_event_date(store: Store) -> None:
     # then the table has the layout and every row
     assert (outcome.rows_read, outcome.rows_written, outcome.rows_rejected) == (9, 9, 0)
     detail = DeltaTable.forPath(store.spark, store.table_path).detail().first()
-    assert detail is not None and list(detail.partitionColumns) == [EVENT_DATE]
+    assert detail is not None and list(detail.partitionColumns) == []
     assert detail.properties["delta.dataSkippingStatsColumns"] == (
         "driver_id,event_timestamp,created_timestamp"
     )
     assert store.table().schema.simpleString() == (
         "struct<driver_id:bigint,event_timestamp:timestamp,created_timestamp:timestamp,"
-        "event_date:date,trips:bigint>"
+        "trips:bigint>"
     )
-    dates = {
-        (r.event_timestamp.astimezone(UTC).date(), r.event_date) for r in store.table().collect()
-    }
-    assert all(a == b for a, b in dates)
+    assert len(store.triples()) == 9
     # and the commit is attributed to the job
     assert store.history()[-1] == (outcome.delta_version, "WRITE", "job-1")
 
 
-def test_replace_predicate_prunes_by_day_and_cuts_by_instant() -> None:
-    assert replace_predicate(Window(at(1, 12), at(3))) == (
+def test_replace_predicate_cuts_by_instant_and_prunes_old_tables_by_day() -> None:
+    window = Window(at(1, 12), at(3))
+    assert replace_predicate(window) == (
+        "event_timestamp >= timestamp_micros(1704110400000000) "
+        "AND event_timestamp < timestamp_micros(1704240000000000)"
+    )
+    assert replace_predicate(window, day_partitioned=True) == (
         "event_date >= DATE'2024-01-01' AND event_timestamp >= timestamp_micros(1704110400000000) "
         "AND event_date <= DATE'2024-01-02' AND event_timestamp < timestamp_micros(1704240000000000)"
     )
     assert replace_predicate(Window()) is None
     assert replace_predicate(None) is None
+
+
+def test_a_day_partitioned_table_of_the_first_layout_keeps_working(store: Store) -> None:
+    # given a table written with the first layout: partitioned by event_date
+    store.spark.createDataFrame(
+        [(10, at(1), at(1), date(2024, 1, 1), 1), (20, at(2), at(2), date(2024, 1, 2), 1)],
+        "driver_id bigint, event_timestamp timestamp, created_timestamp timestamp, "
+        "event_date date, trips bigint",
+    ).write.format("delta").partitionBy(EVENT_DATE).save(store.table_path)
+
+    # when day 2 is replaced and day 1 is compacted
+    store.ingest(store.source([(21, at(2, 5), at(2, 5), 7)]), Window(at(2), at(3)), "job-2")
+    compact(store.spark, store.table_path, date(2024, 1, 1), date(2024, 1, 1))
+
+    # then the table keeps its partitioning, new rows get their day, reads prune by day
+    detail = DeltaTable.forPath(store.spark, store.table_path).detail().first()
+    assert detail is not None and list(detail.partitionColumns) == [EVENT_DATE]
+    assert sorted((r.driver_id, r.event_date) for r in store.table().collect()) == [
+        (10, date(2024, 1, 1)), (21, date(2024, 1, 2))
+    ]  # fmt: skip
+    day2 = read_offline_table(store.spark, store.table_path, at(2), at(3))
+    assert [k[0] for k in store.triples(day2)] == [21]
+    assert scanned_files(day2) == 1
 
 
 # --- idempotency ----------------------------------------------------------------------------------
@@ -225,8 +250,8 @@ def test_a_corrected_source_replaces_only_its_window(store: Store) -> None:
     # then day 2 holds exactly the corrected rows and days 1 and 3 are untouched
     day2 = [(20, at(2, 0), 5), (21, at(2, 6), 5)]
     assert [k for k in store.triples() if k[1].day == 2] == day2
-    others = before.where(f"{EVENT_DATE} != DATE'2024-01-02'")
-    assert_frames_equal(store.table().where(f"{EVENT_DATE} != DATE'2024-01-02'"), others)
+    not_day2 = "to_date(event_timestamp) != DATE'2024-01-02'"
+    assert_frames_equal(store.table().where(not_day2), before.where(not_day2))
 
 
 def test_a_window_cut_inside_a_day_keeps_the_rest_of_that_day(store: Store) -> None:
@@ -381,39 +406,62 @@ def test_a_changed_feature_type_is_refused_before_any_commit(store: Store) -> No
 # --- reads and maintenance --------------------------------------------------------------------------
 
 
-def test_range_reads_open_only_the_days_of_the_range(store: Store) -> None:
-    # given five days
-    store.ingest(store.source(rows_by_day([1, 2, 3, 4, 5])), None, "job-1")
-    all_files = store.table().inputFiles()
+def scanned_files(frame: DataFrame) -> int:
+    """Files the Delta scan of ``frame`` opens, after data skipping."""
+    scan = frame._jdf.queryExecution().executedPlan().collectLeaves().apply(0)
+    return int(scan.metrics().apply("numFiles").value())
+
+
+def test_range_reads_open_only_the_files_of_the_range(store: Store) -> None:
+    # given five days, each ingested as its own window
+    files_by_day = {}
+    for day in range(1, 6):
+        before = set(store.table().inputFiles()) if day > 1 else set()
+        store.ingest(store.source(rows_by_day([day])), Window(at(day), at(day + 1)), f"job-{day}")
+        files_by_day[day] = set(store.table().inputFiles()) - before
 
     # when day 3 is read
     frame = read_offline_table(store.spark, store.table_path, at(3), at(4))
 
     # then only day 3's files are scanned
     assert [k[0] for k in store.triples(frame)] == [30, 31, 32]
-    scan = frame._jdf.queryExecution().executedPlan().collectLeaves().apply(0)
-    day3 = [f for f in all_files if "event_date=2024-01-03" in f]
-    assert int(scan.metrics().apply("numFiles").value()) == len(day3) < len(all_files)
+    assert scanned_files(frame) == len(files_by_day[3]) < len(store.table().inputFiles())
     # and a cut inside the day is exact
     frame = read_offline_table(store.spark, store.table_path, at(3, 6), at(4))
     assert [k[0] for k in store.triples(frame)] == [31, 32]
 
 
-def test_compact_merges_small_files_and_vacuum_keeps_the_retention_check(store: Store) -> None:
-    # given day 1 written as several small files
-    frame = store.spark.createDataFrame(rows_by_day([1]) * 4, SOURCE_DDL).repartition(4)
-    path = str(store.root / "many")
-    frame.write.parquet(path)
+def test_compact_orders_a_backfill_by_time_and_vacuum_keeps_the_retention_check(
+    store: Store,
+) -> None:
+    # given five days loaded in one backfill whose files each span every day
+    shuffled = store.spark.createDataFrame(rows_by_day([1, 2, 3, 4, 5]), SOURCE_DDL)
+    path = str(store.root / "shuffled")
+    shuffled.repartition(4, "driver_id").write.parquet(path)
     store.ingest(path, None, "job-1")
     before = store.table().collect()
+    day3 = read_offline_table(store.spark, store.table_path, at(3), at(4))
+    assert len(store.triples(day3)) == 3
+    files = len(store.table().inputFiles())
+    assert scanned_files(day3) == files >= 2
 
-    # when compacted
-    metrics = compact(store.spark, store.table_path, date(2024, 1, 1), date(2024, 1, 1))
+    # when compacted into small files (a tiny target size stands in for a big table)
+    store.spark.conf.set("spark.databricks.delta.optimize.maxFileSize", "300")
+    try:
+        metrics = compact(store.spark, store.table_path)
+    finally:
+        store.spark.conf.unset("spark.databricks.delta.optimize.maxFileSize")
 
-    # then the day is one file and the data is unchanged
-    assert metrics["files_added"] == 1 and metrics["files_removed"] > 1
+    # then the files hold disjoint time ranges: a day's read skips most of them; data unchanged
+    assert metrics["files_removed"] == files and metrics["files_added"] > files
+    day3 = read_offline_table(store.spark, store.table_path, at(3), at(4))
+    assert [k[0] for k in store.triples(day3)] == [30, 31, 32]
+    assert scanned_files(day3) < metrics["files_added"] / 2
     assert sorted(store.table().collect()) == sorted(before)
     assert store.history()[-1][1] == "OPTIMIZE"
+    # and days cannot be chosen on an unpartitioned table
+    with pytest.raises(JobSpecError, match="compacted whole; omit --start and --end"):
+        compact(store.spark, store.table_path, date(2024, 1, 1))
 
     # and vacuum refuses a retention below Delta's safety limit, and works with the default
     with pytest.raises(Exception, match="retention"):
