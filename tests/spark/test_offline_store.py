@@ -270,7 +270,8 @@ def test_a_whole_source_run_replaces_the_whole_table(store: Store) -> None:
 
 
 def test_concurrent_windows_of_one_table_all_land(store: Store) -> None:
-    # given a table and three sources: two halves of day 1 (same partition) and day 2
+    # given a table and three sources: two halves of day 1 and day 2 (every pair conflicts in
+    # Delta, which checks conflicts per partition, and the table has none)
     store.ingest(store.source(rows_by_day([1, 2], trips=0)), None, "job-0")
     plans = [
         (store.source([(1, at(1, 3), at(1, 3), 1)]), Window(at(1), at(1, 12)), "job-a"),
