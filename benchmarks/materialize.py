@@ -116,9 +116,7 @@ def verify(config: CassandraOnlineStoreConfig, table: FeatureTable, spark: Any, 
         spark.read.format("delta").load(path).where(f"driver_id IN ({','.join(map(str, sample))})")
     )
     expected_rows = (
-        latest_rows(offline.drop("event_date"), ["driver_id"])
-        .select("driver_id", *table.feature_names)
-        .collect()
+        latest_rows(offline, ["driver_id"]).select("driver_id", *table.feature_names).collect()
     )
     expected = {r["driver_id"]: [r[f] for f in table.feature_names] for r in expected_rows}
     with open_online_store(config) as store:

@@ -171,8 +171,8 @@ def missing_columns(
 
     Raises:
         CompatibilityError: A column of the definition has another type in the table, or the
-            table is partitioned otherwise than by nothing or ``event_date`` (it was not
-            written by feast-spark).
+            table is partitioned by a column other than ``event_date`` (it was not written by
+            feast-spark).
     """
     from delta.tables import DeltaTable
 
