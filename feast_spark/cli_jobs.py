@@ -8,6 +8,7 @@ from any process and any time after the job was launched:
     feast-spark jobs logs ID
     feast-spark jobs cancel ID
     feast-spark jobs wait ID [--timeout S]
+    feast-spark jobs prune --older-than 30d [--dry-run] [--output json]
 
 Commands that launch a job (ingest, materialize, ...) take ``wait_options`` and end with
 ``run_or_print`` (:mod:`feast_spark.cli_wait`, re-exported here).
@@ -146,6 +147,47 @@ def jobs_cancel(job_id: str) -> None:
 def jobs_wait(job_id: str, timeout: float | None) -> None:
     """Follow a job to its end; exit 1 unless it succeeds."""
     run_or_print(launcher().get(job_id), True, timeout=timeout)
+
+
+@jobs.command("prune")
+@click.option(
+    "--older-than",
+    required=True,
+    help="Delete jobs that ended longer ago than this: 30d, 12h, 45m, 3600s (0: every ended job).",
+)
+@click.option("--dry-run", is_flag=True, help="List what would be deleted; delete nothing.")
+@common_options
+@output_option
+@handle_errors
+def jobs_prune(older_than: str, dry_run: bool, output: str) -> None:
+    """Delete ended jobs: records, logs, staged inputs (running jobs are kept)."""
+    pruned = CliContext.current().client().prune_jobs(older_than, dry_run=dry_run)
+    if output == "json":
+        emit_json(
+            [{"job_id": p.record.job_id, "state": p.record.state.value,
+              "ended_at": p.record.to_dict()["ended_at"], "removed": list(p.removed)}
+             for p in pruned]
+        )  # fmt: skip
+        return
+    emit_table(
+        ["id", "type", "state", "ended", "removed"],
+        [
+            (
+                p.record.job_id,
+                p.record.job_type,
+                p.record.state.value,
+                _ended(p.record),
+                ", ".join(p.removed),
+            )
+            for p in pruned
+        ],
+    )
+    verb = "would delete" if dry_run else "deleted"
+    click.echo(f"{verb} {len(pruned)} job{'' if len(pruned) == 1 else 's'}", err=True)
+
+
+def _ended(record: JobRecord) -> str:
+    return record.ended_at.strftime("%Y-%m-%d %H:%M:%S") if record.ended_at else "-"
 
 
 def _window(record: JobRecord) -> str:

@@ -8,7 +8,7 @@ import os
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,11 +19,12 @@ from feast_spark.config import (
     resolve_location,
 )
 from feast_spark.definitions import BatchSource, Entity, FeatureTable, FileSource
+from feast_spark.definitions.durations import parse_duration
 from feast_spark.definitions.yaml_files import load_definitions
 from feast_spark.entity_checks import check_entity_parquet, check_entity_rows
 from feast_spark.errors import ArgumentError, NotFoundError
 from feast_spark.feature_refs import parse_feature_refs, split_refs, table_names
-from feast_spark.launcher import Job, JobState, Launcher
+from feast_spark.launcher import Job, JobState, Launcher, PrunedJob
 from feast_spark.online.base import OnlineStore, online_store_mapping, open_online_store
 from feast_spark.online.naming import online_table_name
 from feast_spark.online.service import (
@@ -342,6 +343,24 @@ class Client:
         passed to VACUUM, and its safety check against short retentions stays on.
         """
         return self._maintenance(table, MaintenanceOptions("vacuum"), Window())
+
+    def prune_jobs(self, older_than: timedelta | str, *, dry_run: bool = False) -> list[PrunedJob]:
+        """Delete the jobs that ended more than ``older_than`` ago (``30d``, ``12h``, ...).
+
+        Their records, specs, logs and results go, and their staged inputs under
+        ``launcher.staging_location`` (with a training dataset written there because no output
+        path was given). Jobs still running are kept; see :meth:`Launcher.prune`.
+
+        Raises:
+            ArgumentError: ``older_than`` is not a duration, or is negative.
+        """
+        try:
+            age = parse_duration(older_than)
+        except ValueError as error:
+            raise ArgumentError("older_than", older_than, str(error)) from None
+        return self.launcher.prune(
+            age, staging_location=self.config.launcher.staging_location, dry_run=dry_run
+        )
 
     def _maintenance(self, table: str, options: MaintenanceOptions, window: Window) -> Job:
         definition = self.get_feature_table(table)

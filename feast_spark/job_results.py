@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -220,6 +221,30 @@ def filesystem(uri: str) -> tuple[pyarrow.fs.FileSystem, str]:
 
     files, path = pyarrow.fs.FileSystem.from_uri(pyarrow_uri(uri))
     return files, str(path)
+
+
+def delete_dir(uri: str, *, dry_run: bool = False) -> bool:
+    """Delete the folder at ``uri`` (a local path or a ``pyarrow.fs`` URI) with its contents.
+
+    Returns:
+        Whether it existed (and, unless ``dry_run``, was deleted).
+    """
+    local = local_path(uri)
+    if local is not None:
+        folder = Path(local).expanduser()
+        if not folder.is_dir():
+            return False
+        if not dry_run:
+            shutil.rmtree(folder)
+        return True
+    import pyarrow.fs
+
+    files, path = filesystem(uri)
+    if files.get_file_info(path).type != pyarrow.fs.FileType.Directory:
+        return False
+    if not dry_run:
+        files.delete_dir(path)
+    return True
 
 
 def pyarrow_uri(uri: str) -> str:

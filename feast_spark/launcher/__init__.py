@@ -21,7 +21,7 @@ from feast_spark.launcher.errors import (
     TrackingError,
 )
 from feast_spark.launcher.job_store import JobStore, JobStoreError
-from feast_spark.launcher.launcher import Launcher
+from feast_spark.launcher.launcher import Launcher, PrunedJob
 from feast_spark.launcher.records import JobRecord, JobState
 
 __all__ = [
@@ -35,6 +35,7 @@ __all__ = [
     "Launcher",
     "Observation",
     "Progress",
+    "PrunedJob",
     "SubmitError",
     "Target",
     "TrackingError",

@@ -24,14 +24,13 @@ from __future__ import annotations
 import builtins
 import json
 import re
-import shutil
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from feast_spark.errors import FeastSparkError, NotFoundError
-from feast_spark.job_results import filesystem, local_path, read_text, write_text
+from feast_spark.job_results import delete_dir, filesystem, local_path, read_text, write_text
 from feast_spark.launcher.records import JobRecord, JobState
 
 if TYPE_CHECKING:
@@ -166,13 +165,8 @@ class JobStore:
         return sorted(records, key=lambda r: (r.submitted_at, r.job_id), reverse=True)
 
     def delete(self, job_id: str) -> None:
-        """Remove a job's folder (used for a job that was refused before it started)."""
-        check_job_id(job_id)
-        if self._local is not None:
-            shutil.rmtree(self._local / job_id, ignore_errors=True)
-            return
-        filesystem, root = _filesystem(self.uri)
-        filesystem.delete_dir(f"{root}/{job_id}")
+        """Remove a job's folder: its record, spec, log and result."""
+        delete_dir(self.path(job_id, "").rstrip("/"))
 
     # --- files -----------------------------------------------------------------------------------
 

@@ -24,14 +24,16 @@ later-submitted job is the one refused, so at most one runs.
 
 from __future__ import annotations
 
+import builtins
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
-from datetime import UTC, datetime
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from feast_spark.config import RepoConfig
-from feast_spark.errors import ConfigError
+from feast_spark.errors import ArgumentError, ConfigError
+from feast_spark.job_results import delete_dir
 from feast_spark.launcher import environment
 from feast_spark.launcher.base import Job, Target
 from feast_spark.launcher.commands import Runner, run_command
@@ -57,6 +59,19 @@ GUARDED_JOB_TYPES = ("ingest", "materialize")
 YARN_COMMAND_ENV = "FEAST_SPARK_YARN"
 # Set by a PySpark driver; a spark-submit started from inside one must not inherit them.
 _GATEWAY_VARIABLES = ("PYSPARK_GATEWAY_PORT", "PYSPARK_GATEWAY_SECRET")
+
+
+@dataclass(frozen=True)
+class PrunedJob:
+    """A job :meth:`Launcher.prune` deleted (or would delete, in a dry run).
+
+    Attributes:
+        record: Its last record.
+        removed: The folders deleted: its folder in the job store, then its staged inputs.
+    """
+
+    record: JobRecord
+    removed: tuple[str, ...]
 
 
 class Launcher:
@@ -206,6 +221,52 @@ class Launcher:
         if state is not None:
             records = [r for r in records if r.state == JobState(state)]
         return records
+
+    def prune(
+        self,
+        older_than: timedelta,
+        *,
+        staging_location: str | None = None,
+        dry_run: bool = False,
+        now: datetime | None = None,
+    ) -> builtins.list[PrunedJob]:
+        """Delete the jobs that ended more than ``older_than`` ago, oldest first.
+
+        A pruned job's folder in the store goes (record, spec, driver log, result record), and
+        with ``staging_location`` its staged inputs, ``<staging_location>/<job id>``: the
+        frames handed to the client, and a training dataset written without an output path.
+        Datasets written to an output path, and the tables a job wrote, are never touched.
+        Jobs not known to have ended (asked first, as :meth:`list` does) are kept whatever
+        their age. The staged inputs go before the record, so an interrupted prune is finished
+        by the next one.
+
+        Args:
+            older_than: Age, from the job's end, beyond which it is deleted (0: every ended job).
+            staging_location: ``launcher.staging_location`` of the configuration.
+            dry_run: Report what would be deleted; delete nothing.
+            now: The current time (for tests).
+
+        Raises:
+            ArgumentError: ``older_than`` is negative.
+        """
+        if older_than < timedelta(0):
+            raise ArgumentError("--older-than", older_than, "must not be negative")
+        cutoff = (now or datetime.now(UTC)) - older_than
+        ended = [
+            record for record in self.list() if record.state.is_final and _ended(record) <= cutoff
+        ]
+        pruned = []
+        for record in sorted(ended, key=lambda r: (_ended(r), r.job_id)):
+            removed = []
+            if staging_location:
+                staged = f"{staging_location.rstrip('/')}/{record.job_id}"
+                if delete_dir(staged, dry_run=dry_run):
+                    removed.append(staged)
+            folder = self.store.path(record.job_id, "").rstrip("/")
+            if not dry_run:
+                self.store.delete(record.job_id)
+            pruned.append(PrunedJob(record, (folder, *removed)))
+        return pruned
 
     def target_for(self, record: JobRecord) -> Target:
         """How to reach a job's source of truth, from its record."""
@@ -378,3 +439,8 @@ class Launcher:
                 shared[0],
                 f"{describe_window(record.window)} overlaps {describe_window(other.window)}",
             )
+
+
+def _ended(record: JobRecord) -> datetime:
+    """When a job ended, or the latest time known of it when its record does not say."""
+    return record.ended_at or record.updated_at or record.submitted_at

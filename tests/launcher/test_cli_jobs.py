@@ -11,7 +11,7 @@ import json
 import sys
 import textwrap
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import click
@@ -23,6 +23,7 @@ from feast_spark.cli import cli, handle_errors
 from feast_spark.cli_jobs import progress_line, run_or_print, wait_options
 from feast_spark.config import load_config
 from feast_spark.definitions import Entity, Feature, FeatureTable, FileSource
+from feast_spark.errors import ArgumentError
 from feast_spark.launcher import JobConflictError, JobRecord, JobState, Launcher, Progress
 from feast_spark.specs import JobSpec, Window
 
@@ -236,3 +237,64 @@ def test_progress_line() -> None:
         == "m-1: RUNNING, stages 1/3, tasks 5/9 (2 running) [01:15]"
     )
     assert progress_line(record, None, 5) == "m-1: RUNNING [00:05]"
+
+
+def test_prune_deletes_ended_jobs_with_their_staged_inputs_and_keeps_running_ones(
+    repo: Path,
+) -> None:
+    # given two ended jobs, one with staged inputs, and a running one
+    launcher = Launcher.from_config(load_config(repo))
+    ok = launcher.submit(spec("ingest-trips-9", "trips"))
+    bad = launcher.submit(spec("ingest-broken-9", "broken"))
+    slow = launcher.submit(spec("ingest-slow-9", "slow"))
+    assert ok.wait(60, poll_interval=0.2) is JobState.SUCCEEDED
+    assert bad.wait(60, poll_interval=0.2) is JobState.FAILED
+    staged = repo / "staging" / "ingest-trips-9"
+    staged.mkdir(parents=True)
+    (staged / "source.parquet").write_bytes(b"PAR1")
+
+    # when jobs older than an hour are pruned, then none is
+    assert invoke(repo, "jobs", "prune", "--older-than", "1h", "--output", "json").output == "[]\n"
+
+    # when every ended job is pruned in a dry run, then both are listed and nothing is deleted
+    dry = invoke(repo, "jobs", "prune", "--older-than", "0", "--dry-run", "--output", "json")
+    listed = {j["job_id"]: j for j in json.loads(dry.output)}
+    assert sorted(listed) == ["ingest-broken-9", "ingest-trips-9"]
+    assert listed["ingest-trips-9"]["removed"] == [
+        launcher.store.path("ingest-trips-9", "").rstrip("/"), f"{repo}/staging/ingest-trips-9"
+    ]  # fmt: skip
+    assert staged.exists() and launcher.store.exists("ingest-trips-9")
+
+    # when they are pruned for real
+    pruned = invoke(repo, "jobs", "prune", "--older-than", "0s")
+
+    # then the ended jobs and their staged inputs are gone; the running job is untouched
+    assert pruned.exit_code == 0, pruned.output
+    lines = pruned.output.splitlines()
+    assert lines[0].split() == ["ID", "TYPE", "STATE", "ENDED", "REMOVED"]
+    assert sorted(line.split()[:3] for line in lines[1:3]) == [
+        ["ingest-broken-9", "ingest", "FAILED"], ["ingest-trips-9", "ingest", "SUCCEEDED"]
+    ]  # fmt: skip
+    assert lines[3:] == ["deleted 2 jobs"]
+    assert not staged.exists()
+    assert [r.job_id for r in launcher.store.list()] == ["ingest-slow-9"]
+    assert slow.status() is JobState.RUNNING
+    # and a bad duration is one line, exit 1
+    bad_age = CliRunner().invoke(
+        cli, ["jobs", "prune", "--older-than", "soon", "--config", str(repo)]
+    )
+    assert bad_age.exit_code == 1
+    assert bad_age.output.startswith("Error: older_than 'soon': 'soon' is not a duration")
+
+
+def test_prune_counts_age_from_the_end_of_the_job(repo: Path) -> None:
+    launcher = Launcher.from_config(load_config(repo))
+    job = launcher.submit(spec("ingest-trips-10", "trips"))
+    job.wait(60, poll_interval=0.2)
+    ended = launcher.store.get("ingest-trips-10").ended_at
+    assert ended is not None
+    hour = timedelta(hours=1)
+    assert launcher.prune(hour, now=ended + hour - timedelta(seconds=1)) == []
+    assert [p.record.job_id for p in launcher.prune(hour, now=ended + hour)] == ["ingest-trips-10"]
+    with pytest.raises(ArgumentError, match="must not be negative"):
+        launcher.prune(-hour)
