@@ -16,7 +16,7 @@
 #   --packages io.delta:delta-spark_2.13:<version>, resolved from Maven Central
 #             (FEAST_SPARK_JARS_MODE=jars|packages forces one; FEAST_SPARK_JARS_DIR moves .jars/).
 #             Your own --jars / --packages are added to these, not replaced.
-#   --py-files build/spark-submit/feast_spark.zip, rebuilt when feast_spark/ changes (plus yours)
+#   --py-files build/spark-submit/feast_spark-<hash of its sources>.zip (plus yours)
 #   --name    feast-spark-JOB
 # Environment: PYSPARK_PYTHON and PYSPARK_DRIVER_PYTHON default to .venv/bin/python (else
 # python3); on a cluster set PYSPARK_PYTHON to the Python the executors have. SPARK_HOME is set to
@@ -129,28 +129,15 @@ esac
 [[ -z $user_jars ]] || jar_args+=(--jars "$user_jars")
 [[ -z $user_packages ]] || jar_args+=(--packages "$user_packages")
 
-# --- feast_spark as a zip for --py-files, rebuilt when any file under feast_spark/ is newer --------
-zip=$root/build/spark-submit/feast_spark.zip
-if [[ ! -f $zip || -n $(find "$root/feast_spark" -name __pycache__ -prune -o -newer "$zip" -print -quit) ]]; then
-  mkdir -p "$(dirname "$zip")"
-  tmp_zip=$(mktemp "$zip.XXXXXX")
-  "$py" - "$root" "$tmp_zip" <<'PY'
-import os
+# --- feast_spark as a zip for --py-files: feast_spark.launcher.environment.package_zip (one copy) ---
+zip=$(
+  PYTHONPATH="$root${PYTHONPATH:+:$PYTHONPATH}" "$py" -c '
 import sys
-import zipfile
-
-root, out = sys.argv[1], sys.argv[2]
-with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
-    for folder, subfolders, files in os.walk(os.path.join(root, "feast_spark")):
-        subfolders[:] = sorted(d for d in subfolders if d != "__pycache__")
-        for name in sorted(files):
-            if not name.endswith((".pyc", ".pyo")):
-                path = os.path.join(folder, name)
-                archive.write(path, os.path.relpath(path, root))
-PY
-  chmod 644 "$tmp_zip"
-  mv -f "$tmp_zip" "$zip"  # atomic: a concurrent run sees the old zip or the new one
-fi
+from pathlib import Path
+from feast_spark.launcher.environment import package_zip
+print(package_zip(Path(sys.argv[1])))
+' "$root/build/spark-submit"
+) || die 1 "could not build the feast_spark zip under $root/build/spark-submit"
 py_files=$(join_csv "$zip" "$user_py_files")
 
 # ${a[@]+"${a[@]}"}: an empty array under `set -u` in bash < 4.4 (macOS) too.

@@ -57,6 +57,7 @@ def run(spark: SparkSession, path: str) -> dict[str, Any]:
         "master": spark.sparkContext.master,
         "time_zone": spark.conf.get("spark.sql.session.timeZone"),
         "shuffle_partitions": spark.conf.get("spark.sql.shuffle.partitions"),
+        "py_files": spark.sparkContext.getConf().get("spark.submit.pyFiles", ""),
     }
 
 

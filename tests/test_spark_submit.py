@@ -9,6 +9,8 @@ import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from feast_spark.launcher.environment import package_zip
+
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
@@ -77,8 +79,10 @@ def test_smoke_job_writes_a_delta_table_with_two_versions(
     assert read(0) == [(1, "a"), (2, "b")]
     assert read(1) == [(1, "a"), (2, "b"), (3, "c")]
 
-    # and feast_spark was shipped as a zip built from the sources
-    with zipfile.ZipFile(ROOT / "build" / "spark-submit" / "feast_spark.zip") as archive:
+    # and feast_spark was shipped as the zip the launcher builds from the same sources
+    shipped = package_zip(ROOT / "build" / "spark-submit")
+    assert str(shipped) in summary["py_files"]
+    with zipfile.ZipFile(shipped) as archive:
         names = set(archive.namelist())
     assert "feast_spark/spark/session.py" in names
     assert not any("__pycache__" in name for name in names)
