@@ -32,6 +32,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from feast_spark.config import RepoConfig
+from feast_spark.definitions.durations import format_duration
 from feast_spark.errors import ArgumentError, ConfigError
 from feast_spark.job_results import delete_dir
 from feast_spark.launcher import environment
@@ -250,7 +251,7 @@ class Launcher:
             ArgumentError: ``older_than`` is negative.
         """
         if older_than < timedelta(0):
-            raise ArgumentError("--older-than", older_than, "must not be negative")
+            raise ArgumentError("older_than", format_duration(older_than), "must not be negative")
         cutoff = (now or datetime.now(UTC)) - older_than
         ended = [
             record for record in self.list() if record.state.is_final and _ended(record) <= cutoff
