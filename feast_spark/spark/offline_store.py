@@ -579,7 +579,8 @@ def read_offline_table(
     if version is not None:
         reader = reader.option("versionAsOf", str(version))
     frame = reader.load(path)
-    predicate = replace_predicate(Window(start, end), day_partitioned=EVENT_DATE in frame.columns)
+    day_partitioned = _day_partitioned(frame.columns)
+    predicate = replace_predicate(Window(start, end), day_partitioned=day_partitioned)
     return frame if predicate is None else frame.where(predicate)
 
 
@@ -619,7 +620,7 @@ def compact(
             bounds.append(f"{EVENT_DATE} >= DATE'{start.isoformat()}'")
         if end is not None:
             bounds.append(f"{EVENT_DATE} <= DATE'{end.isoformat()}'")
-        if EVENT_DATE not in table.toDF().columns:
+        if not _day_partitioned(table.toDF().columns):
             if bounds:
                 raise JobSpecError(
                     "window",
@@ -682,7 +683,7 @@ def _write(
         schema = offline_schema(table, entities)
     else:
         raise NotFoundError("offline table", path, hint="create it first with ensure_table")
-    day_partitioned = EVENT_DATE in schema.fieldNames()
+    day_partitioned = _day_partitioned(schema.fieldNames())
     aligned = _aligned(with_event_date(rows) if day_partitioned else rows, schema)
     writer = aligned.write.format("delta").mode("overwrite").option("userMetadata", job_id)
     if day_partitioned:
@@ -697,6 +698,14 @@ def _write(
         spark.conf.unset(_LAST_COMMIT)
     writer.save(path)
     return _committed_version(spark, path, job_id, private=private)
+
+
+def _day_partitioned(columns: Sequence[str]) -> bool:
+    """Whether a table with these columns has the first layout (``event_date`` partitions).
+
+    The column is enough: no other table has it, ``event_date`` being a reserved name.
+    """
+    return EVENT_DATE in columns
 
 
 def _aligned(rows: DataFrame, schema: T.StructType) -> DataFrame:
