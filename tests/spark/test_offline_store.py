@@ -30,6 +30,8 @@ from feast_spark.spark.offline_store import (
 )
 from feast_spark.specs import Window
 
+from .plans import scanned_files
+
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
@@ -183,7 +185,7 @@ def test_a_day_partitioned_table_of_the_first_layout_keeps_working(store: Store)
     ]  # fmt: skip
     day2 = read_offline_table(store.spark, store.table_path, at(2), at(3))
     assert [k[0] for k in store.triples(day2)] == [21]
-    assert scanned_files(day2) == 1
+    assert scanned_files(day2, store.table_path) == 1
 
 
 # --- idempotency ----------------------------------------------------------------------------------
@@ -407,12 +409,6 @@ def test_a_changed_feature_type_is_refused_before_any_commit(store: Store) -> No
 # --- reads and maintenance --------------------------------------------------------------------------
 
 
-def scanned_files(frame: DataFrame) -> int:
-    """Files the Delta scan of ``frame`` opens, after data skipping."""
-    scan = frame._jdf.queryExecution().executedPlan().collectLeaves().apply(0)
-    return int(scan.metrics().apply("numFiles").value())
-
-
 def test_range_reads_open_only_the_files_of_the_range(store: Store) -> None:
     # given five days, each ingested as its own window
     files_by_day = {}
@@ -426,7 +422,11 @@ def test_range_reads_open_only_the_files_of_the_range(store: Store) -> None:
 
     # then only day 3's files are scanned
     assert [k[0] for k in store.triples(frame)] == [30, 31, 32]
-    assert scanned_files(frame) == len(files_by_day[3]) < len(store.table().inputFiles())
+    assert (
+        scanned_files(frame, store.table_path)
+        == len(files_by_day[3])
+        < len(store.table().inputFiles())
+    )
     # and a cut inside the day is exact
     frame = read_offline_table(store.spark, store.table_path, at(3, 6), at(4))
     assert [k[0] for k in store.triples(frame)] == [31, 32]
@@ -444,7 +444,7 @@ def test_compact_orders_a_backfill_by_time_and_vacuum_keeps_the_retention_check(
     day3 = read_offline_table(store.spark, store.table_path, at(3), at(4))
     assert len(store.triples(day3)) == 3
     files = len(store.table().inputFiles())
-    assert scanned_files(day3) == files >= 2
+    assert scanned_files(day3, store.table_path) == files >= 2
 
     # when compacted into small files (a tiny target size stands in for a big table)
     store.spark.conf.set("spark.databricks.delta.optimize.maxFileSize", "300")
@@ -457,7 +457,7 @@ def test_compact_orders_a_backfill_by_time_and_vacuum_keeps_the_retention_check(
     assert metrics["files_removed"] == files and metrics["files_added"] > files
     day3 = read_offline_table(store.spark, store.table_path, at(3), at(4))
     assert [k[0] for k in store.triples(day3)] == [30, 31, 32]
-    assert scanned_files(day3) < metrics["files_added"] / 2
+    assert scanned_files(day3, store.table_path) < metrics["files_added"] / 2
     assert sorted(store.table().collect()) == sorted(before)
     assert store.history()[-1][1] == "OPTIMIZE"
     # and days cannot be chosen on an unpartitioned table

@@ -11,32 +11,16 @@ from feast_spark.spark.offline_store import ingest_table
 from feast_spark.spark.training_data import build_training_dataset, prepare_entity_rows
 from feast_spark.specs import Window
 
+from .plans import scanned_files
+
 if TYPE_CHECKING:
-    from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql import SparkSession
 
 DRIVER = Entity("driver_id", "INT64")
 
 
 def day(number: int, hour: int = 0) -> datetime:
     return datetime(2024, 5, number, hour, tzinfo=UTC)
-
-
-def scanned_files(frame: DataFrame, path: str) -> int:
-    """Files the executed plan of ``frame`` opened under ``path`` (after data skipping).
-
-    Runs with adaptive execution off, so that the executed plan holds the scans themselves.
-    """
-    total = 0
-    pending = [frame._jdf.queryExecution().executedPlan()]
-    while pending:
-        node = pending.pop()
-        children = node.children()
-        pending += [children.apply(i) for i in range(children.size())]
-        if node.nodeName().startswith("Scan") and node.metrics().contains("numFiles"):
-            roots = node.relation().location().rootPaths()
-            if any(path in str(roots.apply(i)) for i in range(roots.size())):
-                total += int(node.metrics().apply("numFiles").value())
-    return total
 
 
 def test_an_offline_table_is_read_only_over_the_entity_rows_range(
