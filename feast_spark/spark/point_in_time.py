@@ -29,13 +29,16 @@ before the entity timestamp is too old, every earlier row is too. Work is linear
 rows after a sort, whatever the number of feature rows per key.
 
 Before the shuffle, feature rows that cannot match are dropped: by time (outside the entity rows'
-range widened by ``max_age``, which Delta turns into partition pruning) and, when the entity rows
-hold at most :data:`KEY_PRUNING_MAX_KEYS` distinct keys, by key and time together: each key's
-earliest and latest entity timestamp are broadcast, and a feature row is kept only within
-``[earliest - max_age, latest]`` of its own key. In the sparse benchmark (10M rows over 1M keys
-and 90 days, 1M entity rows, max_age 7 days) that keeps 15% of the feature rows; where every key
-is wanted over the whole range it keeps all and costs 5-10% (one aggregate over the entity rows
-and one hash probe per feature row).
+range widened by ``max_age``, which Delta skips files by) and by key and time together, when
+the bounds fit a broadcast of :data:`KEY_PRUNING_MAX_KEYS` entries. Where each key has few entity
+rows (at most :data:`POINT_PRUNING_MAX_ROWS_PER_KEY`, hot keys aside), the entity rows themselves
+are broadcast, with no aggregate before the scan, and a feature row is kept only within
+``[ts - max_age, ts]`` of some entity row of its key; otherwise each key's earliest and latest
+entity timestamp are, and a feature row is kept only within ``[earliest - max_age, latest]`` of
+its own key. In the sparse benchmark (10M rows over 1M keys and 90 days, 1M entity rows, max_age
+7 days) that keeps 15% of the feature rows; where every key is wanted over the whole range it
+keeps all and costs 5-10% (one aggregate over the entity rows and one hash probe per feature
+row).
 
 Skew: all rows of one key would land in one window partition, sorted and scanned by a single
 task; a key with 30% of the rows makes that task 30% of the work, a straggler on any cluster.
@@ -85,7 +88,8 @@ _KEY_LOW = "_pit_key_low"
 _KEY_HIGH = "_pit_key_high"
 _SALT = "_pit_time_bucket"  # splits a hot key's window by time; -1 for other keys
 _KEY_HASH = "_pit_key_hash"  # leads the window's sort where keys are split (see _TimeSplit)
-_INTERNAL = (_TS, _ORDER, _ENTITY_ROW, _KEY_LOW, _KEY_HIGH, _SALT, _KEY_HASH)
+_BOUND_KEY = "_pit_key_"  # + position: an entity key in the broadcast bounds
+_RESERVED_PREFIX = "_pit_"  # every helper column's; entity and feature names may not start so
 _SPARK_TIMESTAMP_SPAN = timedelta(days=366 * 10_000)
 
 KEY_PRUNING_MAX_KEYS = 1_000_000
@@ -94,6 +98,13 @@ KEY_PRUNING_MAX_KEYS = 1_000_000
 The broadcast holds a key and two longs per key, about 115 bytes each once built (72 MiB for
 632K INT64 keys, measured): a million keys stay near a tenth of a 2 GB executor."""
 
+
+POINT_PRUNING_MAX_ROWS_PER_KEY = 32
+"""Most entity rows of one (not hot) key for pruning by each entity row rather than by key.
+
+Each entity row is then broadcast as it is, with no aggregate (and no shuffle) before the scan,
+and a feature row is kept when it lies within ``max_age`` before some entity row of its key:
+each feature row walks its key's entity rows, so their number must stay small."""
 
 HOT_KEY_MIN_SHARE = 0.05
 """Share of the entity rows a key must hold to be split by time (see :data:`HOT_KEY_MIN_ROWS`)."""
@@ -120,12 +131,17 @@ class EntitySummary:
         hot_keys: Per key set, the ``xxhash64`` of each key holding at least
             :data:`HOT_KEY_MIN_SHARE` and :data:`HOT_KEY_MIN_ROWS` of the entity rows; such a
             key's rows are split by time across tasks instead of landing in one.
+        rows: Number of entity rows (0: unknown).
+        heaviest_rows: Per key set, the approximate entity rows of its heaviest key that is not
+            hot; missing where the sketch cannot tell (every key it returned is hot).
     """
 
     low_us: int | None
     high_us: int | None
     distinct_keys: Mapping[tuple[str, ...], int] = field(default_factory=dict)
     hot_keys: Mapping[tuple[str, ...], tuple[int, ...]] = field(default_factory=dict)
+    rows: int = 0
+    heaviest_rows: Mapping[tuple[str, ...], int] = field(default_factory=dict)
 
     @staticmethod
     def aggregates(
@@ -170,15 +186,15 @@ class EntitySummary:
         sets = _key_sets(key_sets)
         counts = {keys: int(row[f"_pit_keys_{n}"]) for n, keys in enumerate(sets)}
         hot_rows = max(HOT_KEY_MIN_ROWS, HOT_KEY_MIN_SHARE * row["_pit_rows"])
-        hot = {
-            keys: tuple(
-                int(top["item"])
-                for top in row[f"_pit_hot_{n}"] or ()
-                if top["item"] is not None and top["count"] >= hot_rows
-            )
-            for n, keys in enumerate(sets)
-        }
-        return cls(row["_pit_low"], row["_pit_high"], counts, hot)
+        hot: dict[tuple[str, ...], tuple[int, ...]] = {}
+        heaviest: dict[tuple[str, ...], int] = {}
+        for n, keys in enumerate(sets):
+            top = [t for t in row[f"_pit_hot_{n}"] or () if t["item"] is not None]
+            hot[keys] = tuple(int(t["item"]) for t in top if t["count"] >= hot_rows)
+            others = [int(t["count"]) for t in top if t["count"] < hot_rows]
+            if others or len(top) < HOT_KEYS_MAX:  # a short list holds every key
+                heaviest[keys] = max(others, default=0)
+        return cls(row["_pit_low"], row["_pit_high"], counts, hot, row["_pit_rows"], heaviest)
 
     @classmethod
     def of(
@@ -239,9 +255,9 @@ def point_in_time_join(
     returned as stored, nulls included.
 
     Feature rows that cannot match are dropped before the shuffle: those outside the entity
-    rows' time range (minus ``max_age``), and, when the entity rows hold at most
-    :data:`KEY_PRUNING_MAX_KEYS` distinct keys of a key set, those outside their own key's
-    entity time range (a broadcast join with each key's earliest and latest entity timestamp).
+    rows' time range (minus ``max_age``), and, when the bounds fit a broadcast, those that no
+    entity row of their own key can match (a broadcast join with the entity rows' timestamps,
+    or each key's earliest and latest one).
     A key holding a large share of the entity rows is split by time across tasks (module
     docstring), at the cost of a second read of that key's feature rows. For all this it runs
     one aggregate over ``entity_rows`` right away (:class:`EntitySummary`), unless
@@ -333,14 +349,13 @@ def point_in_time_join(
         in_time = [_prune(table, summary.low_us, summary.high_us) for table in group]
         pruned = in_time
         keys = list(group[0].entity_columns)
-        distinct_keys = summary.distinct_keys.get(tuple(sorted(keys)))
-        if distinct_keys is not None and distinct_keys <= KEY_PRUNING_MAX_KEYS:
-            ranges = _key_time_ranges(entity_rows, entity_timestamp_column, keys)
+        split = _TimeSplit.of(entity_rows, group, summary)
+        bounds = _entity_time_bounds(entity_rows, entity_timestamp_column, keys, summary, split)
+        if bounds is not None:
             pruned = [
-                _within_key_ranges(rows, ranges, keys, _max_age_us(table))
+                _within_bounds(rows, bounds, keys, _max_age_us(table))
                 for table, rows in zip(group, in_time, strict=True)
             ]
-        split = _TimeSplit.of(entity_rows, group, summary)
         carried = split.carried_rows(group, in_time) if split else ()
         result = _join_group(result, entity_timestamp_column, group, pruned, split, carried)
     return result.select(*[sf.col(_quote(c)) for c in output_columns])
@@ -476,32 +491,62 @@ def _shuffle_partitions(frame: DataFrame) -> int:
         return 8
 
 
-def _key_time_ranges(entity_rows: DataFrame, ts_column: str, keys: Sequence[str]) -> DataFrame:
-    """Per entity key, the earliest and latest entity timestamp (µs), to broadcast.
+def _entity_time_bounds(
+    entity_rows: DataFrame,
+    ts_column: str,
+    keys: Sequence[str],
+    summary: EntitySummary,
+    split: _TimeSplit | None,
+) -> DataFrame | None:
+    """Time bounds of the entity rows per key, to broadcast; ``None``: too many to broadcast.
 
-    Rows with a null key or timestamp match nothing, so they need no feature rows.
+    Columns: ``_pit_key_<n>`` (the keys, renamed), ``_KEY_LOW`` and ``_KEY_HIGH`` (µs). A key
+    may have several rows: a feature row is wanted when some row of its key bounds it. Where no
+    key (hot keys aside) holds more than :data:`POINT_PRUNING_MAX_ROWS_PER_KEY` entity rows and
+    there are at most :data:`KEY_PRUNING_MAX_KEYS` of them, each entity row is its own bound,
+    read as it is (hot keys are aggregated: a feature row walks its key's bounds). Otherwise,
+    each key's earliest and latest entity timestamp, one aggregate, when there are at most
+    :data:`KEY_PRUNING_MAX_KEYS` keys. Rows with a null key or timestamp match nothing.
     """
     from pyspark.sql import functions as sf
 
+    key_set = tuple(sorted(keys))
     ts = sf.unix_micros(sf.col(_quote(ts_column)))
     present = ts.isNotNull()
     for key in keys:
         present = present & sf.col(_quote(key)).isNotNull()
-    ranges = (
-        entity_rows.where(present)
-        .groupBy(*[sf.col(_quote(k)) for k in keys])
-        .agg(sf.min(ts).alias(_KEY_LOW), sf.max(ts).alias(_KEY_HIGH))
-    )
-    return sf.broadcast(ranges)
+    renamed = [sf.col(_quote(k)).alias(f"{_BOUND_KEY}{n}") for n, k in enumerate(keys)]
+
+    def per_key(rows: DataFrame) -> DataFrame:
+        return rows.groupBy(*renamed).agg(sf.min(ts).alias(_KEY_LOW), sf.max(ts).alias(_KEY_HIGH))
+
+    heaviest = summary.heaviest_rows.get(key_set)
+    if (
+        heaviest is not None
+        and heaviest <= POINT_PRUNING_MAX_ROWS_PER_KEY
+        and 0 < summary.rows <= KEY_PRUNING_MAX_KEYS
+    ):
+        hot = split.is_hot() if split else sf.lit(False)
+        bounds = entity_rows.where(present & ~hot).select(
+            *renamed, ts.alias(_KEY_LOW), ts.alias(_KEY_HIGH)
+        )
+        if split:
+            bounds = bounds.unionByName(per_key(entity_rows.where(present & hot)))
+        return sf.broadcast(bounds)
+    distinct_keys = summary.distinct_keys.get(key_set)
+    if distinct_keys is not None and distinct_keys <= KEY_PRUNING_MAX_KEYS:
+        return sf.broadcast(per_key(entity_rows.where(present)))
+    return None
 
 
-def _within_key_ranges(
-    rows: DataFrame, ranges: DataFrame, keys: Sequence[str], max_age_us: int | None
+def _within_bounds(
+    rows: DataFrame, bounds: DataFrame, keys: Sequence[str], max_age_us: int | None
 ) -> DataFrame:
     """The feature rows some entity row of their own key can match.
 
-    For key ``k`` with entity timestamps in ``[low_k, high_k]``, every candidate lies in
-    ``[low_k - max_age, high_k]``: rows of other keys, or outside that range, cannot win.
+    A key's bound ``[low, high]`` (from :func:`_entity_time_bounds`) wants the feature rows in
+    ``[low - max_age, high]``: rows of other keys, or outside every bound of their key, cannot
+    win.
     """
     from pyspark.sql import functions as sf
 
@@ -509,7 +554,9 @@ def _within_key_ranges(
     wanted = ts <= sf.col(_KEY_HIGH)
     if max_age_us is not None:
         wanted = wanted & (ts >= sf.col(_KEY_LOW) - sf.lit(max_age_us))
-    return rows.join(ranges, list(keys), "inner").where(wanted).drop(_KEY_LOW, _KEY_HIGH)
+    for n, key in enumerate(keys):
+        wanted = (sf.col(_quote(key)) == sf.col(f"{_BOUND_KEY}{n}")) & wanted
+    return rows.join(bounds, wanted, "left_semi")
 
 
 def _group_by_entity_columns(
@@ -744,7 +791,7 @@ def _check_inputs(
         for column in (EVENT_TIMESTAMP, CREATED_TIMESTAMP):
             _check_type(table_types, column, TimestampType(), table.name, "in the feature rows")
         for key in table.entity_columns:
-            if key in _INTERNAL or key.startswith((_FEATURES, _FEATURE_TS)):
+            if key.startswith(_RESERVED_PREFIX):
                 raise SourceSchemaError(table.name, key, "is a name reserved for the join")
             _check_type(table_types, key, None, table.name, "in the feature rows")
             if key not in entity_types:
@@ -763,6 +810,8 @@ def _check_inputs(
                     table.name, key, f"has type {table_types[key].simpleString()}, not a key type"
                 )
         for feature in table.feature_columns:
+            if feature.startswith(_RESERVED_PREFIX):
+                raise SourceSchemaError(table.name, feature, "is a name reserved for the join")
             _check_type(table_types, feature, None, table.name, "in the feature rows")
             if not _is_orderable(table_types[feature]):
                 raise SourceSchemaError(

@@ -294,36 +294,90 @@ def test_one_shuffle_of_feature_rows_per_key_set_pruned_by_broadcast_key_ranges(
     # when
     plan = executed_plan(point_in_time_join(entities, tables))
     # then one shuffle of the rows per key set, and each table's feature rows meet the
-    # broadcast time ranges of their key set (whose own small shuffle is the aggregate)
+    # broadcast time bounds of their key set (its entity rows: few per key)
     assert plan.count("REPARTITION_BY_COL") == 2, plan
     assert plan.count("BroadcastHashJoin") == 3, plan
     assert "SortMergeJoin" not in plan and "ShuffledHashJoin" not in plan, plan
 
 
-def test_feature_rows_outside_their_own_keys_entity_range_are_pruned(spark: SparkSession) -> None:
-    # given entity rows of key 1 on days 10 and 12, of key 2 on day 20 (one with a null time)
+@pytest.mark.parametrize(
+    ("bounds", "kept_rates"),
+    [("per-entity-row", [2.0, 3.0, 6.0]), ("per-key", [2.0, 3.0, 4.0, 6.0])],
+)
+def test_feature_rows_no_entity_row_of_their_key_can_match_are_pruned(
+    spark: SparkSession, monkeypatch: pytest.MonkeyPatch, bounds: str, kept_rates: list[float]
+) -> None:
+    # given entity rows of key 1 on days 10, 12 and 16, of key 2 on day 20 (one with a null
+    # time); with bounds per key when a key may have no more than 0 entity rows for bounds per row
+    if bounds == "per-key":
+        monkeypatch.setattr(point_in_time, "POINT_PRUNING_MAX_ROWS_PER_KEY", 0)
     entities = entity_rows(
         spark,
-        [(1, at(10 * DAY), "a"), (1, at(12 * DAY), "b"), (2, at(20 * DAY), "c"), (2, None, "d")],
-    )
+        [
+            (1, at(10 * DAY), "a"), (1, at(12 * DAY), "b"), (1, at(16 * DAY), "c"),
+            (2, at(20 * DAY), "d"), (2, None, "e"),
+        ],
+    )  # fmt: skip
     rows = feature_rows(
         spark, ["driver"], "rate double",
         [
             (1, 1.0, at(7 * DAY), at(7 * DAY)),    # before day 10 - max_age (2 days): never a candidate
             (1, 2.0, at(8 * DAY), at(8 * DAY)),    # exactly day 10 - max_age: kept
-            (1, 3.0, at(12 * DAY), at(12 * DAY)),  # exactly the latest entity time: kept
-            (1, 4.0, at(13 * DAY), at(13 * DAY)),  # after key 1's latest entity time
+            (1, 3.0, at(12 * DAY), at(12 * DAY)),  # exactly an entity time: kept
+            (1, 4.0, at(13 * DAY), at(13 * DAY)),  # within key 1's range, not 2 days before a row
             (2, 5.0, at(12 * DAY), at(12 * DAY)),  # within key 1's range, before key 2's
             (2, 6.0, at(19 * DAY), at(19 * DAY)),  # kept
             (3, 7.0, at(15 * DAY), at(15 * DAY)),  # no entity row has key 3
+            (1, 8.0, at(17 * DAY), at(17 * DAY)),  # after key 1's latest entity time
         ],
     )  # fmt: skip
-    ranges = point_in_time._key_time_ranges(entities, "event_timestamp", ["driver"])
+    summary = point_in_time.EntitySummary.of(entities, "event_timestamp", [("driver",)])
     # when
-    kept = point_in_time._within_key_ranges(rows, ranges, ["driver"], 2 * DAY * 1_000_000)
-    # then only rows some entity row of the same key can reach remain
-    assert sorted(r.rate for r in kept.collect()) == [2.0, 3.0, 6.0]
+    bounds_frame = point_in_time._entity_time_bounds(
+        entities, "event_timestamp", ["driver"], summary, None
+    )
+    assert bounds_frame is not None
+    kept = point_in_time._within_bounds(rows, bounds_frame, ["driver"], 2 * DAY * 1_000_000)
+    # then only rows some entity row of the same key can reach remain (a range per key keeps
+    # what lies between its entity rows too)
+    assert sorted(r.rate for r in kept.collect()) == kept_rates
     assert kept.columns == rows.columns
+    assert bounds_frame.count() == (4 if bounds == "per-entity-row" else 2)
+
+
+def test_entity_rows_are_bounds_only_when_each_key_has_few_of_them(
+    spark: SparkSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given 3 entity rows of one key, and 2 of another
+    monkeypatch.setattr(point_in_time, "POINT_PRUNING_MAX_ROWS_PER_KEY", 2)
+    rows = [(1, at(n), "x") for n in range(3)] + [(2, at(n), "y") for n in range(2)]
+    entities = entity_rows(spark, rows)
+    summary = point_in_time.EntitySummary.of(entities, "event_timestamp", [("driver",)])
+
+    def bounds(frame: DataFrame) -> int | None:
+        found = point_in_time._entity_time_bounds(
+            frame, "event_timestamp", ["driver"], summary, None
+        )
+        return None if found is None else found.count()
+
+    # when / then: the heaviest key has 3 rows (> 2): one bound per key
+    assert summary.heaviest_rows == {("driver",): 3}
+    assert bounds(entities) == 2
+    # and with at most 3 rows per key allowed, one bound per entity row
+    monkeypatch.setattr(point_in_time, "POINT_PRUNING_MAX_ROWS_PER_KEY", 3)
+    assert bounds(entities) == 5
+    # and above the broadcast limit, none
+    monkeypatch.setattr(point_in_time, "KEY_PRUNING_MAX_KEYS", 1)
+    assert bounds(entities) is None
+
+
+def test_entity_row_and_feature_names_may_not_use_the_joins_prefix(
+    spark: SparkSession, simple: tuple[DataFrame, DataFrame]
+) -> None:
+    entities, rows = simple
+    renamed = rows.withColumnRenamed("rate", "_pit_key_0")
+    with pytest.raises(SourceSchemaError, match="'_pit_key_0' is a name reserved for the join"):
+        point_in_time_join(entities, [driver_table(renamed, features=("_pit_key_0",))])
 
 
 def test_no_key_pruning_above_the_distinct_key_limit(
