@@ -649,9 +649,6 @@ def _join_group(
     for i, rows in enumerate(pruned):
         own_order = [ts.alias(_TS), _order_of_feature_row().alias(_ORDER), *salt(ts)]
         unioned = unioned.unionByName(feature_side(rows, i, feature_structs[i], *own_order))
-    for i, rows in enumerate(carried):
-        carried_order = [sf.col(_TS), sf.col(_ORDER), sf.col(_SALT)]
-        unioned = unioned.unionByName(feature_side(rows, i, sf.col(_FEATURES), *carried_order))
 
     # Group the rows by key first: a sort on the key alone is a radix sort on its prefix. The
     # window's own sort by (key, time, ...) then finds each key's rows side by side in memory;
@@ -661,6 +658,19 @@ def _join_group(
     key_columns = [sf.col(_quote(k)) for k in keys]
     partition_columns = [*key_columns, *([sf.col(_SALT)] if split else [])]
     unioned = unioned.repartition(*partition_columns)
+    if carried:
+        # Shuffled on their own, like the rows, and joined to them after both shuffles (Spark
+        # keeps a union of alike-partitioned shuffles partitioned): the second read of the hot
+        # keys' rows then runs beside the main one instead of before it.
+        carried_order = [sf.col(_TS), sf.col(_ORDER), sf.col(_SALT)]
+        sides = [
+            feature_side(rows, i, sf.col(_FEATURES), *carried_order)
+            for i, rows in enumerate(carried)
+        ]
+        carried_rows = sides[0]
+        for side in sides[1:]:
+            carried_rows = carried_rows.unionByName(side)
+        unioned = unioned.unionByName(carried_rows.repartition(*partition_columns))
     if split:
         # A hash of the key leads the window's partitioning (same groups) so that its sort
         # begins with the pre-sort's order; see _TimeSplit.sort_key.
