@@ -445,28 +445,31 @@ def test_hot_key_buckets_follow_shuffle_partitions_or_default_when_not_a_number(
     assert point_in_time._shuffle_partitions(frame("auto")) == 8
 
 
-def test_a_split_key_sets_sort_key_orders_rows_by_key_hash_then_time(spark: SparkSession) -> None:
-    # given a split over [100 s, 200 s] reaching 50 s back (max_age), and rows of two keys
+def test_a_split_presorts_hot_rows_first_by_time_and_other_rows_by_key(
+    spark: SparkSession,
+) -> None:
+    # given a split over [100 s, 200 s] reaching 50 s back (max_age); rows of hot key 1 (in
+    # buckets 0-3) and of keys 5 and 7 (bucket -1) at several times
     low_us = int(at(100).timestamp()) * 1_000_000
     split = point_in_time._TimeSplit(("driver",), (0,), low_us, 25_000_001, 4, 50_000_000)
     seconds = [0, 50, 60, 150, 250, 400]
     rows = spark.createDataFrame(
-        [(key, at(s)) for key in (1, 2) for s in seconds], "driver bigint, ts timestamp"
+        [(1, s, at(s), 0) for s in seconds] + [(k, s, at(s), -1) for k in (7, 5) for s in seconds],
+        "driver bigint, s int, _pit_ts timestamp, _pit_time_bucket int",
     )
     # when
-    keyed = rows.withColumn(point_in_time._KEY_HASH, split.key_hash()).select(
-        "driver", "ts", split.sort_key(sf.col("ts")).alias("sort_key")
-    )
-    by_key: dict[int, list[int]] = {}
-    for row in keyed.orderBy("ts").collect():
-        by_key.setdefault(row["driver"], []).append(row["sort_key"])
-    # then the sort key never falls as time goes on, clipped outside the range; the keys differ
-    for sort_keys in by_key.values():
-        assert sort_keys == sorted(sort_keys)
-        assert sort_keys[0] == sort_keys[1]  # before the reach: the first slot
-        assert sort_keys[-2] == sort_keys[-1]  # after the range: the last slot
-        assert len(set(sort_keys)) == 4
-    assert by_key[1] != by_key[2]
+    order = {
+        (r.driver, r.s): r.order
+        for r in rows.select(
+            "driver", "s", split.presort_order(sf.col("driver")).alias("order")
+        ).collect()
+    }
+    # then the hot key's rows come first, in time order (all before the reach alike); then
+    # the other keys' rows, by key
+    hot = [order[(1, s)] for s in seconds]
+    assert hot == sorted(hot) and len(set(hot)) == 5, hot
+    assert hot[0] == hot[1]
+    assert max(hot) < order[(5, 0)] == order[(5, 400)] < order[(7, 0)] == order[(7, 400)]
 
 
 def test_a_hot_keys_rows_are_split_by_time_and_see_rows_of_earlier_buckets(
