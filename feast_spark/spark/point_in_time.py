@@ -40,22 +40,21 @@ its own key. In the sparse benchmark (10M rows over 1M keys and 90 days, 1M enti
 keeps all and costs 5-10% (one aggregate over the entity rows and one hash probe per feature
 row).
 
-Skew: all rows of one key would land in one window partition, sorted and scanned by a single
-task; a key with 30% of the rows makes that task 30% of the work, a straggler on any cluster.
-So the summary pass also finds the heaviest entity keys (an ``approx_top_k`` sketch): a key with
-at least :data:`HOT_KEY_MIN_SHARE` of the entity rows (and :data:`HOT_KEY_MIN_ROWS`) is split
-by time. Its window is partitioned by ``(key, bucket)``, the buckets cutting the entity time
-range into equal spans (``spark.sql.shuffle.partitions`` of them, 2 to 64). An entity row's
-latest candidate may lie in an earlier bucket, so every bucket also gets, per table, the last
-feature row of each earlier bucket (by the window's order): the last of those is the latest row
-before the bucket starts, and it sorts before all of the bucket's own rows. Those carried rows
-come from a second read of the hot keys' feature rows, aggregated per bucket and shuffled on
-their own; the window takes that small shuffle beside the main one, so the two reads run side by
-side. A hot key's rows arrive in random time order, and the window's sort would compare
-them pairwise from all over memory; so where the key is one integral column, a hot key's rows are
-first radix-sorted by time, and the window's sort finds them nearly in order. Other keys are
-unaffected. A key hot only in the feature rows (few entity rows) is not detected; per-key pruning
-removes its rows outside its entity rows' range.
+Skew: all rows of one key would land in one window partition, sorted and scanned by a single task;
+a key with 30% of the rows makes that task 30% of the work, a straggler on any cluster. So the
+summary pass also finds the heaviest entity keys (an ``approx_top_k`` sketch): a key with at least
+:data:`HOT_KEY_MIN_SHARE` of the entity rows (and :data:`HOT_KEY_MIN_ROWS`) is split by time. Its
+window is partitioned by ``(key, bucket)``, the buckets cutting the entity time range into equal
+spans (``spark.sql.shuffle.partitions`` of them, 2 to 64). An entity row's latest candidate may lie
+in an earlier bucket, so the feature rows at each bucket's latest event time are also copied into
+every later bucket: the latest of those copies is the latest row before the bucket starts (ties
+included), and it sorts before all of the bucket's own rows. The latest times come from an
+aggregate of the hot keys' timestamps (a narrow second read of the feature rows, two columns),
+broadcast like the bounds and computed beside them. A hot key's rows arrive in random time order,
+and the window's sort would compare them pairwise from all over memory; so where the key is one
+integral column, a hot key's rows are first radix-sorted by time, and the window's sort finds them
+nearly in order. Other keys are unaffected. A key hot only in the feature rows (few entity rows) is
+not detected; per-key pruning removes its rows outside its entity rows' range.
 """
 
 from __future__ import annotations
@@ -89,6 +88,8 @@ _KEY_LOW = "_pit_key_low"
 _KEY_HIGH = "_pit_key_high"
 _SALT = "_pit_time_bucket"  # splits a hot key's window by time; -1 for other keys
 _BOUND_KEY = "_pit_key_"  # + position: an entity key in the broadcast bounds
+_LATEST_BUCKET = "_pit_latest_bucket"  # a hot key's time bucket, with ...
+_LATEST = "_pit_latest"  # ... the latest event time of its feature rows in it
 _RESERVED_PREFIX = "_pit_"  # every helper column's; entity and feature names may not start so
 _SPARK_TIMESTAMP_SPAN = timedelta(days=366 * 10_000)
 _PRESORT_TIME_SLOTS = 1 << 40  # of a hot key's time range, for _TimeSplit.presort_order
@@ -261,11 +262,10 @@ def point_in_time_join(
     entity row of their own key can match (a broadcast join with the entity rows' timestamps,
     or each key's earliest and latest one).
     A key holding a large share of the entity rows is split by time across tasks (module
-    docstring), at the cost of a second read of that key's feature rows. For all this it runs
-    one aggregate over ``entity_rows`` right away (:class:`EntitySummary`), unless
-    ``entity_summary`` is given; cache ``entity_rows`` if it is expensive. The rest is lazy: one
-    shuffle per distinct set of entity columns (plus a small one per split key set), none for
-    the entity rows alone.
+    docstring), at the cost of a second read of the keys and timestamps of the feature rows.
+    For all this it runs one aggregate over ``entity_rows`` right away (:class:`EntitySummary`),
+    unless ``entity_summary`` is given; cache ``entity_rows`` if it is expensive. The rest is
+    lazy: one shuffle per distinct set of entity columns, none for the entity rows alone.
 
     Args:
         entity_rows: Key columns named as the entities, the timestamp column and any other
@@ -358,8 +358,9 @@ def point_in_time_join(
                 _within_bounds(rows, bounds, keys, _max_age_us(table))
                 for table, rows in zip(group, in_time, strict=True)
             ]
-        carried = split.carried_rows(group, in_time) if split else ()
-        result = _join_group(result, entity_timestamp_column, group, pruned, split, carried)
+        if split:
+            pruned = [split.spread(*pair) for pair in zip(pruned, in_time, strict=True)]
+        result = _join_group(result, entity_timestamp_column, group, pruned, split)
     return result.select(*[sf.col(_quote(c)) for c in output_columns])
 
 
@@ -370,8 +371,8 @@ class _TimeSplit:
     A hot key's window is partitioned by ``(key, bucket)``, the bucket being the entity time
     range cut into ``buckets`` equal spans (feature rows before the range go to the first).
     An entity row's candidates may lie in earlier buckets, so each bucket also receives, from
-    every earlier bucket and table, that bucket's last feature row (by the window's order):
-    the last of those is the latest row before the bucket starts. Other keys keep bucket -1.
+    every earlier bucket and table, that bucket's feature rows at its latest event time
+    (:meth:`spread`). Other keys keep bucket -1.
     """
 
     keys: tuple[str, ...]
@@ -431,48 +432,37 @@ class _TimeSplit:
         hot_first = sf.lit(-(2**63)) + slot
         return sf.when(sf.col(_SALT) >= 0, hot_first).otherwise(key.cast("long"))
 
-    def carried_rows(
-        self, group: Sequence[FeatureTableInput], rows: Sequence[DataFrame]
-    ) -> list[DataFrame]:
-        """Per table, each hot bucket's last feature row, copied into every later bucket.
+    def spread(self, rows: DataFrame, all_rows: DataFrame) -> DataFrame:
+        """``rows`` with ``_SALT``: each row in its bucket, a bucket's latest also in later ones.
 
-        Read from the feature rows again (``rows``, pruned by time), keeping only hot keys
-        before a partial aggregate: a second scan, but a few rows per bucket to shuffle.
-        Columns: the keys, ``_TS``, ``_ORDER``, the features struct as ``_FEATURES``, and
-        ``_SALT``, the bucket the row is carried into.
+        Copied into every later bucket, a hot bucket's feature rows at its latest event time
+        include its last row by the window's order; the latest of all those copies is the
+        latest row before the later bucket starts. The latest times come from ``all_rows`` (the
+        rows pruned by time only), one aggregate of a key and a timestamp per row, broadcast.
+        A bucket whose latest row ``rows`` lacks (pruned by key bounds) has no row any later
+        entity row of its key can match.
         """
         from pyspark.sql import functions as sf
 
-        keys = [sf.col(_quote(k)) for k in self.keys]
         ts = sf.col(EVENT_TIMESTAMP)
-        # The later buckets, none after the last one.
-        later = sf.filter(
-            sf.sequence(sf.col(_SALT) + 1, sf.lit(self.buckets)),
-            lambda bucket: bucket < sf.lit(self.buckets),
+        latest = (
+            all_rows.where(self.is_hot())
+            .groupBy(
+                *[sf.col(_quote(k)).alias(f"{_BOUND_KEY}{n}") for n, k in enumerate(self.keys)],
+                self.bucket(ts).alias(_LATEST_BUCKET),
+            )
+            .agg(sf.max(ts).alias(_LATEST))
         )
-        last = sf.col("_pit_last")
-        carried = []
-        for table, table_rows in zip(group, rows, strict=True):
-            row = sf.struct(
-                ts.alias(_TS),
-                _order_of_feature_row().alias(_ORDER),
-                _features_struct(table).alias(_FEATURES),
-            )
-            per_bucket = (
-                table_rows.where(self.is_hot())
-                .groupBy(*keys, self.bucket(ts).alias(_SALT))
-                .agg(sf.max(row).alias("_pit_last"))
-            )
-            carried.append(
-                per_bucket.select(
-                    *keys,
-                    last.getField(_TS).alias(_TS),
-                    last.getField(_ORDER).alias(_ORDER),
-                    last.getField(_FEATURES).alias(_FEATURES),
-                    sf.explode(later).alias(_SALT),
-                )
-            )
-        return carried
+        own = rows.withColumn(_SALT, self.bucket(ts))
+        same_bucket = sf.col(_SALT) == sf.col(_LATEST_BUCKET)
+        for n, key in enumerate(self.keys):
+            same_bucket = same_bucket & (sf.col(_quote(key)) == sf.col(f"{_BOUND_KEY}{n}"))
+        buckets = sf.when(
+            ts == sf.col(_LATEST), sf.sequence(sf.col(_SALT), sf.lit(self.buckets - 1))
+        ).otherwise(sf.array(sf.col(_SALT)))
+        return own.join(sf.broadcast(latest), same_bucket, "left").select(
+            *[sf.col(_quote(c)) for c in rows.columns], sf.explode(buckets).alias(_SALT)
+        )
 
 
 def _shuffle_partitions(frame: DataFrame) -> int:
@@ -588,12 +578,11 @@ def _join_group(
     group: Sequence[FeatureTableInput],
     pruned: Sequence[DataFrame],
     split: _TimeSplit | None = None,
-    carried: Sequence[DataFrame] = (),
 ) -> DataFrame:
     """Join the tables of one key set to the entity rows with a single shuffle.
 
-    With ``split``, hot keys are partitioned by time bucket too, and ``carried`` (per table,
-    from :meth:`_TimeSplit.carried_rows`) brings each bucket the rows before it.
+    With ``split``, hot keys are partitioned by time bucket too: the entity rows get theirs
+    here, the feature rows have a ``_SALT`` column already (:meth:`_TimeSplit.spread`).
     """
     from pyspark.sql import Window
     from pyspark.sql import functions as sf
@@ -608,9 +597,6 @@ def _join_group(
     def null_of(data_type: DataType) -> Column:
         return sf.lit(None).cast(data_type)
 
-    def salt(ts: Column) -> list[Column]:
-        return [split.bucket(ts).alias(_SALT)] if split else []
-
     entity_row_struct = (
         sf.struct(*[sf.col(_quote(c)) for c in passthrough]) if passthrough else None
     )
@@ -620,27 +606,25 @@ def _join_group(
         sf.lit(_ENTITY_ORDER).alias(_ORDER),
         *([entity_row_struct.alias(_ENTITY_ROW)] if entity_row_struct is not None else []),
         *[null_of(t).alias(f"{_FEATURES}{i}") for i, t in enumerate(struct_types)],
-        *salt(sf.col(_quote(ts_column))),
+        *([split.bucket(sf.col(_quote(ts_column))).alias(_SALT)] if split else []),
     )
     unioned = entity_side
     entity_row_type = entity_side.schema[_ENTITY_ROW].dataType if passthrough else None
 
-    def feature_side(rows: DataFrame, i: int, features: Column, *order: Column) -> DataFrame:
-        """Rows of table ``i``; ``order``: their ``_TS``, ``_ORDER`` (and ``_SALT``)."""
-        return rows.select(
-            *[sf.col(_quote(k)) for k in keys],
-            *order,
-            *([null_of(entity_row_type).alias(_ENTITY_ROW)] if entity_row_type else []),
-            *[
-                (features if j == i else null_of(t)).alias(f"{_FEATURES}{j}")
-                for j, t in enumerate(struct_types)
-            ],
-        )
-
     ts = sf.col(EVENT_TIMESTAMP)
     for i, rows in enumerate(pruned):
-        own_order = [ts.alias(_TS), _order_of_feature_row().alias(_ORDER), *salt(ts)]
-        unioned = unioned.unionByName(feature_side(rows, i, feature_structs[i], *own_order))
+        feature_side = rows.select(
+            *[sf.col(_quote(k)) for k in keys],
+            ts.alias(_TS),
+            _order_of_feature_row().alias(_ORDER),
+            *([null_of(entity_row_type).alias(_ENTITY_ROW)] if entity_row_type else []),
+            *[
+                (feature_structs[i] if j == i else null_of(t)).alias(f"{_FEATURES}{j}")
+                for j, t in enumerate(struct_types)
+            ],
+            *([sf.col(_SALT)] if split else []),
+        )
+        unioned = unioned.unionByName(feature_side)
 
     # Group the rows by key first: a sort on the key alone is a radix sort on its prefix. The
     # window's own sort by (key, time, ...) then finds each key's rows side by side in memory;
@@ -650,19 +634,6 @@ def _join_group(
     key_columns = [sf.col(_quote(k)) for k in keys]
     partition_columns = [*key_columns, *([sf.col(_SALT)] if split else [])]
     unioned = unioned.repartition(*partition_columns)
-    if carried:
-        # Shuffled on their own, like the rows, and joined to them after both shuffles (Spark
-        # keeps a union of alike-partitioned shuffles partitioned): the second read of the hot
-        # keys' rows then runs beside the main one instead of before it.
-        carried_order = [sf.col(_TS), sf.col(_ORDER), sf.col(_SALT)]
-        sides = [
-            feature_side(rows, i, sf.col(_FEATURES), *carried_order)
-            for i, rows in enumerate(carried)
-        ]
-        carried_rows = sides[0]
-        for side in sides[1:]:
-            carried_rows = carried_rows.unionByName(side)
-        unioned = unioned.unionByName(carried_rows.repartition(*partition_columns))
     if split and len(keys) == 1 and _is_integral(group[0].rows.schema[keys[0]].dataType):
         unioned = unioned.sortWithinPartitions(split.presort_order(key_columns[0]))
     else:
