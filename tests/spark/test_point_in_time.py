@@ -343,6 +343,9 @@ def test_feature_rows_no_entity_row_of_their_key_can_match_are_pruned(
     assert sorted(r.rate for r in kept.collect()) == kept_rates
     assert kept.columns == rows.columns
     assert bounds_frame.count() == (4 if bounds == "per-entity-row" else 2)
+    # and bounds that are instants carry one time each
+    times = ["_pit_key_low"] if bounds == "per-entity-row" else ["_pit_key_low", "_pit_key_high"]
+    assert bounds_frame.columns == ["_pit_key_0", *times]
 
 
 def test_entity_rows_are_bounds_only_when_each_key_has_few_of_them(
