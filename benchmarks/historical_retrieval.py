@@ -62,6 +62,11 @@ class Shape:
     hot_key_share: float = 0.0  # fraction of entity rows on key 0 (skew)
     hot_feature_share: float = 0.0  # fraction of feature rows on key 0 (skew)
 
+    @property
+    def label(self) -> str:
+        """The shape's name, with ``+skew`` when a key holds a share of the rows."""
+        return self.name + ("+skew" if self.hot_key_share or self.hot_feature_share else "")
+
     def scaled(self, factor: int) -> Shape:
         """More rows per key and more entity rows; the key space stays the same."""
         return replace(
@@ -290,9 +295,9 @@ def run_shape(
             out += ".parquet" if method == "duckdb" else ""
             best = min(times[method]) if times[method] else None
             rows = row_count(spark, out) if best is not None else None
-            runs = " ".join(f"{t:.1f}" for t in times[method])
+            runs = " ".join(f"{t:.2f}" for t in times[method])
             note = notes[method] or (f"runs: {runs}" if len(times[method]) > 1 else "")
-            results.append(Result(shape.name, scale, method, best, rows, note))
+            results.append(Result(shape.label, scale, method, best, rows, note))
         if args.verify and {"ours", "join+rank"} <= set(methods):
             next(r for r in results if r.method == "ours").note += verify(spark, directory)
     finally:
@@ -314,7 +319,7 @@ def verify(spark: SparkSession, directory: Path) -> str:
 
 
 def print_table(results: list[Result]) -> None:
-    print("\nshape   scale  method       best s  x floor   rows        note")
+    print("\nshape        scale  method       best s  x floor   rows        note")
     for result in results:
         floor_s = next(
             (
@@ -324,7 +329,7 @@ def print_table(results: list[Result]) -> None:
             ),
             None,
         )
-        seconds = f"{result.seconds:8.1f}" if result.seconds is not None else "       -"
+        seconds = f"{result.seconds:8.2f}" if result.seconds is not None else "       -"
         ratio = (
             f"{result.seconds / floor_s:7.2f}"
             if result.seconds is not None and floor_s
@@ -332,9 +337,45 @@ def print_table(results: list[Result]) -> None:
         )
         rows = f"{result.rows:,}" if result.rows is not None else "-"
         print(
-            f"{result.shape:<7} {result.scale:>4}x  {result.method:<10} {seconds}  {ratio}  "
+            f"{result.shape:<12} {result.scale:>4}x  {result.method:<10} {seconds}  {ratio}  "
             f"{rows:<11} {result.note}"
         )
+    print_targets(results)
+
+
+# The issue's targets: ours at most 1.3x the floor; join-then-rank at least this many times ours.
+FLOOR_TARGET = 1.3
+JOIN_THEN_RANK_TARGET = {"sparse": 1.5, "dense": 4.0}
+SKEW_TARGET = 1.5  # a hot key's shape, against the same shape without one
+
+
+def print_targets(results: list[Result]) -> None:
+    """Each target's ratio from the best times above, to two decimals."""
+    best = {(r.shape, r.scale, r.method): r.seconds for r in results if r.seconds}
+    for shape, scale in dict.fromkeys((r.shape, r.scale) for r in results):
+        ours = best.get((shape, scale, "ours"))
+        floor_s = best.get((shape, scale, "floor"))
+        old_way = best.get((shape, scale, "join+rank"))
+        if ours and floor_s:
+            met = "met" if ours / floor_s <= FLOOR_TARGET else "NOT met"
+            print(
+                f"target {shape} {scale}x: ours / floor {ours / floor_s:.2f}, at most "
+                f"{FLOOR_TARGET}: {met}"
+            )
+        unskewed = best.get((shape.removesuffix("+skew"), scale, "ours"))
+        if ours and unskewed and shape.endswith("+skew"):
+            met = "met" if ours / unskewed <= SKEW_TARGET else "NOT met"
+            print(
+                f"target {shape} {scale}x: ours / ours unskewed {ours / unskewed:.2f}, at most "
+                f"{SKEW_TARGET}: {met}"
+            )
+        if ours and old_way and shape in JOIN_THEN_RANK_TARGET:
+            wanted = JOIN_THEN_RANK_TARGET[shape]
+            met = "met" if old_way / ours >= wanted else "NOT met"
+            print(
+                f"target {shape} {scale}x: join+rank / ours {old_way / ours:.2f}, at least "
+                f"{wanted}: {met}"
+            )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -363,6 +404,11 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument(
         "--hot-feature-share", type=float, default=0.0, help="fraction of feature rows on one key"
+    )
+    parser.add_argument(
+        "--also-unskewed",
+        action="store_true",
+        help="with a hot share, run each shape without it first, for the skewed/unskewed ratio",
     )
     parser.add_argument("--repeat", type=int, default=1, help="runs per method (best is reported)")
     parser.add_argument("--no-warmup", action="store_true", help="skip the untimed tiny run")
@@ -411,7 +457,11 @@ def main(argv: list[str] | None = None) -> None:
     results: list[Result] = []
     for scale in [int(s) for s in args.scale.split(",")]:
         for name in chosen:
-            results += run_shape(spark, shapes[name].scaled(scale), scale, methods, args)
+            shape = shapes[name].scaled(scale)
+            if args.also_unskewed and shape.label != shape.name:
+                unskewed = replace(shape, hot_key_share=0.0, hot_feature_share=0.0)
+                results += run_shape(spark, unskewed, scale, methods, args)
+            results += run_shape(spark, shape, scale, methods, args)
     print_table(results)
     spark.stop()
 
