@@ -433,14 +433,15 @@ class _TimeSplit:
         return sf.when(sf.col(_SALT) >= 0, hot_first).otherwise(key.cast("long"))
 
     def spread(self, rows: DataFrame, all_rows: DataFrame) -> DataFrame:
-        """``rows`` with ``_SALT``: each row in its bucket, a bucket's latest also in later ones.
+        """``rows`` with ``_SALT``; rows at a hot bucket's latest time also go to later buckets.
 
-        Copied into every later bucket, a hot bucket's feature rows at its latest event time
-        include its last row by the window's order; the latest of all those copies is the
-        latest row before the later bucket starts. The latest times come from ``all_rows`` (the
-        rows pruned by time only), one aggregate of a key and a timestamp per row, broadcast.
-        A bucket whose latest row ``rows`` lacks (pruned by key bounds) has no row any later
-        entity row of its key can match.
+        Each row is in its own bucket. An entity row's latest candidate outside its own bucket
+        is the last row (by the window's order) of the latest earlier bucket with rows, which is
+        among that bucket's rows at its latest event time: among the copies. The latest times
+        are an aggregate of two columns (key and timestamp) of ``all_rows``, the rows pruned by
+        time only, broadcast. Where key bounds pruned a bucket's latest rows from ``rows``, no
+        entity row of that key can match any row of that bucket (it is after the key's last
+        entity row or before its first one's ``max_age``), so nothing is lost.
         """
         from pyspark.sql import functions as sf
 
