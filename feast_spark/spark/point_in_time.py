@@ -485,13 +485,13 @@ def _entity_time_bounds(
 
     Columns: ``_pit_key_<n>`` (the keys, renamed), ``_KEY_LOW`` and ``_KEY_HIGH`` (µs), or
     ``_KEY_LOW`` alone where every bound is one instant (a narrower broadcast: on the sparse
-    benchmark, best of 5, 4.32 s -> 4.14 s). A key may have several rows: a feature row is
-    wanted when some row of its key bounds it. Where no
-    key (hot keys aside) holds more than :data:`POINT_PRUNING_MAX_ROWS_PER_KEY` entity rows and
-    there are at most :data:`KEY_PRUNING_MAX_KEYS` of them, each entity row is its own bound,
-    read as it is (hot keys are aggregated: a feature row walks its key's bounds). Otherwise,
-    each key's earliest and latest entity timestamp, one aggregate, when there are at most
-    :data:`KEY_PRUNING_MAX_KEYS` keys. Rows with a null key or timestamp match nothing.
+    benchmark, best of 5, 4.32 s -> 4.14 s). A key may have several rows: a feature row is wanted
+    when some row of its key bounds it. Where no key (hot keys aside) holds more than
+    :data:`POINT_PRUNING_MAX_ROWS_PER_KEY` entity rows and there are at most
+    :data:`KEY_PRUNING_MAX_KEYS` of them, each entity row is its own bound, read as it is (hot keys
+    are aggregated: a feature row walks its key's bounds). Otherwise, each key's earliest and latest
+    entity timestamp, one aggregate, when there are at most :data:`KEY_PRUNING_MAX_KEYS` keys. Rows
+    with a null key or timestamp match nothing.
     """
     from pyspark.sql import functions as sf
 
