@@ -36,9 +36,9 @@ are broadcast, with no aggregate before the scan, and a feature row is kept only
 ``[ts - max_age, ts]`` of some entity row of its key; otherwise each key's earliest and latest
 entity timestamp are, and a feature row is kept only within ``[earliest - max_age, latest]`` of
 its own key. In the sparse benchmark (10M rows over 1M keys and 90 days, 1M entity rows, max_age
-7 days) that keeps 15% of the feature rows; where every key is wanted over the whole range it
-keeps all and costs 5-10% (one aggregate over the entity rows and one hash probe per feature
-row).
+7 days) the entity rows as bounds keep 7% of the feature rows, per-key ranges 15%; where every
+key is wanted over the whole range pruning keeps all and costs 5-10% (one aggregate over the
+entity rows and one hash probe per feature row).
 
 Skew: all rows of one key would land in one window partition, sorted and scanned by a single task;
 a key with 30% of the rows makes that task 30% of the work, a straggler on any cluster. So the
