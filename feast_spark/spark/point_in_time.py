@@ -59,6 +59,8 @@ not detected; per-key pruning removes its rows outside its entity rows' range.
 
 from __future__ import annotations
 
+import functools
+import operator
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -98,8 +100,9 @@ KEY_PRUNING_MAX_KEYS = 1_000_000
 """Most time bounds of one key set broadcast to prune by key: its distinct entity keys, or its
 entity rows where each is a bound (see :data:`POINT_PRUNING_MAX_ROWS_PER_KEY`).
 
-The broadcast holds a key and two longs per bound, about 115 bytes each once built (72 MiB for
-632K INT64 keys, measured): a million bounds stay near a tenth of a 2 GB executor."""
+The broadcast holds a key and one or two longs per bound, about 115 bytes each once built with
+two (72 MiB for 632K INT64 keys, measured): a million bounds stay near a tenth of a 2 GB
+executor."""
 
 
 POINT_PRUNING_MAX_ROWS_PER_KEY = 32
@@ -449,15 +452,13 @@ class _TimeSplit:
         latest = (
             all_rows.where(self.is_hot())
             .groupBy(
-                *[sf.col(_quote(k)).alias(f"{_BOUND_KEY}{n}") for n, k in enumerate(self.keys)],
+                *_broadcast_keys(self.keys),
                 self.bucket(ts).alias(_LATEST_BUCKET),
             )
             .agg(sf.max(ts).alias(_LATEST))
         )
         own = rows.withColumn(_SALT, self.bucket(ts))
-        same_bucket = sf.col(_SALT) == sf.col(_LATEST_BUCKET)
-        for n, key in enumerate(self.keys):
-            same_bucket = same_bucket & (sf.col(_quote(key)) == sf.col(f"{_BOUND_KEY}{n}"))
+        same_bucket = _same_keys(self.keys) & (sf.col(_SALT) == sf.col(_LATEST_BUCKET))
         buckets = sf.when(
             ts == sf.col(_LATEST), sf.sequence(sf.col(_SALT), sf.lit(self.buckets - 1))
         ).otherwise(sf.array(sf.col(_SALT)))
@@ -500,7 +501,7 @@ def _entity_time_bounds(
     present = ts.isNotNull()
     for key in keys:
         present = present & sf.col(_quote(key)).isNotNull()
-    renamed = [sf.col(_quote(k)).alias(f"{_BOUND_KEY}{n}") for n, k in enumerate(keys)]
+    renamed = _broadcast_keys(keys)
 
     def per_key(rows: DataFrame) -> DataFrame:
         return rows.groupBy(*renamed).agg(sf.min(ts).alias(_KEY_LOW), sf.max(ts).alias(_KEY_HIGH))
@@ -538,9 +539,22 @@ def _within_bounds(
     wanted = ts <= sf.col(_KEY_HIGH if _KEY_HIGH in bounds.columns else _KEY_LOW)
     if max_age_us is not None:
         wanted = wanted & (ts >= sf.col(_KEY_LOW) - sf.lit(max_age_us))
-    for n, key in enumerate(keys):
-        wanted = (sf.col(_quote(key)) == sf.col(f"{_BOUND_KEY}{n}")) & wanted
-    return rows.join(bounds, wanted, "left_semi")
+    return rows.join(bounds, _same_keys(keys) & wanted, "left_semi")
+
+
+def _broadcast_keys(keys: Sequence[str]) -> list[Column]:
+    """The key columns renamed ``_pit_key_<n>`` for a broadcast side, so names never clash."""
+    from pyspark.sql import functions as sf
+
+    return [sf.col(_quote(k)).alias(f"{_BOUND_KEY}{n}") for n, k in enumerate(keys)]
+
+
+def _same_keys(keys: Sequence[str]) -> Column:
+    """A row's keys equal the broadcast side's (:func:`_broadcast_keys`), in the same order."""
+    from pyspark.sql import functions as sf
+
+    columns = [sf.col(_quote(k)) == sf.col(f"{_BOUND_KEY}{n}") for n, k in enumerate(keys)]
+    return functools.reduce(operator.and_, columns)
 
 
 def _group_by_entity_columns(
