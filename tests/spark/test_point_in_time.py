@@ -14,7 +14,7 @@ from pyspark.sql import functions as sf
 from pyspark.testing import assertDataFrameEqual
 
 from feast_spark.errors import DefinitionError, SourceSchemaError
-from feast_spark.spark import point_in_time
+from feast_spark.spark import bloom_filter, point_in_time
 from feast_spark.spark.point_in_time import FeatureTableInput, point_in_time_join
 
 if TYPE_CHECKING:
@@ -300,17 +300,39 @@ def test_one_shuffle_of_feature_rows_per_key_set_pruned_by_broadcast_key_ranges(
     assert "SortMergeJoin" not in plan and "ShuffledHashJoin" not in plan, plan
 
 
+def force_key_pruning(monkeypatch: pytest.MonkeyPatch, mode: str) -> None:
+    """Make the join prune feature rows by key as ``mode`` says, on data with few rows per key.
+
+    Modes in the join's order of preference: ``entity-row-bounds``, ``bloom-filter`` (entity
+    rows are not bounds), ``key-ranges`` (the session has no bloom filter either) and
+    ``time-only`` (too many keys to broadcast, too).
+    """
+    if mode == "entity-row-bounds":
+        return
+    monkeypatch.setattr(point_in_time, "POINT_PRUNING_MAX_ROWS_PER_KEY", -1)
+    if mode == "bloom-filter":
+        return
+    monkeypatch.setattr(bloom_filter, "available", lambda spark: False)
+    if mode == "key-ranges":
+        return
+    monkeypatch.setattr(point_in_time, "KEY_PRUNING_MAX_KEYS", -1)
+
+
 @pytest.mark.parametrize(
-    ("bounds", "kept_rates"),
-    [("per-entity-row", [2.0, 3.0, 6.0]), ("per-key", [2.0, 3.0, 4.0, 6.0])],
+    ("mode", "kept_rates"),
+    [
+        ("entity-row-bounds", [2.0, 3.0, 6.0]),
+        ("bloom-filter", [2.0, 3.0, 6.0]),
+        ("key-ranges", [2.0, 3.0, 4.0, 6.0]),
+        ("time-only", [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0]),
+    ],
 )
 def test_feature_rows_no_entity_row_of_their_key_can_match_are_pruned(
-    spark: SparkSession, monkeypatch: pytest.MonkeyPatch, bounds: str, kept_rates: list[float]
+    spark: SparkSession, monkeypatch: pytest.MonkeyPatch, mode: str, kept_rates: list[float]
 ) -> None:
     # given entity rows of key 1 on days 10, 12 and 16, of key 2 on day 20 (one with a null
-    # time); with bounds per key when a key may have no more than 0 entity rows for bounds per row
-    if bounds == "per-key":
-        monkeypatch.setattr(point_in_time, "POINT_PRUNING_MAX_ROWS_PER_KEY", 0)
+    # time), and a table with max_age 2 days
+    force_key_pruning(monkeypatch, mode)
     entities = entity_rows(
         spark,
         [
@@ -333,19 +355,32 @@ def test_feature_rows_no_entity_row_of_their_key_can_match_are_pruned(
     )  # fmt: skip
     summary = point_in_time.EntitySummary.of(entities, "event_timestamp", [("driver",)])
     # when
-    bounds_frame = point_in_time._entity_time_bounds(
-        entities, "event_timestamp", ["driver"], summary, None
-    )
-    assert bounds_frame is not None
-    kept = point_in_time._within_bounds(rows, bounds_frame, ["driver"], 2 * DAY * 1_000_000)
-    # then only rows some entity row of the same key can reach remain (a range per key keeps
-    # what lies between its entity rows too)
+    prune = point_in_time._key_pruning(entities, "event_timestamp", ["driver"], summary, None)
+    kept = rows if prune is None else prune(rows, 2 * DAY * 1_000_000)
+    # then only rows some entity row of the same key can reach remain: a range per key keeps
+    # what lies between its entity rows too; the bloom filter's half-day buckets (max_age / 4)
+    # keep no more here, where every row lies a day or more from a bound
     assert sorted(r.rate for r in kept.collect()) == kept_rates
     assert kept.columns == rows.columns
-    assert bounds_frame.count() == (4 if bounds == "per-entity-row" else 2)
-    # and bounds that are instants carry one time each
-    times = ["_pit_key_low"] if bounds == "per-entity-row" else ["_pit_key_low", "_pit_key_high"]
-    assert bounds_frame.columns == ["_pit_key_0", *times]
+    assert (prune is None) == (mode == "time-only")
+
+
+def test_entity_row_bounds_carry_one_instant_and_key_ranges_two(spark: SparkSession) -> None:
+    # given key 1 with entity rows at 0 s and 5 s, key 2 at 3 s, and a row with a null time
+    rows = [(1, at(0), "a"), (1, at(5), "b"), (2, at(3), "c"), (2, None, "d")]
+    entities = entity_rows(spark, rows)
+    summary = point_in_time.EntitySummary.of(entities, "event_timestamp", [("driver",)])
+    # when
+    points = point_in_time._entity_row_bounds(
+        entities, "event_timestamp", ["driver"], summary, None
+    )
+    ranges = point_in_time._key_ranges(entities, "event_timestamp", ["driver"], summary)
+    # then each entity row with a time is a bound of one instant; each key has one range
+    assert points is not None and ranges is not None
+    assert points.columns == ["_pit_key_0", "_pit_key_low"]
+    assert points.count() == 3
+    assert ranges.columns == ["_pit_key_0", "_pit_key_low", "_pit_key_high"]
+    assert ranges.count() == 2
 
 
 def test_entity_rows_are_bounds_only_when_each_key_has_few_of_them(
@@ -357,21 +392,71 @@ def test_entity_rows_are_bounds_only_when_each_key_has_few_of_them(
     entities = entity_rows(spark, rows)
     summary = point_in_time.EntitySummary.of(entities, "event_timestamp", [("driver",)])
 
-    def bounds(frame: DataFrame) -> int | None:
-        found = point_in_time._entity_time_bounds(
-            frame, "event_timestamp", ["driver"], summary, None
+    def bounds() -> int | None:
+        found = point_in_time._entity_row_bounds(
+            entities, "event_timestamp", ["driver"], summary, None
         )
         return None if found is None else found.count()
 
-    # when / then: the heaviest key has 3 rows (> 2): one bound per key
+    # when / then: the heaviest key has 3 rows (> 2): no bound per entity row
     assert summary.heaviest_rows == {("driver",): 3}
-    assert bounds(entities) == 2
+    assert bounds() is None
     # and with at most 3 rows per key allowed, one bound per entity row
     monkeypatch.setattr(point_in_time, "POINT_PRUNING_MAX_ROWS_PER_KEY", 3)
-    assert bounds(entities) == 5
-    # and above the broadcast limit, none
+    assert bounds() == 5
+    # and above the broadcast limit, none, nor key ranges
     monkeypatch.setattr(point_in_time, "KEY_PRUNING_MAX_KEYS", 1)
-    assert bounds(entities) is None
+    assert bounds() is None
+    assert point_in_time._key_ranges(entities, "event_timestamp", ["driver"], summary) is None
+
+
+def test_many_entity_rows_per_key_prune_by_a_bloom_filter_in_the_same_single_shuffle(
+    spark: SparkSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given three tables over two key sets, where entity rows are too many per key for bounds
+    force_key_pruning(monkeypatch, "bloom-filter")
+    entities, tables = three_tables_over_two_key_sets(spark)
+    # when
+    plan = executed_plan(point_in_time_join(entities, tables))
+    # then each table's rows are filtered by a bloom filter, built once per key set and max_age
+    # by a subquery, before the one shuffle of each key set, with no join before the window
+    assert plan.count("might_contain") == 3, plan
+    assert "bloom_filter_agg" in plan, plan
+    assert plan.count("REPARTITION_BY_COL") == 2, plan
+    assert "Join" not in plan, plan
+
+
+def test_bloom_buckets_are_the_finest_that_fit_else_keys_alone() -> None:
+    # given 1,000 entity rows over 100 keys and 100 days, max_age 10 days
+    day_us = DAY * 1_000_000
+    summary = point_in_time.EntitySummary(0, 100 * day_us, rows=1_000)
+
+    def buckets(capacity: int, max_age_us: int | None = 10 * day_us) -> tuple[int | None, int]:
+        return point_in_time.bloom_buckets(summary, 100, max_age_us, capacity)
+
+    # when / then: quarter buckets (2.5 days); a key's 10 rows want at most the 46 buckets of
+    # its 110 days (entity range plus max_age), fewer than their 5 pairs each
+    assert buckets(10_000) == (10 * day_us // 4, 4_600)
+    # and halves where quarters do not fit: 24 per key
+    assert buckets(4_599) == (10 * day_us // 2, 2_400)
+    # and 5 pairs per entity row bound it where max_age is short (1 day, quarters of it)
+    assert buckets(10_000, day_us) == (day_us // 4, 5_000)
+    # and keys alone where not even whole max_age buckets (13 per key) fit, or with no max_age
+    assert buckets(1_299) == (None, 100)
+    assert buckets(10_000, None) == (None, 100)
+
+
+def test_without_spark_bloom_filters_key_ranges_prune(
+    spark: SparkSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given a session without the bloom filter (Spark Connect, or internals that moved)
+    force_key_pruning(monkeypatch, "key-ranges")
+    entities, tables = three_tables_over_two_key_sets(spark)
+    # when
+    plan = executed_plan(point_in_time_join(entities, tables))
+    # then each table's feature rows meet their key set's broadcast key ranges instead
+    assert "might_contain" not in plan, plan
+    assert plan.count("BroadcastHashJoin") == 3, plan
 
 
 def test_entity_row_and_feature_names_may_not_use_the_joins_prefix(
@@ -383,17 +468,29 @@ def test_entity_row_and_feature_names_may_not_use_the_joins_prefix(
         point_in_time_join(entities, [driver_table(renamed, features=("_pit_key_0",))])
 
 
-def test_no_key_pruning_above_the_distinct_key_limit(
-    spark: SparkSession, monkeypatch: pytest.MonkeyPatch
+@pytest.fixture
+def bloom_filters_too_small(spark: SparkSession) -> Iterator[None]:
+    """Spark's bloom filters capped at 7 bits: no item fits at 8 bits each."""
+    before = spark.conf.get(bloom_filter.MAX_BITS_CONF, None)
+    spark.conf.set(bloom_filter.MAX_BITS_CONF, "7")
+    yield
+    if before is None:
+        spark.conf.unset(bloom_filter.MAX_BITS_CONF)
+    else:
+        spark.conf.set(bloom_filter.MAX_BITS_CONF, before)
+
+
+def test_no_key_pruning_above_the_distinct_key_limit_and_bloom_filter_cap(
+    spark: SparkSession, monkeypatch: pytest.MonkeyPatch, bloom_filters_too_small: None
 ) -> None:
-    # given more distinct entity keys than the limit
+    # given more distinct entity keys than the broadcast limit and than a bloom filter holds
     monkeypatch.setattr(point_in_time, "KEY_PRUNING_MAX_KEYS", 0)
     entities, tables = three_tables_over_two_key_sets(spark)
     # when
     plan = executed_plan(point_in_time_join(entities, tables))
-    # then only the two shuffles of the rows, and no join at all
+    # then only the two shuffles of the rows, and no join or filter by key at all
     assert plan.count("Exchange hashpartitioning") == 2, plan
-    assert "Join" not in plan, plan
+    assert "Join" not in plan and "might_contain" not in plan, plan
 
 
 def test_key_pruning_keeps_every_feature_row_an_entity_row_can_match(
@@ -783,18 +880,33 @@ def session_time_zone(spark: SparkSession, request: pytest.FixtureRequest) -> It
 
 
 @pytest.mark.parametrize("split", [False, True], ids=["whole-keys", "hot-keys-split-by-time"])
-@pytest.mark.parametrize("seed", [1, 2, 3])
+@pytest.mark.parametrize(
+    ("seed", "key_pruning"),
+    [
+        (1, "entity-row-bounds"),
+        (2, "entity-row-bounds"),
+        (3, "entity-row-bounds"),
+        (4, "bloom-filter"),
+        (5, "bloom-filter"),
+        (6, "key-ranges"),
+        (7, "time-only"),
+    ],
+)
 def test_agrees_with_oracle_on_random_data(
     spark: SparkSession,
     session_time_zone: str,
     seed: int,
+    key_pruning: str,
     split: bool,
     request: pytest.FixtureRequest,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # given random tables and entity rows with ties, nulls, duplicates, sub-second offsets
-    # (and, split, the heaviest keys of each key set cut into time buckets)
+    # (and, split, the heaviest keys of each key set cut into time buckets), feature rows
+    # pruned by key as key_pruning says
     if split:
         request.getfixturevalue("split_hot_keys")
+    force_key_pruning(monkeypatch, key_pruning)
     rng = random.Random(seed)
     tables = random_tables(rng)
     entities = random_entities(rng)
@@ -834,7 +946,16 @@ def test_agrees_with_oracle_on_random_data(
     expected_rows = oracle(entities, tables, "ts", seen)
     feature_columns = [f"{t.name}__{f}" for t in tables for f in t.features]
     assert result.columns == [*entity_columns, *feature_columns]
-    assert ("_pit_time_bucket" in executed_plan(result)) == split
+    plan = executed_plan(result)
+    assert ("_pit_time_bucket" in plan) == split
+    # (a key set whose entity rows are not all bounds goes on to a bloom filter)
+    bounds, bloom = "LeftSemi" in plan, "might_contain" in plan
+    assert {
+        "entity-row-bounds": bounds,
+        "bloom-filter": bloom and not bounds,
+        "key-ranges": bounds and not bloom,
+        "time-only": not bounds and not bloom,
+    }[key_pruning], plan
     for row in expected_rows:
         row["ts"] = None if row["ts"] is None else (row["ts"] - T0) // US
     actual = result.withColumn(
