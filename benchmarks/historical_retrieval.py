@@ -17,6 +17,10 @@ Shapes (defaults; every size can be overridden):
 * ``sparse``: 10M feature rows over 1M keys spread over 90 days, 1M entity rows, max_age 7 days.
 * ``dense``:  10M feature rows over 10K keys, one per key and hour, 1M entity rows, max_age 30 days.
 
+``--scale`` multiplies the rows; ``--scale-by keys`` (the default) grows the keys with them, the
+same shape at a larger size, and ``--scale-by rows-per-key`` keeps the keys, so every key gets
+more rows.
+
 Example (reduced sizes for a 2-core machine)::
 
     python benchmarks/historical_retrieval.py --shape both --feature-rows 1000000 \\
@@ -67,10 +71,19 @@ class Shape:
         """The shape's name, with ``+skew`` when a key holds a share of the rows."""
         return self.name + ("+skew" if self.hot_key_share or self.hot_feature_share else "")
 
-    def scaled(self, factor: int) -> Shape:
-        """More rows per key and more entity rows; the key space stays the same."""
+    def scaled(self, factor: int, by: str = "keys") -> Shape:
+        """``factor`` times the feature and entity rows.
+
+        ``by="keys"``: the same shape, more of it; keys grow too, so rows per key and the time
+        span stay. ``by="rows-per-key"``: the keys stay, so each has ``factor`` times the rows
+        (sparse: over the same 90 days; dense: hourly over a longer span).
+        """
+        keys = self.keys * factor if by == "keys" else self.keys
         return replace(
-            self, feature_rows=self.feature_rows * factor, entity_rows=self.entity_rows * factor
+            self,
+            feature_rows=self.feature_rows * factor,
+            entity_rows=self.entity_rows * factor,
+            keys=keys,
         )
 
 
@@ -395,6 +408,12 @@ def main(argv: list[str] | None = None) -> None:
         help="comma-separated factors on feature and entity rows, e.g. 1,2,4",
     )
     parser.add_argument(
+        "--scale-by",
+        choices=["keys", "rows-per-key"],
+        default="keys",
+        help="what grows with --scale besides the rows: the keys (same shape), or rows per key",
+    )
+    parser.add_argument(
         "--methods", default="floor,ours,join+rank,duckdb", help="comma-separated subset"
     )
     parser.add_argument("--timeout", type=float, default=1800, help="seconds per method")
@@ -463,7 +482,7 @@ def main(argv: list[str] | None = None) -> None:
     results: list[Result] = []
     for scale in [int(s) for s in args.scale.split(",")]:
         for name in chosen:
-            shape = shapes[name].scaled(scale)
+            shape = shapes[name].scaled(scale, args.scale_by)
             if args.also_unskewed and shape.label != shape.name:
                 unskewed = replace(shape, hot_key_share=0.0, hot_feature_share=0.0)
                 results += run_shape(spark, unskewed, scale, methods, args)

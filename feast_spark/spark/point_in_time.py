@@ -625,7 +625,9 @@ class _BloomPruning:
 
         from feast_spark.spark import bloom_filter
 
-        width_us, items = bloom_buckets(self.summary, self.distinct_keys, max_age_us, self.capacity)
+        width_us, items = _bloom_buckets(
+            self.summary, self.distinct_keys, max_age_us, self.capacity
+        )
         keys = [sf.col(_quote(k)) for k in self.keys]
         ts = sf.unix_micros(sf.col(_quote(self.ts_column)))
         if width_us is None or max_age_us is None:
@@ -651,7 +653,7 @@ An entity row puts ``splits + 1`` pairs in the filter and keeps feature rows up 
 ``max_age * (1 + 1 / splits)`` before it: finer buckets prune more but hold more pairs."""
 
 
-def bloom_buckets(
+def _bloom_buckets(
     summary: EntitySummary, distinct_keys: int, max_age_us: int | None, capacity: int
 ) -> tuple[int | None, int]:
     """The bucket width (µs) of the finest split whose pairs fit, and the pairs to expect.
@@ -678,9 +680,9 @@ def _within_bounds(
     """The feature rows some entity row of their own key can match.
 
     A key's bound ``[low, high]`` (from :func:`_entity_row_bounds` or :func:`_key_ranges`;
-    ``high`` is ``low`` where
-    it has no ``_KEY_HIGH``) wants the feature rows in ``[low - max_age, high]``: rows of other
-    keys, or outside every bound of their key, cannot win.
+    ``high`` is ``low`` where it has no ``_KEY_HIGH``) wants the feature rows in
+    ``[low - max_age, high]``: rows of other keys, or outside every bound of their key, cannot
+    win.
     """
     from pyspark.sql import functions as sf
 

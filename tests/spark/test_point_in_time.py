@@ -432,7 +432,7 @@ def test_bloom_buckets_are_the_finest_that_fit_else_keys_alone() -> None:
     summary = point_in_time.EntitySummary(0, 100 * day_us, rows=1_000)
 
     def buckets(capacity: int, max_age_us: int | None = 10 * day_us) -> tuple[int | None, int]:
-        return point_in_time.bloom_buckets(summary, 100, max_age_us, capacity)
+        return point_in_time._bloom_buckets(summary, 100, max_age_us, capacity)
 
     # when / then: quarter buckets (2.5 days); a key's 10 rows want at most the 46 buckets of
     # its 110 days (entity range plus max_age), fewer than their 5 pairs each
