@@ -67,6 +67,7 @@ not detected; per-key pruning removes its rows outside its entity rows' range.
 from __future__ import annotations
 
 import functools
+import math
 import operator
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -652,6 +653,13 @@ BLOOM_TIME_SPLITS = (4, 2, 1)
 An entity row puts ``splits + 1`` pairs in the filter and keeps feature rows up to
 ``max_age * (1 + 1 / splits)`` before it: finer buckets prune more but hold more pairs."""
 
+BLOOM_BUCKETS_MIN_PRUNED_SHARE = 0.1
+"""Least expected share of a key's feature rows its time buckets must prune; else keys alone.
+
+With many entity rows per key, their buckets cover the key's whole time range, and building
+their pairs is work for nothing (dense benchmark, 100 entity rows per key: 7.37 s with buckets,
+7.07 s with keys alone)."""
+
 
 def _bloom_buckets(
     summary: EntitySummary, distinct_keys: int, max_age_us: int | None, capacity: int
@@ -659,17 +667,24 @@ def _bloom_buckets(
     """The bucket width (µs) of the finest split whose pairs fit, and the pairs to expect.
 
     Pairs are counted from above: ``splits + 1`` per entity row, and no more per key than its
-    entity time range (plus ``max_age``) has buckets. ``(None, distinct_keys)``: keys alone.
+    entity time range (plus ``max_age``) has buckets. ``(None, distinct_keys)``: keys alone, also
+    where buckets would prune less than :data:`BLOOM_BUCKETS_MIN_PRUNED_SHARE` of a key's rows,
+    were its entity rows spread evenly at random over the entity time range.
     """
     if max_age_us is None or summary.low_us is None or summary.high_us is None:
         return None, distinct_keys
     span_us = summary.high_us - summary.low_us + max_age_us
+    rows_per_key = summary.rows / max(distinct_keys, 1)
     for splits in BLOOM_TIME_SPLITS:
         width_us = -(-max_age_us // splits)
         items = distinct_keys * (span_us // width_us + 2)
         if summary.rows:
             items = min(items, summary.rows * (splits + 1))
         if items <= capacity:
+            # Each entity row wants about max_age + width of the span: the share no row wants.
+            unwanted = math.exp(-rows_per_key * (max_age_us + width_us) / span_us)
+            if unwanted < BLOOM_BUCKETS_MIN_PRUNED_SHARE:
+                break
             return width_us, items
     return None, distinct_keys
 

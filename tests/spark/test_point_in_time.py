@@ -444,6 +444,9 @@ def test_bloom_buckets_are_the_finest_that_fit_else_keys_alone() -> None:
     # and keys alone where not even whole max_age buckets (13 per key) fit, or with no max_age
     assert buckets(1_299) == (None, 100)
     assert buckets(10_000, None) == (None, 100)
+    # and where a key's 100 entity rows want nearly all of its 110 days anyway
+    many = point_in_time.EntitySummary(0, 100 * day_us, rows=10_000)
+    assert point_in_time._bloom_buckets(many, 100, 10 * day_us, 10**9) == (None, 100)
 
 
 def test_without_spark_bloom_filters_key_ranges_prune(
