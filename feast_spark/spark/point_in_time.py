@@ -38,7 +38,8 @@ range widened by ``max_age``, which Delta skips files by) and by key and time to
   ``[ts - max_age, ts]`` of some entity row of its key (exact);
 * otherwise a bloom filter of the (key, time bucket) pairs the entity rows want, buckets a
   fraction of ``max_age`` (Spark's own filter, a few MiB for millions of entity rows, built by a
-  subquery); a feature row is kept when its own pair may be in it;
+  subquery); a feature row is kept when its own pair may be in it. Where a key's entity rows
+  want nearly all of its time range anyway, the filter holds keys alone;
 * where the session has no bloom filter, each key's earliest and latest entity timestamp are
   broadcast, and a feature row is kept only within ``[earliest - max_age, latest]`` of its key.
 
@@ -80,6 +81,8 @@ from feast_spark.spark.identifiers import quote as _quote
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame, Row
     from pyspark.sql.types import DataType
+
+    from feast_spark.spark.bloom_filter import SparkBloomFilters
 
 EVENT_TIMESTAMP = "event_timestamp"
 CREATED_TIMESTAMP = "created_timestamp"
@@ -495,8 +498,9 @@ def _key_pruning(
     The returned function takes the rows and the table's ``max_age`` in µs. In order of
     preference: each entity row as a bound (:func:`_entity_row_bounds`, exact); a bloom filter
     of (key, time bucket) (:class:`_BloomPruning`, for any number of rows per key and up to
-    :func:`bloom_filter.capacity` items); each key's time range (:func:`_key_ranges`, where the
-    filter is out of reach). ``None``: too many keys for any, the rows are pruned by time only.
+    :meth:`SparkBloomFilters.capacity` items); each key's time range (:func:`_key_ranges`,
+    where the filter is out of reach). ``None``: too many keys for any; the rows are pruned by
+    time only.
     """
     bounds = _entity_row_bounds(entity_rows, ts_column, keys, summary, split)
     if bounds is None:
@@ -601,34 +605,28 @@ class _BloomPruning:
     keys: tuple[str, ...]
     summary: EntitySummary
     distinct_keys: int
-    capacity: int
+    filters: SparkBloomFilters
 
     @classmethod
     def of(
         cls, entity_rows: DataFrame, ts_column: str, keys: Sequence[str], summary: EntitySummary
     ) -> _BloomPruning | None:
         """The pruning, or ``None`` where the session has no bloom filter or keys overflow it."""
-        from feast_spark.spark import bloom_filter
+        from feast_spark.spark.bloom_filter import SparkBloomFilters
 
-        spark = entity_rows.sparkSession
         distinct_keys = summary.distinct_keys.get(tuple(sorted(keys)))
-        if distinct_keys is None or not bloom_filter.available(spark):
-            return None
-        capacity = bloom_filter.capacity(spark)
-        if distinct_keys > capacity:
+        filters = SparkBloomFilters.of(entity_rows.sparkSession)
+        if distinct_keys is None or filters is None or distinct_keys > filters.capacity():
             return None
         present = _present(entity_rows, ts_column, keys)
-        return cls(present, ts_column, tuple(keys), summary, distinct_keys, capacity)
+        return cls(present, ts_column, tuple(keys), summary, distinct_keys, filters)
 
     def prune(self, rows: DataFrame, max_age_us: int | None) -> DataFrame:
         """``rows`` without those no entity row of their key wants (a superset of the wanted)."""
         from pyspark.sql import functions as sf
 
-        from feast_spark.spark import bloom_filter
-
-        width_us, items = _bloom_buckets(
-            self.summary, self.distinct_keys, max_age_us, self.capacity
-        )
+        capacity = self.filters.capacity()
+        width_us, items = _bloom_buckets(self.summary, self.distinct_keys, max_age_us, capacity)
         keys = [sf.col(_quote(k)) for k in self.keys]
         ts = sf.unix_micros(sf.col(_quote(self.ts_column)))
         if width_us is None or max_age_us is None:
@@ -644,7 +642,7 @@ class _BloomPruning:
             wanted = pairs.select(sf.xxhash64(*keys, sf.col(_BLOOM_BUCKET)))
             feature_ts = sf.unix_micros(sf.col(EVENT_TIMESTAMP))
             probe = sf.xxhash64(*keys, sf.call_function("div", feature_ts, width))
-        return rows.where(bloom_filter.might_contain(wanted, items, probe))
+        return rows.where(self.filters.might_contain(wanted, items, probe))
 
 
 BLOOM_TIME_SPLITS = (4, 2, 1)

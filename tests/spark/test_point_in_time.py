@@ -312,7 +312,7 @@ def force_key_pruning(monkeypatch: pytest.MonkeyPatch, mode: str) -> None:
     monkeypatch.setattr(point_in_time, "POINT_PRUNING_MAX_ROWS_PER_KEY", -1)
     if mode == "bloom-filter":
         return
-    monkeypatch.setattr(bloom_filter, "available", lambda spark: False)
+    monkeypatch.setattr(bloom_filter.SparkBloomFilters, "of", classmethod(lambda cls, spark: None))
     if mode == "key-ranges":
         return
     monkeypatch.setattr(point_in_time, "KEY_PRUNING_MAX_KEYS", -1)
