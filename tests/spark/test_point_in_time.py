@@ -286,7 +286,7 @@ def executed_plan(frame: DataFrame) -> str:
     return str(frame._jdf.queryExecution().executedPlan().toString())
 
 
-def test_one_shuffle_of_feature_rows_per_key_set_pruned_by_broadcast_key_ranges(
+def test_one_shuffle_of_feature_rows_per_key_set_pruned_by_broadcast_entity_rows(
     spark: SparkSession,
 ) -> None:
     # given three tables over two key sets, and few entity keys
@@ -410,20 +410,25 @@ def test_entity_rows_are_bounds_only_when_each_key_has_few_of_them(
     assert point_in_time._key_ranges(entities, "event_timestamp", ["driver"], summary) is None
 
 
-def test_many_entity_rows_per_key_prune_by_a_bloom_filter_in_the_same_single_shuffle(
-    spark: SparkSession, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    ("mode", "filters", "broadcasts"), [("bloom-filter", 3, 0), ("key-ranges", 0, 3)]
+)
+def test_many_entity_rows_per_key_prune_before_the_same_single_shuffle(
+    spark: SparkSession, monkeypatch: pytest.MonkeyPatch, mode: str, filters: int, broadcasts: int
 ) -> None:
     # given three tables over two key sets, where entity rows are too many per key for bounds
-    force_key_pruning(monkeypatch, "bloom-filter")
+    # (and, key-ranges, a session without Spark's bloom filter: Spark Connect, or internals that
+    # moved)
+    force_key_pruning(monkeypatch, mode)
     entities, tables = three_tables_over_two_key_sets(spark)
     # when
     plan = executed_plan(point_in_time_join(entities, tables))
-    # then each table's rows are filtered by a bloom filter, built once per key set and max_age
-    # by a subquery, before the one shuffle of each key set, with no join before the window
-    assert plan.count("might_contain") == 3, plan
-    assert "bloom_filter_agg" in plan, plan
+    # then one shuffle per key set, each table's rows filtered before it: by a bloom filter that
+    # a subquery builds once per key set and max_age, or by a broadcast of the key set's ranges
     assert plan.count("REPARTITION_BY_COL") == 2, plan
-    assert "Join" not in plan, plan
+    assert plan.count("might_contain") == filters, plan
+    assert ("bloom_filter_agg" in plan) == (filters > 0), plan
+    assert plan.count("BroadcastHashJoin") == broadcasts, plan
 
 
 def test_bloom_buckets_are_the_finest_that_fit_else_keys_alone() -> None:
@@ -447,19 +452,6 @@ def test_bloom_buckets_are_the_finest_that_fit_else_keys_alone() -> None:
     # and where a key's 100 entity rows want nearly all of its 110 days anyway
     many = point_in_time.EntitySummary(0, 100 * day_us, rows=10_000)
     assert point_in_time._bloom_buckets(many, 100, 10 * day_us, 10**9) == (None, 100)
-
-
-def test_without_spark_bloom_filters_key_ranges_prune(
-    spark: SparkSession, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # given a session without the bloom filter (Spark Connect, or internals that moved)
-    force_key_pruning(monkeypatch, "key-ranges")
-    entities, tables = three_tables_over_two_key_sets(spark)
-    # when
-    plan = executed_plan(point_in_time_join(entities, tables))
-    # then each table's feature rows meet their key set's broadcast key ranges instead
-    assert "might_contain" not in plan, plan
-    assert plan.count("BroadcastHashJoin") == 3, plan
 
 
 def test_entity_row_and_feature_names_may_not_use_the_joins_prefix(
