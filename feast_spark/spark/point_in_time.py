@@ -45,8 +45,9 @@ range widened by ``max_age``, which Delta skips files by) and by key and time to
 
 In the sparse benchmark (10M rows over 1M keys and 90 days, 1M entity rows, max_age 7 days) the
 entity rows as bounds keep 7% of the feature rows, per-key ranges 15%; at four times its size
-(4M entity rows and keys) the bloom filter keeps 16% and halves the time against no key pruning.
-Where every key is wanted over the whole range pruning keeps all and costs 5-10%.
+(4M entity rows and keys) the bloom filter keeps 16% and takes the time from 36.2 s to 14.2 s,
+against no key pruning. Where every key is wanted over the whole range, pruning keeps all and
+costs 5-10%.
 
 Skew: all rows of one key would land in one window partition, sorted and scanned by a single task;
 a key with 30% of the rows makes that task 30% of the work, a straggler on any cluster. So the
@@ -597,7 +598,9 @@ class _BloomPruning:
     fits, the filter holds keys alone. A kept row at most one bucket past its entity row, or a
     false positive (a few percent at capacity), only costs the window a row: the window still
     decides. Unlike a broadcast of bounds, the filter stays a few MiB for millions of entity
-    rows (sparse benchmark, 4M entity rows and keys: 36.2 s -> 14.2 s, against none).
+    rows (sparse benchmark, 4M entity rows and keys: 36.2 s -> 14.2 s, against none). Tables of
+    one key set with the same ``max_age`` build the same subquery, which Spark runs once
+    (``ReusedSubquery`` in the plan).
     """
 
     entity_rows: DataFrame  # with a key and a timestamp
