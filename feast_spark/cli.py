@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 import click
 
 from feast_spark.cli_output import emit_json, emit_table
+from feast_spark.cli_types import as_usage_error, check_project
 from feast_spark.errors import FeastSparkError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -58,6 +59,10 @@ def _store(name: str) -> Callable[[click.Context, click.Parameter, Any], Any]:
     return callback
 
 
+def _checked_project(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
+    return _store("project")(ctx, param, check_project(ctx, param, value))
+
+
 def common_options(command: F) -> F:
     """Add ``--config``, ``--project`` and ``--verbose`` (also accepted on the group)."""
     options = [
@@ -73,7 +78,7 @@ def common_options(command: F) -> F:
             "--project",
             "-p",
             expose_value=False,
-            callback=_store("project"),
+            callback=_checked_project,
             help="Project to use instead of the configured one.",
         ),
         click.option(
@@ -103,19 +108,40 @@ def output_option(command: F) -> F:
 
 
 def handle_errors(command: F) -> F:
-    """Turn a FeastSparkError into one line on stderr and exit 1 (a traceback with --verbose)."""
+    """Turn an error into one line on stderr (a traceback with --verbose).
+
+    A bad argument (ArgumentError, a malformed feature reference) exits 2 as a usage error naming
+    the option; any other error exits 1: a FeastSparkError as its own message, an OSError (a
+    file that cannot be read or written) as its reason and path, anything else as its type and
+    message, with a pointer to ``--verbose``.
+    """
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return command(*args, **kwargs)
-        except FeastSparkError as error:
+        except (click.exceptions.Exit, click.Abort, click.ClickException):
+            raise
+        except Exception as error:
             ctx = click.get_current_context().find_object(CliContext)
             if ctx is not None and ctx.verbose:
                 traceback.print_exc()
-            raise click.ClickException(str(error)) from None
+            usage = as_usage_error(error)
+            if usage is not None:
+                raise usage from None
+            raise click.ClickException(_one_line(error)) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def _one_line(error: Exception) -> str:
+    if isinstance(error, FeastSparkError):
+        return str(error)
+    if isinstance(error, OSError) and error.strerror:
+        where = f": {error.filename}" if error.filename else ""
+        return f"{error.strerror}{where}"
+    text = " ".join(str(error).split()) or "no message"
+    return f"unexpected {type(error).__name__}: {text} (rerun with --verbose for the traceback)"
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -301,4 +327,8 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    # `python -m feast_spark.cli` runs this file as __main__, a second copy of the module: the
+    # job and pipeline commands register on feast_spark.cli's group, so run that one.
+    from feast_spark.cli import main as _main
+
+    _main()

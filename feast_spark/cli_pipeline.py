@@ -5,14 +5,15 @@ Imported at the end of :mod:`feast_spark.cli`, which they extend.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import click
 
 from feast_spark.cli import CliContext, cli, common_options, handle_errors
 from feast_spark.cli_output import emit_json, emit_table
+from feast_spark.cli_types import INSTANT
 from feast_spark.cli_wait import run_or_print, wait_options
-from feast_spark.errors import ArgumentError
 
 
 def _client() -> Any:
@@ -25,8 +26,8 @@ _WINDOW_HELP = "ISO-8601 date or instant (no offset means UTC)"
 @cli.command()
 @click.argument("table")
 @click.option("--source", help="Load this path or URI instead of the table's batch source.")
-@click.option("--start", help=f"Window start, inclusive: {_WINDOW_HELP}.")
-@click.option("--end", help=f"Window end, exclusive: {_WINDOW_HELP}.")
+@click.option("--start", type=INSTANT, help=f"Window start, inclusive: {_WINDOW_HELP}.")
+@click.option("--end", type=INSTANT, help=f"Window end, exclusive: {_WINDOW_HELP}.")
 @click.option(
     "--max-rejected-fraction",
     type=click.FloatRange(0, 1),
@@ -40,8 +41,8 @@ _WINDOW_HELP = "ISO-8601 date or instant (no offset means UTC)"
 def ingest(
     table: str,
     source: str | None,
-    start: str | None,
-    end: str | None,
+    start: datetime | None,
+    end: datetime | None,
     max_rejected_fraction: float,
     wait: bool,
     timeout: float | None,
@@ -54,7 +55,11 @@ def ingest(
 
 
 @cli.command("get-historical-features")
-@click.option("--features", required=True, help="Comma-separated refs: t:f1,t:f2,u:*")
+@click.option(
+    "--features",
+    required=True,
+    help="Comma-separated refs: t:f1,t:f2,u:*",
+)
 @click.option("--entities", required=True, help="Entity rows: parquet, csv, json or Delta path.")
 @click.option(
     "--timestamp-column",
@@ -95,13 +100,15 @@ def get_historical_features(
 
 @cli.command()
 @click.argument("tables", nargs=-1, required=True)
-@click.option("--start", required=True, help=f"Window start, inclusive: {_WINDOW_HELP}.")
-@click.option("--end", required=True, help=f"Window end, exclusive: {_WINDOW_HELP}.")
+@click.option(
+    "--start", type=INSTANT, required=True, help=f"Window start, inclusive: {_WINDOW_HELP}."
+)
+@click.option("--end", type=INSTANT, required=True, help=f"Window end, exclusive: {_WINDOW_HELP}.")
 @wait_options
 @common_options
 @handle_errors
 def materialize(
-    tables: tuple[str, ...], start: str, end: str, wait: bool, timeout: float | None
+    tables: tuple[str, ...], start: datetime, end: datetime, wait: bool, timeout: float | None
 ) -> None:
     """Push the latest values of TABLES in [start, end) to the online store."""
     run_or_print(_client().materialize(list(tables), start, end), wait, timeout=timeout)
@@ -109,12 +116,12 @@ def materialize(
 
 @cli.command("materialize-incremental")
 @click.argument("tables", nargs=-1, required=True)
-@click.option("--end", help=f"Window end, exclusive (default: now): {_WINDOW_HELP}.")
+@click.option("--end", type=INSTANT, help=f"Window end, exclusive (default: now): {_WINDOW_HELP}.")
 @wait_options
 @common_options
 @handle_errors
 def materialize_incremental(
-    tables: tuple[str, ...], end: str | None, wait: bool, timeout: float | None
+    tables: tuple[str, ...], end: datetime | None, wait: bool, timeout: float | None
 ) -> None:
     """Materialize TABLES from their high-water marks up to --end."""
     client = _client()
@@ -129,7 +136,11 @@ def materialize_incremental(
 
 
 @cli.command("get-online-features")
-@click.option("--features", required=True, help="Comma-separated refs: t:f1,t:f2,u:*")
+@click.option(
+    "--features",
+    required=True,
+    help="Comma-separated refs: t:f1,t:f2,u:*",
+)
 @click.option(
     "--entity",
     "entities",
@@ -158,15 +169,22 @@ def get_online_features(features: str, entities: tuple[str, ...], output: str) -
 
 def _entity_row(text: str, client: Any) -> dict[str, Any]:
     """``driver_id=1001,customer_id=abc`` with each value typed as its entity declares."""
+    from feast_spark.errors import DefinitionError
     from feast_spark.online.service import parse_entity_value
 
     row: dict[str, Any] = {}
     for part in text.split(","):
         name, sep, value = part.partition("=")
         if not sep or not name.strip():
-            raise ArgumentError("--entity", text, "write name=value, e.g. driver_id=1001")
+            raise click.BadParameter(
+                f"{text!r}: write name=value[,name=value], e.g. driver_id=1001",
+                param_hint="'--entity'",
+            )
         entity = client.get_entity(name.strip())
-        row[entity.name] = parse_entity_value(value.strip(), entity)
+        try:
+            row[entity.name] = parse_entity_value(value.strip(), entity)
+        except DefinitionError as error:
+            raise click.BadParameter(f"{text!r}: {error}", param_hint="'--entity'") from None
     return row
 
 
@@ -178,16 +196,20 @@ def offline() -> None:
 @offline.command("compact")
 @click.argument("table")
 @click.option(
-    "--start", help=f"Only days from this one (day-partitioned tables only): {_WINDOW_HELP}."
+    "--start",
+    type=INSTANT,
+    help=f"Only days from this one (day-partitioned tables only): {_WINDOW_HELP}.",
 )
 @click.option(
-    "--end", help=f"Only days before this one (day-partitioned tables only): {_WINDOW_HELP}."
+    "--end",
+    type=INSTANT,
+    help=f"Only days before this one (day-partitioned tables only): {_WINDOW_HELP}.",
 )
 @wait_options
 @common_options
 @handle_errors
 def offline_compact(
-    table: str, start: str | None, end: str | None, wait: bool, timeout: float | None
+    table: str, start: datetime | None, end: datetime | None, wait: bool, timeout: float | None
 ) -> None:
     """Rewrite TABLE's files in event-time order (Delta OPTIMIZE); data and readers undisturbed."""
     run_or_print(_client().compact(table, start=start, end=end), wait, timeout=timeout)

@@ -227,6 +227,7 @@ class Client:
         """
         if output_format not in ("parquet", "delta"):
             raise ArgumentError("output_format", output_format, "use parquet or delta")
+        parse_feature_refs(feature_refs, known_tables=self.list_feature_tables)  # syntax first
         tables = {name: self.get_feature_table(name) for name in table_names(feature_refs)}
         refs = parse_feature_refs(feature_refs, tables)
         entities = self._entities(_entity_names(tables.values()))
@@ -319,6 +320,7 @@ class Client:
         cached = self._read_plans.get(refs)
         if cached is not None and now - cached[0] < self.config.registry_cache_ttl_seconds:
             return cached[1]
+        parse_feature_refs(refs, known_tables=self.list_feature_tables)  # syntax, with hints
         plan = read_plan_from_registry(self.registry, self.project, refs)
         if len(self._read_plans) >= _MAX_CACHED_READ_PLANS:
             self._read_plans.clear()
@@ -343,6 +345,36 @@ class Client:
         passed to VACUUM, and its safety check against short retentions stays on.
         """
         return self._maintenance(table, MaintenanceOptions("vacuum"), Window())
+
+    def list_jobs(
+        self,
+        include_terminated: bool = True,
+        *,
+        table_name: str | None = None,
+        job_type: str | None = None,
+    ) -> list[Job]:
+        """This project's jobs, newest first, as feast-spark 0.2's ``Client.list_jobs``.
+
+        Args:
+            include_terminated: False keeps only jobs that have not ended (each asked first).
+            table_name: Only jobs that read or write this feature table.
+            job_type: Only ``ingest``, ``historical_retrieval``, ``materialize``, ...
+
+        Returns:
+            Handles to ``wait()``, ``cancel()``, ``result()`` or read ``record`` of.
+        """
+        records = self.launcher.list(table=table_name, job_type=job_type, project=self.project)
+        if not include_terminated:
+            records = [r for r in records if not r.state.is_final]
+        return [self.launcher.get(r.job_id) for r in records]
+
+    def get_job(self, job_id: str) -> Job:
+        """One job by id, launched by any process (as feast-spark 0.2's ``Client.get_job``).
+
+        Raises:
+            NotFoundError: No such job in the job store.
+        """
+        return self.launcher.get(job_id)
 
     def prune_jobs(self, older_than: timedelta | str, *, dry_run: bool = False) -> list[PrunedJob]:
         """Delete the jobs that ended more than ``older_than`` ago (``30d``, ``12h``, ...).

@@ -342,6 +342,11 @@ class _LocalStore(_Store):
             return _parse(self.path.read_bytes(), str(self.path))
         except FileNotFoundError:
             return 0, None
+        except IsADirectoryError:
+            raise FeastSparkError(
+                f"registry '{self.path}' is a folder; point 'registry' in feature_store.yaml at "
+                f"a file, e.g. {self.path}/registry.json"
+            ) from None
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
@@ -397,7 +402,16 @@ def _open_store(uri: str) -> _Store:
         return _LocalStore(Path(uri).expanduser().absolute())
     if uri.startswith("file://"):
         return _LocalStore(Path(uri[len("file://") :]))
+    import pyarrow as pa
     import pyarrow.fs
 
-    filesystem, path = pyarrow.fs.FileSystem.from_uri(uri)
+    from feast_spark.job_results import pyarrow_uri
+
+    try:
+        filesystem, path = pyarrow.fs.FileSystem.from_uri(pyarrow_uri(uri))
+    except (pa.ArrowInvalid, ValueError) as error:
+        raise FeastSparkError(
+            f"registry '{uri}': {error}; use a local path or an s3://, gs://, hdfs:// or "
+            "abfss:// URI"
+        ) from None
     return _ArrowStore(filesystem, path, uri)

@@ -83,7 +83,8 @@ def test_bad_parquet_entity_rows_fail_before_any_job(client: Client, tmp_path: P
     [
         ("nope:conv_rate", NotFoundError, "feature table 'nope' not found"),
         ("driver_stats:nope", NotFoundError, "driver_stats:nope"),
-        ("driver_stats", DefinitionError, "use 'table:feature'"),
+        ("driver_stats", DefinitionError, r"is a feature table: write 'driver_stats:conv_rate'"),
+        ("conv_rate", DefinitionError, "name its table: 'driver_stats:conv_rate'"),
         ("driver_stats:conv_rate,driver_stats:conv_rate", DefinitionError, "requested twice"),
     ],
 )
