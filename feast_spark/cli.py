@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 import click
 
 from feast_spark.cli_output import emit_json, emit_table
-from feast_spark.cli_types import as_usage_error, check_project
+from feast_spark.cli_types import OutputFormat, as_usage_error, check_project
 from feast_spark.errors import FeastSparkError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -100,7 +100,7 @@ def output_option(command: F) -> F:
     return click.option(
         "--output",
         "-o",
-        type=click.Choice(["table", "json"]),
+        type=OutputFormat(),
         default="table",
         show_default=True,
         help="Output format.",
@@ -172,7 +172,12 @@ def apply(paths: tuple[str, ...], output: str) -> None:
     client = CliContext.current().client()
     results = client.apply_files(paths)
     if output == "json":
-        emit_json([{"kind": r.kind, "name": r.name, "action": r.action} for r in results])
+        emit_json(
+            [
+                {"kind": r.kind, "name": r.name, "action": r.action, "project": client.project}
+                for r in results
+            ]
+        )
         return
     for result in results:
         click.echo(
@@ -194,14 +199,14 @@ def entities() -> None:
 @handle_errors
 def entities_list(output: str) -> None:
     """List the project's entities."""
-    found = CliContext.current().client().list_entities()
-    if output == "json":
-        emit_json([e.to_dict() for e in found])
-    else:
-        emit_table(
-            ["name", "type", "description"],
-            [(e.name, e.value_type.value, e.description) for e in found],
-        )
+    client = CliContext.current().client()
+    if output == "json":  # the objects `entities describe` prints
+        emit_json(client.registry.describe_all(client.project, "entity"))
+        return
+    emit_table(
+        ["name", "type", "description"],
+        [(e.name, e.value_type.value, e.description) for e in client.list_entities()],
+    )
 
 
 @entities.command("describe")
@@ -229,10 +234,11 @@ def feature_tables() -> None:
 @handle_errors
 def feature_tables_list(output: str) -> None:
     """List the project's feature tables."""
-    found = CliContext.current().client().list_feature_tables()
-    if output == "json":
-        emit_json([t.to_dict() for t in found])
+    client = CliContext.current().client()
+    if output == "json":  # the objects `feature-tables describe` prints
+        emit_json(client.registry.describe_all(client.project, "feature table"))
         return
+    found = client.list_feature_tables()
     emit_table(
         ["name", "entities", "features", "max age", "source"],
         [
@@ -291,11 +297,14 @@ def projects() -> None:
 @handle_errors
 def projects_list(output: str) -> None:
     """List the projects in the registry."""
-    names = CliContext.current().client().list_projects()
+    projects = CliContext.current().client().registry.describe_projects()
     if output == "json":
-        emit_json(names)
-    else:
-        emit_table(["name"], [(n,) for n in names])
+        emit_json(projects)
+        return
+    emit_table(
+        ["name", "entities", "feature tables", "created"],
+        [(p["name"], p["entities"], p["feature_tables"], p["created_at"]) for p in projects],
+    )
 
 
 @projects.command("create")

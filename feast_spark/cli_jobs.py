@@ -145,10 +145,11 @@ def jobs_cancel(job_id: str) -> None:
     help="Give up waiting after this many seconds (the job keeps running).",
 )
 @common_options
+@output_option
 @handle_errors
-def jobs_wait(job_id: str, timeout: float | None) -> None:
+def jobs_wait(job_id: str, timeout: float | None, output: str) -> None:
     """Follow a job to its end; exit 1 unless it succeeds."""
-    run_or_print(launcher().get(job_id), True, timeout=timeout)
+    run_or_print(launcher().get(job_id), True, timeout=timeout, output=output)
 
 
 @jobs.command("prune")
@@ -165,12 +166,8 @@ def jobs_wait(job_id: str, timeout: float | None) -> None:
 def jobs_prune(older_than: timedelta, dry_run: bool, output: str) -> None:
     """Delete ended jobs: records, logs, staged inputs (running jobs are kept)."""
     pruned = CliContext.current().client().prune_jobs(older_than, dry_run=dry_run)
-    if output == "json":
-        emit_json(
-            [{"job_id": p.record.job_id, "state": p.record.state.value,
-              "ended_at": p.record.to_dict()["ended_at"], "removed": list(p.removed)}
-             for p in pruned]
-        )  # fmt: skip
+    if output == "json":  # the job records `jobs list` prints, with what was removed
+        emit_json([{**p.record.to_dict(), "removed": list(p.removed)} for p in pruned])
         return
     emit_table(
         ["id", "type", "state", "ended", "removed"],

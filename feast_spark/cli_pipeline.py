@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from feast_spark.cli import CliContext, cli, common_options, handle_errors
+from feast_spark.cli import CliContext, cli, common_options, handle_errors, output_option
 from feast_spark.cli_output import emit_json, emit_table
 from feast_spark.cli_types import INSTANT
 from feast_spark.cli_wait import run_or_print, wait_options
@@ -37,6 +37,7 @@ _WINDOW_HELP = "ISO-8601 date or instant (no offset means UTC)"
 )
 @wait_options
 @common_options
+@output_option
 @handle_errors
 def ingest(
     table: str,
@@ -46,12 +47,13 @@ def ingest(
     max_rejected_fraction: float,
     wait: bool,
     timeout: float | None,
+    output: str,
 ) -> None:
     """Load TABLE's batch source (or --source) into its Delta offline table."""
     job = _client().ingest(
         table, source, start=start, end=end, max_rejected_fraction=max_rejected_fraction
     )
-    run_or_print(job, wait, timeout=timeout)
+    run_or_print(job, wait, timeout=timeout, output=output)
 
 
 @cli.command("get-historical-features")
@@ -67,7 +69,12 @@ def ingest(
     show_default=True,
     help="The entity rows' timestamp column.",
 )
-@click.option("--output", "output_path", required=True, help="Where to write the dataset.")
+@click.option(
+    "--output-path",
+    "output_path",
+    required=True,
+    help="Where to write the dataset (a path or URI; it must not exist yet).",
+)
 @click.option(
     "--format",
     "output_format",
@@ -77,6 +84,7 @@ def ingest(
 )
 @wait_options
 @common_options
+@output_option
 @handle_errors
 def get_historical_features(
     features: str,
@@ -86,6 +94,7 @@ def get_historical_features(
     output_format: str,
     wait: bool,
     timeout: float | None,
+    output: str,
 ) -> None:
     """Build a point-in-time correct training dataset."""
     retrieval = _client().get_historical_features(
@@ -95,7 +104,7 @@ def get_historical_features(
         output_path=output_path,
         output_format=output_format,
     )
-    run_or_print(retrieval.job, wait, timeout=timeout)
+    run_or_print(retrieval.job, wait, timeout=timeout, output=output)
 
 
 @cli.command()
@@ -106,12 +115,20 @@ def get_historical_features(
 @click.option("--end", type=INSTANT, required=True, help=f"Window end, exclusive: {_WINDOW_HELP}.")
 @wait_options
 @common_options
+@output_option
 @handle_errors
 def materialize(
-    tables: tuple[str, ...], start: datetime, end: datetime, wait: bool, timeout: float | None
+    tables: tuple[str, ...],
+    start: datetime,
+    end: datetime,
+    wait: bool,
+    timeout: float | None,
+    output: str,
 ) -> None:
     """Push the latest values of TABLES in [start, end) to the online store."""
-    run_or_print(_client().materialize(list(tables), start, end), wait, timeout=timeout)
+    run_or_print(
+        _client().materialize(list(tables), start, end), wait, timeout=timeout, output=output
+    )
 
 
 @cli.command("materialize-incremental")
@@ -119,17 +136,23 @@ def materialize(
 @click.option("--end", type=INSTANT, help=f"Window end, exclusive (default: now): {_WINDOW_HELP}.")
 @wait_options
 @common_options
+@output_option
 @handle_errors
 def materialize_incremental(
-    tables: tuple[str, ...], end: datetime | None, wait: bool, timeout: float | None
+    tables: tuple[str, ...], end: datetime | None, wait: bool, timeout: float | None, output: str
 ) -> None:
     """Materialize TABLES from their high-water marks up to --end."""
     client = _client()
     job = client.materialize_incremental(list(tables), end)
     if job is None:
-        click.echo("nothing to do: every table is materialized up to the end already")
+        message = "nothing to do: every table is materialized up to the end already"
+        if output == "json":
+            click.echo(message, err=True)
+            emit_json(None)
+        else:
+            click.echo(message)
         return
-    run_or_print(job, wait, timeout=timeout)
+    run_or_print(job, wait, timeout=timeout, output=output)
     if wait:  # it succeeded (run_or_print raises otherwise): move the marks now
         for table in tables:
             client.settle_incremental(table)
@@ -148,8 +171,8 @@ def materialize_incremental(
     required=True,
     help="One entity row as name=value[,name=value]; repeat for more rows.",
 )
-@click.option("--output", "-o", type=click.Choice(["table", "json"]), default="table")
 @common_options
+@output_option
 @handle_errors
 def get_online_features(features: str, entities: tuple[str, ...], output: str) -> None:
     """Read the latest feature values and their statuses."""
@@ -207,25 +230,34 @@ def offline() -> None:
 )
 @wait_options
 @common_options
+@output_option
 @handle_errors
 def offline_compact(
-    table: str, start: datetime | None, end: datetime | None, wait: bool, timeout: float | None
+    table: str,
+    start: datetime | None,
+    end: datetime | None,
+    wait: bool,
+    timeout: float | None,
+    output: str,
 ) -> None:
     """Rewrite TABLE's files in event-time order (Delta OPTIMIZE); data and readers undisturbed."""
-    run_or_print(_client().compact(table, start=start, end=end), wait, timeout=timeout)
+    run_or_print(
+        _client().compact(table, start=start, end=end), wait, timeout=timeout, output=output
+    )
 
 
 @offline.command("vacuum")
 @click.argument("table")
 @wait_options
 @common_options
+@output_option
 @handle_errors
-def offline_vacuum(table: str, wait: bool, timeout: float | None) -> None:
+def offline_vacuum(table: str, wait: bool, timeout: float | None, output: str) -> None:
     """Delete TABLE's files that no version within its retention needs (Delta VACUUM).
 
     The retention is the table's delta.deletedFileRetentionDuration (7 days by default).
     """
-    run_or_print(_client().vacuum(table), wait, timeout=timeout)
+    run_or_print(_client().vacuum(table), wait, timeout=timeout, output=output)
 
 
 @cli.command()

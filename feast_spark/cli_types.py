@@ -98,3 +98,21 @@ def as_usage_error(error: Exception) -> click.UsageError | None:
     if isinstance(error, DefinitionError) and error.kind == "feature reference":
         return click.UsageError(f"--features {error.name!r}: {error.reason}")
     return None
+
+
+class OutputFormat(click.Choice):  # type: ignore[type-arg]
+    """``--output table|json``; a path there is answered with where a dataset location goes."""
+
+    def __init__(self) -> None:
+        super().__init__(["table", "json"])
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        """Check the choice; explain a path given as the pre-0.1 dataset ``--output``."""
+        if isinstance(value, str) and value not in self.choices and ("/" in value or "." in value):
+            self.fail(
+                f"{value!r} is not table or json: --output picks how the result is printed; "
+                "get-historical-features writes its dataset to --output-path",
+                param,
+                ctx,
+            )
+        return super().convert(value, param, ctx)

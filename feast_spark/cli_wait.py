@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 
 import click
 
+from feast_spark.cli_output import emit_json
 from feast_spark.errors import JobFailedError
 from feast_spark.launcher import Job, JobRecord, JobState, Progress
 
@@ -47,16 +48,21 @@ def wait_options(command: F) -> F:
     )(command)
 
 
-def run_or_print(job: Job, wait: bool, *, timeout: float | None = None) -> None:
+def run_or_print(
+    job: Job, wait: bool, *, timeout: float | None = None, output: str = "table"
+) -> None:
     """Finish a command that launched ``job``: print its id, or follow it to its end.
 
     Waiting shows the state and Spark's progress on stderr and prints a summary on stdout. A
-    SIGTERM or Ctrl-C while waiting (Airflow stopping the task) cancels the job first.
+    SIGTERM or Ctrl-C while waiting (Airflow stopping the task) cancels the job first. With
+    ``output="json"`` stdout gets the job's record instead (what ``jobs describe -o json``
+    prints): as submitted with ``--no-wait``, as ended otherwise, a failed job's included.
 
     Args:
         job: The launched job.
-        wait: False prints the job id and returns at once.
+        wait: False prints the job id (or record) and returns at once.
         timeout: Seconds to wait at most (None: until the job ends).
+        output: ``table`` (the id, or a summary line) or ``json`` (the job's record).
 
     Raises:
         JobFailedError: The job FAILED or was CANCELLED (the message is the job's own error);
@@ -65,7 +71,10 @@ def run_or_print(job: Job, wait: bool, *, timeout: float | None = None) -> None:
         TrackingError: The job's state could not be learnt (exit status 1).
     """
     if not wait:
-        click.echo(job.id)
+        if output == "json":
+            emit_json(job.record.to_dict())
+        else:
+            click.echo(job.id)
         return
     click.echo(f"job {job.id} submitted; following it (Ctrl-C cancels it)", err=True)
     printer = ProgressPrinter(job.id)
@@ -81,9 +90,12 @@ def run_or_print(job: Job, wait: bool, *, timeout: float | None = None) -> None:
         ) from None
     printer.close()
     record = job.record
+    if output == "json":
+        emit_json(record.to_dict())
     if state is not JobState.SUCCEEDED:
         raise JobFailedError(job.id, state.value, record.error or "no error message recorded")
-    click.echo(_summary(record))
+    if output != "json":
+        click.echo(_summary(record))
 
 
 class ProgressPrinter:

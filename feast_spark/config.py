@@ -294,7 +294,9 @@ def _apply_env_overrides(data: dict[str, Any], environ: Mapping[str, str]) -> di
         for depth, key in enumerate(keys[:-1]):
             dotted = ".".join(keys[: depth + 1])
             if key not in target:
-                origins.setdefault(dotted, f"{name} (section '{dotted}' is not in {CONFIG_FILE_NAME})")
+                origins.setdefault(
+                    dotted, f"{name} (section '{dotted}' is not in {CONFIG_FILE_NAME})"
+                )
             child = target.setdefault(key, {})
             if key == "registry" and target is data and isinstance(child, str):
                 child = target[key] = {"path": child}  # the short form, opened into its section

@@ -122,6 +122,25 @@ class Registry:
             raise NotFoundError(kind, name, project, _known(objects))
         return dict(objects[name])
 
+    def describe_all(self, project: str, kind: str) -> list[dict[str, Any]]:
+        """:meth:`describe` of every entity (``kind="entity"``) or feature table, by name."""
+        section = "entities" if kind == "entity" else "feature_tables"
+        objects = self._project(self._read()[1], project)[section]
+        return [dict(objects[name]) for name in sorted(objects)]
+
+    def describe_projects(self) -> list[dict[str, Any]]:
+        """Every project as ``{"name", "created_at", "entities", "feature_tables"}`` (counts)."""
+        projects = self._read()[1]["projects"]
+        return [
+            {
+                "name": name,
+                "created_at": projects[name].get("created_at"),
+                "entities": len(projects[name].get("entities", {})),
+                "feature_tables": len(projects[name].get("feature_tables", {})),
+            }
+            for name in sorted(projects)
+        ]
+
     def table_state(self, project: str, table: str) -> dict[str, Any]:
         """Bookkeeping of a table kept by jobs (e.g. the materialization high-water mark)."""
         state = self._project(self._read()[1], project).get("table_state", {})

@@ -56,7 +56,7 @@ def error_line(result: Result) -> str:
         (["get-online-features", "--features", "conv_rate", "--entity", "driver_id=1"],
          "--features", "name its table: 'driver_stats:conv_rate'"),
         (["get-historical-features", "--features", "conv_rate", "--entities", "e.parquet",
-          "--output", "out"], "--features", "name its table: 'driver_stats:conv_rate'"),
+          "--output-path", "out"], "--features", "name its table: 'driver_stats:conv_rate'"),
         (["--project", "Bad-Name", "entities", "list"], "--project", "must match"),
         (["entities", "list", "-p", "Bad-Name"], "--project", "must match"),
     ],

@@ -77,7 +77,7 @@ def test_refs_parse_and_expand_table_star() -> None:
     with pytest.raises(NotFoundError, match="feature table 'u'"):
         parse_feature_refs(["u:*"], tables)
     for bad in ("t", ":a", "t:", "t:a:b"):
-        with pytest.raises(DefinitionError, match="use 'table:feature'"):
+        with pytest.raises(DefinitionError, match="use 'table:feature'|name its table"):
             parse_feature_refs([bad])
     with pytest.raises(DefinitionError, match="at least one"):
         parse_feature_refs([])
