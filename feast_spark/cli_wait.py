@@ -13,6 +13,7 @@ import :mod:`feast_spark.cli`, so the command modules can import it in any order
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import threading
@@ -123,7 +124,10 @@ class ProgressPrinter:
         now = time.monotonic()
         text = progress_line(record, progress, now - self.started)
         if self.tty:
-            click.echo(f"\r{text:<100}", nl=False, err=True)
+            # One column short of the terminal: writing the last column wraps on some terminals.
+            width = max(terminal_width() - 1, 20)
+            text = progress_line(record, progress, now - self.started, width=width)
+            click.echo(f"\r{text:<{width}}", nl=False, err=True)
             self._shown = True
             return
         key = text.rsplit(" [", 1)[0]  # without the elapsed time
@@ -144,13 +148,40 @@ class ProgressPrinter:
             self._shown = False
 
 
-def progress_line(record: JobRecord, progress: Progress | None, elapsed_s: float) -> str:
-    """``<id>: RUNNING, stages 3/5, tasks 40/60 (2 running) [01:02]``."""
+def progress_line(
+    record: JobRecord, progress: Progress | None, elapsed_s: float, *, width: int | None = None
+) -> str:
+    """``<id>: RUNNING, stages 3/5, tasks 40/60 (2 running) [01:02]``, at most ``width`` long.
+
+    A line too long for ``width`` shortens the job id first (its head stays, with ``…``; the
+    state, counts and time matter more while waiting), then is cut at the end.
+    """
     minutes, seconds = divmod(int(elapsed_s), 60)
-    parts = [f"{record.job_id}: {record.state.value}"]
+    parts = [f": {record.state.value}"]
     if progress is not None:
         parts.append(progress.describe())
-    return ", ".join(parts) + f" [{minutes:02d}:{seconds:02d}]"
+    rest = ", ".join(parts) + f" [{minutes:02d}:{seconds:02d}]"
+    job_id = record.job_id
+    if width is None or len(job_id) + len(rest) <= width:
+        return job_id + rest
+    room = width - len(rest)
+    if room >= 8:
+        return job_id[: room - 1] + "…" + rest
+    return (job_id + rest)[: width - 1] + "…"
+
+
+def terminal_width() -> int:
+    """Columns of the terminal stderr is on ($COLUMNS first; 80 when unknown).
+
+    Asks stderr, where the progress goes: stdout may be a pipe (``-o json | jq``).
+    """
+    columns = os.environ.get("COLUMNS", "")
+    if columns.isdigit() and int(columns) > 0:
+        return int(columns)
+    try:
+        return os.get_terminal_size(sys.stderr.fileno()).columns or 80
+    except (OSError, ValueError, AttributeError):
+        return 80
 
 
 @contextmanager

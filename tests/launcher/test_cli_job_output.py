@@ -156,3 +156,43 @@ def test_client_lists_and_gets_jobs_as_feast_spark_0_2_did(project: Path) -> Non
     assert client.list_jobs(include_terminated=False) == []
     with pytest.raises(NotFoundError, match="job 'nope' not found"):
         client.get_job("nope")
+
+
+def test_the_progress_line_fits_an_80_column_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+    from datetime import UTC, datetime
+
+    from feast_spark import cli_wait
+    from feast_spark.launcher import JobRecord, Progress
+
+    # given a job with a long id, far into a big Spark job, on an 80-column terminal
+    record = JobRecord(
+        job_id="historical_retrieval-driver-stats-20240201T000000-a1b2c3d4",
+        job_type="historical_retrieval", state=JobState.RUNNING, target="local",
+        deploy_mode="client", master="local[2]", submitted_at=datetime(2024, 1, 1, tzinfo=UTC),
+    )  # fmt: skip
+    progress = Progress(
+        "app-1", stages_done=118, stages_total=240, tasks_done=15_000, tasks_total=40_000,
+        tasks_active=128,
+    )  # fmt: skip
+    monkeypatch.setenv("COLUMNS", "80")
+    stderr = io.StringIO()
+    stderr.isatty = lambda: True  # type: ignore[method-assign]
+    monkeypatch.setattr(cli_wait.sys, "stderr", stderr)
+    printer = cli_wait.ProgressPrinter(record.job_id)
+    # when progress is shown, twice (the line is rewritten in place)
+    printer(record, progress)
+    printer(record, None)
+    printer.close()
+    # then every rewrite fits in 79 columns, keeps the counts and time, and shortens the id
+    shown = stderr.getvalue().split("\r")[1:]
+    assert all(len(line.rstrip("\n")) <= 79 for line in shown), [len(x) for x in shown]
+    assert (
+        shown[0]
+        .rstrip()
+        .endswith(": RUNNING, stages 118/240, tasks 15000/40000 (128 running) [00:00]")
+    )
+    assert shown[0].startswith("historical_r…: RUNNING")
+    # and a wide terminal shows it whole
+    assert cli_wait.progress_line(record, progress, 0, width=200).startswith(record.job_id + ":")
+    assert len(cli_wait.progress_line(record, progress, 0, width=30)) == 30
