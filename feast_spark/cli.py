@@ -69,7 +69,7 @@ def common_options(command: F) -> F:
         click.option(
             "--config",
             "-c",
-            type=click.Path(dir_okay=True),
+            type=click.Path(exists=True, dir_okay=True),
             expose_value=False,
             callback=_store("config_path"),
             help="feature_store.yaml (default: $FEAST_SPARK_CONFIG or ./feature_store.yaml).",
@@ -161,7 +161,7 @@ def cli() -> None:
     "paths",
     multiple=True,
     required=True,
-    type=click.Path(),
+    type=click.Path(exists=True),
     help="A YAML definitions file or folder; repeat for more.",
 )
 @common_options

@@ -192,7 +192,7 @@ class Client:
             "ingest",
             job_id,
             [definition],
-            Window(_instant(start, "start"), _instant(end, "end")),
+            _window(start, end),
             options=IngestOptions(override, max_rejected_fraction),
         )
         return self.launcher.submit(spec)
@@ -260,7 +260,7 @@ class Client:
     def materialize(self, tables: Sequence[str], start: datetime | str, end: datetime | str) -> Job:
         """Push the latest value of every key in ``[start, end)`` to the online store."""
         definitions = [self.get_feature_table(name) for name in tables]
-        window = Window(_instant(start, "start"), _instant(end, "end"))
+        window = _window(start, end)
         return self._submit_materialize(definitions, window)
 
     def materialize_incremental(
@@ -334,7 +334,7 @@ class Client:
 
         ``start`` and ``end`` pick days, on tables of the first, day-partitioned layout only.
         """
-        window = Window(_instant(start, "start"), _instant(end, "end"))
+        window = _window(start, end)
         return self._maintenance(table, MaintenanceOptions("compact"), window)
 
     def vacuum(self, table: str) -> Job:
@@ -509,3 +509,15 @@ def _is_local_parquet(source: BatchSource) -> bool:
 
 def _instant(value: datetime | str | None, name: str) -> datetime | None:
     return None if value is None else parse_instant(value, name=name)
+
+
+def _window(start: datetime | str | None, end: datetime | str | None) -> Window:
+    """``[start, end)`` from the caller's values (ArgumentError naming ``start`` if empty)."""
+    begin, until = _instant(start, "start"), _instant(end, "end")
+    if begin is not None and until is not None and begin >= until:
+        raise ArgumentError(
+            "start",
+            begin.isoformat(),
+            f"must be before end {until.isoformat()} (windows are [start, end))",
+        )
+    return Window(begin, until)

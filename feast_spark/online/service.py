@@ -465,7 +465,10 @@ def incremental_window(
                 "time zone"
             )
     elif table.max_age is not None:
-        start = end - table.max_age
+        try:
+            start = end - table.max_age
+        except OverflowError:  # reaches before year one: every row is young enough
+            start = None
     else:
         start = None
     if start is not None and start >= end:

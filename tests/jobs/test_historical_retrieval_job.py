@@ -309,7 +309,11 @@ def test_a_delta_dataset_reads_back_without_spark(
         f"ALTER TABLE delta.`{output}` SET TBLPROPERTIES "
         "('delta.checkpointInterval' = '1', 'delta.enableDeletionVectors' = 'true')"
     )
+    spark.sql(f"OPTIMIZE delta.`{output}`")  # one file: the DELETE below marks a row in it
     spark.sql(f"DELETE FROM delta.`{output}` WHERE driver_id = 2")
+    log = sorted((tmp_path / "dataset" / "_delta_log").glob("*.json"))[-1].read_text()
+    assert '"deletionVector":{' in log.replace(" ", "")  # the row is deleted by a vector
+    assert list((tmp_path / "dataset" / "_delta_log").glob("*.checkpoint.parquet"))
     expected = spark.read.format("delta").load(output).toPandas()
     # when read back through the client's handle, without Spark
     table = RetrievalJob(FinishedJob(), output, "delta").to_arrow()  # type: ignore[arg-type]
