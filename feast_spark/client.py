@@ -12,12 +12,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from feast_spark.config import (
-    CassandraOnlineStoreConfig,
-    RepoConfig,
-    load_config,
-    resolve_location,
-)
+from feast_spark.config import CassandraOnlineStoreConfig, RepoConfig, load_config
+from feast_spark.config_reader import resolve_location
 from feast_spark.definitions import BatchSource, Entity, FeatureTable, FileSource
 from feast_spark.definitions.durations import parse_duration
 from feast_spark.definitions.yaml_files import load_definitions

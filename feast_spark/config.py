@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import math
 import os
-import re
-from collections.abc import Collection, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import yaml
 
+from feast_spark.config_reader import ConfigReader, resolve_location
 from feast_spark.definitions.names import check_name
 from feast_spark.definitions.yaml_files import DuplicateKeyError, load_yaml, yaml_problem
 from feast_spark.errors import ArgumentError, ConfigError, DefinitionError
@@ -26,9 +26,6 @@ from feast_spark.errors import ArgumentError, ConfigError, DefinitionError
 CONFIG_FILE_NAME = "feature_store.yaml"
 CONFIG_PATH_ENV = "FEAST_SPARK_CONFIG"
 OVERRIDE_PREFIX = "FEAST_SPARK__"
-# Schemes pyarrow.fs opens (with Hadoop's s3a/s3n/gcs names translated): the registry, the job
-# store and the staging location are read and written through it, not only through Spark.
-ARROW_SCHEMES = ("file", "s3", "s3a", "s3n", "gs", "gcs", "hdfs", "viewfs", "abfs", "abfss")
 # Feast's default is 600 s; a minute keeps a serving process close to what was applied.
 DEFAULT_REGISTRY_CACHE_TTL_SECONDS = 60.0
 
@@ -37,9 +34,6 @@ CONSISTENCY_LEVELS = (
 )  # fmt: skip
 LAUNCHER_TYPES = ("local", "standalone", "yarn", "kubernetes")
 DEPLOY_MODES = ("client", "cluster")
-_URI = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
-
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -325,7 +319,7 @@ def parse_config(
     error blames the variable rather than the file.
     """
     base = base_dir or Path.cwd()
-    reader = _Reader(source, origins or {})
+    reader = ConfigReader(source, origins or {})
     top = reader.section(
         data,
         "",
@@ -355,7 +349,7 @@ def parse_config(
     )
 
 
-def _registry(reader: _Reader, data: Any, base: Path) -> tuple[str, float]:
+def _registry(reader: ConfigReader, data: Any, base: Path) -> tuple[str, float]:
     """``registry: PATH``, or Feast's ``registry: {path: PATH, cache_ttl_seconds: N}``."""
     if not isinstance(data, Mapping):
         path = reader.file_location(data, "registry", base)
@@ -374,22 +368,16 @@ def _registry(reader: _Reader, data: Any, base: Path) -> tuple[str, float]:
     return reader.file_location(section["path"], "registry.path", base), float(ttl)
 
 
-def _identifier(value: Any, key: str, reader: _Reader) -> str:
+def _identifier(value: Any, key: str, reader: ConfigReader) -> str:
     try:
         return check_name(key, value)
     except DefinitionError as error:
         raise reader.fail(key, value, error.reason) from None
 
 
-def resolve_location(value: str, base: Path) -> str:
-    """Resolve a relative local path against the config folder; leave URIs alone."""
-    if _URI.match(value) or value.startswith("file:"):
-        return value
-    path = Path(value).expanduser()
-    return str(path if path.is_absolute() else (base / path).resolve())
-
-
-def _online_store(reader: _Reader, data: Any, base: Path, registry_dir: str) -> OnlineStoreConfig:
+def _online_store(
+    reader: ConfigReader, data: Any, base: Path, registry_dir: str
+) -> OnlineStoreConfig:
     if data is None:
         return SqliteOnlineStoreConfig(path=f"{registry_dir}/online_store.db")
     kind = reader.section(data, "online_store", required={"type"}, allow_extra=True)["type"]
@@ -454,7 +442,7 @@ def _online_store(reader: _Reader, data: Any, base: Path, registry_dir: str) -> 
     )
 
 
-def _replication(reader: _Reader, data: Any) -> dict[str, Any]:
+def _replication(reader: ConfigReader, data: Any) -> dict[str, Any]:
     key = "online_store.replication"
     if not isinstance(data, Mapping) or "class" not in data:
         raise reader.fail(key, data, "must be a mapping with a 'class'")
@@ -476,7 +464,7 @@ def _replication(reader: _Reader, data: Any) -> dict[str, Any]:
     return {"class": strategy, **factors}
 
 
-def _tls(reader: _Reader, data: Any, base: Path) -> TlsConfig | None:
+def _tls(reader: ConfigReader, data: Any, base: Path) -> TlsConfig | None:
     if data is None or data is False:
         return None
     if data is True:
@@ -503,7 +491,7 @@ def _tls(reader: _Reader, data: Any, base: Path) -> TlsConfig | None:
     )
 
 
-def _spark(reader: _Reader, data: Any) -> SparkConfig:
+def _spark(reader: ConfigReader, data: Any) -> SparkConfig:
     if data is None:
         return SparkConfig()
     section = reader.section(data, "spark", optional={"master", "conf"})
@@ -521,7 +509,7 @@ def _spark_value(value: Any) -> str:
     return str(value).lower() if isinstance(value, bool) else str(value)
 
 
-def _launcher(reader: _Reader, data: Any, base: Path, registry_dir: str) -> LauncherConfig:
+def _launcher(reader: ConfigReader, data: Any, base: Path, registry_dir: str) -> LauncherConfig:
     section = reader.section(
         data or {},
         "launcher",
@@ -545,118 +533,3 @@ def _launcher(reader: _Reader, data: Any, base: Path, registry_dir: str) -> Laun
         else f"{registry_dir}/staging",
         spark_submit_args=tuple(args),
     )
-
-
-class _Reader:
-    """Typed accessors that raise ConfigError naming the key, the value and the file."""
-
-    def __init__(self, source: str, origins: Mapping[str, str]) -> None:
-        self.source = source
-        self.origins = origins
-
-    def origin(self, key: str) -> str:
-        """Where ``key``'s value came from: an environment variable or the file."""
-        parts = key.split(".")
-        for depth in range(len(parts), 0, -1):  # the key itself, then its sections
-            found = self.origins.get(".".join(parts[:depth]))
-            if found is not None:
-                return found
-        return self.source
-
-    def fail(self, key: str, value: Any, reason: str) -> ConfigError:
-        """The error for ``key``, blamed on where its value came from."""
-        return ConfigError(key, value, self.origin(key), reason)
-
-    def _arrow_location(self, value: Any, key: str, base: Path) -> str:
-        text = self.string(value, key)
-        match = _URI.match(text)
-        if match is not None:
-            scheme = match.group(0)[:-3].lower()
-            if scheme not in ARROW_SCHEMES:
-                raise self.fail(
-                    key,
-                    text,
-                    f"unknown file system '{scheme}://'; use a local path or a URI of "
-                    + ", ".join(f"{s}://" for s in ARROW_SCHEMES if s != "file"),
-                )
-        return resolve_location(text, base)
-
-    def file_location(self, value: Any, key: str, base: Path) -> str:
-        """A file's path or URI, refused when it is a local folder."""
-        location = self._arrow_location(value, key, base)
-        local = location[len("file://") :] if location.startswith("file://") else location
-        if not _URI.match(local) and Path(local).is_dir():
-            raise self.fail(
-                key,
-                value,
-                f"is a folder; name a file in it, e.g. {local.rstrip('/')}/registry.json",
-            )
-        return location
-
-    def folder_location(self, value: Any, key: str, base: Path) -> str:
-        """A folder's path or URI, refused when it is a local file."""
-        location = self._arrow_location(value, key, base)
-        local = location[len("file://") :] if location.startswith("file://") else location
-        if not _URI.match(local) and Path(local).is_file():
-            raise self.fail(key, value, "is a file; name a folder (it is created if missing)")
-        return location
-
-    def section(
-        self,
-        data: Any,
-        key: str,
-        *,
-        required: Collection[str] = (),
-        optional: Collection[str] = (),
-        allow_extra: bool = False,
-    ) -> dict[str, Any]:
-        if not isinstance(data, Mapping):
-            raise self.fail(key or "<file>", data, "must be a mapping of keys to values")
-        prefix = f"{key}." if key else ""
-        if not allow_extra:
-            for name in data:
-                if name not in required and name not in optional:
-                    known = ", ".join(sorted({*required, *optional}))
-                    raise self.fail(f"{prefix}{name}", data[name], f"unknown key; known: {known}")
-        for name in sorted(required):
-            if name not in data or data[name] is None:
-                raise self.fail(f"{prefix}{name}", None, "required key is missing")
-        return dict(data)
-
-    def _typed(self, value: Any, key: str, kind: type[T], what: str) -> T:
-        if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
-            raise self.fail(key, value, f"must be {what}")
-        return value
-
-    def string(self, value: Any, key: str) -> str:
-        text = self._typed(value, key, str, "a string")
-        if not text:
-            raise self.fail(key, value, "must not be empty")
-        return text
-
-    def optional_string(self, value: Any, key: str) -> str | None:
-        return None if value is None else self.string(value, key)
-
-    def boolean(self, value: Any, key: str) -> bool:
-        return self._typed(value, key, bool, "true or false")
-
-    def integer(self, value: Any, key: str, low: int, high: int) -> int:
-        number = self._typed(value, key, int, "a whole number")
-        if not low <= number <= high:
-            raise self.fail(key, value, f"must be between {low} and {high}")
-        return number
-
-    def number(self, value: Any, key: str) -> float:
-        if (
-            isinstance(value, bool)
-            or not isinstance(value, int | float)
-            or not math.isfinite(value)
-            or value <= 0
-        ):
-            raise self.fail(key, value, "must be a positive number")
-        return float(value)
-
-    def choice(self, value: Any, key: str, choices: tuple[str, ...]) -> str:
-        if not (isinstance(value, str) and value in choices):
-            raise self.fail(key, value, f"must be one of {', '.join(choices)}")
-        return str(value)
