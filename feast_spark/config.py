@@ -384,7 +384,12 @@ def _online_store(
     if kind == "sqlite":
         section = reader.section(data, "online_store", required={"type"}, optional={"path"})
         path = reader.string(section.get("path", "online_store.db"), "online_store.path")
-        return SqliteOnlineStoreConfig(path=resolve_location(path, base))
+        resolved = resolve_location(path, base)
+        if Path(resolved).is_dir():
+            raise reader.fail(
+                "online_store.path", path, f"is a folder; name a file in it, e.g. {path}/online.db"
+            )
+        return SqliteOnlineStoreConfig(path=resolved)
     if kind != "cassandra":
         raise reader.fail("online_store.type", kind, "use 'sqlite' or 'cassandra'")
     defaults = CassandraOnlineStoreConfig()

@@ -104,6 +104,11 @@ def test_usage_errors_exit_2_and_name_the_option(
             "key 'launcher.job_store' = 'feature_store.yaml': is a file; name a folder",
         ),
         (
+            "project: demo\nregistry: r.json\noffline_store: {path: o}\n"
+            "online_store: {type: sqlite, path: .}\n",
+            "key 'online_store.path' = '.': is a folder; name a file in it",
+        ),
+        (
             "project: demo\nregistry: {path: r.json, cache_ttl_seconds: .inf}\n"
             "offline_store: {path: o}\n",
             "key 'registry.cache_ttl_seconds' = inf: must be a number of seconds",
