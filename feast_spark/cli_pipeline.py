@@ -57,11 +57,7 @@ def ingest(
 
 
 @cli.command("get-historical-features")
-@click.option(
-    "--features",
-    required=True,
-    help="Comma-separated refs: t:f1,t:f2,u:*",
-)
+@click.option("--features", required=True, help="Comma-separated refs: t:f1,t:f2,u:*")
 @click.option("--entities", required=True, help="Entity rows: parquet, csv, json or Delta path.")
 @click.option(
     "--timestamp-column",
@@ -159,11 +155,7 @@ def materialize_incremental(
 
 
 @cli.command("get-online-features")
-@click.option(
-    "--features",
-    required=True,
-    help="Comma-separated refs: t:f1,t:f2,u:*",
-)
+@click.option("--features", required=True, help="Comma-separated refs: t:f1,t:f2,u:*")
 @click.option(
     "--entity",
     "entities",
