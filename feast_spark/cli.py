@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 import click
 
 from feast_spark.cli_output import emit_json, emit_table
+from feast_spark.cli_types import OutputFormat, as_usage_error, check_project
 from feast_spark.errors import FeastSparkError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -58,13 +59,17 @@ def _store(name: str) -> Callable[[click.Context, click.Parameter, Any], Any]:
     return callback
 
 
+def _checked_project(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
+    return _store("project")(ctx, param, check_project(ctx, param, value))
+
+
 def common_options(command: F) -> F:
     """Add ``--config``, ``--project`` and ``--verbose`` (also accepted on the group)."""
     options = [
         click.option(
             "--config",
             "-c",
-            type=click.Path(dir_okay=True),
+            type=click.Path(exists=True, dir_okay=True),
             expose_value=False,
             callback=_store("config_path"),
             help="feature_store.yaml (default: $FEAST_SPARK_CONFIG or ./feature_store.yaml).",
@@ -73,7 +78,7 @@ def common_options(command: F) -> F:
             "--project",
             "-p",
             expose_value=False,
-            callback=_store("project"),
+            callback=_checked_project,
             help="Project to use instead of the configured one.",
         ),
         click.option(
@@ -95,7 +100,7 @@ def output_option(command: F) -> F:
     return click.option(
         "--output",
         "-o",
-        type=click.Choice(["table", "json"]),
+        type=OutputFormat(),
         default="table",
         show_default=True,
         help="Output format.",
@@ -103,19 +108,40 @@ def output_option(command: F) -> F:
 
 
 def handle_errors(command: F) -> F:
-    """Turn a FeastSparkError into one line on stderr and exit 1 (a traceback with --verbose)."""
+    """Turn an error into one line on stderr (a traceback with --verbose).
+
+    A bad argument (ArgumentError, a malformed feature reference) exits 2 as a usage error naming
+    the option; any other error exits 1: a FeastSparkError as its own message, an OSError (a
+    file that cannot be read or written) as its reason and path, anything else as its type and
+    message, with a pointer to ``--verbose``.
+    """
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return command(*args, **kwargs)
-        except FeastSparkError as error:
+        except (click.exceptions.Exit, click.Abort, click.ClickException):
+            raise
+        except Exception as error:
             ctx = click.get_current_context().find_object(CliContext)
             if ctx is not None and ctx.verbose:
                 traceback.print_exc()
-            raise click.ClickException(str(error)) from None
+            usage = as_usage_error(error)
+            if usage is not None:
+                raise usage from None
+            raise click.ClickException(_one_line(error)) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def _one_line(error: Exception) -> str:
+    if isinstance(error, FeastSparkError):
+        return str(error)
+    if isinstance(error, OSError) and error.strerror:
+        where = f": {error.filename}" if error.filename else ""
+        return f"{error.strerror}{where}"
+    text = " ".join(str(error).split()) or "no message"
+    return f"unexpected {type(error).__name__}: {text} (rerun with --verbose for the traceback)"
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -135,7 +161,7 @@ def cli() -> None:
     "paths",
     multiple=True,
     required=True,
-    type=click.Path(),
+    type=click.Path(exists=True),
     help="A YAML definitions file or folder; repeat for more.",
 )
 @common_options
@@ -146,7 +172,12 @@ def apply(paths: tuple[str, ...], output: str) -> None:
     client = CliContext.current().client()
     results = client.apply_files(paths)
     if output == "json":
-        emit_json([{"kind": r.kind, "name": r.name, "action": r.action} for r in results])
+        emit_json(
+            [
+                {"kind": r.kind, "name": r.name, "action": r.action, "project": client.project}
+                for r in results
+            ]
+        )
         return
     for result in results:
         click.echo(
@@ -168,14 +199,14 @@ def entities() -> None:
 @handle_errors
 def entities_list(output: str) -> None:
     """List the project's entities."""
-    found = CliContext.current().client().list_entities()
-    if output == "json":
-        emit_json([e.to_dict() for e in found])
-    else:
-        emit_table(
-            ["name", "type", "description"],
-            [(e.name, e.value_type.value, e.description) for e in found],
-        )
+    client = CliContext.current().client()
+    if output == "json":  # the objects `entities describe` prints
+        emit_json(client.registry.describe_all(client.project, "entity"))
+        return
+    emit_table(
+        ["name", "type", "description"],
+        [(e.name, e.value_type.value, e.description) for e in client.list_entities()],
+    )
 
 
 @entities.command("describe")
@@ -203,10 +234,11 @@ def feature_tables() -> None:
 @handle_errors
 def feature_tables_list(output: str) -> None:
     """List the project's feature tables."""
-    found = CliContext.current().client().list_feature_tables()
-    if output == "json":
-        emit_json([t.to_dict() for t in found])
+    client = CliContext.current().client()
+    if output == "json":  # the objects `feature-tables describe` prints
+        emit_json(client.registry.describe_all(client.project, "feature table"))
         return
+    found = client.list_feature_tables()
     emit_table(
         ["name", "entities", "features", "max age", "source"],
         [
@@ -265,11 +297,14 @@ def projects() -> None:
 @handle_errors
 def projects_list(output: str) -> None:
     """List the projects in the registry."""
-    names = CliContext.current().client().list_projects()
+    projects = CliContext.current().client().registry.describe_projects()
     if output == "json":
-        emit_json(names)
-    else:
-        emit_table(["name"], [(n,) for n in names])
+        emit_json(projects)
+        return
+    emit_table(
+        ["name", "entities", "feature tables", "created"],
+        [(p["name"], p["entities"], p["feature_tables"], p["created_at"]) for p in projects],
+    )
 
 
 @projects.command("create")
@@ -301,4 +336,8 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    # `python -m feast_spark.cli` runs this file as __main__, a second copy of the module: the
+    # job and pipeline commands register on feast_spark.cli's group, so run that one.
+    from feast_spark.cli import main as _main
+
+    _main()

@@ -21,6 +21,7 @@ imported first.
 from __future__ import annotations
 
 import sys
+from datetime import timedelta
 
 import click
 
@@ -32,6 +33,7 @@ from feast_spark.cli_wait import ProgressPrinter, progress_line, run_or_print, w
 # isort: split
 from feast_spark.cli import CliContext, cli, common_options, handle_errors, output_option
 from feast_spark.cli_output import emit_json, emit_table
+from feast_spark.cli_types import DURATION
 from feast_spark.launcher import JobRecord, JobState, Launcher
 
 __all__ = ["ProgressPrinter", "jobs", "launcher", "progress_line", "run_or_print", "wait_options"]
@@ -143,31 +145,29 @@ def jobs_cancel(job_id: str) -> None:
     help="Give up waiting after this many seconds (the job keeps running).",
 )
 @common_options
+@output_option
 @handle_errors
-def jobs_wait(job_id: str, timeout: float | None) -> None:
+def jobs_wait(job_id: str, timeout: float | None, output: str) -> None:
     """Follow a job to its end; exit 1 unless it succeeds."""
-    run_or_print(launcher().get(job_id), True, timeout=timeout)
+    run_or_print(launcher().get(job_id), True, timeout=timeout, output=output)
 
 
 @jobs.command("prune")
 @click.option(
     "--older-than",
     required=True,
+    type=DURATION,
     help="Delete jobs that ended longer ago than this: 30d, 12h, 45m, 3600s (0: every ended job).",
 )
 @click.option("--dry-run", is_flag=True, help="List what would be deleted; delete nothing.")
 @common_options
 @output_option
 @handle_errors
-def jobs_prune(older_than: str, dry_run: bool, output: str) -> None:
+def jobs_prune(older_than: timedelta, dry_run: bool, output: str) -> None:
     """Delete ended jobs: records, logs, staged inputs (running jobs are kept)."""
     pruned = CliContext.current().client().prune_jobs(older_than, dry_run=dry_run)
-    if output == "json":
-        emit_json(
-            [{"job_id": p.record.job_id, "state": p.record.state.value,
-              "ended_at": p.record.to_dict()["ended_at"], "removed": list(p.removed)}
-             for p in pruned]
-        )  # fmt: skip
+    if output == "json":  # the job records `jobs list` prints, with what was removed
+        emit_json([{**p.record.to_dict(), "removed": list(p.removed)} for p in pruned])
         return
     emit_table(
         ["id", "type", "state", "ended", "removed"],

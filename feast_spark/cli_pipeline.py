@@ -5,14 +5,15 @@ Imported at the end of :mod:`feast_spark.cli`, which they extend.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import click
 
-from feast_spark.cli import CliContext, cli, common_options, handle_errors
+from feast_spark.cli import CliContext, cli, common_options, handle_errors, output_option
 from feast_spark.cli_output import emit_json, emit_table
+from feast_spark.cli_types import INSTANT
 from feast_spark.cli_wait import run_or_print, wait_options
-from feast_spark.errors import ArgumentError
 
 
 def _client() -> Any:
@@ -25,8 +26,8 @@ _WINDOW_HELP = "ISO-8601 date or instant (no offset means UTC)"
 @cli.command()
 @click.argument("table")
 @click.option("--source", help="Load this path or URI instead of the table's batch source.")
-@click.option("--start", help=f"Window start, inclusive: {_WINDOW_HELP}.")
-@click.option("--end", help=f"Window end, exclusive: {_WINDOW_HELP}.")
+@click.option("--start", type=INSTANT, help=f"Window start, inclusive: {_WINDOW_HELP}.")
+@click.option("--end", type=INSTANT, help=f"Window end, exclusive: {_WINDOW_HELP}.")
 @click.option(
     "--max-rejected-fraction",
     type=click.FloatRange(0, 1),
@@ -36,21 +37,23 @@ _WINDOW_HELP = "ISO-8601 date or instant (no offset means UTC)"
 )
 @wait_options
 @common_options
+@output_option
 @handle_errors
 def ingest(
     table: str,
     source: str | None,
-    start: str | None,
-    end: str | None,
+    start: datetime | None,
+    end: datetime | None,
     max_rejected_fraction: float,
     wait: bool,
     timeout: float | None,
+    output: str,
 ) -> None:
     """Load TABLE's batch source (or --source) into its Delta offline table."""
     job = _client().ingest(
         table, source, start=start, end=end, max_rejected_fraction=max_rejected_fraction
     )
-    run_or_print(job, wait, timeout=timeout)
+    run_or_print(job, wait, timeout=timeout, output=output)
 
 
 @cli.command("get-historical-features")
@@ -62,7 +65,12 @@ def ingest(
     show_default=True,
     help="The entity rows' timestamp column.",
 )
-@click.option("--output", "output_path", required=True, help="Where to write the dataset.")
+@click.option(
+    "--output-path",
+    "output_path",
+    required=True,
+    help="Where to write the dataset (a path or URI; it must not exist yet).",
+)
 @click.option(
     "--format",
     "output_format",
@@ -72,6 +80,7 @@ def ingest(
 )
 @wait_options
 @common_options
+@output_option
 @handle_errors
 def get_historical_features(
     features: str,
@@ -81,6 +90,7 @@ def get_historical_features(
     output_format: str,
     wait: bool,
     timeout: float | None,
+    output: str,
 ) -> None:
     """Build a point-in-time correct training dataset."""
     retrieval = _client().get_historical_features(
@@ -90,39 +100,55 @@ def get_historical_features(
         output_path=output_path,
         output_format=output_format,
     )
-    run_or_print(retrieval.job, wait, timeout=timeout)
+    run_or_print(retrieval.job, wait, timeout=timeout, output=output)
 
 
 @cli.command()
 @click.argument("tables", nargs=-1, required=True)
-@click.option("--start", required=True, help=f"Window start, inclusive: {_WINDOW_HELP}.")
-@click.option("--end", required=True, help=f"Window end, exclusive: {_WINDOW_HELP}.")
+@click.option(
+    "--start", type=INSTANT, required=True, help=f"Window start, inclusive: {_WINDOW_HELP}."
+)
+@click.option("--end", type=INSTANT, required=True, help=f"Window end, exclusive: {_WINDOW_HELP}.")
 @wait_options
 @common_options
+@output_option
 @handle_errors
 def materialize(
-    tables: tuple[str, ...], start: str, end: str, wait: bool, timeout: float | None
+    tables: tuple[str, ...],
+    start: datetime,
+    end: datetime,
+    wait: bool,
+    timeout: float | None,
+    output: str,
 ) -> None:
     """Push the latest values of TABLES in [start, end) to the online store."""
-    run_or_print(_client().materialize(list(tables), start, end), wait, timeout=timeout)
+    run_or_print(
+        _client().materialize(list(tables), start, end), wait, timeout=timeout, output=output
+    )
 
 
 @cli.command("materialize-incremental")
 @click.argument("tables", nargs=-1, required=True)
-@click.option("--end", help=f"Window end, exclusive (default: now): {_WINDOW_HELP}.")
+@click.option("--end", type=INSTANT, help=f"Window end, exclusive (default: now): {_WINDOW_HELP}.")
 @wait_options
 @common_options
+@output_option
 @handle_errors
 def materialize_incremental(
-    tables: tuple[str, ...], end: str | None, wait: bool, timeout: float | None
+    tables: tuple[str, ...], end: datetime | None, wait: bool, timeout: float | None, output: str
 ) -> None:
     """Materialize TABLES from their high-water marks up to --end."""
     client = _client()
     job = client.materialize_incremental(list(tables), end)
     if job is None:
-        click.echo("nothing to do: every table is materialized up to the end already")
+        message = "nothing to do: every table is materialized up to the end already"
+        if output == "json":
+            click.echo(message, err=True)
+            emit_json(None)
+        else:
+            click.echo(message)
         return
-    run_or_print(job, wait, timeout=timeout)
+    run_or_print(job, wait, timeout=timeout, output=output)
     if wait:  # it succeeded (run_or_print raises otherwise): move the marks now
         for table in tables:
             client.settle_incremental(table)
@@ -137,8 +163,8 @@ def materialize_incremental(
     required=True,
     help="One entity row as name=value[,name=value]; repeat for more rows.",
 )
-@click.option("--output", "-o", type=click.Choice(["table", "json"]), default="table")
 @common_options
+@output_option
 @handle_errors
 def get_online_features(features: str, entities: tuple[str, ...], output: str) -> None:
     """Read the latest feature values and their statuses."""
@@ -158,15 +184,22 @@ def get_online_features(features: str, entities: tuple[str, ...], output: str) -
 
 def _entity_row(text: str, client: Any) -> dict[str, Any]:
     """``driver_id=1001,customer_id=abc`` with each value typed as its entity declares."""
+    from feast_spark.errors import DefinitionError
     from feast_spark.online.service import parse_entity_value
 
     row: dict[str, Any] = {}
     for part in text.split(","):
         name, sep, value = part.partition("=")
         if not sep or not name.strip():
-            raise ArgumentError("--entity", text, "write name=value, e.g. driver_id=1001")
+            raise click.BadParameter(
+                f"{text!r}: write name=value[,name=value], e.g. driver_id=1001",
+                param_hint="'--entity'",
+            )
         entity = client.get_entity(name.strip())
-        row[entity.name] = parse_entity_value(value.strip(), entity)
+        try:
+            row[entity.name] = parse_entity_value(value.strip(), entity)
+        except DefinitionError as error:
+            raise click.BadParameter(f"{text!r}: {error}", param_hint="'--entity'") from None
     return row
 
 
@@ -178,32 +211,45 @@ def offline() -> None:
 @offline.command("compact")
 @click.argument("table")
 @click.option(
-    "--start", help=f"Only days from this one (day-partitioned tables only): {_WINDOW_HELP}."
+    "--start",
+    type=INSTANT,
+    help=f"Only days from this one (day-partitioned tables only): {_WINDOW_HELP}.",
 )
 @click.option(
-    "--end", help=f"Only days before this one (day-partitioned tables only): {_WINDOW_HELP}."
+    "--end",
+    type=INSTANT,
+    help=f"Only days before this one (day-partitioned tables only): {_WINDOW_HELP}.",
 )
 @wait_options
 @common_options
+@output_option
 @handle_errors
 def offline_compact(
-    table: str, start: str | None, end: str | None, wait: bool, timeout: float | None
+    table: str,
+    start: datetime | None,
+    end: datetime | None,
+    wait: bool,
+    timeout: float | None,
+    output: str,
 ) -> None:
     """Rewrite TABLE's files in event-time order (Delta OPTIMIZE); data and readers undisturbed."""
-    run_or_print(_client().compact(table, start=start, end=end), wait, timeout=timeout)
+    run_or_print(
+        _client().compact(table, start=start, end=end), wait, timeout=timeout, output=output
+    )
 
 
 @offline.command("vacuum")
 @click.argument("table")
 @wait_options
 @common_options
+@output_option
 @handle_errors
-def offline_vacuum(table: str, wait: bool, timeout: float | None) -> None:
+def offline_vacuum(table: str, wait: bool, timeout: float | None, output: str) -> None:
     """Delete TABLE's files that no version within its retention needs (Delta VACUUM).
 
     The retention is the table's delta.deletedFileRetentionDuration (7 days by default).
     """
-    run_or_print(_client().vacuum(table), wait, timeout=timeout)
+    run_or_print(_client().vacuum(table), wait, timeout=timeout, output=output)
 
 
 @cli.command()

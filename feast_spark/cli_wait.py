@@ -13,6 +13,7 @@ import :mod:`feast_spark.cli`, so the command modules can import it in any order
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import threading
@@ -24,6 +25,7 @@ from typing import Any, TypeVar
 
 import click
 
+from feast_spark.cli_output import emit_json
 from feast_spark.errors import JobFailedError
 from feast_spark.launcher import Job, JobRecord, JobState, Progress
 
@@ -47,16 +49,21 @@ def wait_options(command: F) -> F:
     )(command)
 
 
-def run_or_print(job: Job, wait: bool, *, timeout: float | None = None) -> None:
+def run_or_print(
+    job: Job, wait: bool, *, timeout: float | None = None, output: str = "table"
+) -> None:
     """Finish a command that launched ``job``: print its id, or follow it to its end.
 
     Waiting shows the state and Spark's progress on stderr and prints a summary on stdout. A
-    SIGTERM or Ctrl-C while waiting (Airflow stopping the task) cancels the job first.
+    SIGTERM or Ctrl-C while waiting (Airflow stopping the task) cancels the job first. With
+    ``output="json"`` stdout gets the job's record instead (what ``jobs describe -o json``
+    prints): as submitted with ``--no-wait``, as ended otherwise, a failed job's included.
 
     Args:
         job: The launched job.
-        wait: False prints the job id and returns at once.
+        wait: False prints the job id (or record) and returns at once.
         timeout: Seconds to wait at most (None: until the job ends).
+        output: ``table`` (the id, or a summary line) or ``json`` (the job's record).
 
     Raises:
         JobFailedError: The job FAILED or was CANCELLED (the message is the job's own error);
@@ -65,7 +72,10 @@ def run_or_print(job: Job, wait: bool, *, timeout: float | None = None) -> None:
         TrackingError: The job's state could not be learnt (exit status 1).
     """
     if not wait:
-        click.echo(job.id)
+        if output == "json":
+            emit_json(job.record.to_dict())
+        else:
+            click.echo(job.id)
         return
     click.echo(f"job {job.id} submitted; following it (Ctrl-C cancels it)", err=True)
     printer = ProgressPrinter(job.id)
@@ -81,9 +91,12 @@ def run_or_print(job: Job, wait: bool, *, timeout: float | None = None) -> None:
         ) from None
     printer.close()
     record = job.record
+    if output == "json":
+        emit_json(record.to_dict())
     if state is not JobState.SUCCEEDED:
         raise JobFailedError(job.id, state.value, record.error or "no error message recorded")
-    click.echo(_summary(record))
+    if output != "json":
+        click.echo(_summary(record))
 
 
 class ProgressPrinter:
@@ -111,7 +124,10 @@ class ProgressPrinter:
         now = time.monotonic()
         text = progress_line(record, progress, now - self.started)
         if self.tty:
-            click.echo(f"\r{text:<100}", nl=False, err=True)
+            # One column short of the terminal: writing the last column wraps on some terminals.
+            width = max(terminal_width() - 1, 20)
+            text = progress_line(record, progress, now - self.started, width=width)
+            click.echo(f"\r{text:<{width}}", nl=False, err=True)
             self._shown = True
             return
         key = text.rsplit(" [", 1)[0]  # without the elapsed time
@@ -132,13 +148,40 @@ class ProgressPrinter:
             self._shown = False
 
 
-def progress_line(record: JobRecord, progress: Progress | None, elapsed_s: float) -> str:
-    """``<id>: RUNNING, stages 3/5, tasks 40/60 (2 running) [01:02]``."""
+def progress_line(
+    record: JobRecord, progress: Progress | None, elapsed_s: float, *, width: int | None = None
+) -> str:
+    """``<id>: RUNNING, stages 3/5, tasks 40/60 (2 running) [01:02]``, at most ``width`` long.
+
+    A line too long for ``width`` shortens the job id first (its head stays, with ``…``; the
+    state, counts and time matter more while waiting), then is cut at the end.
+    """
     minutes, seconds = divmod(int(elapsed_s), 60)
-    parts = [f"{record.job_id}: {record.state.value}"]
+    parts = [f": {record.state.value}"]
     if progress is not None:
         parts.append(progress.describe())
-    return ", ".join(parts) + f" [{minutes:02d}:{seconds:02d}]"
+    rest = ", ".join(parts) + f" [{minutes:02d}:{seconds:02d}]"
+    job_id = record.job_id
+    if width is None or len(job_id) + len(rest) <= width:
+        return job_id + rest
+    room = width - len(rest)
+    if room >= 8:
+        return job_id[: room - 1] + "…" + rest
+    return (job_id + rest)[: width - 1] + "…"
+
+
+def terminal_width() -> int:
+    """Columns of the terminal stderr is on ($COLUMNS first; 80 when unknown).
+
+    Asks stderr, where the progress goes: stdout may be a pipe (``-o json | jq``).
+    """
+    columns = os.environ.get("COLUMNS", "")
+    if columns.isdigit() and int(columns) > 0:
+        return int(columns)
+    try:
+        return os.get_terminal_size(sys.stderr.fileno()).columns or 80
+    except (OSError, ValueError, AttributeError):
+        return 80
 
 
 @contextmanager

@@ -12,12 +12,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from feast_spark.config import (
-    CassandraOnlineStoreConfig,
-    RepoConfig,
-    load_config,
-    resolve_location,
-)
+from feast_spark.config import CassandraOnlineStoreConfig, RepoConfig, load_config
+from feast_spark.config_reader import resolve_location
 from feast_spark.definitions import BatchSource, Entity, FeatureTable, FileSource
 from feast_spark.definitions.durations import parse_duration
 from feast_spark.definitions.yaml_files import load_definitions
@@ -192,7 +188,7 @@ class Client:
             "ingest",
             job_id,
             [definition],
-            Window(_instant(start, "start"), _instant(end, "end")),
+            _window(start, end),
             options=IngestOptions(override, max_rejected_fraction),
         )
         return self.launcher.submit(spec)
@@ -227,6 +223,7 @@ class Client:
         """
         if output_format not in ("parquet", "delta"):
             raise ArgumentError("output_format", output_format, "use parquet or delta")
+        parse_feature_refs(feature_refs, known_tables=self.list_feature_tables)  # syntax first
         tables = {name: self.get_feature_table(name) for name in table_names(feature_refs)}
         refs = parse_feature_refs(feature_refs, tables)
         entities = self._entities(_entity_names(tables.values()))
@@ -259,7 +256,7 @@ class Client:
     def materialize(self, tables: Sequence[str], start: datetime | str, end: datetime | str) -> Job:
         """Push the latest value of every key in ``[start, end)`` to the online store."""
         definitions = [self.get_feature_table(name) for name in tables]
-        window = Window(_instant(start, "start"), _instant(end, "end"))
+        window = _window(start, end)
         return self._submit_materialize(definitions, window)
 
     def materialize_incremental(
@@ -319,6 +316,7 @@ class Client:
         cached = self._read_plans.get(refs)
         if cached is not None and now - cached[0] < self.config.registry_cache_ttl_seconds:
             return cached[1]
+        parse_feature_refs(refs, known_tables=self.list_feature_tables)  # syntax, with hints
         plan = read_plan_from_registry(self.registry, self.project, refs)
         if len(self._read_plans) >= _MAX_CACHED_READ_PLANS:
             self._read_plans.clear()
@@ -332,7 +330,7 @@ class Client:
 
         ``start`` and ``end`` pick days, on tables of the first, day-partitioned layout only.
         """
-        window = Window(_instant(start, "start"), _instant(end, "end"))
+        window = _window(start, end)
         return self._maintenance(table, MaintenanceOptions("compact"), window)
 
     def vacuum(self, table: str) -> Job:
@@ -343,6 +341,36 @@ class Client:
         passed to VACUUM, and its safety check against short retentions stays on.
         """
         return self._maintenance(table, MaintenanceOptions("vacuum"), Window())
+
+    def list_jobs(
+        self,
+        include_terminated: bool = True,
+        *,
+        table_name: str | None = None,
+        job_type: str | None = None,
+    ) -> list[Job]:
+        """This project's jobs, newest first, as feast-spark 0.2's ``Client.list_jobs``.
+
+        Args:
+            include_terminated: False keeps only jobs that have not ended (each asked first).
+            table_name: Only jobs that read or write this feature table.
+            job_type: Only ``ingest``, ``historical_retrieval``, ``materialize``, ...
+
+        Returns:
+            Handles to ``wait()``, ``cancel()``, ``result()`` or read ``record`` of.
+        """
+        records = self.launcher.list(table=table_name, job_type=job_type, project=self.project)
+        if not include_terminated:
+            records = [r for r in records if not r.state.is_final]
+        return [self.launcher.get(r.job_id) for r in records]
+
+    def get_job(self, job_id: str) -> Job:
+        """One job by id, launched by any process (as feast-spark 0.2's ``Client.get_job``).
+
+        Raises:
+            NotFoundError: No such job in the job store.
+        """
+        return self.launcher.get(job_id)
 
     def prune_jobs(self, older_than: timedelta | str, *, dry_run: bool = False) -> list[PrunedJob]:
         """Delete the jobs that ended more than ``older_than`` ago (``30d``, ``12h``, ...).
@@ -477,3 +505,15 @@ def _is_local_parquet(source: BatchSource) -> bool:
 
 def _instant(value: datetime | str | None, name: str) -> datetime | None:
     return None if value is None else parse_instant(value, name=name)
+
+
+def _window(start: datetime | str | None, end: datetime | str | None) -> Window:
+    """``[start, end)`` from the caller's values (ArgumentError naming ``start`` if empty)."""
+    begin, until = _instant(start, "start"), _instant(end, "end")
+    if begin is not None and until is not None and begin >= until:
+        raise ArgumentError(
+            "start",
+            begin.isoformat(),
+            f"must be before end {until.isoformat()} (windows are [start, end))",
+        )
+    return Window(begin, until)

@@ -9,18 +9,19 @@ password come from the environment variables named by ``username_env`` / ``passw
 
 from __future__ import annotations
 
+import math
 import os
-import re
-from collections.abc import Collection, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import yaml
 
+from feast_spark.config_reader import ConfigReader, resolve_location
 from feast_spark.definitions.names import check_name
-from feast_spark.definitions.yaml_files import yaml_problem
-from feast_spark.errors import ConfigError, DefinitionError
+from feast_spark.definitions.yaml_files import DuplicateKeyError, load_yaml, yaml_problem
+from feast_spark.errors import ArgumentError, ConfigError, DefinitionError
 
 CONFIG_FILE_NAME = "feature_store.yaml"
 CONFIG_PATH_ENV = "FEAST_SPARK_CONFIG"
@@ -33,9 +34,6 @@ CONSISTENCY_LEVELS = (
 )  # fmt: skip
 LAUNCHER_TYPES = ("local", "standalone", "yarn", "kubernetes")
 DEPLOY_MODES = ("client", "cluster")
-_URI = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
-
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -191,11 +189,22 @@ class RepoConfig:
     source: str = "<defaults>"
     registry_cache_ttl_seconds: float = DEFAULT_REGISTRY_CACHE_TTL_SECONDS
 
-    def with_project(self, project: str | None) -> RepoConfig:
-        """A copy of these settings for another project (None: unchanged)."""
+    def with_project(self, project: str | None, *, origin: str = "project") -> RepoConfig:
+        """A copy of these settings for another project (None: unchanged).
+
+        Args:
+            project: The project, or None.
+            origin: What ``project`` was given as, named by an error (``--project`` in the CLI).
+
+        Raises:
+            ArgumentError: ``project`` is not a valid name (blamed on ``origin``, not the file).
+        """
         if project is None or project == self.project:
             return self
-        _identifier(project, "project", self.source)
+        try:
+            check_name("project", project)
+        except DefinitionError as error:
+            raise ArgumentError(origin, project, error.reason) from None
         return replace(self, project=project)
 
 
@@ -241,24 +250,47 @@ def load_config(path: str | os.PathLike[str] | None = None) -> RepoConfig:
     config_path = find_config_path(str(path) if path is not None else None)
     source = str(config_path)
     try:
-        data = yaml.safe_load(config_path.read_text()) or {}
+        text = config_path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError("<file>", None, source, f"cannot be read: {error}") from None
+    try:
+        data = load_yaml(text) or {}
+    except DuplicateKeyError as error:
+        raise ConfigError(
+            error.key,
+            error.value,
+            f"{source}:{error.line}",
+            f"set twice (first at line {error.first_line}); keep one",
+        ) from None
     except yaml.YAMLError as error:
         raise ConfigError(
             "<file>", None, source, f"not valid YAML: {yaml_problem(error)}"
         ) from None
     if not isinstance(data, dict):
         raise ConfigError("<file>", data, source, "must be a mapping of keys to values")
-    _apply_env_overrides(data, os.environ)
-    return parse_config(data, source=source, base_dir=config_path.parent)
+    origins = _apply_env_overrides(data, os.environ)
+    return parse_config(data, source=source, base_dir=config_path.parent, origins=origins)
 
 
-def _apply_env_overrides(data: dict[str, Any], environ: Mapping[str, str]) -> None:
+def _apply_env_overrides(data: dict[str, Any], environ: Mapping[str, str]) -> dict[str, str]:
+    """Apply ``FEAST_SPARK__...`` variables to ``data``.
+
+    Returns:
+        Where each overridden key, and each section an override created, came from: dotted key
+        -> variable name (a created section: the variable and a note that the file lacks it).
+    """
+    origins: dict[str, str] = {}
     for name, raw in sorted(environ.items()):
         if not name.startswith(OVERRIDE_PREFIX):
             continue
         keys = name[len(OVERRIDE_PREFIX) :].lower().split("__")
         target = data
-        for key in keys[:-1]:
+        for depth, key in enumerate(keys[:-1]):
+            dotted = ".".join(keys[: depth + 1])
+            if key not in target:
+                origins.setdefault(
+                    dotted, f"{name} (section '{dotted}' is not in {CONFIG_FILE_NAME})"
+                )
             child = target.setdefault(key, {})
             if key == "registry" and target is data and isinstance(child, str):
                 child = target[key] = {"path": child}  # the short form, opened into its section
@@ -269,24 +301,32 @@ def _apply_env_overrides(data: dict[str, Any], environ: Mapping[str, str]) -> No
             target[keys[-1]] = yaml.safe_load(raw)
         except yaml.YAMLError:
             target[keys[-1]] = raw
+        origins[".".join(keys)] = name
+    return origins
 
 
 def parse_config(
-    data: Mapping[str, Any], *, source: str = "<defaults>", base_dir: Path | None = None
+    data: Mapping[str, Any],
+    *,
+    source: str = "<defaults>",
+    base_dir: Path | None = None,
+    origins: Mapping[str, str] | None = None,
 ) -> RepoConfig:
     """Validate a configuration mapping (as read from YAML) into a :class:`RepoConfig`.
 
-    Relative paths are resolved against ``base_dir`` (the config file's folder).
+    Relative paths are resolved against ``base_dir`` (the config file's folder). ``origins``
+    names where overridden keys came from (dotted key -> environment variable), so that an
+    error blames the variable rather than the file.
     """
     base = base_dir or Path.cwd()
-    reader = _Reader(source)
+    reader = ConfigReader(source, origins or {})
     top = reader.section(
         data,
         "",
         required={"project", "registry", "offline_store"},
         optional={"online_store", "spark", "launcher"},
     )
-    project = _identifier(top["project"], "project", source)
+    project = _identifier(top["project"], "project", reader)
     registry, cache_ttl = _registry(reader, top["registry"], base)
     offline = reader.section(top["offline_store"], "offline_store", required={"path"})
     offline_store = OfflineStoreConfig(
@@ -297,10 +337,9 @@ def parse_config(
     spark = _spark(reader, top.get("spark"))
     launcher = _launcher(reader, top.get("launcher"), base, registry_dir)
     if isinstance(online_store, SqliteOnlineStoreConfig) and not spark.is_local:
-        raise ConfigError(
+        raise reader.fail(
             "online_store.type",
             "sqlite",
-            source,
             f"the embedded SQLite online store works only with a local Spark master, not "
             f"'{spark.master}': executors on other machines cannot write to one file; "
             "configure online_store.type: cassandra",
@@ -310,45 +349,49 @@ def parse_config(
     )
 
 
-def _registry(reader: _Reader, data: Any, base: Path) -> tuple[str, float]:
+def _registry(reader: ConfigReader, data: Any, base: Path) -> tuple[str, float]:
     """``registry: PATH``, or Feast's ``registry: {path: PATH, cache_ttl_seconds: N}``."""
     if not isinstance(data, Mapping):
-        path = resolve_location(reader.string(data, "registry"), base)
+        path = reader.file_location(data, "registry", base)
         return path, DEFAULT_REGISTRY_CACHE_TTL_SECONDS
     section = reader.section(data, "registry", required={"path"}, optional={"cache_ttl_seconds"})
     ttl = section.get("cache_ttl_seconds", DEFAULT_REGISTRY_CACHE_TTL_SECONDS)
-    if isinstance(ttl, bool) or not isinstance(ttl, int | float) or ttl < 0:
-        raise ConfigError(
-            "registry.cache_ttl_seconds", ttl, reader.source, "must be a number of seconds >= 0"
+    if (
+        isinstance(ttl, bool)
+        or not isinstance(ttl, int | float)
+        or not math.isfinite(ttl)
+        or ttl < 0
+    ):
+        raise reader.fail(
+            "registry.cache_ttl_seconds", ttl, "must be a number of seconds >= 0, e.g. 60"
         )
-    return resolve_location(reader.string(section["path"], "registry.path"), base), float(ttl)
+    return reader.file_location(section["path"], "registry.path", base), float(ttl)
 
 
-def _identifier(value: Any, key: str, source: str) -> str:
+def _identifier(value: Any, key: str, reader: ConfigReader) -> str:
     try:
         return check_name(key, value)
     except DefinitionError as error:
-        raise ConfigError(key, value, source, error.reason) from None
+        raise reader.fail(key, value, error.reason) from None
 
 
-def resolve_location(value: str, base: Path) -> str:
-    """Resolve a relative local path against the config folder; leave URIs alone."""
-    if _URI.match(value) or value.startswith("file:"):
-        return value
-    path = Path(value).expanduser()
-    return str(path if path.is_absolute() else (base / path).resolve())
-
-
-def _online_store(reader: _Reader, data: Any, base: Path, registry_dir: str) -> OnlineStoreConfig:
+def _online_store(
+    reader: ConfigReader, data: Any, base: Path, registry_dir: str
+) -> OnlineStoreConfig:
     if data is None:
         return SqliteOnlineStoreConfig(path=f"{registry_dir}/online_store.db")
     kind = reader.section(data, "online_store", required={"type"}, allow_extra=True)["type"]
     if kind == "sqlite":
         section = reader.section(data, "online_store", required={"type"}, optional={"path"})
         path = reader.string(section.get("path", "online_store.db"), "online_store.path")
-        return SqliteOnlineStoreConfig(path=resolve_location(path, base))
+        resolved = resolve_location(path, base)
+        if Path(resolved).is_dir():
+            raise reader.fail(
+                "online_store.path", path, f"is a folder; name a file in it, e.g. {path}/online.db"
+            )
+        return SqliteOnlineStoreConfig(path=resolved)
     if kind != "cassandra":
-        raise ConfigError("online_store.type", kind, reader.source, "use 'sqlite' or 'cassandra'")
+        raise reader.fail("online_store.type", kind, "use 'sqlite' or 'cassandra'")
     defaults = CassandraOnlineStoreConfig()
     section = reader.section(
         data,
@@ -364,9 +407,10 @@ def _online_store(reader: _Reader, data: Any, base: Path, registry_dir: str) -> 
     if isinstance(hosts, str):
         hosts = [h.strip() for h in hosts.split(",")]
     if not isinstance(hosts, list) or not hosts or not all(isinstance(h, str) for h in hosts):
-        raise ConfigError("online_store.hosts", hosts, reader.source, "must be a list of hosts")
-    keyspace = _identifier(section.get("keyspace", defaults.keyspace), "online_store.keyspace",
-                           reader.source)  # fmt: skip
+        raise reader.fail("online_store.hosts", hosts, "must be a list of hosts")
+    keyspace = _identifier(
+        section.get("keyspace", defaults.keyspace), "online_store.keyspace", reader
+    )
     return CassandraOnlineStoreConfig(
         hosts=tuple(hosts),
         port=reader.integer(section.get("port", defaults.port), "online_store.port", 1, 65535),
@@ -403,25 +447,21 @@ def _online_store(reader: _Reader, data: Any, base: Path, registry_dir: str) -> 
     )
 
 
-def _replication(reader: _Reader, data: Any) -> dict[str, Any]:
+def _replication(reader: ConfigReader, data: Any) -> dict[str, Any]:
     key = "online_store.replication"
     if not isinstance(data, Mapping) or "class" not in data:
-        raise ConfigError(key, data, reader.source, "must be a mapping with a 'class'")
+        raise reader.fail(key, data, "must be a mapping with a 'class'")
     strategy = data["class"]
     factors = {k: v for k, v in data.items() if k != "class"}
     if strategy == "SimpleStrategy":
         if set(factors) != {"replication_factor"}:
-            raise ConfigError(
-                key, data, reader.source, "SimpleStrategy takes exactly 'replication_factor'"
-            )
+            raise reader.fail(key, data, "SimpleStrategy takes exactly 'replication_factor'")
     elif strategy == "NetworkTopologyStrategy":
         if not factors:
-            raise ConfigError(
-                key, data, reader.source, "NetworkTopologyStrategy needs a factor per data center"
-            )
+            raise reader.fail(key, data, "NetworkTopologyStrategy needs a factor per data center")
     else:
-        raise ConfigError(
-            f"{key}.class", strategy, reader.source,
+        raise reader.fail(
+            f"{key}.class", strategy,
             "use SimpleStrategy (one data center) or NetworkTopologyStrategy",
         )  # fmt: skip
     for dc, factor in factors.items():
@@ -429,7 +469,7 @@ def _replication(reader: _Reader, data: Any) -> dict[str, Any]:
     return {"class": strategy, **factors}
 
 
-def _tls(reader: _Reader, data: Any, base: Path) -> TlsConfig | None:
+def _tls(reader: ConfigReader, data: Any, base: Path) -> TlsConfig | None:
     if data is None or data is False:
         return None
     if data is True:
@@ -456,13 +496,13 @@ def _tls(reader: _Reader, data: Any, base: Path) -> TlsConfig | None:
     )
 
 
-def _spark(reader: _Reader, data: Any) -> SparkConfig:
+def _spark(reader: ConfigReader, data: Any) -> SparkConfig:
     if data is None:
         return SparkConfig()
     section = reader.section(data, "spark", optional={"master", "conf"})
     conf = section.get("conf") or {}
     if not isinstance(conf, Mapping):
-        raise ConfigError("spark.conf", conf, reader.source, "must be a mapping")
+        raise reader.fail("spark.conf", conf, "must be a mapping")
     return SparkConfig(
         master=reader.string(section.get("master", "local[*]"), "spark.master"),
         conf={str(k): _spark_value(v) for k, v in conf.items()},
@@ -474,7 +514,7 @@ def _spark_value(value: Any) -> str:
     return str(value).lower() if isinstance(value, bool) else str(value)
 
 
-def _launcher(reader: _Reader, data: Any, base: Path, registry_dir: str) -> LauncherConfig:
+def _launcher(reader: ConfigReader, data: Any, base: Path, registry_dir: str) -> LauncherConfig:
     section = reader.section(
         data or {},
         "launcher",
@@ -482,9 +522,7 @@ def _launcher(reader: _Reader, data: Any, base: Path, registry_dir: str) -> Laun
     )
     args = section.get("spark_submit_args") or []
     if not isinstance(args, list) or not all(isinstance(a, str) for a in args):
-        raise ConfigError(
-            "launcher.spark_submit_args", args, reader.source, "must be a list of strings"
-        )
+        raise reader.fail("launcher.spark_submit_args", args, "must be a list of strings")
     job_store = section.get("job_store")
     staging = section.get("staging_location")
     return LauncherConfig(
@@ -492,76 +530,11 @@ def _launcher(reader: _Reader, data: Any, base: Path, registry_dir: str) -> Laun
         deploy_mode=reader.choice(
             section.get("deploy_mode", "client"), "launcher.deploy_mode", DEPLOY_MODES
         ),
-        job_store=resolve_location(reader.string(job_store, "launcher.job_store"), base)
+        job_store=reader.folder_location(job_store, "launcher.job_store", base)
         if job_store
         else f"{registry_dir}/jobs",
-        staging_location=resolve_location(reader.string(staging, "launcher.staging_location"), base)
+        staging_location=reader.folder_location(staging, "launcher.staging_location", base)
         if staging
         else f"{registry_dir}/staging",
         spark_submit_args=tuple(args),
     )
-
-
-class _Reader:
-    """Typed accessors that raise ConfigError naming the key, the value and the file."""
-
-    def __init__(self, source: str) -> None:
-        self.source = source
-
-    def _fail(self, key: str, value: Any, reason: str) -> ConfigError:
-        return ConfigError(key, value, self.source, reason)
-
-    def section(
-        self,
-        data: Any,
-        key: str,
-        *,
-        required: Collection[str] = (),
-        optional: Collection[str] = (),
-        allow_extra: bool = False,
-    ) -> dict[str, Any]:
-        if not isinstance(data, Mapping):
-            raise self._fail(key or "<file>", data, "must be a mapping of keys to values")
-        prefix = f"{key}." if key else ""
-        if not allow_extra:
-            for name in data:
-                if name not in required and name not in optional:
-                    known = ", ".join(sorted({*required, *optional}))
-                    raise self._fail(f"{prefix}{name}", data[name], f"unknown key; known: {known}")
-        for name in sorted(required):
-            if name not in data or data[name] is None:
-                raise self._fail(f"{prefix}{name}", None, "required key is missing")
-        return dict(data)
-
-    def _typed(self, value: Any, key: str, kind: type[T], what: str) -> T:
-        if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
-            raise self._fail(key, value, f"must be {what}")
-        return value
-
-    def string(self, value: Any, key: str) -> str:
-        text = self._typed(value, key, str, "a string")
-        if not text:
-            raise self._fail(key, value, "must not be empty")
-        return text
-
-    def optional_string(self, value: Any, key: str) -> str | None:
-        return None if value is None else self.string(value, key)
-
-    def boolean(self, value: Any, key: str) -> bool:
-        return self._typed(value, key, bool, "true or false")
-
-    def integer(self, value: Any, key: str, low: int, high: int) -> int:
-        number = self._typed(value, key, int, "a whole number")
-        if not low <= number <= high:
-            raise self._fail(key, value, f"must be between {low} and {high}")
-        return number
-
-    def number(self, value: Any, key: str) -> float:
-        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-            raise self._fail(key, value, "must be a positive number")
-        return float(value)
-
-    def choice(self, value: Any, key: str, choices: tuple[str, ...]) -> str:
-        if not (isinstance(value, str) and value in choices):
-            raise self._fail(key, value, f"must be one of {', '.join(choices)}")
-        return str(value)

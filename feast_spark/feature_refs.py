@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from feast_spark.definitions import FeatureTable
@@ -42,11 +42,16 @@ def table_names(refs: Iterable[str] | str) -> list[str]:
 
 
 def parse_feature_refs(
-    refs: Iterable[str] | str, tables: Mapping[str, FeatureTable] | None = None
+    refs: Iterable[str] | str,
+    tables: Mapping[str, FeatureTable] | None = None,
+    *,
+    known_tables: Callable[[], Iterable[FeatureTable]] | None = None,
 ) -> list[FeatureRef]:
     """Parse ``table:feature`` references, expanding ``table:*`` when ``tables`` is given.
 
-    With ``tables``, every reference is also checked against the definitions.
+    With ``tables``, every reference is also checked against the definitions. With
+    ``known_tables``, a bare feature name (``conv_rate``) is answered with the references that
+    would name it (``driver_stats:conv_rate``).
 
     Raises:
         DefinitionError: A reference is not ``table:feature``, repeats another, or none is given.
@@ -56,11 +61,7 @@ def parse_feature_refs(
     for ref in split_refs(refs):
         table, sep, feature = ref.partition(":")
         if not sep or not table or not feature or ":" in feature:
-            raise DefinitionError(
-                "feature reference",
-                ref,
-                "use 'table:feature' (e.g. 'driver_stats:conv_rate') or 'table:*'",
-            )
+            raise DefinitionError("feature reference", ref, _syntax_hint(ref, known_tables))
         if tables is not None and table not in tables:
             raise NotFoundError(
                 "feature table", table, hint=f"requested as '{ref}'; known: {', '.join(tables)}"
@@ -81,6 +82,23 @@ def parse_feature_refs(
     if not parsed:
         raise DefinitionError("feature reference", "", "give at least one 'table:feature'")
     return parsed
+
+
+def _syntax_hint(ref: str, known_tables: Callable[[], Iterable[FeatureTable]] | None) -> str:
+    if ":" in ref or not ref:
+        return "use 'table:feature' (e.g. 'driver_stats:conv_rate') or 'table:*'"
+    known = list(known_tables()) if known_tables else []
+    for table in known:
+        if table.name == ref:
+            first = table.feature_names[0] if table.feature_names else "feature"
+            return f"is a feature table: write '{ref}:{first}' for one feature, '{ref}:*' for all"
+    owners = [t.name for t in known if ref in t.feature_names]
+    if owners:
+        return "name its table: " + " or ".join(f"'{owner}:{ref}'" for owner in owners)
+    return (
+        f"name its table, as 'table:{ref}' (e.g. 'driver_stats:conv_rate'), or use 'table:*' "
+        "for all of a table's features"
+    )
 
 
 def features_by_table(refs: Iterable[FeatureRef]) -> dict[str, tuple[str, ...]]:

@@ -122,6 +122,25 @@ class Registry:
             raise NotFoundError(kind, name, project, _known(objects))
         return dict(objects[name])
 
+    def describe_all(self, project: str, kind: str) -> list[dict[str, Any]]:
+        """:meth:`describe` of every entity (``kind="entity"``) or feature table, by name."""
+        section = "entities" if kind == "entity" else "feature_tables"
+        objects = self._project(self._read()[1], project)[section]
+        return [dict(objects[name]) for name in sorted(objects)]
+
+    def describe_projects(self) -> list[dict[str, Any]]:
+        """Every project as ``{"name", "created_at", "entities", "feature_tables"}`` (counts)."""
+        projects = self._read()[1]["projects"]
+        return [
+            {
+                "name": name,
+                "created_at": projects[name].get("created_at"),
+                "entities": len(projects[name].get("entities", {})),
+                "feature_tables": len(projects[name].get("feature_tables", {})),
+            }
+            for name in sorted(projects)
+        ]
+
     def table_state(self, project: str, table: str) -> dict[str, Any]:
         """Bookkeeping of a table kept by jobs (e.g. the materialization high-water mark)."""
         state = self._project(self._read()[1], project).get("table_state", {})
@@ -342,6 +361,11 @@ class _LocalStore(_Store):
             return _parse(self.path.read_bytes(), str(self.path))
         except FileNotFoundError:
             return 0, None
+        except IsADirectoryError:
+            raise FeastSparkError(
+                f"registry '{self.path}' is a folder; point 'registry' in feature_store.yaml at "
+                f"a file, e.g. {self.path}/registry.json"
+            ) from None
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
@@ -397,7 +421,16 @@ def _open_store(uri: str) -> _Store:
         return _LocalStore(Path(uri).expanduser().absolute())
     if uri.startswith("file://"):
         return _LocalStore(Path(uri[len("file://") :]))
+    import pyarrow as pa
     import pyarrow.fs
 
-    filesystem, path = pyarrow.fs.FileSystem.from_uri(uri)
+    from feast_spark.job_results import pyarrow_uri
+
+    try:
+        filesystem, path = pyarrow.fs.FileSystem.from_uri(pyarrow_uri(uri))
+    except (pa.ArrowInvalid, ValueError) as error:
+        raise FeastSparkError(
+            f"registry '{uri}': {error}; use a local path or an s3://, gs://, hdfs:// or "
+            "abfss:// URI"
+        ) from None
     return _ArrowStore(filesystem, path, uri)

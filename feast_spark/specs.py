@@ -270,7 +270,12 @@ def parse_instant(value: str | datetime, *, name: str = "time") -> datetime:
         raise ArgumentError(
             name, value, "is not an ISO-8601 date or instant (e.g. 2024-01-01 or 2024-01-01T10:00Z)"
         ) from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    parsed = parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    try:
+        parsed.astimezone(UTC)  # an offset can push an instant out of years 1-9999
+    except OverflowError:
+        raise ArgumentError(name, value, "is outside years 1 to 9999 in UTC") from None
+    return parsed
 
 
 def _instant(value: Any, field_name: str) -> datetime | None:

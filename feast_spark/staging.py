@@ -7,11 +7,9 @@ path given at run time into a source like the table's own.
 
 from __future__ import annotations
 
-import json
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote
 
 from feast_spark.definitions import BatchSource, DeltaSource, FileSource
 from feast_spark.errors import ArgumentError
@@ -102,28 +100,3 @@ def _is_delta_table(path: str) -> bool:
     if local is None:
         return False  # a remote Delta table needs a DeltaSource in the definition
     return (Path(local) / "_delta_log").is_dir()
-
-
-def read_delta_as_arrow(path: str) -> pa.Table:
-    """Read a local Delta table written by a job (its JSON log, no checkpoint) with pyarrow.
-
-    Raises:
-        ArgumentError: The table has a checkpoint (read it with Spark instead).
-    """
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    log = Path(path) / "_delta_log"
-    if any(log.glob("*.checkpoint*.parquet")):
-        raise ArgumentError("dataset", path, "has Delta checkpoints; read it with Spark")
-    files: dict[str, None] = {}
-    for commit in sorted(log.glob("*.json")):
-        for line in commit.read_text().splitlines():
-            action = json.loads(line)
-            if "add" in action:
-                files[action["add"]["path"]] = None
-            elif "remove" in action:
-                files.pop(action["remove"]["path"], None)
-    # Delta stores paths URL-encoded and relative to the table.
-    tables = [pq.read_table(Path(path) / unquote(name)) for name in files]
-    return pa.concat_tables(tables) if tables else pa.table({})

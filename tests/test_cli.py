@@ -64,7 +64,7 @@ def test_options_work_after_the_command_too(project: Path) -> None:
     result = CliRunner().invoke(cli, ["projects", "create", "extra", "--config", str(project)])
     assert result.exit_code == 0 and "created project 'extra'" in result.stdout
     result = CliRunner().invoke(cli, ["projects", "list", "-c", str(project), "-o", "json"])
-    assert json.loads(result.stdout) == ["extra"]
+    assert [p["name"] for p in json.loads(result.stdout)] == ["extra"]
 
 
 def test_project_flag_switches_namespace(project: Path) -> None:

@@ -83,7 +83,8 @@ def test_bad_parquet_entity_rows_fail_before_any_job(client: Client, tmp_path: P
     [
         ("nope:conv_rate", NotFoundError, "feature table 'nope' not found"),
         ("driver_stats:nope", NotFoundError, "driver_stats:nope"),
-        ("driver_stats", DefinitionError, "use 'table:feature'"),
+        ("driver_stats", DefinitionError, r"is a feature table: write 'driver_stats:conv_rate'"),
+        ("conv_rate", DefinitionError, "name its table: 'driver_stats:conv_rate'"),
         ("driver_stats:conv_rate,driver_stats:conv_rate", DefinitionError, "requested twice"),
     ],
 )
@@ -143,3 +144,12 @@ def test_a_zero_registry_cache_ttl_reads_the_registry_on_every_request(tmp_path:
     # then: the next read sees it
     response = serving.get_online_features("driver_stats:*", [{"driver_id": 1}]).to_dict()
     assert "driver_stats:bonus" in response
+
+
+def test_a_bad_project_argument_is_blamed_on_the_argument(tmp_path: Path) -> None:
+    from feast_spark.errors import ArgumentError
+
+    (tmp_path / "feature_store.yaml").write_text(CONFIG)
+    with pytest.raises(ArgumentError, match="^project 'Bad-Name': name must match") as caught:
+        Client(tmp_path / "feature_store.yaml", project="Bad-Name")
+    assert "feature_store.yaml" not in str(caught.value)

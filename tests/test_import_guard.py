@@ -64,3 +64,33 @@ def test_modules_outside_spark_import_without_pyspark_or_cassandra(module: str) 
 def test_session_module_imports_pyspark_only_when_building() -> None:
     # feast_spark.spark.session is imported by spark-submit.sh to choose the jars: keep it light
     assert heavy_modules_after_importing("feast_spark.spark.session") == []
+
+
+def test_public_names_import_from_the_package_and_stay_light() -> None:
+    # when the names a Feast user writes are imported from the package itself
+    probe = (
+        "from feast_spark import Client, Entity, Feature, FeatureTable, FileSource, "
+        "DeltaSource, ValueType\n"
+        "import feast_spark.client, feast_spark.definitions, feast_spark.types\n"
+        "assert Client is feast_spark.client.Client and ValueType is feast_spark.types.ValueType\n"
+        "assert Entity is feast_spark.definitions.Entity\n"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", probe + PROBE],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    # then they are the real classes, and neither pyspark nor cassandra got loaded
+    assert loaded.returncode == 0, loaded.stderr
+    assert json.loads(loaded.stdout.splitlines()[-1]) == []
+
+
+def test_an_unknown_name_is_an_attribute_error() -> None:
+    import feast_spark
+
+    with pytest.raises(AttributeError, match="no attribute 'Nope'"):
+        _ = feast_spark.Nope  # type: ignore[attr-defined]
+    assert {"Client", "ValueType", "DeltaSource"} <= set(dir(feast_spark))

@@ -64,14 +64,88 @@ def load_definitions(paths: Iterable[str | Path]) -> list[Entity | FeatureTable]
     return objects
 
 
+class DuplicateKeyError(yaml.YAMLError):
+    """A mapping sets the same key twice (YAML would silently keep the last one).
+
+    Attributes:
+        key: Dotted path of the key, e.g. ``online_store.port`` or ``features[1].name``.
+        value: The second value's text.
+        line: 1-based line of the second occurrence.
+        first_line: 1-based line of the first.
+    """
+
+    def __init__(self, key: str, value: Any, line: int, first_line: int) -> None:
+        self.key = key
+        self.value = value
+        self.line = line
+        self.first_line = first_line
+        super().__init__(f"line {line}: key '{key}' is set twice (first at line {first_line})")
+
+
+class UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML's safe loader that refuses a key repeated in one mapping."""
+
+    def construct_document(self, node: yaml.Node) -> Any:
+        """Check ``node`` for repeated keys, then build its Python value."""
+        check_unique_keys(node)
+        return super().construct_document(node)
+
+
+def check_unique_keys(node: yaml.Node, path: str = "") -> None:
+    """Raise :class:`DuplicateKeyError` for the first key repeated in a mapping of ``node``.
+
+    Merge keys (``<<``) are left to YAML: a key given beside them overrides on purpose.
+    """
+    stack: list[tuple[yaml.Node, str]] = [(node, path)]
+    seen_nodes: set[int] = set()
+    while stack:
+        current, where = stack.pop()
+        if id(current) in seen_nodes:  # aliases share nodes
+            continue
+        seen_nodes.add(id(current))
+        if isinstance(current, yaml.MappingNode):
+            first: dict[Any, int] = {}
+            for key_node, value_node in current.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = key_node.value if isinstance(key_node, yaml.ScalarNode) else None
+                dotted = f"{where}.{key}" if where else str(key)
+                if key is not None:
+                    line = key_node.start_mark.line + 1
+                    if key in first:
+                        value = (
+                            value_node.value if isinstance(value_node, yaml.ScalarNode) else None
+                        )
+                        raise DuplicateKeyError(dotted, value, line, first[key])
+                    first[key] = line
+                stack.append((value_node, dotted))
+        elif isinstance(current, yaml.SequenceNode):
+            stack.extend((item, f"{where}[{i}]") for i, item in enumerate(current.value))
+
+
+def load_yaml(text: str) -> Any:
+    """``yaml.safe_load`` that refuses duplicate keys (:class:`DuplicateKeyError`)."""
+    return yaml.load(text, Loader=UniqueKeyLoader)  # a SafeLoader subclass
+
+
 def _documents(file: Path) -> Iterable[tuple[int, Any]]:
-    loader = yaml.SafeLoader(file.read_text())
+    try:
+        text = file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise DefinitionFileError(str(file), None, f"cannot be read: {error}") from None
+    loader = UniqueKeyLoader(text)
     try:
         while loader.check_node():
             node = loader.get_node()
             if node is None:
                 continue
             yield node.start_mark.line + 1, loader.construct_document(node)
+    except DuplicateKeyError as error:
+        raise DefinitionFileError(
+            str(file),
+            error.line,
+            f"key '{error.key}' is set twice (first at line {error.first_line}); keep one",
+        ) from None
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None

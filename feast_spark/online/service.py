@@ -338,6 +338,7 @@ def read_plan_from_registry(
         DefinitionError: A malformed or repeated reference.
     """
     refs = split_refs(feature_refs)
+    parse_feature_refs(refs)  # syntax first: 'conv_rate' is a malformed reference, not a table
     tables = [registry.get_feature_table(project, name) for name in table_names(refs)]
     return OnlineReadPlan.build(project, tables, registry.list_entities(project), refs)
 
@@ -464,7 +465,10 @@ def incremental_window(
                 "time zone"
             )
     elif table.max_age is not None:
-        start = end - table.max_age
+        try:
+            start = end - table.max_age
+        except OverflowError:  # reaches before year one: every row is young enough
+            start = None
     else:
         start = None
     if start is not None and start >= end:

@@ -112,6 +112,7 @@ def run_job(
     entity_source: FileSource,
     refs: tuple[str, ...],
     output: str | None = None,
+    output_format: str = "parquet",
 ) -> tuple[int, dict[str, object], str]:
     tables: dict[str, FeatureTable] = offline["tables"]  # type: ignore[assignment]
     output_path = output or str(tmp_path / "dataset")
@@ -123,7 +124,7 @@ def run_job(
         feature_tables=tuple(tables.values()),
         offline_store_path=str(offline["root"] / "offline"),  # type: ignore[operator]
         result_path=str(tmp_path / "result.json"),
-        options=HistoricalRetrievalOptions(refs, entity_source, output_path),
+        options=HistoricalRetrievalOptions(refs, entity_source, output_path, output_format),
     )
     spec_path = tmp_path / "spec.json"
     spec_path.write_text(spec.to_json())
@@ -271,3 +272,73 @@ def test_bad_entity_rows_fail_with_a_clear_error(
 def test_a_bad_spec_exits_2(tmp_path: Path) -> None:
     (tmp_path / "spec.json").write_text(json.dumps({"spec_version": 99}))
     assert load_job().main(["--spec", str(tmp_path / "spec.json")]) == 2
+
+
+class FinishedJob:
+    """Stands in for the launcher's handle of a job that has succeeded."""
+
+    id = "historical-retrieval-test"
+
+    def result(self, timeout: float | None = None) -> dict[str, object]:
+        return {}
+
+
+def dataset_rows(table: pa.Table) -> list[tuple[object, ...]]:
+    columns = ["driver_id", "event_timestamp", "driver_stats__trips"]
+    return sorted(tuple(row.values()) for row in table.select(columns).to_pylist())
+
+
+@pytest.mark.parametrize("as_uri", [False, True], ids=["path", "file-uri"])
+def test_a_delta_dataset_reads_back_without_spark(
+    spark: SparkSession, tmp_path: Path, offline: dict[str, object], as_uri: bool
+) -> None:
+    from feast_spark.retrieval_job import RetrievalJob
+
+    # given a training set written as Delta by the job, at a path or a file:// URI
+    entities = tmp_path / "e.parquet"
+    times = pa.array([at(9), at(10, 30), at(10, 30)], pa.timestamp("us", tz="UTC"))
+    pq.write_table(pa.table({"driver_id": [1, 1, 2], "event_timestamp": times}), entities)
+    source = FileSource(path=str(entities), event_timestamp_column="event_timestamp")
+    output = f"file://{tmp_path / 'dataset'}" if as_uri else str(tmp_path / "dataset")
+    status, result, _ = run_job(
+        spark, tmp_path, offline, source, ("driver_stats:trips",), output, "delta"
+    )
+    assert status == 0, result
+    # and then changed by later commits: a checkpoint, and a row deleted with a deletion vector
+    spark.sql(
+        f"ALTER TABLE delta.`{output}` SET TBLPROPERTIES "
+        "('delta.checkpointInterval' = '1', 'delta.enableDeletionVectors' = 'true')"
+    )
+    spark.sql(f"OPTIMIZE delta.`{output}`")  # one file: the DELETE below marks a row in it
+    spark.sql(f"DELETE FROM delta.`{output}` WHERE driver_id = 2")
+    log = sorted((tmp_path / "dataset" / "_delta_log").glob("*.json"))[-1].read_text()
+    assert '"deletionVector":{' in log.replace(" ", "")  # the row is deleted by a vector
+    assert list((tmp_path / "dataset" / "_delta_log").glob("*.checkpoint.parquet"))
+    expected = spark.read.format("delta").load(output).toPandas()
+    # when read back through the client's handle, without Spark
+    table = RetrievalJob(FinishedJob(), output, "delta").to_arrow()  # type: ignore[arg-type]
+    # then it holds exactly the rows Spark reads, with their types
+    assert len(expected) == 2
+    assert dataset_rows(table) == [(1, at(9), 30), (1, at(10, 30), 40)]
+    assert table.schema.field("event_timestamp").type == pa.timestamp("us", tz="UTC")
+
+
+@pytest.mark.parametrize(
+    ("where", "message"),
+    [
+        ("missing", "no Delta table"),
+        ("plain-folder", "no Delta table"),
+        ("unknown://bucket/dataset", "unknown://bucket/dataset"),
+    ],
+)
+def test_a_delta_dataset_that_cannot_be_read_is_an_error_not_zero_rows(
+    tmp_path: Path, where: str, message: str
+) -> None:
+    from feast_spark.errors import FeastSparkError
+    from feast_spark.retrieval_job import RetrievalJob
+
+    (tmp_path / "plain-folder").mkdir()
+    (tmp_path / "plain-folder" / "part-0.parquet").write_bytes(b"")
+    path = where if "://" in where else str(tmp_path / where)
+    with pytest.raises(FeastSparkError, match=message):
+        RetrievalJob(FinishedJob(), path, "delta").to_arrow()  # type: ignore[arg-type]

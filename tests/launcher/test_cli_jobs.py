@@ -279,12 +279,12 @@ def test_prune_deletes_ended_jobs_with_their_staged_inputs_and_keeps_running_one
     assert not staged.exists()
     assert [r.job_id for r in launcher.store.list()] == ["ingest-slow-9"]
     assert slow.status() is JobState.RUNNING
-    # and a bad duration is one line, exit 1
+    # and a bad duration is a usage error naming the option, exit 2
     bad_age = CliRunner().invoke(
         cli, ["jobs", "prune", "--older-than", "soon", "--config", str(repo)]
     )
-    assert bad_age.exit_code == 1
-    assert bad_age.output.startswith("Error: older_than 'soon': 'soon' is not a duration")
+    assert bad_age.exit_code == 2
+    assert "Error: Invalid value for '--older-than': 'soon' is not a duration" in bad_age.output
 
 
 def test_prune_counts_age_from_the_end_of_the_job(repo: Path) -> None:

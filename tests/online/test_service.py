@@ -77,7 +77,7 @@ def test_refs_parse_and_expand_table_star() -> None:
     with pytest.raises(NotFoundError, match="feature table 'u'"):
         parse_feature_refs(["u:*"], tables)
     for bad in ("t", ":a", "t:", "t:a:b"):
-        with pytest.raises(DefinitionError, match="use 'table:feature'"):
+        with pytest.raises(DefinitionError, match="use 'table:feature'|name its table"):
             parse_feature_refs([bad])
     with pytest.raises(DefinitionError, match="at least one"):
         parse_feature_refs([])
@@ -93,3 +93,18 @@ def test_command_line_entity_values_parse_to_the_entity_type() -> None:
     )
     with pytest.raises(DefinitionError, match=r"entity 'd': value 'x1' is not a INT64"):
         parse_entity_value("x1", Entity("d", "INT64"))
+
+
+def test_an_incremental_first_run_whose_max_age_reaches_before_year_one_starts_open() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from feast_spark.definitions import Feature, FeatureTable, FileSource
+    from feast_spark.online.service import incremental_window
+
+    table = FeatureTable(
+        "t", ["driver_id"], [Feature("a", "INT64")],  # type: ignore[arg-type]
+        FileSource(path="x.parquet", event_timestamp_column="ts"), max_age=timedelta(days=800),
+    )  # fmt: skip
+    end = datetime(2, 1, 1, tzinfo=UTC)  # end - max_age would be before year one
+    window = incremental_window(table, {}, end)
+    assert window is not None and window.start is None and window.end == end

@@ -15,14 +15,27 @@ second job (it names the running one), the task fails and Airflow retries it lat
 
 Copy this file into the DAGs folder and set:
 
-- the Airflow Variable ``feast_spark_config``: the path of ``feature_store.yaml`` on the workers;
+- the Airflow Variable ``feast_spark_config``: the absolute path of ``feature_store.yaml`` on the
+  workers (default: ``feature_store.yaml`` beside this file). Tasks run in a temporary working
+  directory, so the path is made absolute here and every relative path inside the file is read
+  relative to the file's folder, whatever the working directory;
 - ``FEATURE_TABLES`` below;
-- ``feast-spark`` on the workers' PATH (``pip install feast-spark``).
+- this feast-spark on the workers, in the Python that runs the tasks. It is not on PyPI: the
+  PyPI name ``feast-spark`` belongs to feast-dev's older, unrelated 0.2 package, so
+  ``pip install feast-spark`` installs the wrong thing. Install a wheel built from this
+  repository (``pip wheel --no-deps -w dist <repo>``, then
+  ``pip install dist/feast_spark-*.whl``) or the repository itself
+  (``pip install "feast-spark @ git+<repository URL>@<tag>"``). The tasks run
+  ``<python> -m feast_spark.cli``, so the ``feast-spark`` script need not be on the PATH; set the
+  Airflow Variable ``feast_spark_python`` to that Python (default: the one parsing this file).
 """
 
 from __future__ import annotations
 
+import shlex
+import sys
 from datetime import datetime, timedelta
+from pathlib import Path
 
 try:  # Airflow 3
     from airflow.providers.standard.operators.bash import BashOperator
@@ -37,7 +50,11 @@ FEATURE_TABLES = ("driver_stats",)
 WINDOW = (
     "--start '{{ data_interval_start.isoformat() }}' --end '{{ data_interval_end.isoformat() }}'"
 )
-CONFIG = "{{ var.value.get('feast_spark_config', 'feature_store.yaml') }}"
+# Absolute, so that a task's working directory (a temporary folder) does not matter.
+DEFAULT_CONFIG = str(Path(__file__).resolve().parent / "feature_store.yaml")
+CONFIG = f"{{{{ var.value.get('feast_spark_config', {DEFAULT_CONFIG!r}) }}}}"
+PYTHON = f"{{{{ var.value.get('feast_spark_python', {sys.executable!r}) }}}}"
+FEAST_SPARK = f"{PYTHON} -m feast_spark.cli"
 
 with DAG(
     dag_id="feast_spark_daily",
@@ -57,13 +74,13 @@ with DAG(
     for table in FEATURE_TABLES:
         ingest = BashOperator(
             task_id=f"ingest_{table}",
-            bash_command=f"feast-spark ingest {table} {WINDOW} --wait",
+            bash_command=f"{FEAST_SPARK} ingest {shlex.quote(table)} {WINDOW} --wait",
             env={"FEAST_SPARK_CONFIG": CONFIG},
             append_env=True,
         )
         materialize = BashOperator(
             task_id=f"materialize_{table}",
-            bash_command=f"feast-spark materialize {table} {WINDOW} --wait",
+            bash_command=f"{FEAST_SPARK} materialize {shlex.quote(table)} {WINDOW} --wait",
             env={"FEAST_SPARK_CONFIG": CONFIG},
             append_env=True,
         )
