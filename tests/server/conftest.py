@@ -81,7 +81,7 @@ def write_config(
     else:
         online = {
             "type": "cassandra", "hosts": ["127.0.0.1"], "port": cassandra_port,
-            "keyspace": keyspace, "request_timeout_s": 2.0, "local_dc": "datacenter1",
+            "keyspace": keyspace, "request_timeout_s": 10.0, "local_dc": "datacenter1",
         }  # fmt: skip
     document: dict[str, Any] = {
         "project": PROJECT,
