@@ -300,6 +300,9 @@ class PreparedRead:
             ]
             stamps = [None if hit is None else hit[0].event_timestamp_us for hit in found]
             table_times = tuple([stamps[index] for index in rows])
+            hits = [found[index] for index in rows]
+            # the usual case: every row stored and recent, so only nulls need a look
+            fresh = all(hit is not None and not hit[1] for hit in hits)
             for slot, feature in enumerate(request.features):
                 position = positions[slot]
                 value_type = feature_types[position]
@@ -307,23 +310,28 @@ class PreparedRead:
                 missing = feature in answer.missing_features
                 values: list[Any] = []
                 column_statuses: list[FeatureStatus] = []
-                for index in rows:
-                    hit = found[index]
-                    if hit is None or missing:
-                        values.append(None)
-                        column_statuses.append(NOT_FOUND)
-                        continue
-                    row, too_old = hit
-                    value = row.values[slot]
-                    if too_old:
-                        values.append(None)
-                        column_statuses.append(OUTSIDE_MAX_AGE)
-                    elif value is None:
-                        values.append(None)
-                        column_statuses.append(NULL_VALUE)
-                    else:
-                        values.append(user_value(value, value_type) if convert else value)
-                        column_statuses.append(PRESENT)
+                if fresh and not missing:
+                    values = [hit[0].values[slot] for hit in hits]  # type: ignore[index]
+                    column_statuses = [NULL_VALUE if v is None else PRESENT for v in values]
+                    if convert:
+                        values = [user_value(v, value_type) for v in values]
+                else:
+                    for hit in hits:
+                        if hit is None or missing:
+                            values.append(None)
+                            column_statuses.append(NOT_FOUND)
+                            continue
+                        row, too_old = hit
+                        value = row.values[slot]
+                        if too_old:
+                            values.append(None)
+                            column_statuses.append(OUTSIDE_MAX_AGE)
+                        elif value is None:
+                            values.append(None)
+                            column_statuses.append(NULL_VALUE)
+                        else:
+                            values.append(user_value(value, value_type) if convert else value)
+                            column_statuses.append(PRESENT)
                 columns[position] = tuple(values)
                 statuses[position] = tuple(column_statuses)
                 event_times[position] = (

@@ -283,14 +283,14 @@ def render(response: OnlineResponse, *, full_feature_names: bool) -> bytes:
             seen[feature] = table
             names.append(feature)
         out = list(values)
-        if value_type in _FLOATS:
+        if value_type in _FLOATS and not _all_finite(out):
             out = [_finite(v) for v in out]
         elif value_type in _FLOAT_LISTS:
             out = [v if v is None else [_finite(x) for x in v] for v in out]
         results.append(
             {
                 "values": out,
-                "statuses": [status.value for status in statuses],
+                "statuses": [status._value_ for status in statuses],
                 "event_timestamps": [
                     stamps[t] if t in stamps else stamps.setdefault(t, _rfc3339(t)) for t in times
                 ],
@@ -315,6 +315,15 @@ def _rfc3339(micros: int | None) -> str:
     if fraction % 1000 == 0:
         return f"{text}.{fraction // 1000:03d}Z"
     return f"{text}.{fraction:06d}Z"
+
+
+def _all_finite(values: list[Any]) -> bool:
+    """Whether no value is NaN or infinite (one C-level sum in the usual case)."""
+    try:
+        total = sum(values)
+    except TypeError:  # nulls among them
+        total = sum([v for v in values if v is not None])
+    return math.isfinite(total)
 
 
 def _finite(value: Any) -> Any:
