@@ -277,6 +277,7 @@ def main() -> None:
     parser.add_argument("--feast-venv", type=Path, default=Path("/work/feast-peer-venv"))
     parser.add_argument("--only", help="Comma-separated subset: cassandra,sqlite,feast,raw")
     parser.add_argument("--port", type=int, default=18600)
+    parser.add_argument("--reuse", action="store_true", help="Keep the data of an earlier run")
     args = parser.parse_args()
     only = set((args.only or "cassandra,sqlite,feast,raw").split(","))
     work = args.dir
@@ -286,12 +287,14 @@ def main() -> None:
 
     print(f"setting up {args.keys} keys x 3 tables x {FEATURES} features ...", flush=True)
     configs: dict[str, Path] = {}
-    if only & {"cassandra", "raw"}:
+    if args.reuse:
+        configs = {s: work / s / "feature_store.yaml" for s in ("cassandra", "sqlite")}
+    if only & {"cassandra", "raw"} and not args.reuse:
         configs["cassandra"] = make_project(work / "cassandra", "cassandra", args.keys, stamp)
-    if "sqlite" in only:
+    if "sqlite" in only and not args.reuse:
         configs["sqlite"] = make_project(work / "sqlite", "sqlite", args.keys, stamp)
     feast_python = args.feast_venv / "bin" / "python"
-    if "feast" in only:
+    if "feast" in only and not args.reuse:
         subprocess.run(
             [
                 str(feast_python),

@@ -28,6 +28,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+#: A request without an answer after this long counts as an error (bounds every run).
+TIMEOUT_S = 5.0
+
 
 def percentiles(latencies: list[float]) -> dict[str, float]:
     ordered = sorted(latencies)
@@ -155,8 +158,8 @@ async def open_loop(
     async def one(i: int, due: float, measured: bool) -> None:
         nonlocal errors
         try:
-            ok = await call(i)
-        except Exception:
+            ok = await asyncio.wait_for(call(i), TIMEOUT_S)
+        except Exception:  # a timeout or a failed connection: an error, charged its wait
             ok = False
         if measured:
             latencies.append(time.perf_counter() - due)
@@ -189,7 +192,10 @@ async def closed_loop(
         i = w
         while time.perf_counter() < end:
             began = time.perf_counter()
-            ok = await call(i)
+            try:
+                ok = await asyncio.wait_for(call(i), TIMEOUT_S)
+            except Exception:
+                ok = False
             latencies.append(time.perf_counter() - began)
             done += 1
             errors += not ok

@@ -139,7 +139,9 @@ def sqlite_project(tmp_path: Path) -> Project:
 
 
 @pytest.fixture
-def cassandra_project(tmp_path: Path, cassandra_node: Any, cassandra_session: Any) -> Iterator[Project]:
+def cassandra_project(
+    tmp_path: Path, cassandra_node: Any, cassandra_session: Any
+) -> Iterator[Project]:
     project = make_project(tmp_path, "cassandra")
     yield project
     cassandra_session.execute(f"DROP KEYSPACE IF EXISTS {project.keyspace}")

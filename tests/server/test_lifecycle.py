@@ -75,7 +75,9 @@ def test_a_table_applied_while_serving_is_served_without_restart(
     assert server.process.poll() is None
 
 
-def test_metrics_of_every_worker_on_one_endpoint(sqlite_project: Project, start_server: Any) -> None:
+def test_metrics_of_every_worker_on_one_endpoint(
+    sqlite_project: Project, start_server: Any
+) -> None:
     # given two workers
     server = start_server(sqlite_project.config, "--workers", "2")
     # when 30 requests of 1 entity and one bad request are served (new connection each)
