@@ -176,7 +176,10 @@ def run_open_loop(args: list[str], rate: float, duration: float) -> dict[str, An
         "--duration",
         str(duration),
     ]
-    out = subprocess.run(command, capture_output=True, text=True, timeout=duration + 120)
+    try:
+        out = subprocess.run(command, capture_output=True, text=True, timeout=duration + 120)
+    except subprocess.TimeoutExpired:
+        return {"error": "no result within the run's time limit"}
     if out.returncode != 0:
         return {"error": out.stderr.strip().splitlines()[-1:]}
     result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
@@ -193,7 +196,10 @@ def run_closed_raw(args: list[str], concurrency: int, duration: float) -> dict[s
         "--duration",
         str(duration),
     ]
-    out = subprocess.run(command, capture_output=True, text=True, timeout=duration + 120)
+    try:
+        out = subprocess.run(command, capture_output=True, text=True, timeout=duration + 120)
+    except subprocess.TimeoutExpired:
+        return {"error": "no result within the run's time limit"}
     if out.returncode != 0:
         return {"error": out.stderr.strip().splitlines()[-1:]}
     result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])

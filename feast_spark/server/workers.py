@@ -21,6 +21,9 @@ from feast_spark.errors import ArgumentError
 from feast_spark.server.settings import SETTINGS_ENV, ServeSettings
 
 APP: str = "feast_spark.server.app:create_app"
+#: Seconds an idle keep-alive connection stays open (Feast's server: 30; longer than uvicorn's 5 s
+#: default so a client's pooled connections are not closed under it between bursts).
+KEEP_ALIVE_S: int = 30
 MULTIPROC_ENV: str = "PROMETHEUS_MULTIPROC_DIR"
 
 
@@ -73,6 +76,7 @@ def serve(settings: ServeSettings, *, log_level: str = "info") -> None:
             port=server.port,
             workers=server.workers,
             timeout_graceful_shutdown=int(server.shutdown_timeout_s) or 1,
+            timeout_keep_alive=KEEP_ALIVE_S,
             access_log=False,
             log_level=log_level,
             server_header=False,
