@@ -435,9 +435,10 @@ def summary(results: dict[str, Any], shapes: dict[str, float]) -> None:
             if not entry:
                 continue
             peak, fixed = entry["max"], entry["fixed_rate"]
+            cpu = peak.get("server_cpu_ms_per_request", peak.get("cpu_ms_per_request", "-"))
             print(
                 f"| {shape} | {name} | {peak.get('requests_per_s')} | "
-                f"{peak.get('server_cpu_ms_per_request', '-')} | {peak.get('p50_ms')} / "
+                f"{cpu} | {peak.get('p50_ms')} / "
                 f"{peak.get('p99_ms')} | {rate}/s | {fixed.get('p50_ms')} / "
                 f"{fixed.get('p99_ms')} / {fixed.get('p999_ms')} | "
                 f"{peak.get('non_2xx', peak.get('errors'))} + {fixed.get('errors')} |"

@@ -214,11 +214,14 @@ async def closed_loop(
             i += concurrency
 
     began = time.perf_counter()
+    cpu = time.process_time()
     await asyncio.gather(*(worker(w) for w in range(concurrency)))
     elapsed = time.perf_counter() - began
+    cpu = time.process_time() - cpu
     return {
         "concurrency": concurrency,
         "requests_per_s": round(done / elapsed, 1),
+        "cpu_ms_per_request": round(1000 * cpu / done, 3) if done else None,
         "sent": done,
         "errors": errors,
         **percentiles(latencies),

@@ -35,7 +35,16 @@ KEYS = max(READ_CONCURRENCY, READ_KEYS_PER_QUERY) + 100  # more than one round o
 
 @pytest.fixture(params=["sqlite", pytest.param("cassandra", marks=pytest.mark.cassandra)])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[OnlineStore]:
-    if request.param == "sqlite":
+    yield from open_store(request.param, request, tmp_path)
+
+
+@pytest.fixture
+def cassandra_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[OnlineStore]:
+    yield from open_store("cassandra", request, tmp_path)
+
+
+def open_store(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[OnlineStore]:
+    if kind == "sqlite":
         config: Any = SqliteOnlineStoreConfig(path=str(tmp_path / "online.db"))
         keyspace = None
     else:
@@ -81,9 +90,8 @@ def test_many_keys_and_tables_come_back_in_request_order(store: OnlineStore) -> 
 
 
 @pytest.mark.cassandra
-def test_start_read_returns_at_once_and_calls_back_when_done(store: OnlineStore) -> None:
-    if store.kind != "cassandra":
-        pytest.skip("SQLite reads in the caller's thread")
+def test_start_read_returns_at_once_and_calls_back_when_done(cassandra_store: OnlineStore) -> None:
+    store = cassandra_store
     schema = write(store, SINGLE, {"driver_id": [1, 2], "rate": [0.1, 0.2]})
     called = threading.Event()
     # when a read is started and a callback registered
