@@ -114,6 +114,27 @@ OnlineStoreConfig = SqliteOnlineStoreConfig | CassandraOnlineStoreConfig
 
 
 @dataclass(frozen=True)
+class FeatureServerConfig:
+    """``feast-spark serve``: the HTTP feature server (flags of the command override these).
+
+    Attributes:
+        host: Address to listen on (``0.0.0.0`` for every interface).
+        port: TCP port (Feast's default, 6566).
+        workers: Worker processes sharing the port, each with its own online-store session.
+        max_entities: Entity rows one request may ask for at most (more: HTTP 413).
+        request_timeout_s: Longest wait for the online store per request (then HTTP 504).
+        shutdown_timeout_s: On SIGTERM, how long requests in flight may still run.
+    """
+
+    host: str = "127.0.0.1"
+    port: int = 6566
+    workers: int = 1
+    max_entities: int = 1000
+    request_timeout_s: float = 5.0
+    shutdown_timeout_s: float = 30.0
+
+
+@dataclass(frozen=True)
 class SparkConfig:
     """How jobs run on Spark.
 
@@ -178,6 +199,7 @@ class RepoConfig:
             online reads before reading the registry again (``registry.cache_ttl_seconds``;
             0 reads it on every request). Changes applied through the same client are seen
             at once.
+        feature_server: Settings of ``feast-spark serve``.
     """
 
     project: str
@@ -188,6 +210,7 @@ class RepoConfig:
     launcher: LauncherConfig = field(default_factory=LauncherConfig)
     source: str = "<defaults>"
     registry_cache_ttl_seconds: float = DEFAULT_REGISTRY_CACHE_TTL_SECONDS
+    feature_server: FeatureServerConfig = field(default_factory=FeatureServerConfig)
 
     def with_project(self, project: str | None, *, origin: str = "project") -> RepoConfig:
         """A copy of these settings for another project (None: unchanged).
@@ -324,7 +347,7 @@ def parse_config(
         data,
         "",
         required={"project", "registry", "offline_store"},
-        optional={"online_store", "spark", "launcher"},
+        optional={"online_store", "spark", "launcher", "feature_server"},
     )
     project = _identifier(top["project"], "project", reader)
     registry, cache_ttl = _registry(reader, top["registry"], base)
@@ -345,7 +368,35 @@ def parse_config(
             "configure online_store.type: cassandra",
         )
     return RepoConfig(
-        project, registry, offline_store, online_store, spark, launcher, source, cache_ttl
+        project, registry, offline_store, online_store, spark, launcher, source, cache_ttl,
+        _feature_server(reader, top.get("feature_server")),
+    )  # fmt: skip
+
+
+def _feature_server(reader: _Reader, data: Any) -> FeatureServerConfig:
+    defaults = FeatureServerConfig()
+    section = reader.section(
+        data or {},
+        "feature_server",
+        optional={
+            "host", "port", "workers", "max_entities", "request_timeout_s", "shutdown_timeout_s",
+        },
+    )  # fmt: skip
+    key = "feature_server."
+    return FeatureServerConfig(
+        host=reader.string(section.get("host", defaults.host), key + "host"),
+        port=reader.integer(section.get("port", defaults.port), key + "port", 1, 65535),
+        workers=reader.integer(section.get("workers", defaults.workers), key + "workers", 1, 64),
+        max_entities=reader.integer(
+            section.get("max_entities", defaults.max_entities), key + "max_entities", 1, 100_000
+        ),
+        request_timeout_s=reader.number(
+            section.get("request_timeout_s", defaults.request_timeout_s), key + "request_timeout_s"
+        ),
+        shutdown_timeout_s=reader.number(
+            section.get("shutdown_timeout_s", defaults.shutdown_timeout_s),
+            key + "shutdown_timeout_s",
+        ),
     )
 
 

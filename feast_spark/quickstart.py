@@ -264,7 +264,21 @@ def run_quickstart(folder: Path, *, online: str, echo: Callable[[str], None]) ->
         client.close()
     echo(f"\nAll steps done in {steps.total():.0f}s. The project is in {folder}; try:")
     echo(f"    cd {folder} && feast-spark feature-tables list && feast-spark jobs list")
+    echo(serve_hint(folder))
     return figures
+
+
+def serve_hint(folder: Path) -> str:
+    """The commands to serve the project over HTTP and ask it for features."""
+    body = (
+        '{"features": ["driver_stats:conv_rate", "driver_stats:avg_daily_trips"], '
+        '"entities": {"driver_id": [1001, 1002, 99999]}}'
+    )
+    return (
+        "Serve it over HTTP (Feast's JSON contract), then ask from another terminal:\n"
+        f"    cd {folder} && feast-spark serve --port 6566\n"
+        f"    curl -s localhost:6566/get-online-features -d '{body}'"
+    )
 
 
 def _indent(text: str) -> str:

@@ -49,6 +49,7 @@ def check_project(folder: Path, output: str) -> None:
     assert "150000 rows written, 0 rejected" in output
     assert "2000 rows ->" in output
     assert "6000 rows written (latest value per key)" in output  # 1,000 drivers + 5,000 customers
+    assert "feast-spark serve --port 6566" in output and "curl -s localhost:6566" in output
     # and the project is a working one whose online values are the newest source rows
     client = Client(folder / "feature_store.yaml")
     try:

@@ -48,15 +48,13 @@ from feast_spark.online.base import (
     ClosingStore,
     OnlineTableSchema,
     ReadRequest,
-    StoredRow,
     TableRead,
     WriteCounts,
     decode_batch,
-    is_retained,
     now_micros,
-    read_error,
     ttl_seconds,
 )
+from feast_spark.online.cassandra_reads import Fetch, PendingRead
 from feast_spark.types import ValueType
 
 if TYPE_CHECKING:
@@ -604,7 +602,18 @@ class CassandraOnlineStore(ClosingStore):
         Raises:
             OnlineStoreError: A read failed.
         """
-        now_us = now_micros(now)
+        return self.start_read(requests, now=now).result()
+
+    def start_read(
+        self, requests: Sequence[ReadRequest], *, now: datetime | None = None
+    ) -> PendingRead:
+        """Send every single-partition select of ``requests`` and return without waiting.
+
+        All selects go out at once (at most :data:`READ_CONCURRENCY` in flight; each answer sends
+        the next). ``result()`` waits for them; ``add_done_callback`` is told, from the driver's
+        thread, when the last one arrived, so an event loop can wait without blocking.
+        :meth:`read` is ``start_read(...).result()``.
+        """
         plans: list[tuple[PreparedStatement, tuple[str, ...]] | None] = []
         jobs: list[tuple[PreparedStatement, tuple[Any, ...], str]] = []
         for request in requests:
@@ -617,50 +626,8 @@ class CassandraOnlineStore(ClosingStore):
             statement = self._select(request.schema, present)
             plans.append((statement, present))
             jobs.extend((statement, key, request.schema.name) for key in request.keys)
-        fetched = self._fetch(jobs)
-
-        answers: list[TableRead] = []
-        position = 0
-        for request, plan in zip(requests, plans, strict=True):
-            if plan is None:
-                answers.append(TableRead((None,) * len(request.keys), frozenset(request.features)))
-                continue
-            _, present = plan
-            index = {name: i for i, name in enumerate(present)}
-            max_age = request.schema.max_age
-            rows: list[StoredRow | None] = []
-            for raw in fetched[position : position + len(request.keys)]:
-                if raw is None or raw[-1] is None or not is_retained(raw[-1], max_age, now_us):
-                    rows.append(None)
-                    continue
-                values = tuple(raw[index[f]] if f in index else None for f in request.features)
-                rows.append(StoredRow(raw[-1], values))
-            position += len(request.keys)
-            answers.append(TableRead(tuple(rows), frozenset(request.features) - set(present)))
-        return answers
-
-    def _fetch(
-        self, jobs: Sequence[tuple[PreparedStatement, tuple[Any, ...], str]]
-    ) -> list[tuple[Any, ...] | None]:
-        """Run single-partition selects; the first row of each (or None), in order."""
-        errors = _driver_errors()
-        session = self._session
-        if len(jobs) == 1:
-            statement, key, table = jobs[0]
-            try:
-                return [session.execute(statement, key, execution_profile=_READ_PROFILE).one()]
-            except errors as error:
-                raise read_error(STORE, self._target, table, error) from error
-        rows: list[tuple[Any, ...] | None] = []
-        for start in range(0, len(jobs), READ_CONCURRENCY):
-            chunk = jobs[start : start + READ_CONCURRENCY]
-            futures = [
-                (session.execute_async(statement, key, execution_profile=_READ_PROFILE), table)
-                for statement, key, table in chunk
-            ]
-            for future, table in futures:
-                try:
-                    rows.append(future.result().one())
-                except errors as error:
-                    raise read_error(STORE, self._target, table, error) from error
-        return rows
+        fetch = Fetch(
+            self._session, jobs, self._target, _READ_PROFILE, READ_CONCURRENCY, _driver_errors()
+        )
+        fetch.start()
+        return PendingRead(fetch, requests, plans, now_micros(now))

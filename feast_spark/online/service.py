@@ -33,6 +33,7 @@ from feast_spark.online.base import (
     OnlineStore,
     OnlineTableSchema,
     ReadRequest,
+    TableRead,
     needs_conversion,
     now_micros,
     stored_key,
@@ -86,11 +87,14 @@ class OnlineResponse:
         feature_columns: ``(ref, type, values)`` of each feature reference, in request order;
             values withheld (OUTSIDE_MAX_AGE) or missing are None.
         statuses: One tuple of statuses per feature reference, parallel to ``feature_columns``.
+        event_timestamps: Per feature reference, each row's stored event time in microseconds
+            since the epoch (None where NOT_FOUND); empty when not known.
     """
 
     entity_columns: tuple[tuple[str, ValueType, tuple[Any, ...]], ...]
     feature_columns: tuple[tuple[str, ValueType, tuple[Any, ...]], ...]
     statuses: tuple[tuple[FeatureStatus, ...], ...]
+    event_timestamps: tuple[tuple[int | None, ...], ...] = ()
 
     @property
     def num_rows(self) -> int:
@@ -217,9 +221,25 @@ class OnlineReadPlan:
     ) -> OnlineResponse:
         """Read the planned features for ``entity_rows`` (see :func:`get_online_features`).
 
+        The store reads every table and key of the request concurrently (Cassandra: one
+        asynchronous single-partition select each, all in flight at once). A server that must
+        not block while they are in flight splits this call in three: :meth:`prepare`, the
+        store's read of ``prepared.requests``, then ``prepared.respond``.
+
         Raises:
             DefinitionError: An entity row lacks a needed entity, or has a value of another type.
             OnlineStoreError: The store failed to answer.
+        """
+        prepared = self.prepare(entity_rows)
+        return prepared.respond(store.read(prepared.requests, now=now), now=now)
+
+    def prepare(self, entity_rows: EntityRows) -> PreparedRead:
+        """Check and convert ``entity_rows`` into one :class:`ReadRequest` per table.
+
+        Each table reads each distinct key once, however many rows repeat it.
+
+        Raises:
+            DefinitionError: An entity row lacks a needed entity, or has a value of another type.
         """
         stored = _stored_keys(_entity_rows(entity_rows), self.entity_types, self.schemas)
         requests: list[ReadRequest] = []
@@ -231,14 +251,43 @@ class OnlineReadPlan:
                 [distinct.setdefault(tuple([k[e] for e in names]), len(distinct)) for k in stored]
             )
             requests.append(ReadRequest(schema, features, tuple(distinct)))
-        answers = store.read(requests, now=now)
+        return PreparedRead(self, tuple(requests), stored, key_index)
 
+
+@dataclass(frozen=True)
+class PreparedRead:
+    """One request's entity rows, checked and grouped into per-table reads.
+
+    Attributes:
+        plan: The plan it was prepared from.
+        requests: What to read, one per table of the plan (pass to ``OnlineStore.read``).
+        stored: Each entity row's keys in stored form.
+        key_index: Per table, each row's position among the table's distinct keys.
+    """
+
+    plan: OnlineReadPlan
+    requests: tuple[ReadRequest, ...]
+    stored: list[dict[str, Any]]
+    key_index: list[list[int]]
+
+    @property
+    def num_rows(self) -> int:
+        """Entity rows in the request."""
+        return len(self.stored)
+
+    def respond(
+        self, answers: Sequence[TableRead], *, now: datetime | None = None
+    ) -> OnlineResponse:
+        """Values and statuses of every row from the store's ``answers`` to :attr:`requests`."""
+        plan = self.plan
+        stored = self.stored
         now_us = now_micros(now)
-        feature_types = self.feature_types
-        columns: list[tuple[Any, ...]] = [()] * len(self.refs)
-        statuses: list[tuple[FeatureStatus, ...]] = [()] * len(self.refs)
+        feature_types = plan.feature_types
+        columns: list[tuple[Any, ...]] = [()] * len(plan.refs)
+        statuses: list[tuple[FeatureStatus, ...]] = [()] * len(plan.refs)
+        event_times: list[tuple[int | None, ...]] = [()] * len(plan.refs)
         for request, answer, rows, positions in zip(
-            requests, answers, key_index, self.positions, strict=True
+            self.requests, answers, self.key_index, plan.positions, strict=True
         ):
             max_age = request.schema.max_age
             oldest = None if max_age is None else now_us - max_age // _MICROSECOND
@@ -249,6 +298,11 @@ class OnlineReadPlan:
                 else (row, oldest is not None and row.event_timestamp_us < oldest)
                 for row in answer.rows
             ]
+            stamps = [None if hit is None else hit[0].event_timestamp_us for hit in found]
+            table_times = tuple([stamps[index] for index in rows])
+            hits = [found[index] for index in rows]
+            # the usual case: every row stored and recent, so only nulls need a look
+            fresh = all(hit is not None and not hit[1] for hit in hits)
             for slot, feature in enumerate(request.features):
                 position = positions[slot]
                 value_type = feature_types[position]
@@ -256,37 +310,50 @@ class OnlineReadPlan:
                 missing = feature in answer.missing_features
                 values: list[Any] = []
                 column_statuses: list[FeatureStatus] = []
-                for index in rows:
-                    hit = found[index]
-                    if hit is None or missing:
-                        values.append(None)
-                        column_statuses.append(NOT_FOUND)
-                        continue
-                    row, too_old = hit
-                    value = row.values[slot]
-                    if too_old:
-                        values.append(None)
-                        column_statuses.append(OUTSIDE_MAX_AGE)
-                    elif value is None:
-                        values.append(None)
-                        column_statuses.append(NULL_VALUE)
-                    else:
-                        values.append(user_value(value, value_type) if convert else value)
-                        column_statuses.append(PRESENT)
+                if fresh and not missing:
+                    values = [hit[0].values[slot] for hit in hits]  # type: ignore[index]
+                    column_statuses = [NULL_VALUE if v is None else PRESENT for v in values]
+                    if convert:
+                        values = [user_value(v, value_type) for v in values]
+                else:
+                    for hit in hits:
+                        if hit is None or missing:
+                            values.append(None)
+                            column_statuses.append(NOT_FOUND)
+                            continue
+                        row, too_old = hit
+                        value = row.values[slot]
+                        if too_old:
+                            values.append(None)
+                            column_statuses.append(OUTSIDE_MAX_AGE)
+                        elif value is None:
+                            values.append(None)
+                            column_statuses.append(NULL_VALUE)
+                        else:
+                            values.append(user_value(value, value_type) if convert else value)
+                            column_statuses.append(PRESENT)
                 columns[position] = tuple(values)
                 statuses[position] = tuple(column_statuses)
+                event_times[position] = (
+                    tuple(
+                        None if s is NOT_FOUND else t
+                        for s, t in zip(column_statuses, table_times, strict=True)
+                    )
+                    if missing
+                    else table_times
+                )
 
         entity_columns = tuple(
             (name, value_type, tuple([user_value(keys[name], value_type) for keys in stored]))
-            for name, value_type in self.entity_types
+            for name, value_type in plan.entity_types
         )
         feature_columns = tuple(
             (f"{table}:{feature}", value_type, values)
             for (table, feature), value_type, values in zip(
-                self.refs, feature_types, columns, strict=True
+                plan.refs, feature_types, columns, strict=True
             )
         )
-        return OnlineResponse(entity_columns, feature_columns, tuple(statuses))
+        return OnlineResponse(entity_columns, feature_columns, tuple(statuses), tuple(event_times))
 
 
 def get_online_features(

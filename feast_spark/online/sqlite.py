@@ -26,6 +26,7 @@ the file, which is why the configuration allows SQLite only with a local Spark m
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import sqlite3
 import threading
@@ -73,7 +74,11 @@ SQL: Final = {
         "> ({table}.{event}, coalesce({table}.{created}, {oldest}))"
     ),
     "select": "SELECT {columns} FROM {table} WHERE {where}",
+    "select_keys": "SELECT {columns} FROM {table} WHERE {keys} IN ({values})",
 }
+
+#: Keys read by one query at most (one query per table and chunk, not one per key).
+READ_KEYS_PER_QUERY: Final = 500
 
 #: Error texts.
 ERRORS: Final = {
@@ -333,16 +338,20 @@ class SqliteOnlineStore(ClosingStore):
             if columns is None:
                 return TableRead((None,) * len(request.keys), frozenset(request.features))
         present = tuple(f for f in request.features if f in columns)
-        statement = SQL["select"].format(
-            table=_quote(schema.name),
-            columns=", ".join(_quote(c) for c in (*present, EVENT_TIMESTAMP)),
-            where=" AND ".join(f"{_quote(k)} = ?" for k in schema.entity_names),
-        )
+        width = len(schema.entities)
         decoders = [_decoder(schema.feature_type(f)) for f in present]
         index = {name: i for i, name in enumerate(present)}
+        stored: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+        keys = request.keys
+        for start in range(0, len(keys), READ_KEYS_PER_QUERY):
+            chunk = keys[start : start + READ_KEYS_PER_QUERY]
+            statement = _select_keys(schema, present, len(chunk))
+            parameters = [value for key in chunk for value in key]
+            for raw in self._connection.execute(statement, parameters):
+                stored[tuple(raw[:width])] = raw[width:]
         rows: list[StoredRow | None] = []
-        for key in request.keys:
-            raw = self._connection.execute(statement, key).fetchone()
+        for key in keys:
+            raw = stored.get(key)
             if raw is None or not is_retained(raw[-1], schema.max_age, now_us):
                 rows.append(None)
                 continue
@@ -353,3 +362,21 @@ class SqliteOnlineStore(ClosingStore):
             values = tuple(decoded[index[f]] if f in index else None for f in request.features)
             rows.append(StoredRow(raw[-1], values))
         return TableRead(tuple(rows), frozenset(request.features) - set(present))
+
+
+@functools.lru_cache(maxsize=1024)
+def _select_keys(schema: OnlineTableSchema, present: tuple[str, ...], count: int) -> str:
+    """``SELECT keys, features, event_timestamp ... WHERE (keys) IN (...)`` for ``count`` keys."""
+    names = schema.entity_names
+    markers = "(" + ", ".join("?" for _ in names) + ")"
+    if len(names) == 1:
+        keys, values = _quote(names[0]), ", ".join("?" for _ in range(count))
+    else:
+        keys = "(" + ", ".join(_quote(k) for k in names) + ")"
+        values = "VALUES " + ", ".join(markers for _ in range(count))
+    return SQL["select_keys"].format(
+        columns=", ".join(_quote(c) for c in (*names, *present, EVENT_TIMESTAMP)),
+        table=_quote(schema.name),
+        keys=keys,
+        values=values,
+    )

@@ -1,0 +1,134 @@
+"""Online reads send every key at once and answer in request order (SQLite and Cassandra).
+
+Cassandra: ``start_read`` sends all single-partition selects (at most READ_CONCURRENCY in flight,
+each answer sending the next) and returns at once; ``read`` (what ``Client.get_online_features``
+uses) waits on it. SQLite: one query per table and chunk of keys.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pytest
+
+from feast_spark.config import CassandraOnlineStoreConfig, SqliteOnlineStoreConfig
+from feast_spark.definitions import Entity, Feature, FeatureTable, FileSource
+from feast_spark.errors import OnlineStoreError
+from feast_spark.online.base import OnlineStore, OnlineTableSchema, ReadRequest, open_online_store
+from feast_spark.online.cassandra import READ_CONCURRENCY
+from feast_spark.online.cassandra_reads import Fetch
+from feast_spark.online.sqlite import READ_KEYS_PER_QUERY
+
+SOURCE = FileSource(path="/tmp/unused", event_timestamp_column="ts")
+DRIVER = Entity("driver_id", "INT64")
+CUSTOMER = Entity("customer", "STRING")
+SINGLE = FeatureTable("single", ["driver_id"], [Feature("rate", "DOUBLE")], SOURCE)
+PAIR = FeatureTable("pair", ["driver_id", "customer"], [Feature("n", "INT64")], SOURCE)
+KEYS = max(READ_CONCURRENCY, READ_KEYS_PER_QUERY) + 100  # more than one round of either
+
+
+@pytest.fixture(params=["sqlite", pytest.param("cassandra", marks=pytest.mark.cassandra)])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[OnlineStore]:
+    yield from open_store(request.param, request, tmp_path)
+
+
+@pytest.fixture
+def cassandra_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[OnlineStore]:
+    yield from open_store("cassandra", request, tmp_path)
+
+
+def open_store(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[OnlineStore]:
+    if kind == "sqlite":
+        config: Any = SqliteOnlineStoreConfig(path=str(tmp_path / "online.db"))
+        keyspace = None
+    else:
+        node = request.getfixturevalue("cassandra_node")
+        keyspace = f"test_reads_{uuid.uuid4().hex[:10]}"
+        config = CassandraOnlineStoreConfig(
+            hosts=(node.host,), port=node.port, keyspace=keyspace, local_dc=node.local_dc,
+            write_consistency="ONE", read_consistency="ONE", request_timeout_s=30.0,
+        )  # fmt: skip
+    with open_online_store(config) as opened:
+        yield opened
+        if keyspace:
+            opened.session.execute(f"DROP KEYSPACE IF EXISTS {keyspace}")  # type: ignore[attr-defined]
+
+
+def write(
+    store: OnlineStore, table: FeatureTable, columns: dict[str, list[Any]]
+) -> OnlineTableSchema:
+    schema = OnlineTableSchema.of("p", table, [DRIVER, CUSTOMER])
+    store.ensure_table(schema)
+    rows = len(next(iter(columns.values())))
+    stamp = datetime.now(UTC) - timedelta(minutes=1)
+    batch = pa.RecordBatch.from_pydict({**columns, "event_timestamp": [stamp] * rows})
+    store.write_batch(schema, batch)
+    return schema
+
+
+def test_many_keys_and_tables_come_back_in_request_order(store: OnlineStore) -> None:
+    # given every even key stored, and a composite-key table
+    stored = list(range(0, KEYS, 2))
+    single = write(store, SINGLE, {"driver_id": stored, "rate": [k / 10 for k in stored]})
+    pair = write(store, PAIR, {"driver_id": [1, 1], "customer": ["a", "b"], "n": [10, 20]})
+    # when all keys of both tables are read in one call, in a shuffled order
+    keys = [(k,) for k in reversed(range(KEYS))]
+    answers = store.read([
+        ReadRequest(single, ("rate",), tuple(keys)),
+        ReadRequest(pair, ("n",), ((1, "b"), (2, "a"), (1, "a"))),
+    ])  # fmt: skip
+    # then each key's row (or None) is in its place
+    rates = [None if row is None else row.values[0] for row in answers[0].rows]
+    assert rates == [k / 10 if k % 2 == 0 else None for (k,) in keys]
+    assert [None if row is None else row.values[0] for row in answers[1].rows] == [20, None, 10]
+
+
+@pytest.mark.cassandra
+def test_start_read_returns_at_once_and_calls_back_when_done(cassandra_store: OnlineStore) -> None:
+    store = cassandra_store
+    schema = write(store, SINGLE, {"driver_id": [1, 2], "rate": [0.1, 0.2]})
+    called = threading.Event()
+    # when a read is started and a callback registered
+    pending = store.start_read([ReadRequest(schema, ("rate",), ((1,), (3,), (2,)))])  # type: ignore[attr-defined]
+    pending.add_done_callback(called.set)
+    # then the callback comes, and the result is there without waiting
+    assert called.wait(30)
+    assert pending.done()
+    assert [None if r is None else r.values for r in pending.result(0)[0].rows] == [
+        (0.1,), None, (0.2,),
+    ]  # fmt: skip
+
+
+class _FailingFuture:
+    def add_callbacks(
+        self, callback: Any, errback: Any, callback_args: Any, errback_args: Any
+    ) -> None:
+        errback(TimeoutError("node overloaded"), *errback_args)
+
+
+class _Session:
+    def __init__(self) -> None:
+        self.sent = 0
+
+    def execute_async(self, *_args: Any, **_kwargs: Any) -> _FailingFuture:
+        self.sent += 1
+        return _FailingFuture()
+
+
+def test_the_first_failed_select_fails_the_read_naming_the_table() -> None:
+    # given a session whose selects fail (failure injection)
+    session = _Session()
+    fetch = Fetch(session, [(None, (k,), "p__single") for k in range(50)], "h:9042",  # type: ignore[arg-type]
+                  "read", 8, (TimeoutError,))  # fmt: skip
+    # when the fetch runs, it stops at the first error instead of sending the rest
+    fetch.start()
+    assert session.sent == 1
+    with pytest.raises(OnlineStoreError) as raised:
+        fetch.wait(1)
+    assert "p__single" in str(raised.value) and "node overloaded" in str(raised.value)
