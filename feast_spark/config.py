@@ -373,7 +373,7 @@ def parse_config(
     )  # fmt: skip
 
 
-def _feature_server(reader: _Reader, data: Any) -> FeatureServerConfig:
+def _feature_server(reader: ConfigReader, data: Any) -> FeatureServerConfig:
     defaults = FeatureServerConfig()
     section = reader.section(
         data or {},
