@@ -77,11 +77,17 @@ def run_job(
 
     started_at = datetime.now(UTC)
     try:
-        spec = JobSpec.from_json(read_text(args.spec, kind="job spec"))
+        text = read_text(args.spec, kind="job spec")
+        if not text.strip():  # an empty file is a damaged spec, not an empty one
+            raise JobSpecError(
+                "<document>", f"not valid JSON: the file is empty ({len(text)} bytes)"
+            )
+        spec = JobSpec.from_json(text)
         if spec.job_type != job_type:
             raise JobSpecError("job_type", f"{spec.job_type!r}; this job runs '{job_type}' specs")
     except FeastSparkError as error:
-        print(f"{job_type}: {error}", file=sys.stderr)
+        where = "" if args.spec in str(error) else f" (spec {args.spec})"
+        print(f"{job_type}: {error}{where}", file=sys.stderr)
         return 2
 
     progress = JobProgress()
