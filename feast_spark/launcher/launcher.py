@@ -51,6 +51,7 @@ from feast_spark.launcher.job_store import (
 from feast_spark.launcher.kubernetes import KubernetesClusterTarget
 from feast_spark.launcher.local import ProcessTarget
 from feast_spark.launcher.records import JobRecord, JobState, describe_window, overlaps
+from feast_spark.launcher.secrets import remove_secrets, write_secrets
 from feast_spark.launcher.standalone import StandaloneClusterTarget, master_ui_url, rest_url
 from feast_spark.launcher.submit import (
     JobLaunch,
@@ -59,6 +60,7 @@ from feast_spark.launcher.submit import (
     build_rest_submission,
     build_spark_submit_command,
     mask_command,
+    secret_conf,
 )
 from feast_spark.launcher.yarn import YarnClusterTarget
 from feast_spark.spark_conf import delta_jars_conf, find_defaults_file, read_properties
@@ -273,6 +275,7 @@ class Launcher:
                     removed.append(staged)
             folder = self.store.path(record.job_id, "").rstrip("/")
             if not dry_run:
+                remove_secrets(record.job_id)  # left behind only if a supervisor was killed
                 self.store.delete(record.job_id)
             pruned.append(PrunedJob(record, (folder, *removed)))
         return pruned
@@ -370,6 +373,7 @@ class Launcher:
         self._refuse_overlaps(record)
 
         tracker = self.target_for(record)
+        secrets_file = None
         try:
             if isinstance(tracker, StandaloneClusterTarget):
                 request = build_rest_submission(
@@ -377,9 +381,20 @@ class Launcher:
                 )
                 started = tracker.start(record, request)
             elif isinstance(tracker, ProcessTarget | YarnClusterTarget | KubernetesClusterTarget):
-                argv = build_spark_submit_command(target, launch, settings)
+                secrets = secret_conf(target, launch, settings)
+                if secrets:  # off the command line: see feast_spark.launcher.secrets
+                    secrets_file = write_secrets(job_id, secrets)
+                argv = build_spark_submit_command(
+                    target, launch, settings, str(secrets_file) if secrets_file else None
+                )
                 record = self.store.put(replace(record, command=tuple(mask_command(argv))))
-                started = tracker.start(record, argv, self._environment(target, settings))
+                env = self._environment(target, settings)
+                if isinstance(tracker, ProcessTarget):
+                    # The supervisor removes the file once spark-submit has ended.
+                    started = tracker.start(record, argv, env, remove_after=secrets_file)
+                    secrets_file = None
+                else:
+                    started = tracker.start(record, argv, env)
             else:
                 raise TypeError(f"no way to start a job on {tracker!r}")
         except SubmitError as error:
@@ -401,6 +416,9 @@ class Launcher:
                 )
             )
             raise failed from None
+        finally:
+            if secrets_file is not None:  # cluster mode: spark-submit has handed them on
+                remove_secrets(job_id)
         started = self.store.put(started)
         return Job(started, self.store, tracker)
 

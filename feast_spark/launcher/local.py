@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -61,8 +62,18 @@ class ProcessTarget:
         self.log_dir = log_dir or environment.cache_dir() / "logs"
         self.grace_s = grace_s
 
-    def start(self, record: JobRecord, argv: Sequence[str], env: Mapping[str, str]) -> JobRecord:
+    def start(
+        self,
+        record: JobRecord,
+        argv: Sequence[str],
+        env: Mapping[str, str],
+        *,
+        remove_after: Path | None = None,
+    ) -> JobRecord:
         """Start the supervisor of a job's spark-submit; return the record with its pid.
+
+        ``remove_after`` (the job's secrets file) is removed by the supervisor once spark-submit
+        has ended.
 
         Raises:
             OSError: The supervisor (this Python) cannot be started.
@@ -78,6 +89,7 @@ class ProcessTarget:
             "log_path": str(log_path),
             "upload_log": local_log is None,
             "grace_s": self.grace_s,
+            "remove_after": str(remove_after) if remove_after else None,
         }
         # The job id in the environment of the supervisor and everything it starts: how a pid is
         # told apart from a later, unrelated process that got the same number.
@@ -222,10 +234,17 @@ class ProcessTarget:
         else:
             state = JobState.FAILED
         ended_at = exit_doc.get("ended_at")
+        error = exit_doc.get("error")
+        if error is None and isinstance(code, int) and code < 0 and state is JobState.FAILED:
+            error = (
+                f"spark-submit was killed by signal {_signal_name(-code)}, not by a cancel; "
+                "what the job committed before that stays (each Delta commit is all or "
+                "nothing): rerun the job"
+            )
         return Observation(
             state=state,
             exit_code=code,
-            error=exit_doc.get("error"),
+            error=error,
             ended_at=datetime.fromisoformat(ended_at) if ended_at else None,
         )
 
@@ -241,3 +260,10 @@ def _rebooted(process: dict[str, object]) -> bool:
     """Whether this machine restarted since ``process.json`` was written (its boot id changed)."""
     then, now = process.get("boot_id"), processes.boot_id()
     return then is not None and now is not None and then != now
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return f"{signal.Signals(number).name} ({number})"
+    except ValueError:
+        return str(number)

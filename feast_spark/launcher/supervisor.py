@@ -21,6 +21,7 @@ environment never appear in ``ps``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -62,7 +63,12 @@ def run(request: dict[str, Any], stop: _Stop) -> int:
     os.makedirs(os.path.dirname(log_path) or ".", exist_ok=True)
 
     with open(log_path, "ab", buffering=0) as log:
-        exit_code, spawn_error = _run_child(request, stop, store, log, grace_s)
+        try:
+            exit_code, spawn_error = _run_child(request, stop, store, log, grace_s)
+        finally:
+            if request.get("remove_after"):  # the job's secrets file: spark-submit is done
+                with contextlib.suppress(FileNotFoundError):
+                    os.remove(request["remove_after"])
         if spawn_error:
             log.write(f"feast-spark supervisor: {spawn_error}\n".encode())
 
