@@ -285,8 +285,9 @@ class Launcher:
 
         For a job whose driver ran on a machine that is gone (its record can never learn how it
         ended), or on a cluster that no longer answers. It then no longer blocks overlapping
-        ingests or materializations. Nothing is stopped: if the job does run on somewhere, its
-        writes are not undone (a Delta commit is all or nothing; rerun the window to be sure).
+        ingests or materializations. The record also carries a cancel request, so a supervisor
+        that is in fact alive (a network partition) stops the job when it next reads it; writes
+        made before are not undone (a Delta commit is all or nothing; rerun the window).
 
         Raises:
             ArgumentError: The job already ended, or it can be asked and is running (cancel it).
@@ -316,7 +317,15 @@ class Launcher:
             f"by {_user()}: {reason}; its driver was last known RUNNING on {where}, and how it "
             "ended is unknown (a Delta commit is all or nothing: rerun the window to be sure)"
         )
-        return self.store.put(replace(record, state=JobState.ABANDONED, ended_at=now, error=error))
+        return self.store.put(
+            replace(
+                record,
+                state=JobState.ABANDONED,
+                ended_at=now,
+                error=error,
+                cancel_requested_at=record.cancel_requested_at or now,
+            )
+        )
 
     def target_for(self, record: JobRecord) -> Target:
         """How to reach a job's source of truth, from its record."""

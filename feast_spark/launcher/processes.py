@@ -128,19 +128,19 @@ def group_members(pgid: int, job_id: str | None = None) -> list[int]:
 
 
 def signal_group(pgid: int, signum: int) -> bool:
-    """Send ``signum`` to process group ``pgid``; False when the group is gone."""
+    """Send ``signum`` to process group ``pgid``; False when it is gone (or not ours to signal)."""
     try:
         os.killpg(pgid, signum)
-    except ProcessLookupError:
+    except (ProcessLookupError, PermissionError):
         return False
     return True
 
 
 def signal_process(pid: int, signum: int) -> bool:
-    """Send ``signum`` to ``pid``; False when it is gone."""
+    """Send ``signum`` to ``pid``; False when it is gone (or not ours to signal)."""
     try:
         os.kill(pid, signum)
-    except ProcessLookupError:
+    except (ProcessLookupError, PermissionError):
         return False
     return True
 

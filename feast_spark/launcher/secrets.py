@@ -10,8 +10,10 @@ launcher for cluster-mode submissions), and by ``jobs prune`` if a killed superv
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Mapping
+import tempfile
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 from feast_spark.launcher import environment
@@ -41,3 +43,20 @@ def write_secrets(job_id: str, conf: Mapping[str, str]) -> Path:
 def remove_secrets(job_id: str) -> None:
     """Remove the job's secrets file, if there is one."""
     secrets_path(job_id).unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def private_properties(conf: Mapping[str, str]) -> Iterator[str | None]:
+    """A private properties file holding ``conf`` for the duration of a command (None if empty)."""
+    if not conf:
+        yield None
+        return
+    folder = environment.cache_dir() / "secrets"
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    handle, name = tempfile.mkstemp(prefix=".client-", suffix=".properties", dir=folder)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as out:  # mkstemp: mode 0600
+            out.write(properties_text(conf))
+        yield name
+    finally:
+        Path(name).unlink(missing_ok=True)

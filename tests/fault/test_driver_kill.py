@@ -100,20 +100,24 @@ def client_of(repo: Path) -> Client:
     return Client(repo / "feature_store.yaml")
 
 
-def kill_driver_at(job: Job, phase: str) -> float:
-    """Wait for the job to pause at ``phase``, SIGKILL spark-submit's group; seconds until then."""
+def kill_driver_at(job: Job, phase: str, marker: str | None = None) -> float:
+    """SIGKILL spark-submit's group once the log shows ``marker`` (default: the pause at
+    ``phase``); return the seconds from launch to the kill."""
+    text = marker or f"feast-spark: paused at {phase}"
     started = time.monotonic()
     deadline = started + WAIT_S
-    while f"feast-spark: paused at {phase}" not in job.logs():
+    while text not in job.logs():
         assert not job.status().is_final, f"ended before {phase}: {job.record.error}"
         assert time.monotonic() < deadline, f"never reached {phase}:\n{job.logs()[-2000:]}"
-        time.sleep(0.5)
+        time.sleep(0.2)
     process = job._store.read_json(job.id, "process.json") or {}
     os.killpg(int(process["child_pid"]), signal.SIGKILL)
     return time.monotonic() - started
 
 
-def launch_paused(monkeypatch: pytest.MonkeyPatch, phase: str, launch: object) -> Job:
+def launch_paused(monkeypatch: pytest.MonkeyPatch, phase: str | None, launch: object) -> Job:
+    if phase is None:  # killed on a log line, not paused
+        return launch()  # type: ignore[operator,no-any-return]
     monkeypatch.setenv(PAUSE_AT_ENV, phase)
     monkeypatch.setenv(PAUSE_S_ENV, "600")
     try:
@@ -170,16 +174,27 @@ def offline_rows(repo: Path) -> pd.DataFrame:
 # --- ingest ---------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("phase", ["session", "committed"])
+# (phase, log line that triggers the kill; None: the job pauses at the phase)
+INGEST_PHASES = [
+    ("session", None),  # driver up, nothing read
+    ("write", "(save at NativeMethodAccessorImpl.java:0) with"),  # the Delta write runs
+    ("commit", "Attempting to commit version"),  # Delta is writing its commit file
+    ("committed", None),  # the commit is done, the result record is not
+]
+
+
+@pytest.mark.parametrize(("phase", "marker"), INGEST_PHASES, ids=[p for p, _ in INGEST_PHASES])
 def test_ingest_killed_then_rerun_gives_the_clean_rows(
-    repo: Path, monkeypatch: pytest.MonkeyPatch, phase: str
+    repo: Path, monkeypatch: pytest.MonkeyPatch, phase: str, marker: str | None
 ) -> None:
     client = client_of(repo)
     window = {"start": T0, "end": T0 + timedelta(hours=HOURS)}
 
     # given an ingest whose driver is killed at the phase
-    job = launch_paused(monkeypatch, phase, lambda: client.ingest("trips", **window))
-    check_killed(job, phase, kill_driver_at(job, phase))
+    job = launch_paused(
+        monkeypatch, None if marker else phase, lambda: client.ingest("trips", **window)
+    )
+    check_killed(job, phase, kill_driver_at(job, phase, marker))
 
     # then the Delta log is whole (the commit is there entirely, or not at all)
     table = repo / "data" / "offline" / "faults" / "trips"

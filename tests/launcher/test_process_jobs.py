@@ -433,6 +433,7 @@ def test_a_job_whose_host_is_gone_can_be_abandoned_and_no_longer_blocks(
     assert "gone-host was decommissioned" in (record.error or "")
     assert "gone-host" in (record.error or "")
     assert launcher.get("lost-1").status() is JobState.ABANDONED
+    assert record.cancel_requested_at is not None  # a supervisor that is alive after all stops
     job = launcher.submit_file(jobs_dir / "ok.py", job_id="ingest-3", **overlapping)  # type: ignore[arg-type]
     assert job.wait(60, poll_interval=0.2) is not None
 

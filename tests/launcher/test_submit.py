@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from feast_spark.launcher.kubernetes import (
+    client_secrets,
     kubernetes_kill_command,
     kubernetes_status_command,
     submission_id,
@@ -223,16 +224,23 @@ def test_kubernetes_status_and_kill_commands_carry_the_client_settings() -> None
     handle = submission_id("materialize-t-1", conf)
     assert handle == "features:materialize-t-1-driver"
 
-    status = kubernetes_status_command(SUBMIT, "k8s://https://k:443", handle, conf)
-    kill = kubernetes_kill_command(SUBMIT, "k8s://https://k:443", handle, conf)
+    status = kubernetes_status_command(
+        SUBMIT, "k8s://https://k:443", handle, conf, "/p/c.properties"
+    )
+    kill = kubernetes_kill_command(SUBMIT, "k8s://https://k:443", handle, conf, "/p/c.properties")
 
+    # the OAuth token goes through the private properties file, never the command line
     client = [
-        "--conf", "spark.kubernetes.authenticate.submission.oauthToken=tok-123",
+        "--properties-file", "/p/c.properties", "--load-spark-defaults",
         "--conf", "spark.kubernetes.context=prod",
     ]  # fmt: skip
     assert status == [SUBMIT, "--master", "k8s://https://k:443", "--status", handle, *client]
     assert kill == [SUBMIT, "--master", "k8s://https://k:443", "--kill", handle, *client]
-    assert mask_command(kill)[-3] == f"spark.kubernetes.authenticate.submission.oauthToken={MASK}"
+    assert client_secrets(conf) == {
+        "spark.kubernetes.authenticate.submission.oauthToken": "tok-123"
+    }
+    with pytest.raises(ValueError, match="oauthToken"):
+        kubernetes_kill_command(SUBMIT, "k8s://https://k:443", handle, conf)
 
 
 # --- masking -------------------------------------------------------------------------------------
@@ -316,7 +324,9 @@ def test_secret_settings_go_to_a_properties_file_not_the_command() -> None:
     target = SparkTarget("local", "local[2]", "client", SUBMIT)
 
     # when the command is built with a secrets file
-    argv = build_spark_submit_command(target, LAUNCH, settings, secrets_file="/private/j.properties")
+    argv = build_spark_submit_command(
+        target, LAUNCH, settings, secrets_file="/private/j.properties"
+    )
 
     # then the command names the file (and keeps the cluster's spark-defaults.conf beneath it),
     # carries every other setting, and no secret; the secrets are what goes into the file
