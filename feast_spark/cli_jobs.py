@@ -7,6 +7,7 @@ from any process and any time after the job was launched:
     feast-spark jobs describe ID [--output json]
     feast-spark jobs logs ID
     feast-spark jobs cancel ID
+    feast-spark jobs abandon ID --reason TEXT
     feast-spark jobs wait ID [--timeout S]
     feast-spark jobs prune --older-than 30d [--dry-run] [--output json]
 
@@ -65,6 +66,8 @@ def jobs() -> None:
 @handle_errors
 def jobs_list(state: str | None, table: str | None, job_type: str | None, output: str) -> None:
     """List jobs, newest first (all projects unless --project is given)."""
+    for problem in launcher().store.unreadable():  # damaged records are reported, not hidden
+        click.echo(f"warning: {problem}", err=True)
     records = launcher().list(
         state=state.upper() if state else None,
         table=table,
@@ -135,6 +138,17 @@ def jobs_cancel(job_id: str) -> None:
         click.echo(f"job {job_id} had already ended: {state.value}")
     else:
         click.echo(f"job {job_id} {state.value}")
+
+
+@jobs.command("abandon")
+@click.argument("job_id")
+@click.option("--reason", required=True, help="Why (kept in the job's record).")
+@common_options
+@handle_errors
+def jobs_abandon(job_id: str, reason: str) -> None:
+    """Mark a job lost (ABANDONED) when the machine that ran its driver is gone."""
+    record = launcher().abandon(job_id, reason=reason)
+    click.echo(f"job {job_id} {record.state.value}: {record.error}")
 
 
 @jobs.command("wait")

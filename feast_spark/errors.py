@@ -135,6 +135,30 @@ class RegistryConflictError(FeastSparkError, RuntimeError):
         )
 
 
+class RegistryCorruptError(FeastSparkError, ValueError):
+    """The registry file exists but cannot be read (empty, cut short, not a registry document).
+
+    It is never taken for "no registry": nothing writes over it until it is repaired.
+
+    Attributes:
+        uri: The registry's location.
+        reason: What is wrong with it.
+        backup: Where the previous revision is kept (written before each commit).
+
+    """
+
+    def __init__(self, uri: str, reason: str, backup: str) -> None:
+        self.uri = uri
+        self.reason = reason
+        self.backup = backup
+        super().__init__(
+            f"registry '{uri}' cannot be read ({reason}); nothing was changed: restore it from "
+            f"its backup '{backup}' (the previous revision, if one was kept) or your own backup, "
+            "or move it "
+            "away to start an empty registry"
+        )
+
+
 class SourceSchemaError(FeastSparkError, ValueError):
     """A source's columns do not match the feature table's declaration.
 

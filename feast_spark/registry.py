@@ -38,6 +38,7 @@ from feast_spark.errors import (
     FeastSparkError,
     NotFoundError,
     RegistryConflictError,
+    RegistryCorruptError,
 )
 
 if TYPE_CHECKING:
@@ -340,14 +341,37 @@ class _Store:
         raise NotImplementedError
 
 
-def _parse(payload: bytes, where: str) -> tuple[int, Document | None]:
+def _parse(payload: bytes, where: str) -> tuple[int, Document]:
+    """The revision and document of a registry file that exists; anything else is an error.
+
+    An empty or cut-short file is damage (a full disk, a copy interrupted), never "no registry":
+    reading it as empty would let the next commit write revision 1 over every definition.
+    """
     if not payload.strip():
-        return 0, None
+        raise _corrupt(where, f"the file is empty: {len(payload)} bytes")
     try:
         document = json.loads(payload)
-    except json.JSONDecodeError as error:
-        raise FeastSparkError(f"registry '{where}' is not valid JSON: {error}") from None
-    return int(document.get("revision", 0)), document
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise _corrupt(where, f"not valid JSON ({len(payload)} bytes): {error}") from None
+    if not isinstance(document, dict):
+        raise _corrupt(where, f"a JSON {type(document).__name__}, not a registry document")
+    if document.get("format_version") != FORMAT_VERSION:
+        return 0, document  # another release's layout: Registry._read says which to install
+    revision = document.get("revision")
+    if not isinstance(revision, int) or isinstance(revision, bool) or revision < 0:
+        raise _corrupt(where, f"'revision' is {revision!r}, not a revision number")
+    if not isinstance(document.get("projects"), dict):
+        raise _corrupt(where, "'projects' is missing or not an object")
+    return revision, document
+
+
+def backup_uri(uri: str) -> str:
+    """Where the previous revision of the registry at ``uri`` is kept: ``<uri>.bak``."""
+    return f"{uri}.bak"
+
+
+def _corrupt(where: str, reason: str) -> RegistryCorruptError:
+    return RegistryCorruptError(where, reason, backup_uri(where))
 
 
 class _LocalStore(_Store):
@@ -383,10 +407,19 @@ class _LocalStore(_Store):
         with self._locked():
             if self.read()[0] != expected:
                 return False
-            temporary = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-            temporary.write_text(json.dumps(document, indent=1, sort_keys=True))
-            os.replace(temporary, self.path)
+            if expected > 0:  # keep the revision being replaced: the way back from damage
+                _atomic_write(Path(backup_uri(str(self.path))), self.path.read_bytes())
+            _atomic_write(self.path, json.dumps(document, indent=1, sort_keys=True).encode())
             return True
+
+
+def _atomic_write(path: Path, payload: bytes) -> None:
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(temporary, "wb") as out:
+        out.write(payload)
+        out.flush()
+        os.fsync(out.fileno())  # the new name never points at data still in flight
+    os.replace(temporary, path)
 
 
 class _ArrowStore(_Store):
@@ -411,6 +444,8 @@ class _ArrowStore(_Store):
         parent = self.path.rsplit("/", 1)[0]
         if parent and parent != self.path:
             self.filesystem.create_dir(parent, recursive=True)
+        if expected > 0:
+            self.filesystem.copy_file(self.path, backup_uri(self.path))
         with self.filesystem.open_output_stream(self.path) as stream:
             stream.write(json.dumps(document, indent=1, sort_keys=True).encode())
         return True

@@ -215,6 +215,8 @@ class JobSpec:
             data = json.loads(text)
         except json.JSONDecodeError as error:
             raise JobSpecError("<document>", f"not valid JSON: {error}") from None
+        if not isinstance(data, dict):
+            raise JobSpecError("<document>", f"not a JSON object but a {type(data).__name__}")
         version = data.get("spec_version")
         if version != SPEC_VERSION:
             raise JobSpecError(

@@ -11,6 +11,7 @@ from feast_spark.errors import (
     DefinitionError,
     NotFoundError,
     RegistryConflictError,
+    RegistryCorruptError,
 )
 from feast_spark.registry import ApplyResult, Registry
 from feast_spark.types import ValueType
@@ -168,3 +169,49 @@ def test_two_processes_applying_at_once_lose_nothing(tmp_path: Path) -> None:
     # then every table of both survives
     names = {t.name for t in Registry(uri).list_feature_tables("demo")}
     assert names == {f"table_{w}_{i}" for w in (1, 2) for i in range(15)}
+
+
+# --- a damaged registry is an error, never "no registry" (issue 18, defect 9) ---------------------
+
+
+@pytest.mark.parametrize("damage", ["empty", "truncated", "not an object", "no projects"])
+def test_a_damaged_registry_is_an_error_naming_the_file_and_nothing_overwrites_it(
+    registry: Registry, damage: str
+) -> None:
+    # given a registry with definitions whose file is then damaged (0 bytes, cut short, ...)
+    registry.apply("demo", [DRIVER, stats()])
+    path = Path(registry.uri)
+    text = path.read_text()
+    damaged = {
+        "empty": "",
+        "truncated": text[: len(text) // 2],
+        "not an object": "[1, 2]",
+        "no projects": json.dumps({"format_version": 1, "revision": 3}),
+    }[damage]
+    path.write_text(damaged)
+
+    # when it is read, or applied to
+    for attempt in (
+        registry.list_projects,
+        lambda: registry.apply("demo", [DRIVER]),
+        lambda: registry.create_project("other"),
+    ):
+        with pytest.raises(RegistryCorruptError) as caught:
+            attempt()
+        # then the error names the file and how to recover, and the file is left as it was
+        assert str(path) in str(caught.value) and "backup" in str(caught.value)
+        assert isinstance(caught.value, ValueError)
+        assert path.read_text() == damaged
+
+
+def test_each_write_keeps_the_previous_revision_as_a_backup(registry: Registry) -> None:
+    # given two revisions
+    registry.apply("demo", [DRIVER])
+    first = Path(registry.uri).read_text()
+    registry.apply("demo", [DRIVER, stats()])
+    # then the backup is the first revision, and it restores a damaged registry
+    backup = Path(registry.uri + ".bak")
+    assert backup.read_text() == first
+    Path(registry.uri).write_text("")
+    backup.replace(registry.uri)
+    assert [e.name for e in registry.list_entities("demo")] == ["driver_id"]

@@ -6,7 +6,7 @@ through spark-submit, REST APIs and the job store.
     from feast_spark.launcher import Launcher
     launcher = Launcher.from_config(config)
     job = launcher.submit(spec)
-    job.wait()  # JobState.SUCCEEDED, FAILED or CANCELLED
+    job.wait()  # JobState.SUCCEEDED, FAILED, CANCELLED (or ABANDONED: see Launcher.abandon)
 
 See :mod:`feast_spark.launcher.launcher` for the targets and the double-run rule,
 :mod:`feast_spark.launcher.job_store` for what is kept, :mod:`feast_spark.launcher.submit` for the

@@ -215,7 +215,20 @@ class Job:
             record = self._store.put(replace(record, cancel_requested_at=datetime.now(UTC)))
             self._record = record
         self._target.kill(record)
-        return self.wait(timeout, poll_interval=poll_interval)
+        try:
+            return self.wait(timeout, poll_interval=poll_interval)
+        except JobTimeoutError as error:
+            if not record.runs_elsewhere:
+                raise
+            # The request is in the record; only the supervisor on the job's host acts on it.
+            raise JobTimeoutError(
+                self.id,
+                error.state,
+                error.timeout_s,
+                f"its driver runs on host '{record.host}', whose launcher supervisor stops it "
+                f"once it reads the cancel request now in the job store; if '{record.host}' is "
+                f"gone for good, mark the job lost with 'feast-spark jobs abandon {self.id}'",
+            ) from None
 
     # --- output ----------------------------------------------------------------------------------
 

@@ -70,16 +70,21 @@ class JobTimeoutError(FeastSparkError, TimeoutError):
         job_id: The job's id.
         state: Its state when the wait gave up.
         timeout_s: The time waited.
+        hint: What to do next, when the default (wait again or cancel) does not fit.
     """
 
-    def __init__(self, job_id: str, state: str, timeout_s: float) -> None:
+    def __init__(self, job_id: str, state: str, timeout_s: float, hint: str = "") -> None:
         self.job_id = job_id
         self.state = state
         self.timeout_s = timeout_s
+        self.hint = hint
         super().__init__(
-            f"job '{job_id}' is still {state} after waiting {timeout_s:g}s; it keeps running: "
-            f"wait again with 'feast-spark jobs wait {job_id}' or stop it with "
-            f"'feast-spark jobs cancel {job_id}'"
+            f"job '{job_id}' is still {state} after waiting {timeout_s:g}s; "
+            + (
+                hint
+                or f"it keeps running: wait again with 'feast-spark jobs wait {job_id}' or stop "
+                f"it with 'feast-spark jobs cancel {job_id}'"
+            )
         )
 
 
@@ -108,5 +113,6 @@ class JobConflictError(FeastSparkError, RuntimeError):
             f"job '{job_id}' refused: job '{other_job_id}' ({other_state}) already writes table "
             f"'{table}' over an overlapping window ({window}); wait for it with "
             f"'feast-spark jobs wait {other_job_id}' or stop it with "
-            f"'feast-spark jobs cancel {other_job_id}', then submit again"
+            f"'feast-spark jobs cancel {other_job_id}' (if the machine that ran it is gone: "
+            f"'feast-spark jobs abandon {other_job_id}'), then submit again"
         )

@@ -141,7 +141,8 @@ class JobStore:
     ) -> builtins.list[JobRecord]:
         """Stored records, newest first, optionally filtered.
 
-        A record that cannot be read is skipped: one broken folder must not hide every other job.
+        A record that cannot be read is left out here (one broken folder must not hide every
+        other job) and reported by :meth:`unreadable`.
         """
         wanted = JobState(state) if state is not None else None
         records = []
@@ -163,6 +164,19 @@ class JobStore:
                 continue
             records.append(record)
         return sorted(records, key=lambda r: (r.submitted_at, r.job_id), reverse=True)
+
+    def unreadable(self) -> builtins.list[JobStoreError]:
+        """One error per job folder whose record exists but cannot be read (empty, cut short)."""
+        problems = []
+        for job_id in self._job_ids():
+            text = self.read_text(job_id, RECORD_FILE)
+            if text is None:
+                continue
+            try:
+                _parse_record(text, self.path(job_id, RECORD_FILE))
+            except JobStoreError as error:
+                problems.append(error)
+        return problems
 
     def delete(self, job_id: str) -> None:
         """Remove a job's folder: its record, spec, log and result."""

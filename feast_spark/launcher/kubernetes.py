@@ -19,7 +19,7 @@ be reachable by the driver pod: in the image (``local://``) or uploaded through
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 
@@ -29,7 +29,14 @@ from feast_spark.launcher.commands import CommandResult, Runner, run_command
 from feast_spark.launcher.errors import SubmitError, TrackingError
 from feast_spark.launcher.job_store import JobStore
 from feast_spark.launcher.records import JobRecord, JobState
-from feast_spark.launcher.submit import kubernetes_pod_name, mask_command, mask_text, secret_values
+from feast_spark.launcher.secrets import private_properties
+from feast_spark.launcher.submit import (
+    is_secret_setting,
+    kubernetes_pod_name,
+    mask_command,
+    mask_text,
+    secret_values,
+)
 
 SUBMIT_LOG_FILE = "submit.log"
 DEFAULT_NAMESPACE = "default"
@@ -54,26 +61,62 @@ def submission_id(job_id: str, conf: Mapping[str, str]) -> str:
     return f"{namespace}:{kubernetes_pod_name(job_id)}"
 
 
-def client_conf(conf: Mapping[str, str]) -> list[str]:
-    """``--conf`` options the status and kill commands need, sorted."""
+def client_secrets(conf: Mapping[str, str]) -> dict[str, str]:
+    """The client settings of the status and kill commands that are secrets (tokens, keys)."""
+    return {
+        key: value
+        for key, value in conf.items()
+        if _CLIENT_KEYS.match(key) and is_secret_setting(key, value)
+    }
+
+
+def client_conf(conf: Mapping[str, str], secrets_file: str | None = None) -> list[str]:
+    """Options the status and kill commands need: ``--conf`` per client setting, sorted.
+
+    The secret ones (:func:`client_secrets`) only through ``secrets_file``, never the command.
+
+    Raises:
+        ValueError: There are secret client settings and no ``secrets_file``.
+    """
+    secrets = client_secrets(conf)
+    if secrets and secrets_file is None:
+        raise ValueError(
+            f"settings {', '.join(sorted(secrets))} are secrets: pass them in a secrets_file"
+        )
     args: list[str] = []
-    for key in sorted(k for k in conf if _CLIENT_KEYS.match(k)):
+    if secrets_file is not None:
+        args += ["--properties-file", secrets_file, "--load-spark-defaults"]
+    for key in sorted(k for k in conf if _CLIENT_KEYS.match(k) and k not in secrets):
         args += ["--conf", f"{key}={conf[key]}"]
     return args
 
 
 def kubernetes_status_command(
-    spark_submit: str, master: str, submission: str, conf: Mapping[str, str]
+    spark_submit: str,
+    master: str,
+    submission: str,
+    conf: Mapping[str, str],
+    secrets_file: str | None = None,
 ) -> list[str]:
     """``spark-submit --master k8s://… --status <namespace>:<pod>`` (+ client settings)."""
-    return [spark_submit, "--master", master, "--status", submission, *client_conf(conf)]
+    return [
+        spark_submit, "--master", master, "--status", submission,
+        *client_conf(conf, secrets_file),
+    ]  # fmt: skip
 
 
 def kubernetes_kill_command(
-    spark_submit: str, master: str, submission: str, conf: Mapping[str, str]
+    spark_submit: str,
+    master: str,
+    submission: str,
+    conf: Mapping[str, str],
+    secrets_file: str | None = None,
 ) -> list[str]:
     """``spark-submit --master k8s://… --kill <namespace>:<pod>`` (+ client settings)."""
-    return [spark_submit, "--master", master, "--kill", submission, *client_conf(conf)]
+    return [
+        spark_submit, "--master", master, "--kill", submission,
+        *client_conf(conf, secrets_file),
+    ]  # fmt: skip
 
 
 def parse_status(output: str) -> tuple[JobState | None, str | None]:
@@ -144,10 +187,7 @@ class KubernetesClusterTarget:
         Raises:
             TrackingError: spark-submit --status failed.
         """
-        command = kubernetes_status_command(
-            self.spark_submit, record.master, self._submission(record), self.conf
-        )
-        done = self._run(record, command)
+        done = self._run(record, kubernetes_status_command, self._submission(record))
         state, detail = parse_status(done.output)
         if state is None:
             if record.cancel_requested_at is not None:
@@ -165,10 +205,7 @@ class KubernetesClusterTarget:
         Raises:
             TrackingError: The command failed.
         """
-        command = kubernetes_kill_command(
-            self.spark_submit, record.master, self._submission(record), self.conf
-        )
-        self._run(record, command)
+        self._run(record, kubernetes_kill_command, self._submission(record))
 
     def read_log(self, record: JobRecord) -> str | None:
         """spark-submit's output (the driver's own log is the pod's: ``kubectl logs <pod>``)."""
@@ -177,9 +214,18 @@ class KubernetesClusterTarget:
         hint = f"driver log: kubectl logs -n {pod[0]} {pod[2]}" if pod[2] else ""
         return f"{submit}\n{hint}".strip()
 
-    def _run(self, record: JobRecord, command: list[str]) -> CommandResult:
-        """Run a spark-submit --status/--kill command; a failure is a TrackingError."""
-        done = self.runner(command, None, 120.0)
+    def _run(
+        self, record: JobRecord, build: Callable[..., list[str]], submission: str
+    ) -> CommandResult:
+        """Run a spark-submit --status/--kill command; a failure is a TrackingError.
+
+        Secret client settings (an OAuth token) go through a private properties file that
+        lives as long as the command (see :mod:`feast_spark.launcher.secrets`).
+        """
+        secrets = client_secrets(self.conf)
+        with private_properties(secrets) as secrets_file:
+            command = build(self.spark_submit, record.master, submission, self.conf, secrets_file)
+            done = self.runner(command, None, 120.0)
         if not done.ok:
             reason = done.problem or f"exit {done.exit_code}: {logparse.tail(done.output, 5)}"
             raise TrackingError(

@@ -25,7 +25,9 @@ later-submitted job is the one refused, so at most one runs.
 from __future__ import annotations
 
 import builtins
+import getpass
 import os
+import socket
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -39,10 +41,17 @@ from feast_spark.launcher import environment
 from feast_spark.launcher.base import Job, Target
 from feast_spark.launcher.commands import Runner, run_command
 from feast_spark.launcher.errors import JobConflictError, SubmitError, TrackingError
-from feast_spark.launcher.job_store import RESULT_FILE, SPEC_FILE, JobStore, check_job_id
+from feast_spark.launcher.job_store import (
+    RESULT_FILE,
+    SPEC_FILE,
+    JobStore,
+    JobStoreError,
+    check_job_id,
+)
 from feast_spark.launcher.kubernetes import KubernetesClusterTarget
 from feast_spark.launcher.local import ProcessTarget
 from feast_spark.launcher.records import JobRecord, JobState, describe_window, overlaps
+from feast_spark.launcher.secrets import remove_secrets, write_secrets
 from feast_spark.launcher.standalone import StandaloneClusterTarget, master_ui_url, rest_url
 from feast_spark.launcher.submit import (
     JobLaunch,
@@ -51,6 +60,7 @@ from feast_spark.launcher.submit import (
     build_rest_submission,
     build_spark_submit_command,
     mask_command,
+    secret_conf,
 )
 from feast_spark.launcher.yarn import YarnClusterTarget
 from feast_spark.spark_conf import delta_jars_conf, find_defaults_file, read_properties
@@ -265,9 +275,57 @@ class Launcher:
                     removed.append(staged)
             folder = self.store.path(record.job_id, "").rstrip("/")
             if not dry_run:
+                remove_secrets(record.job_id)  # left behind only if a supervisor was killed
                 self.store.delete(record.job_id)
             pruned.append(PrunedJob(record, (folder, *removed)))
         return pruned
+
+    def abandon(self, job_id: str, *, reason: str) -> JobRecord:
+        """Mark a job lost: ABANDONED (final), with who, when and why in its error.
+
+        For a job whose driver ran on a machine that is gone (its record can never learn how it
+        ended), or on a cluster that no longer answers. It then no longer blocks overlapping
+        ingests or materializations. The record also carries a cancel request, so a supervisor
+        that is in fact alive (a network partition) stops the job when it next reads it; writes
+        made before are not undone (a Delta commit is all or nothing; rerun the window).
+
+        Raises:
+            ArgumentError: The job already ended, or it can be asked and is running (cancel it).
+            NotFoundError: No such job.
+        """
+        job = self.get(job_id)
+        try:
+            record = job.refresh()
+            answered = not job.record.runs_elsewhere
+        except TrackingError:
+            record, answered = self.store.get(job_id), False
+        if record.state.is_final:
+            raise ArgumentError(
+                "job", job_id, f"already ended: {record.state.value}; nothing to abandon"
+            )
+        if answered:
+            raise ArgumentError(
+                "job",
+                job_id,
+                f"is {record.state.value} and can be asked from here ({record.host or 'cluster'}):"
+                f" stop it with 'feast-spark jobs cancel {job_id}'",
+            )
+        now = datetime.now(UTC)
+        where = f"host '{record.host}'" if record.runs_elsewhere else f"{record.master}"
+        error = (
+            f"abandoned at {now.isoformat(timespec='seconds')} from {socket.gethostname()} "
+            f"by {_user()}: {reason}; its driver was last known RUNNING on {where}, and how it "
+            "ended is unknown (a Delta commit is all or nothing: rerun the window to be sure)"
+        )
+        return self.store.put(
+            replace(
+                record,
+                state=JobState.ABANDONED,
+                ended_at=now,
+                error=error,
+                cancel_requested_at=record.cancel_requested_at or now,
+            )
+        )
 
     def target_for(self, record: JobRecord) -> Target:
         """How to reach a job's source of truth, from its record."""
@@ -324,6 +382,7 @@ class Launcher:
         self._refuse_overlaps(record)
 
         tracker = self.target_for(record)
+        secrets_file = None
         try:
             if isinstance(tracker, StandaloneClusterTarget):
                 request = build_rest_submission(
@@ -331,9 +390,20 @@ class Launcher:
                 )
                 started = tracker.start(record, request)
             elif isinstance(tracker, ProcessTarget | YarnClusterTarget | KubernetesClusterTarget):
-                argv = build_spark_submit_command(target, launch, settings)
+                secrets = secret_conf(target, launch, settings)
+                if secrets:  # off the command line: see feast_spark.launcher.secrets
+                    secrets_file = write_secrets(job_id, secrets)
+                argv = build_spark_submit_command(
+                    target, launch, settings, str(secrets_file) if secrets_file else None
+                )
                 record = self.store.put(replace(record, command=tuple(mask_command(argv))))
-                started = tracker.start(record, argv, self._environment(target, settings))
+                env = self._environment(target, settings)
+                if isinstance(tracker, ProcessTarget):
+                    # The supervisor removes the file once spark-submit has ended.
+                    started = tracker.start(record, argv, env, remove_after=secrets_file)
+                    secrets_file = None
+                else:
+                    started = tracker.start(record, argv, env)
             else:
                 raise TypeError(f"no way to start a job on {tracker!r}")
         except SubmitError as error:
@@ -355,6 +425,9 @@ class Launcher:
                 )
             )
             raise failed from None
+        finally:
+            if secrets_file is not None:  # cluster mode: spark-submit has handed them on
+                remove_secrets(job_id)
         started = self.store.put(started)
         return Job(started, self.store, tracker)
 
@@ -422,6 +495,18 @@ class Launcher:
     def _refuse_overlaps(self, record: JobRecord) -> None:
         if record.job_type not in GUARDED_JOB_TYPES or not record.tables:
             return
+        damaged = self.store.unreadable()
+        if damaged:
+            # It may be a running job writing the same table: refuse rather than guess.
+            self.store.delete(record.job_id)
+            problem = damaged[0]
+            folder = problem.location.rsplit("/", 1)[0]
+            raise JobStoreError(
+                problem.location,
+                f"{problem.reason}; job '{record.job_id}' refused: that job may write the same "
+                f"table. Repair the file, or delete the folder {folder} if that job is known to "
+                "have ended, then submit again",
+            )
         mine = (record.submitted_at, record.job_id)
         for other in self.store.list(job_type=record.job_type, project=record.project):
             if other.job_id == record.job_id or other.state.is_final:
@@ -440,6 +525,13 @@ class Launcher:
                 shared[0],
                 f"{describe_window(record.window)} overlaps {describe_window(other.window)}",
             )
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown user"
 
 
 def _ended(record: JobRecord) -> datetime:

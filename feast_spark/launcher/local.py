@@ -6,18 +6,25 @@ supervisor (:mod:`feast_spark.launcher.supervisor`), which records its pid and, 
 exit status in the job store, so a process that did not start the job still learns how it ended:
 
 - ``exit.json`` present: SUCCEEDED (exit 0), FAILED (other), or CANCELLED (stopped on request);
-- no ``exit.json``, supervisor alive (same pid *and* start time): RUNNING;
-- no ``exit.json``, supervisor gone: FAILED (it was killed with SIGKILL or the machine
-  restarted), unless the job's result record says it succeeded.
+  present but unreadable: FAILED, saying so;
+- no ``exit.json``, supervisor alive (same pid, start time and job id: see
+  :mod:`feast_spark.launcher.processes`): RUNNING;
+- no ``exit.json``, supervisor gone (or the machine rebooted since: another boot id): FAILED (it
+  was killed with SIGKILL or the machine restarted), unless the job's result record says it
+  succeeded.
 
-Process ids mean something only on the machine that launched the job (``JobRecord.host``); from
-another machine the last stored state is all there is.
+Process ids mean something only on the machine that launched the job (``JobRecord.host``). From
+another machine nothing is guessed from local pids: the job's state is what the store says
+(``exit.json`` once the supervisor wrote it, else the last stored state), and a cancel is a
+request written into the job's record, which the supervisor on the job's host reads and carries
+out. A job whose host is gone for good is marked ABANDONED with ``Launcher.abandon``.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -55,8 +62,18 @@ class ProcessTarget:
         self.log_dir = log_dir or environment.cache_dir() / "logs"
         self.grace_s = grace_s
 
-    def start(self, record: JobRecord, argv: Sequence[str], env: Mapping[str, str]) -> JobRecord:
+    def start(
+        self,
+        record: JobRecord,
+        argv: Sequence[str],
+        env: Mapping[str, str],
+        *,
+        remove_after: Path | None = None,
+    ) -> JobRecord:
         """Start the supervisor of a job's spark-submit; return the record with its pid.
+
+        ``remove_after`` (the job's secrets file) is removed by the supervisor once spark-submit
+        has ended.
 
         Raises:
             OSError: The supervisor (this Python) cannot be started.
@@ -72,7 +89,12 @@ class ProcessTarget:
             "log_path": str(log_path),
             "upload_log": local_log is None,
             "grace_s": self.grace_s,
+            "remove_after": str(remove_after) if remove_after else None,
         }
+        # The job id in the environment of the supervisor and everything it starts: how a pid is
+        # told apart from a later, unrelated process that got the same number.
+        env = {**env, processes.JOB_ID_ENV: record.job_id}
+        request["env"] = dict(env)
         supervisor_env = dict(env)
         supervisor_env["PYTHONPATH"] = os.pathsep.join(
             p for p in (str(SOURCE_ROOT), env.get("PYTHONPATH", "")) if p
@@ -109,9 +131,10 @@ class ProcessTarget:
         ended = self._ended(record)
         if ended is not None:
             return ended
-        if record.host != socket.gethostname():
-            return Observation()  # only the launching machine can see the process
         process = self.store.read_json(record.job_id, PROCESS_FILE) or {}
+        host = process.get("host") or record.host
+        if host != socket.gethostname():
+            return Observation()  # only the launching machine can see the process
         pid = process.get("pid") or record.pid
         if pid is None:
             if datetime.now(UTC) - record.submitted_at > START_TIMEOUT:
@@ -121,13 +144,22 @@ class ProcessTarget:
                     outcome_known=False,
                 )
             return Observation(state=JobState.PENDING)
-        if processes.is_alive(int(pid), process.get("pid_start")):
+        if _rebooted(process):
+            return Observation(
+                state=JobState.FAILED,
+                error=(
+                    f"the machine {host} restarted while the job ran (boot id "
+                    f"{process.get('boot_id')} then, {processes.boot_id()} now)"
+                ),
+                outcome_known=False,
+            )
+        if processes.is_alive(int(pid), process.get("pid_start"), record.job_id):
             ui_url, app_id = record.ui_url, record.app_id
             if ui_url is None or app_id is None:
                 ui_url, app_id = self._driver_facts(record)
             return Observation(state=JobState.RUNNING, pid=int(pid), ui_url=ui_url, app_id=app_id)
         child_pid = process.get("child_pid")
-        if child_pid and processes.group_members(int(child_pid)):
+        if child_pid and processes.group_members(int(child_pid), record.job_id):
             # The supervisor was killed but spark-submit runs on: nobody will record its exit.
             return Observation(state=JobState.RUNNING, pid=int(pid))
         ended = self._ended(record)  # it may have written exit.json just now
@@ -146,15 +178,22 @@ class ProcessTarget:
         """Ask the supervisor to stop spark-submit's process group (it records CANCELLED).
 
         When the supervisor is gone but spark-submit is not, its group is stopped here and the
-        exit record is written here.
+        exit record is written here. A job of another machine is not signalled from here: the
+        cancel request is in its record (``Job.cancel`` wrote it), and its supervisor acts on it.
         """
         process = self.store.read_json(record.job_id, PROCESS_FILE) or {}
+        if (process.get("host") or record.host) != socket.gethostname():
+            return
+        if _rebooted(process):
+            return  # nothing of the job survived the restart; its pids are other processes now
         pid = process.get("pid") or record.pid
-        if pid is not None and processes.is_alive(int(pid), process.get("pid_start")):
+        if pid is not None and processes.is_alive(
+            int(pid), process.get("pid_start"), record.job_id
+        ):
             processes.signal_process(int(pid), processes.TERMINATE)
             return
         child_pid = process.get("child_pid")
-        if child_pid and processes.group_members(int(child_pid)):
+        if child_pid and processes.group_members(int(child_pid), record.job_id):
             processes.signal_group(int(child_pid), processes.KILL)
         if self.store.read_json(record.job_id, EXIT_FILE) is None:
             self.store.write_json(
@@ -180,7 +219,13 @@ class ProcessTarget:
     def _ended(self, record: JobRecord) -> Observation | None:
         exit_doc = self.store.read_json(record.job_id, EXIT_FILE)
         if exit_doc is None:
-            return None
+            if self.store.read_text(record.job_id, EXIT_FILE) is None:
+                return None
+            return Observation(  # there, but cut short or overwritten: say so, do not guess
+                state=JobState.FAILED,
+                error=f"the exit record {self.store.path(record.job_id, EXIT_FILE)} is unreadable",
+                outcome_known=False,
+            )
         code = exit_doc.get("exit_code")
         if exit_doc.get("cancelled"):
             state = JobState.CANCELLED
@@ -189,10 +234,17 @@ class ProcessTarget:
         else:
             state = JobState.FAILED
         ended_at = exit_doc.get("ended_at")
+        error = exit_doc.get("error")
+        if error is None and isinstance(code, int) and code < 0 and state is JobState.FAILED:
+            error = (
+                f"spark-submit was killed by signal {_signal_name(-code)}, not by a cancel; "
+                "what the job committed before that stays (each Delta commit is all or "
+                "nothing): rerun the job"
+            )
         return Observation(
             state=state,
             exit_code=code,
-            error=exit_doc.get("error"),
+            error=error,
             ended_at=datetime.fromisoformat(ended_at) if ended_at else None,
         )
 
@@ -202,3 +254,16 @@ class ProcessTarget:
         port = logparse.ui_port(log)
         ui_url = f"http://127.0.0.1:{port}" if port else logparse.ui_url(log)
         return ui_url, logparse.application_id(log)
+
+
+def _rebooted(process: dict[str, object]) -> bool:
+    """Whether this machine restarted since ``process.json`` was written (its boot id changed)."""
+    then, now = process.get("boot_id"), processes.boot_id()
+    return then is not None and now is not None and then != now
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return f"{signal.Signals(number).name} ({number})"
+    except ValueError:
+        return str(number)

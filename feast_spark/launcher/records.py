@@ -21,18 +21,28 @@ RECORD_VERSION = 1
 
 
 class JobState(enum.StrEnum):
-    """Where a job is in its life. SUCCEEDED, FAILED and CANCELLED are final."""
+    """Where a job is in its life. SUCCEEDED, FAILED, CANCELLED and ABANDONED are final.
+
+    ABANDONED: someone declared the job lost (``feast-spark jobs abandon``) because the machine
+    that ran its driver is gone; how it ended is not known.
+    """
 
     PENDING = "PENDING"
     RUNNING = "RUNNING"
     SUCCEEDED = "SUCCEEDED"
     FAILED = "FAILED"
     CANCELLED = "CANCELLED"
+    ABANDONED = "ABANDONED"
 
     @property
     def is_final(self) -> bool:
         """Whether the job has ended (the state never changes again)."""
-        return self in (JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED)
+        return self in (
+            JobState.SUCCEEDED,
+            JobState.FAILED,
+            JobState.CANCELLED,
+            JobState.ABANDONED,
+        )
 
 
 @dataclass(frozen=True)
@@ -98,6 +108,16 @@ class JobRecord:
     result: Mapping[str, Any] | None = None
     error: str | None = None
     updated_at: datetime | None = None
+
+    @property
+    def runs_elsewhere(self) -> bool:
+        """Whether the job's driver is a process of another machine (its pids mean nothing here).
+
+        Only local and client-mode jobs have a driver process; cluster-mode jobs are asked
+        through the cluster from anywhere.
+        """
+        has_process = self.target == "local" or self.deploy_mode == "client"
+        return has_process and bool(self.host) and self.host != socket.gethostname()
 
     @property
     def duration_s(self) -> float | None:

@@ -18,6 +18,14 @@ and ``spark.submit.pyFiles`` are joined instead):
 
 ``launcher.spark_submit_args`` go after the ``--conf`` options and before the job file.
 
+Secrets never go on the command line, where ``ps`` shows them to every user of the machine (and
+spark-submit hands its arguments on to the ``java`` command line). A setting is a secret when its
+key names one (:func:`is_secret_key`) or its value holds a ``user:password@`` URL; such settings
+(:func:`secret_conf`) are written by the launcher to a properties file readable only by its owner
+(:func:`properties_text`), given as ``--properties-file`` with ``--load-spark-defaults`` so that
+``$SPARK_CONF_DIR/spark-defaults.conf`` still applies beneath it (Spark 4.0+). ``--conf`` wins over
+that file, and no secret is given as ``--conf``.
+
 Standalone cluster mode is the one target spark-submit refuses for Python ("Cluster deploy mode
 is currently not supported for python applications on standalone clusters", Spark 4.2): there the
 launcher posts a ``CreateSubmissionRequest`` to the master's REST server
@@ -164,10 +172,34 @@ def effective_conf(target: SparkTarget, job: JobLaunch, settings: SparkSettings)
     )
 
 
+def is_secret_setting(key: str, value: str) -> bool:
+    """Whether a setting must not appear on a command line (secret key, or password in a URL)."""
+    return is_secret_key(key) or bool(_URL_PASSWORD.search(value))
+
+
+def secret_conf(target: SparkTarget, job: JobLaunch, settings: SparkSettings) -> dict[str, str]:
+    """The job's secret settings: what goes into its ``--properties-file``, not its command."""
+    conf = effective_conf(target, job, settings)
+    return {key: value for key, value in conf.items() if is_secret_setting(key, value)}
+
+
+def properties_text(conf: Mapping[str, str]) -> str:
+    """A Java properties file (UTF-8, as Spark reads it) holding ``conf``, sorted by key."""
+    lines = ["# feast-spark: settings of one job kept off its command line"]
+    lines += [f"{_escape(key, key=True)}={_escape(conf[key], key=False)}" for key in sorted(conf)]
+    return "\n".join(lines) + "\n"
+
+
 def build_spark_submit_command(
-    target: SparkTarget, job: JobLaunch, settings: SparkSettings
+    target: SparkTarget,
+    job: JobLaunch,
+    settings: SparkSettings,
+    secrets_file: str | None = None,
 ) -> list[str]:
     """The spark-submit argv of a job.
+
+    Secret settings (:func:`secret_conf`) are left out; ``secrets_file`` is where the caller
+    wrote them (:func:`properties_text`), given as ``--properties-file``.
 
     Example:
         >>> build_spark_submit_command(
@@ -182,7 +214,7 @@ def build_spark_submit_command(
 
     Raises:
         ValueError: Standalone cluster mode, which spark-submit refuses for Python jobs (use
-            :func:`build_rest_submission`).
+            :func:`build_rest_submission`), or secret settings and no ``secrets_file``.
     """
     if target.kind == "standalone" and target.is_cluster_mode:
         raise ValueError(
@@ -190,6 +222,14 @@ def build_spark_submit_command(
             "submit through the master's REST server (build_rest_submission)"
         )
     conf = effective_conf(target, job, settings)
+    secrets = sorted(key for key, value in conf.items() if is_secret_setting(key, value))
+    if secrets and secrets_file is None:
+        raise ValueError(
+            f"settings {', '.join(secrets)} are secrets: write them to a file "
+            "(properties_text) and pass it as secrets_file, never on the command line"
+        )
+    for key in secrets:
+        del conf[key]
     jars = conf.pop("spark.jars", "")
     packages = conf.pop("spark.jars.packages", "")
     py_files = conf.pop("spark.submit.pyFiles", "")
@@ -205,6 +245,8 @@ def build_spark_submit_command(
         argv += ["--packages", packages]
     if py_files:
         argv += ["--py-files", py_files]
+    if secrets_file is not None:
+        argv += ["--properties-file", secrets_file, "--load-spark-defaults"]
     for key in sorted(conf):
         argv += ["--conf", f"{key}={conf[key]}"]
     argv += target.extra_args
@@ -331,6 +373,20 @@ def _mask_setting(setting: str) -> tuple[str, list[str]]:
 def _mask_url(text: str) -> tuple[str, list[str]]:
     found = [match.group("secret") for match in _URL_PASSWORD.finditer(text)]
     return _URL_PASSWORD.sub(lambda m: f"{m.group('head')}{MASK}@", text), found
+
+
+def _escape(text: str, *, key: bool) -> str:
+    """``text`` escaped for a properties file (backslashes, line breaks; separators in keys)."""
+    special = {"\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t", "\f": "\\f"}
+    out = []
+    for index, char in enumerate(text):
+        if char in special:
+            out.append(special[char])
+        elif (key and char in "=: #!") or (index == 0 and char == " "):
+            out.append("\\" + char)
+        else:
+            out.append(char)
+    return "".join(out)
 
 
 def _file_uri(path: str) -> str:

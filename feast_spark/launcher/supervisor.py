@@ -6,9 +6,12 @@ own (so the job outlives the launching process, a closed terminal or a finished 
 runner), and the supervisor
 
 1. starts spark-submit in a new process group, its output appended to the job's log;
-2. writes ``process.json`` (its own pid and start time, spark-submit's pid) to the job store;
-3. on SIGTERM/SIGINT (``Job.cancel``) stops spark-submit's whole process group (the JVM and the
-   Python driver): SIGTERM, then SIGKILL after a grace period;
+2. writes ``process.json`` (its own pid and start time, spark-submit's pid and start time, the
+   host and its boot id) to the job store;
+3. on SIGTERM/SIGINT (``Job.cancel`` on this machine), or when the job's record in the store
+   carries a cancel request (``Job.cancel`` on another machine, which must not signal pids of
+   its own), stops spark-submit's whole process group (the JVM and the Python driver): SIGTERM,
+   then SIGKILL after a grace period;
 4. writes ``exit.json`` (exit status, end time, whether it was cancelled), so any later process
    learns the outcome without having been spark-submit's parent.
 
@@ -18,6 +21,7 @@ environment never appear in ``ps``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -30,9 +34,17 @@ from types import FrameType
 from typing import Any
 
 from feast_spark.launcher import processes
-from feast_spark.launcher.job_store import EXIT_FILE, LOG_FILE, PROCESS_FILE, JobStore
+from feast_spark.launcher.job_store import (
+    EXIT_FILE,
+    LOG_FILE,
+    PROCESS_FILE,
+    RECORD_FILE,
+    JobStore,
+)
 
 POLL_S = 0.2
+# How often the job's record is read for a cancel request made from another machine.
+CANCEL_POLL_S = 1.0
 
 
 class _Stop:
@@ -51,7 +63,12 @@ def run(request: dict[str, Any], stop: _Stop) -> int:
     os.makedirs(os.path.dirname(log_path) or ".", exist_ok=True)
 
     with open(log_path, "ab", buffering=0) as log:
-        exit_code, spawn_error = _run_child(request, stop, store, log, grace_s)
+        try:
+            exit_code, spawn_error = _run_child(request, stop, store, log, grace_s)
+        finally:
+            if request.get("remove_after"):  # the job's secrets file: spark-submit is done
+                with contextlib.suppress(FileNotFoundError):
+                    os.remove(request["remove_after"])
         if spawn_error:
             log.write(f"feast-spark supervisor: {spawn_error}\n".encode())
 
@@ -93,7 +110,12 @@ def _run_child(
 
     signalled = False
     killed = False
+    next_look = time.monotonic() + CANCEL_POLL_S
     while child.poll() is None:
+        if stop.requested_at is None and time.monotonic() >= next_look:
+            next_look = time.monotonic() + CANCEL_POLL_S
+            if _cancel_requested(store, job_id):
+                stop.requested_at = time.monotonic()
         if stop.requested_at is not None:
             if not signalled:
                 processes.signal_group(child.pid, processes.TERMINATE)
@@ -117,13 +139,21 @@ def _clear_group(pgid: int, grace_s: float) -> None:
     processes.signal_group(pgid, processes.KILL)
 
 
+def _cancel_requested(store: JobStore, job_id: str) -> bool:
+    """Whether the job's record asks for a cancel (unreadable or missing: no)."""
+    record = store.read_json(job_id, RECORD_FILE) or {}
+    return bool(record.get("cancel_requested_at"))
+
+
 def _process_document(child_pid: int | None) -> dict[str, Any]:
     pid = os.getpid()
     return {
         "pid": pid,
         "pid_start": processes.start_ticks(pid),
         "child_pid": child_pid,
+        "child_start": processes.start_ticks(child_pid) if child_pid else None,
         "host": socket.gethostname(),
+        "boot_id": processes.boot_id(),
         "started_at": datetime.now(UTC).isoformat(),
     }
 

@@ -7,6 +7,12 @@ the body's figures, or FAILED with the error. The record is also printed as one 
 
 Exit status: 0 on success, 1 when the job failed (the record says why), 2 when the spec cannot
 be read (there is then no ``result_path`` to write to).
+
+Fault-suite hook (tests only): with ``FEAST_SPARK_TEST_PAUSE_AT`` set to a phase name, the job
+prints ``feast-spark: paused at <phase>`` and sleeps ``FEAST_SPARK_TEST_PAUSE_S`` seconds (default
+300) when it reaches that phase, so a test can kill the driver at a known point. Phases:
+``session`` (the session is up, nothing read or written yet) and ``committed`` (the body returned:
+its Delta commit or online writes are done, the result record is not written yet).
 """
 
 from __future__ import annotations
@@ -14,8 +20,10 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import re
 import sys
+import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -30,6 +38,8 @@ if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
 MAX_ERROR_CHARS = 4000
+PAUSE_AT_ENV = "FEAST_SPARK_TEST_PAUSE_AT"
+PAUSE_S_ENV = "FEAST_SPARK_TEST_PAUSE_S"
 # The Python error at the bottom of a failed Spark task's traceback, e.g.
 # "feast_spark.errors.OnlineStoreError: cassandra online store at h:9042: ..."
 _OUR_ERROR = re.compile(r"^feast_spark\.errors\.(\w+): (.+)$", re.MULTILINE)
@@ -77,11 +87,17 @@ def run_job(
 
     started_at = datetime.now(UTC)
     try:
-        spec = JobSpec.from_json(read_text(args.spec, kind="job spec"))
+        text = read_text(args.spec, kind="job spec")
+        if not text.strip():  # an empty file is a damaged spec, not an empty one
+            raise JobSpecError(
+                "<document>", f"not valid JSON: the file is empty ({len(text)} bytes)"
+            )
+        spec = JobSpec.from_json(text)
         if spec.job_type != job_type:
             raise JobSpecError("job_type", f"{spec.job_type!r}; this job runs '{job_type}' specs")
     except FeastSparkError as error:
-        print(f"{job_type}: {error}", file=sys.stderr)
+        where = "" if args.spec in str(error) else f" (spec {args.spec})"
+        print(f"{job_type}: {error}{where}", file=sys.stderr)
         return 2
 
     progress = JobProgress()
@@ -91,7 +107,9 @@ def run_job(
             from feast_spark.spark.session import build_spark_session
 
             spark = build_spark_session(f"feast-spark-{job_type}-{spec.job_id}")
+        pause_point("session")
         result = body(spark, spec, started_at, progress)
+        pause_point("committed")
     except FeastSparkError as error:
         result = _failed(spec, started_at, str(error), progress)
     except Exception as error:  # a Spark task failed, or something unexpected
@@ -112,6 +130,14 @@ def run_job(
             status = 1
     print(json.dumps(result.to_dict(), sort_keys=True), flush=True)
     return status
+
+
+def pause_point(phase: str) -> None:
+    """Fault-suite hook: pause here when ``FEAST_SPARK_TEST_PAUSE_AT`` names ``phase``."""
+    if os.environ.get(PAUSE_AT_ENV) != phase:
+        return
+    print(f"feast-spark: paused at {phase}", flush=True)
+    time.sleep(float(os.environ.get(PAUSE_S_ENV, "300")))
 
 
 def succeeded(spec: JobSpec, started_at: datetime, **figures: Any) -> JobResult:

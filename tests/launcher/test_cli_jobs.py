@@ -298,3 +298,27 @@ def test_prune_counts_age_from_the_end_of_the_job(repo: Path) -> None:
     assert [p.record.job_id for p in launcher.prune(hour, now=ended + hour)] == ["ingest-trips-10"]
     with pytest.raises(ArgumentError, match="must not be negative"):
         launcher.prune(-hour)
+
+
+def test_abandon_marks_a_job_of_a_gone_host_and_list_reports_damaged_records(repo: Path) -> None:
+    # given a RUNNING job recorded on a machine that is gone, and a damaged record
+    from datetime import UTC, datetime
+
+    from feast_spark.launcher import JobRecord, JobState, JobStore
+
+    store = JobStore(str(repo / "job_store"))
+    store.create(JobRecord(job_id="ingest-far-1", job_type="ingest", state=JobState.RUNNING,
+                           target="local", deploy_mode="client", master="local[1]",
+                           submitted_at=datetime.now(UTC), host="gone-host"))  # fmt: skip
+    (repo / "job_store" / "cut-1").mkdir()
+    (repo / "job_store" / "cut-1" / "job.json").write_text("{")
+
+    # when it is abandoned, then listed
+    abandoned = invoke(repo, "jobs", "abandon", "ingest-far-1", "--reason", "host decommissioned")
+    listed = CliRunner().invoke(cli, ["jobs", "list", "--config", str(repo)])
+
+    # then it is ABANDONED with the reason, and the listing warns about the damaged record
+    assert "ABANDONED" in abandoned.output and "host decommissioned" in abandoned.output
+    assert store.get("ingest-far-1").state is JobState.ABANDONED
+    assert listed.exit_code == 0
+    assert "cut-1/job.json" in listed.stderr and "not a readable job record" in listed.stderr

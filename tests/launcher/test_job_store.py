@@ -174,3 +174,27 @@ def test_window_overlap(
 
 def test_describe_window() -> None:
     assert describe_window(Window(T0, None)) == "[2024-01-01T00:00:00+00:00, +inf)"
+
+
+def test_an_unreadable_record_is_reported_not_taken_for_absent(tmp_path: Path) -> None:
+    # given a good record, a truncated one and an empty one (issue 18, defect 9)
+    store = JobStore(str(tmp_path))
+    store.put(record("good"))
+    text = json.dumps(record("cut").to_dict())
+    for job_id, content in (("cut", text[: len(text) // 2]), ("empty", "")):
+        (tmp_path / job_id).mkdir()
+        (tmp_path / job_id / "job.json").write_text(content)
+
+    # then list() shows the readable ones, unreadable() names each damaged file and why,
+    # and get() and create() refuse them rather than treat them as no job
+    assert [r.job_id for r in store.list()] == ["good"]
+    problems = store.unreadable()
+    assert [p.location for p in problems] == [
+        store.path("cut", "job.json"),
+        store.path("empty", "job.json"),
+    ]
+    assert all("not a readable job record" in str(p) for p in problems)
+    with pytest.raises(JobStoreError, match="not a readable job record"):
+        store.get("empty")
+    with pytest.raises(JobStoreError, match="exists already"):
+        store.create(record("empty"))

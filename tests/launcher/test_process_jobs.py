@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -26,6 +27,7 @@ from feast_spark.launcher import (
     JobConflictError,
     JobState,
     JobStore,
+    JobStoreError,
     JobTimeoutError,
     Launcher,
     SubmitError,
@@ -100,7 +102,7 @@ def launcher(tmp_path: Path) -> Iterator[Launcher]:
     )
     yield launcher
     for record in launcher.store.list():  # leave no process behind
-        if not record.state.is_final:
+        if not record.state.is_final and not record.runs_elsewhere:
             launcher.get(record.job_id).cancel(timeout=30)
 
 
@@ -331,3 +333,159 @@ def test_submit_error_is_recorded(tmp_path: Path) -> None:
     record = launcher.store.get("y-1")
     assert record.state is JobState.FAILED
     assert "could not be submitted" in (record.error or "")
+
+
+# --- hosts and reused pids (issue 18, defect 7) ---------------------------------------------------
+
+
+@pytest.fixture()
+def bystander() -> Iterator[subprocess.Popen[bytes]]:
+    """An unrelated process on this machine, leading its own process group."""
+    process = subprocess.Popen(["sleep", "60"], start_new_session=True)
+    yield process
+    process.kill()
+    process.wait()
+
+
+def foreign_job(
+    launcher: Launcher, job_id: str, pid: int, *, host: str, pid_start: str | None, **fields: object
+) -> Job:
+    """A RUNNING job whose record names ``pid`` (and its group) as its supervisor and driver."""
+    from feast_spark.launcher.records import JobRecord
+
+    launcher.store.create(
+        JobRecord(
+            job_id=job_id, job_type=str(fields.get("job_type", "ingest")), state=JobState.RUNNING,
+            target="local", deploy_mode="client", master="local[1]",
+            submitted_at=datetime.now(UTC), project="demo", tables=("driver_stats",),
+            window=Window(T0, T0 + timedelta(days=1)), host=host, pid=pid,
+            started_at=datetime.now(UTC),
+        )
+    )  # fmt: skip
+    launcher.store.write_json(
+        job_id, "process.json", {"pid": pid, "pid_start": pid_start, "child_pid": pid, "host": host}
+    )
+    return launcher.get(job_id)
+
+
+def test_cancel_of_a_job_on_another_host_signals_nothing_here(
+    launcher: Launcher, bystander: subprocess.Popen[bytes]
+) -> None:
+    # given a job recorded on another machine whose pids happen to be a live process here
+    job = foreign_job(launcher, "far-1", bystander.pid, host="elsewhere-7", pid_start=None)
+
+    # when it is cancelled from this machine (nobody on elsewhere-7 answers)
+    with pytest.raises(JobTimeoutError) as caught:
+        job.cancel(timeout=1, poll_interval=0.2)
+
+    # then no local process was signalled, the job keeps its last state, and the error says
+    # where it runs and how to mark it abandoned if that host is gone
+    time.sleep(0.3)
+    assert bystander.poll() is None
+    assert job.status() is JobState.RUNNING
+    assert "elsewhere-7" in str(caught.value)
+    assert "feast-spark jobs abandon far-1" in str(caught.value)
+    assert launcher.store.read_json("far-1", "exit.json") is None
+
+
+def test_status_of_a_job_on_another_host_is_not_guessed_from_local_pids(
+    launcher: Launcher, tmp_path: Path
+) -> None:
+    # given a job recorded on another machine whose pid is not a process here
+    job = foreign_job(launcher, "far-2", 4_000_000, host="elsewhere-7", pid_start="1")
+    # then it is neither RUNNING-because-alive nor FAILED-because-gone: its stored state stands
+    assert job.status() is JobState.RUNNING
+    assert job.record.error is None
+
+
+@pytest.mark.parametrize("pid_start", ["1", None])
+def test_a_reused_pid_is_not_taken_for_the_job(
+    launcher: Launcher, bystander: subprocess.Popen[bytes], pid_start: str | None
+) -> None:
+    # given a job of this machine whose supervisor and driver ended long ago, their pid now
+    # taken by an unrelated process (wrong start time, or none recorded)
+    job = foreign_job(launcher, "old-pid-1", bystander.pid, host=socket.gethostname(),
+                      pid_start=pid_start)  # fmt: skip
+
+    # then the job is FAILED (its processes are gone), not RUNNING for ever
+    assert job.status() is JobState.FAILED
+    assert "ended without recording" in (job.record.error or "")
+    # and cancelling it later signals nothing
+    assert job.cancel(timeout=5) is JobState.FAILED
+    assert bystander.poll() is None
+
+
+def test_a_job_whose_host_is_gone_can_be_abandoned_and_no_longer_blocks(
+    launcher: Launcher, jobs_dir: Path
+) -> None:
+    # given an ingest recorded as RUNNING on a machine that is gone: it blocks overlapping ingests
+    foreign_job(launcher, "lost-1", 4_000_000, host="gone-host", pid_start="1")
+    overlapping = dict(job_type="ingest", project="demo", tables=["driver_stats"],
+                       window=Window(T0, T0 + timedelta(days=1)))  # fmt: skip
+    with pytest.raises(JobConflictError, match="feast-spark jobs abandon lost-1"):
+        launcher.submit_file(jobs_dir / "ok.py", job_id="ingest-2", **overlapping)  # type: ignore[arg-type]
+
+    # when it is abandoned, with a reason
+    record = launcher.abandon("lost-1", reason="gone-host was decommissioned")
+
+    # then its state is ABANDONED (final), the record says who, when and why, and the ingest runs
+    assert record.state is JobState.ABANDONED and record.state.is_final
+    assert "gone-host was decommissioned" in (record.error or "")
+    assert "gone-host" in (record.error or "")
+    assert launcher.get("lost-1").status() is JobState.ABANDONED
+    assert record.cancel_requested_at is not None  # a supervisor that is alive after all stops
+    job = launcher.submit_file(jobs_dir / "ok.py", job_id="ingest-3", **overlapping)  # type: ignore[arg-type]
+    assert job.wait(60, poll_interval=0.2) is not None
+
+
+def test_a_job_running_here_is_not_abandoned(launcher: Launcher, jobs_dir: Path) -> None:
+    from feast_spark.errors import ArgumentError
+
+    job = launcher.submit_file(jobs_dir / "sleep.py", job_id="here-1")
+    wait_until(lambda: launcher.store.read_json("here-1", "process.json") is not None)
+    with pytest.raises(ArgumentError, match="feast-spark jobs cancel here-1"):
+        launcher.abandon("here-1", reason="x")
+    assert job.status() is JobState.RUNNING
+    # and an ended job keeps its state
+    job.cancel(timeout=30)
+    with pytest.raises(ArgumentError, match="already ended: CANCELLED"):
+        launcher.abandon("here-1", reason="x")
+
+
+def test_a_cancel_asked_from_another_host_is_carried_out_by_the_supervisor(
+    launcher: Launcher, jobs_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given a running job, seen from a process on another machine (same job store)
+    job = launcher.submit_file(jobs_dir / "sleep.py", job_id="remote-cancel-1")
+    wait_until(lambda: launcher.store.read_json("remote-cancel-1", "process.json") is not None)
+    process = launcher.store.read_json("remote-cancel-1", "process.json") or {}
+    monkeypatch.setattr(socket, "gethostname", lambda: "another-machine")
+
+    # when that process cancels it: it signals nothing, it records the request
+    state = launcher.get("remote-cancel-1").cancel(timeout=30, poll_interval=0.2)
+
+    # then the supervisor on the job's own host stopped its group and recorded CANCELLED
+    assert state is JobState.CANCELLED
+    assert processes.group_members(process["child_pid"]) == []
+    assert job.status() is JobState.CANCELLED
+
+
+def test_an_unreadable_job_record_blocks_guarded_jobs_until_repaired(
+    launcher: Launcher, jobs_dir: Path
+) -> None:
+    # given a job folder whose record was cut short (it may be a running ingest of the table)
+    broken = Path(launcher.store.uri) / "ingest-cut-1"
+    broken.mkdir(parents=True)
+    (broken / "job.json").write_text('{"record_version": 1, "job_id": "ingest-cu')
+
+    # when an ingest is submitted
+    with pytest.raises(JobStoreError) as caught:
+        launcher.submit_file(
+            jobs_dir / "ok.py", job_id="ingest-9", job_type="ingest", project="demo",
+            tables=["driver_stats"], window=Window(T0, T0 + timedelta(days=1)),
+        )  # fmt: skip
+
+    # then it is refused, naming the damaged file and the way out, and leaves no record
+    assert str(broken / "job.json") in str(caught.value)
+    assert "ingest-cut-1" in str(caught.value) and "delete" in str(caught.value)
+    assert not launcher.store.exists("ingest-9")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from feast_spark.launcher.kubernetes import (
+    client_secrets,
     kubernetes_kill_command,
     kubernetes_status_command,
     submission_id,
@@ -20,6 +21,8 @@ from feast_spark.launcher.submit import (
     mask_command,
     mask_properties,
     mask_text,
+    properties_text,
+    secret_conf,
     secret_values,
 )
 from feast_spark.launcher.yarn import yarn_kill_command, yarn_logs_command, yarn_status_command
@@ -221,16 +224,23 @@ def test_kubernetes_status_and_kill_commands_carry_the_client_settings() -> None
     handle = submission_id("materialize-t-1", conf)
     assert handle == "features:materialize-t-1-driver"
 
-    status = kubernetes_status_command(SUBMIT, "k8s://https://k:443", handle, conf)
-    kill = kubernetes_kill_command(SUBMIT, "k8s://https://k:443", handle, conf)
+    status = kubernetes_status_command(
+        SUBMIT, "k8s://https://k:443", handle, conf, "/p/c.properties"
+    )
+    kill = kubernetes_kill_command(SUBMIT, "k8s://https://k:443", handle, conf, "/p/c.properties")
 
+    # the OAuth token goes through the private properties file, never the command line
     client = [
-        "--conf", "spark.kubernetes.authenticate.submission.oauthToken=tok-123",
+        "--properties-file", "/p/c.properties", "--load-spark-defaults",
         "--conf", "spark.kubernetes.context=prod",
     ]  # fmt: skip
     assert status == [SUBMIT, "--master", "k8s://https://k:443", "--status", handle, *client]
     assert kill == [SUBMIT, "--master", "k8s://https://k:443", "--kill", handle, *client]
-    assert mask_command(kill)[-3] == f"spark.kubernetes.authenticate.submission.oauthToken={MASK}"
+    assert client_secrets(conf) == {
+        "spark.kubernetes.authenticate.submission.oauthToken": "tok-123"
+    }
+    with pytest.raises(ValueError, match="oauthToken"):
+        kubernetes_kill_command(SUBMIT, "k8s://https://k:443", handle, conf)
 
 
 # --- masking -------------------------------------------------------------------------------------
@@ -293,3 +303,45 @@ def test_rest_properties_are_masked() -> None:
             "spark.authenticate": "",
         }
     ) == {"spark.hadoop.fs.s3a.secret.key": MASK, "spark.app.name": "x", "spark.authenticate": ""}
+
+
+# --- secrets never on a command line (issue 18, defect 8) ----------------------------------------
+
+
+SECRETS = {
+    "spark.hadoop.fs.s3a.secret.key": "S3CR3T/k3y+",
+    "spark.cassandra.auth.password": "hunter22",
+    "spark.hadoop.javax.jdo.option.ConnectionURL": "jdbc:mysql://app:pw0rd@db:3306/meta",
+}
+
+
+def test_secret_settings_go_to_a_properties_file_not_the_command() -> None:
+    # given settings with secrets among ordinary ones
+    settings = SparkSettings(
+        defaults=SETTINGS.defaults, jars=SETTINGS.jars, conf={**SETTINGS.conf, **SECRETS},
+        py_files=(ZIP,), python=PY,
+    )  # fmt: skip
+    target = SparkTarget("local", "local[2]", "client", SUBMIT)
+
+    # when the command is built with a secrets file
+    argv = build_spark_submit_command(
+        target, LAUNCH, settings, secrets_file="/private/j.properties"
+    )
+
+    # then the command names the file (and keeps the cluster's spark-defaults.conf beneath it),
+    # carries every other setting, and no secret; the secrets are what goes into the file
+    assert argv == [
+        SUBMIT, "--master", "local[2]", "--deploy-mode", "client", *HEAD_ARGS,
+        "--properties-file", "/private/j.properties", "--load-spark-defaults",
+        *COMMON_CONF, JOB, "--spec", SPEC,
+    ]  # fmt: skip
+    assert secret_conf(target, LAUNCH, settings) == SECRETS
+    assert secret_values(argv) == []
+    # and without a file to put them in, the command is refused rather than leaking them
+    with pytest.raises(ValueError, match="secrets_file"):
+        build_spark_submit_command(target, LAUNCH, settings)
+
+
+def test_properties_text_escapes_what_java_properties_would_misread() -> None:
+    text = properties_text({"spark.b": "x\\y=z\nw", "spark.a": "p:q #r!"})
+    assert text.splitlines()[1:] == ["spark.a=p:q #r!", "spark.b=x\\\\y=z\\nw"]
