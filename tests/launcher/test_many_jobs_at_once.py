@@ -128,7 +128,9 @@ def bare_machine_env(home: Path) -> dict[str, str]:
 
 
 def cli(config: Path, *args: str) -> list[str]:
-    return [sys.executable, "-m", "feast_spark.cli", *args, "--config", str(config)]
+    """The ``feast-spark`` command of this checkout (what the console script runs)."""
+    run = "import sys; from feast_spark.cli import main; sys.argv[0] = 'feast-spark'; main()"
+    return [sys.executable, "-c", run, *args, "--config", str(config)]
 
 
 def test_twenty_jobs_started_at_once_on_a_bare_machine_all_succeed(tmp_path: Path) -> None:
