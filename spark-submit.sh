@@ -12,10 +12,10 @@
 #
 # What it adds, before your options (so yours win where spark-submit keeps the last value):
 #   --properties-file $FEAST_SPARK_CONF_DIR/spark-defaults.conf (default: conf/)
-#   --jars    the Delta jars in .jars/ (conf/jars/fetch-jars.sh), or, without them,
-#   --packages io.delta:delta-spark_2.13:<version>, resolved from Maven Central
-#             (FEAST_SPARK_JARS_MODE=jars|packages forces one; FEAST_SPARK_JARS_DIR moves .jars/).
-#             Your own --jars / --packages are added to these, not replaced.
+#   --jars    the Delta jars as local files: $FEAST_SPARK_JARS_DIR or .jars/ when filled, else
+#             the pinned set of feast_spark/jars.lock, downloaded once per machine into
+#             ~/.cache/feast-spark/jars/ (FEAST_SPARK_JARS_MODE=packages: Ivy's --packages
+#             instead). Your own --jars / --packages are added to these, not replaced.
 #   --py-files build/spark-submit/feast_spark-<hash of its sources>.zip (plus yours)
 #   --name    feast-spark-JOB
 # Environment: PYSPARK_PYTHON and PYSPARK_DRIVER_PYTHON default to .venv/bin/python (else
@@ -107,18 +107,20 @@ conf_file=${FEAST_SPARK_CONF_DIR:-$root/conf}/spark-defaults.conf
 [[ -f $conf_file ]] || die 1 "no $conf_file (FEAST_SPARK_CONF_DIR=${FEAST_SPARK_CONF_DIR:-unset})"
 
 # --- Delta jars: the choice of feast_spark.spark_conf.delta_jars_conf (one copy of the logic) -----
+# It resolves the pinned jars into the jar cache first when needed (once per machine, locked).
 jar_choice=$(
   PYTHONPATH="$root${PYTHONPATH:+:$PYTHONPATH}" "$py" -c '
 import sys
-from feast_spark.errors import FeastSparkError
+from feast_spark.errors import ConfigError, FeastSparkError
 from feast_spark.spark_conf import delta_jars_conf
 try:
     (key, value), = delta_jars_conf().items()
 except FeastSparkError as error:
-    sys.exit(f"spark-submit.sh: {error}")
+    print(f"spark-submit.sh: {error}", file=sys.stderr)
+    sys.exit(2 if isinstance(error, ConfigError) else 1)
 print(key, value)
 '
-) || exit 2
+) || exit $?
 read -r jar_key jar_value <<<"$jar_choice"
 jar_args=()
 case $jar_key in

@@ -240,3 +240,27 @@ class ArgumentError(FeastSparkError, ValueError):
         self.value = value
         self.reason = reason
         super().__init__(f"{name} {value!r}: {reason}")
+
+
+class JarDownloadError(FeastSparkError, OSError):
+    """A JVM jar feast-spark needs could not be put in the jar cache.
+
+    Attributes:
+        jar: The jar's Maven coordinate.
+        url: Where it was fetched from (or the cache folder, when that is the problem).
+        reason: What went wrong.
+    """
+
+    def __init__(self, jar: str, url: str, reason: str) -> None:
+        self.jar = jar
+        self.url = url
+        self.reason = reason
+        super().__init__(
+            f"cannot fetch {jar} from {url}: {reason}; check the network or set "
+            "FEAST_SPARK_MAVEN_REPO to a reachable Maven mirror, or pre-seed the jars on a "
+            "connected machine (python -m feast_spark.jars --dest DIR, or "
+            "conf/jars/fetch-jars.sh) and set FEAST_SPARK_JARS_DIR=DIR"
+        )
+
+    def __str__(self) -> str:
+        return str(self.args[0])

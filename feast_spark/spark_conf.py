@@ -9,9 +9,10 @@ copy of the logic:
 
 ``spark-defaults.conf`` is looked up in ``$FEAST_SPARK_CONF_DIR``, then in the ``conf/`` folder of
 the source tree this module lives in, then in ``<prefix>/share/feast-spark/conf/`` where an
-installed package puts it (setup.cfg ``[options.data_files]``). The Delta jars come from ``.jars/``
-(``conf/jars/fetch-jars.sh``) when they are there, else from Maven Central as
-:data:`DELTA_PACKAGE`.
+installed package puts it (setup.cfg ``[options.data_files]``). The Delta jars are always local
+files given as ``spark.jars``: a pre-seeded folder (``FEAST_SPARK_JARS_DIR``, ``.jars/``) or the
+pinned set of ``feast_spark/jars.lock``, downloaded once per machine into the jar cache
+(:mod:`feast_spark.jars`); ``spark.jars.packages`` with :data:`DELTA_PACKAGE` only on request.
 """
 
 from __future__ import annotations
@@ -22,9 +23,10 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from feast_spark.errors import ConfigError
+from feast_spark.jars import JarLock, cache_root, repository, resolve
 
 DELTA_PACKAGE = "io.delta:delta-spark_2.13:4.4.0"
-"""Maven coordinate used with ``spark.jars.packages``; the version pinned in conf/jars/pom.xml."""
+"""Maven coordinate for ``FEAST_SPARK_JARS_MODE=packages``; the version of conf/jars/pom.xml."""
 
 DEFAULTS_FILE = "spark-defaults.conf"
 
@@ -38,22 +40,38 @@ SOURCE_ROOT = Path(__file__).resolve().parents[1]
 _INSTALLED_CONF_DIR = ("share", "feast-spark", "conf")
 # A jars directory is usable only if it holds these (file name prefixes).
 _REQUIRED_JARS = ("delta-spark_2.13-", "delta-storage-")
+_JARS_MODES = ("", "jars", "cache", "packages")
 # Comma-separated lists that are joined, not replaced, when two layers both set them.
 LIST_KEYS = frozenset({"spark.jars", "spark.jars.packages", "spark.submit.pyFiles"})
 
 
-def delta_jars_conf(environ: Mapping[str, str] | None = None) -> dict[str, str]:
-    """Choose how Spark gets the Delta Lake jars: local files or a Maven coordinate.
+def delta_jars_conf(
+    environ: Mapping[str, str] | None = None, *, lock: JarLock | None = None
+) -> dict[str, str]:
+    """Choose how Spark gets the Delta Lake jars: local files, always, unless asked otherwise.
 
-    ``spark.jars`` with every ``*.jar`` in the jars directory when it holds the Delta jars
-    (``conf/jars/fetch-jars.sh`` puts them there); else ``spark.jars.packages`` with
-    :data:`DELTA_PACKAGE`. ``./spark-submit.sh``, ``build_spark_session`` and the launcher all
-    ask this function, so they make the same choice.
+    In this order:
+
+    1. ``FEAST_SPARK_JARS_DIR``, when set: every ``*.jar`` in it (a pre-seeded, air-gapped
+       copy); it must hold the Delta jars.
+    2. ``.jars/`` of the source tree, when ``conf/jars/fetch-jars.sh`` filled it.
+    3. The pinned jars of ``feast_spark/jars.lock`` in the jar cache, downloaded once per
+       machine (under an inter-process lock, checksums verified) by
+       :func:`feast_spark.jars.resolve`; later calls touch no network.
+
+    ``spark.jars`` with local files works for any number of jobs started at once and in every
+    deploy mode; Ivy (``spark.jars.packages``) does neither (concurrent resolutions into one Ivy
+    cache corrupt each other, and standalone cluster mode fails on the executors), so it is only
+    used when asked for. ``./spark-submit.sh``, ``build_spark_session`` and the launcher all ask
+    this function, so they make the same choice.
 
     Environment:
-        ``FEAST_SPARK_JARS_DIR``: the jars directory (default: ``.jars/`` in the source tree).
-        ``FEAST_SPARK_JARS_MODE``: ``jars`` or ``packages`` forces one way; unset or empty
-        chooses by whether the jars directory holds the Delta jars.
+        ``FEAST_SPARK_JARS_DIR``: a folder of pre-seeded jars (default: ``.jars/`` in the source
+        tree, used when complete).
+        ``FEAST_SPARK_JARS_MODE``: unset or empty chooses as above; ``jars`` uses only the jars
+        folder (never the network); ``cache`` uses only the jar cache (ignores any jars folder);
+        ``packages`` gives Spark :data:`DELTA_PACKAGE` to resolve with Ivy.
+        ``FEAST_SPARK_CACHE_DIR``, ``FEAST_SPARK_MAVEN_REPO``: see :mod:`feast_spark.jars`.
 
     Example:
         >>> delta_jars_conf({"FEAST_SPARK_JARS_MODE": "packages"})
@@ -61,44 +79,59 @@ def delta_jars_conf(environ: Mapping[str, str] | None = None) -> dict[str, str]:
 
     Args:
         environ: The environment to read (default: ``os.environ``).
+        lock: The pinned jars (default: ``feast_spark/jars.lock``).
 
     Returns:
-        One setting: ``{"spark.jars": "<comma-separated paths>"}`` or
-        ``{"spark.jars.packages": DELTA_PACKAGE}``.
+        One setting: ``{"spark.jars": "<comma-separated local paths>"}`` or, in ``packages``
+        mode, ``{"spark.jars.packages": DELTA_PACKAGE}``.
 
     Raises:
-        ConfigError: ``FEAST_SPARK_JARS_MODE`` is neither ``jars`` nor ``packages``, or it is
-            ``jars`` and the jars directory lacks the Delta jars.
+        ConfigError: ``FEAST_SPARK_JARS_MODE`` is not one of the above, or the jars folder was
+            asked for (``FEAST_SPARK_JARS_DIR`` set, or mode ``jars``) and lacks the Delta jars.
+        JarDownloadError: The jar cache had to be filled and a jar could not be downloaded or
+            did not match its checksum.
     """
     env = os.environ if environ is None else environ
     mode = env.get(JARS_MODE_ENV, "").strip().lower()
-    if mode not in ("", "jars", "packages"):
+    if mode not in _JARS_MODES:
         raise ConfigError(
             JARS_MODE_ENV,
             env[JARS_MODE_ENV],
             "environment",
-            "must be 'jars' (use the files in the jars directory) or 'packages' (resolve "
-            f"{DELTA_PACKAGE} from Maven), or unset to choose by what the jars directory holds",
+            "must be 'jars' (only the jars folder), 'cache' (only the jar cache) or 'packages' "
+            f"(resolve {DELTA_PACKAGE} with Ivy), or unset to use the jars folder when it "
+            "holds the Delta jars and the jar cache otherwise",
         )
-    packages = {"spark.jars.packages": DELTA_PACKAGE}
     if mode == "packages":
-        return packages
+        return {"spark.jars.packages": DELTA_PACKAGE}
+    if mode != "cache":
+        configured = env.get(JARS_DIR_ENV)
+        jars_dir = Path(configured or SOURCE_ROOT / ".jars")
+        found = _delta_jars_in(jars_dir)
+        if found:
+            return {"spark.jars": ",".join(str(jar) for jar in found)}
+        if configured or mode == "jars":
+            raise ConfigError(
+                JARS_DIR_ENV,
+                str(jars_dir),
+                "environment",
+                "this folder holds no Delta jars "
+                f"({', '.join(p + '*.jar' for p in _REQUIRED_JARS)}); fill it with "
+                "'python -m feast_spark.jars --dest DIR' or conf/jars/fetch-jars.sh, or unset "
+                f"{JARS_DIR_ENV} (and {JARS_MODE_ENV}) to download them into the jar cache",
+            )
+    the_lock = lock or JarLock.read()
+    paths = resolve(the_lock, cache_root(env), repository(env))
+    return {"spark.jars": ",".join(str(path) for path in paths)}
 
-    jars_dir = Path(env.get(JARS_DIR_ENV) or SOURCE_ROOT / ".jars")
-    jars = sorted(jars_dir.glob("*.jar")) if jars_dir.is_dir() else []
+
+def _delta_jars_in(folder: Path) -> list[Path]:
+    """Every ``*.jar`` of ``folder`` (absolute, sorted) when it holds the Delta jars, else []."""
+    jars = sorted(folder.glob("*.jar")) if folder.is_dir() else []
     names = [jar.name for jar in jars]
     if all(any(name.startswith(prefix) for name in names) for prefix in _REQUIRED_JARS):
-        return {"spark.jars": ",".join(str(jar.resolve()) for jar in jars)}
-    if mode == "jars":
-        raise ConfigError(
-            JARS_DIR_ENV,
-            str(jars_dir),
-            "environment",
-            f"{JARS_MODE_ENV}=jars but this directory holds no Delta jars "
-            f"({', '.join(p + '*.jar' for p in _REQUIRED_JARS)}); run conf/jars/fetch-jars.sh "
-            f"or set {JARS_DIR_ENV} to the directory that has them",
-        )
-    return packages
+        return [jar.resolve() for jar in jars]
+    return []
 
 
 def find_defaults_file(*, required: bool) -> Path | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -127,3 +128,40 @@ def test_option_without_value_exits_2(tmp_path: Path) -> None:
     result = submit("--master", cwd=tmp_path, timeout=60)
     assert result.returncode == 2
     assert "option --master needs a value" in result.stderr
+
+
+def run_with_jar_env(tmp_path: Path, **jar_env: str) -> subprocess.CompletedProcess[str]:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("FEAST_SPARK_JARS", "PYSPARK_GATEWAY"))
+    }
+    env.update(jar_env, PYSPARK_DRIVER_PYTHON=sys.executable)
+    return subprocess.run(
+        [str(SCRIPT), "--master", "local[1]", "smoke", str(tmp_path / "t")],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+
+
+def test_a_bad_jars_mode_exits_2_before_any_jvm(tmp_path: Path) -> None:
+    result = run_with_jar_env(tmp_path, FEAST_SPARK_JARS_MODE="ivy")
+    assert result.returncode == 2
+    assert result.stderr.startswith("spark-submit.sh: environment: key 'FEAST_SPARK_JARS_MODE'")
+    assert len(result.stderr.splitlines()) == 1
+
+
+def test_jars_that_cannot_be_downloaded_exit_1_with_the_fix(tmp_path: Path) -> None:
+    # given an empty jar cache and a Maven repository nobody answers on
+    result = run_with_jar_env(
+        tmp_path,
+        FEAST_SPARK_JARS_MODE="cache",
+        FEAST_SPARK_CACHE_DIR=str(tmp_path / "cache"),
+        FEAST_SPARK_MAVEN_REPO="http://127.0.0.1:9/maven2",
+    )
+
+    # then the script stops before starting a JVM, naming the jar, its URL and the fix
+    assert result.returncode == 1
+    last = result.stderr.splitlines()[-1]
+    assert last.startswith("spark-submit.sh: cannot fetch io.delta:delta-kernel-api:4.4.0 from ")
+    assert "http://127.0.0.1:9/maven2/" in last and "FEAST_SPARK_JARS_DIR" in last
+    assert "Traceback" not in result.stderr

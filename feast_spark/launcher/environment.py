@@ -8,8 +8,8 @@ Environment:
         ``bin/spark-submit`` runs the pinned Spark).
     ``FEAST_SPARK_JOBS_DIR``: where ``ingest.py``, ``materialize.py``, ... are (default: ``jobs/``
         of the source tree).
-    ``FEAST_SPARK_CACHE_DIR``: where the feast_spark zip and remote-store logs go (default
-        ``~/.cache/feast-spark``).
+    ``FEAST_SPARK_CACHE_DIR``: where the feast_spark zip, remote-store logs and the jar cache go
+        (default ``$XDG_CACHE_HOME/feast-spark``, else ``~/.cache/feast-spark``).
     ``PYSPARK_PYTHON``: the Python of the driver and the executors (default: this Python).
 """
 
@@ -25,11 +25,11 @@ import zipfile
 from pathlib import Path
 
 from feast_spark.errors import ConfigError
+from feast_spark.jars import cache_root
 from feast_spark.spark_conf import SOURCE_ROOT
 
 SPARK_HOME_ENV = "FEAST_SPARK_SPARK_HOME"
 JOBS_DIR_ENV = "FEAST_SPARK_JOBS_DIR"
-CACHE_DIR_ENV = "FEAST_SPARK_CACHE_DIR"
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
 
 
@@ -71,8 +71,8 @@ def python_executable() -> str:
 
 
 def cache_dir() -> Path:
-    """Where the launcher keeps files of its own."""
-    return Path(os.environ.get(CACHE_DIR_ENV) or Path.home() / ".cache" / "feast-spark")
+    """Where the launcher keeps files of its own (the jar cache's root too)."""
+    return cache_root()
 
 
 def job_file(job_type: str) -> Path:

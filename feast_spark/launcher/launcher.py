@@ -434,8 +434,12 @@ class Launcher:
     def settings(self) -> SparkSettings:
         """What every job is given (gathered from this machine once).
 
+        The Delta jars are resolved here, in this process, before the first job is submitted
+        (:func:`feast_spark.spark_conf.delta_jars_conf`), so a job never resolves them itself.
+
         Raises:
             ConfigError: spark-defaults.conf cannot be found or read, or the jar settings are bad.
+            JarDownloadError: The jar cache had to be filled and a jar could not be downloaded.
         """
         if self._settings is None:
             defaults_file = find_defaults_file(required=True)

@@ -9,8 +9,8 @@ and ``spark.submit.pyFiles`` are joined instead):
 
 1. ``conf/spark-defaults.conf`` (UTC, Delta, AQE, ...), passed as ``--conf`` so that a cluster's
    own ``$SPARK_CONF_DIR/spark-defaults.conf`` still applies beneath it;
-2. the Delta jars (:func:`feast_spark.spark_conf.delta_jars_conf`), as ``--jars`` or
-   ``--packages``;
+2. the Delta jars (:func:`feast_spark.spark_conf.delta_jars_conf`), as ``--jars`` with local
+   files (resolved once per machine before the first submission), or ``--packages`` on request;
 3. the Python of the driver and executors (``spark.pyspark.python``,
    ``spark.pyspark.driver.python``);
 4. ``spark.conf`` of ``feature_store.yaml``, then the job's own settings;

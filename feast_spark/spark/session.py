@@ -9,10 +9,10 @@ Where the settings come from, lowest precedence first:
    source tree this module lives in, then in ``<prefix>/share/feast-spark/conf/`` where an
    installed package puts it (setup.cfg ``[options.data_files]``). We read the file rather than
    keep the same keys as a Python constant, so there is one copy to change.
-2. The Delta jars: ``spark.jars`` with the files in ``.jars/`` (``conf/jars/fetch-jars.sh``,
-   air-gapped clusters) when they are there, else ``spark.jars.packages`` with
-   :data:`DELTA_PACKAGE` (Ivy resolves it from Maven Central, as users of ``--packages``
-   expect). See :func:`feast_spark.spark_conf.delta_jars_conf`.
+2. The Delta jars: ``spark.jars`` with local files, from ``$FEAST_SPARK_JARS_DIR`` or ``.jars/``
+   (pre-seeded, air-gapped) when they are there, else the pinned set of
+   ``feast_spark/jars.lock`` downloaded once per machine into the jar cache. See
+   :func:`feast_spark.spark_conf.delta_jars_conf`.
 3. The caller's ``conf`` and ``master``.
 4. Above all: whatever the running Spark already has. Inside ``spark-submit`` (or with a live
    SparkContext) the JVM was configured before Python started; settings it already has are
@@ -71,6 +71,7 @@ def build_spark_session(
         ConfigError: No ``spark-defaults.conf`` could be found (and Spark is not already
             configured by spark-submit), the file cannot be parsed, or the jar environment
             variables are invalid (see :func:`feast_spark.spark_conf.delta_jars_conf`).
+        JarDownloadError: The jar cache had to be filled and a jar could not be downloaded.
     """
     from pyspark.sql import SparkSession
 

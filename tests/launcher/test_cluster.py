@@ -1,6 +1,8 @@
 """Jobs on a real Spark standalone cluster (loopback), in cluster and client deploy mode.
 
 Slow (a JVM per driver and executor): marked ``slow``. The cluster comes from conftest.py.
+The Delta jars come the way a user gets them: ``FEAST_SPARK_JARS_DIR`` or ``.jars/`` when there,
+else the jar cache (run it both ways).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import yaml
 from feast_spark.config import load_config
 from feast_spark.launcher import Job, JobState, Launcher, Progress
 from feast_spark.launcher.records import JobRecord
+from feast_spark.spark_conf import delta_jars_conf
 
 from .conftest import StandaloneCluster
 
@@ -131,6 +134,12 @@ def test_cluster_mode_smoke_job_succeeds_and_writes_delta(
     assert (table / "_delta_log" / "00000000000000000001.json").is_file()
     assert rest_driver_state(standalone_cluster, job.record.submission_id) == "FINISHED"
     assert '"ok": true' in job.logs()
+    # and the driver got the Delta jars as local files (never Ivy's --packages, which fails on
+    # the executors in this mode), from FEAST_SPARK_JARS_DIR when set, else the jar cache
+    properties = json.loads(job.record.command[2])["sparkProperties"]
+    assert "spark.jars.packages" not in properties
+    assert properties["spark.jars"] == delta_jars_conf()["spark.jars"]
+    assert all(Path(jar).is_file() for jar in properties["spark.jars"].split(","))
 
 
 def test_client_mode_job_succeeds_with_progress(client_launcher: Launcher) -> None:

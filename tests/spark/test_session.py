@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 
+import feast_spark.spark_conf as spark_conf
 from feast_spark.errors import ConfigError
+from feast_spark.jars import JarLock
 from feast_spark.spark.session import build_spark_session
 from feast_spark.spark_conf import (
     DELTA_PACKAGE,
@@ -141,15 +144,65 @@ def test_jars_directory_with_delta_jars_gives_spark_jars(tmp_path: Path) -> None
 
 
 @pytest.mark.parametrize("names", [(), ("delta-spark_2.13-4.4.0.jar",)], ids=["empty", "partial"])
-def test_without_the_delta_jars_packages_are_used(tmp_path: Path, names: tuple[str, ...]) -> None:
-    # given a jars directory without the Delta jars (or only some of them)
+def test_a_jars_dir_without_the_delta_jars_is_an_error_that_names_the_fix(
+    tmp_path: Path, names: tuple[str, ...]
+) -> None:
+    # given FEAST_SPARK_JARS_DIR set to a folder without the Delta jars (or only some of them)
     jars = fake_jars(tmp_path / "jars", *names)
 
-    # when the jar setting is chosen
-    chosen = delta_jars_conf({"FEAST_SPARK_JARS_DIR": str(jars)})
+    # when the jar setting is chosen, then the error says so instead of going to the network
+    with pytest.raises(ConfigError, match="python -m feast_spark.jars --dest") as caught:
+        delta_jars_conf({"FEAST_SPARK_JARS_DIR": str(jars)})
+    assert caught.value.key == "FEAST_SPARK_JARS_DIR"
+    assert caught.value.value == str(jars)
 
-    # then Spark resolves the Delta package from Maven
-    assert chosen == {"spark.jars.packages": DELTA_PACKAGE}
+
+def local_maven_repository(folder: Path) -> tuple[JarLock, str]:
+    """A lock of two fake Delta jars and a file:// repository that holds them."""
+    lines = []
+    for artifact in ("delta-spark_2.13", "delta-storage"):
+        body = artifact.encode() * 100
+        path = folder / "io" / "delta" / artifact / "4.4.0" / f"{artifact}-4.4.0.jar"
+        path.parent.mkdir(parents=True)
+        path.write_bytes(body)
+        lines.append(f"io.delta:{artifact}:4.4.0 {len(body)} {hashlib.sha256(body).hexdigest()}")
+    return JarLock.parse("\n".join(lines)), folder.as_uri()
+
+
+@pytest.mark.parametrize("mode", ["", "cache"])
+def test_without_a_jars_dir_the_pinned_jars_come_from_the_cache(
+    tmp_path: Path, mode: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given no .jars/ in the source tree and a repository with the pinned jars
+    monkeypatch.setattr(spark_conf, "SOURCE_ROOT", tmp_path / "source")
+    lock, repository = local_maven_repository(tmp_path / "m2")
+    env = {
+        "FEAST_SPARK_JARS_MODE": mode,
+        "FEAST_SPARK_CACHE_DIR": str(tmp_path / "cache"),
+        "FEAST_SPARK_MAVEN_REPO": repository,
+    }
+
+    # when the jar setting is chosen
+    chosen = delta_jars_conf(env, lock=lock)
+
+    # then Spark gets the cached local files, never a Maven coordinate
+    folder = tmp_path / "cache" / "jars" / lock.digest
+    assert chosen == {
+        "spark.jars": f"{folder}/delta-spark_2.13-4.4.0.jar,{folder}/delta-storage-4.4.0.jar"
+    }
+
+
+def test_mode_cache_ignores_a_jars_dir(tmp_path: Path) -> None:
+    jars = fake_jars(tmp_path / "jars", "delta-spark_2.13-4.4.0.jar", "delta-storage-4.4.0.jar")
+    lock, repository = local_maven_repository(tmp_path / "m2")
+    env = {
+        "FEAST_SPARK_JARS_DIR": str(jars),
+        "FEAST_SPARK_JARS_MODE": "cache",
+        "FEAST_SPARK_CACHE_DIR": str(tmp_path / "cache"),
+        "FEAST_SPARK_MAVEN_REPO": repository,
+    }
+    chosen = delta_jars_conf(env, lock=lock)["spark.jars"]
+    assert chosen.startswith(str(tmp_path / "cache"))
 
 
 def test_mode_packages_wins_over_present_jars(tmp_path: Path) -> None:
