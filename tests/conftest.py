@@ -111,6 +111,10 @@ class CassandraNode:
         return self.home / "cassandra.pid"
 
 
+# Seconds for the first fetch of the node's jars from Maven Central (an empty ~/.m2 included).
+CASSANDRA_FETCH_TIMEOUT_S = 1200
+
+
 def run_local_cassandra(command: str) -> subprocess.CompletedProcess[str]:
     """Run ``conf/cassandra/local-cassandra.sh <command>`` and return its result (never raises on exit code)."""
     start_timeout = int(os.environ.get("CASSANDRA_START_TIMEOUT", "180"))
@@ -118,7 +122,7 @@ def run_local_cassandra(command: str) -> subprocess.CompletedProcess[str]:
         [str(LOCAL_CASSANDRA), command],
         capture_output=True,
         text=True,
-        timeout=start_timeout + 120,
+        timeout=CASSANDRA_FETCH_TIMEOUT_S if command == "fetch" else start_timeout + 120,
         check=False,
     )
 
@@ -151,6 +155,14 @@ def local_node(
     if answers():
         yield replace(node, from_home=run("status").returncode == 0)
         return
+    # The jars first, under their own timeout: on a new machine Maven downloads them all.
+    fetched = run("fetch")
+    if fetched.returncode != 0:
+        pytest.fail(
+            f"{LOCAL_CASSANDRA} fetch failed with exit code {fetched.returncode}:\n"
+            f"{fetched.stdout}\n{fetched.stderr}",
+            pytrace=False,
+        )
     result = run("start")
     try:
         if result.returncode != 0:

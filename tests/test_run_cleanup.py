@@ -54,11 +54,11 @@ def test_a_node_the_run_launched_is_stopped_at_the_end() -> None:
 
     # when the run uses it and ends
     with local_node(script, lambda: False, NODE) as node:
-        assert script.calls == ["start"]
+        assert script.calls == ["fetch", "start"]
         assert node.from_home
 
     # then it is stopped
-    assert script.calls == ["start", "stop"]
+    assert script.calls == ["fetch", "start", "stop"]
 
 
 def test_a_node_already_answering_is_left_running() -> None:
@@ -95,7 +95,20 @@ def test_a_node_that_start_found_running_is_left_running() -> None:
         pass
 
     # then another starter owns it: it is not stopped
-    assert script.calls == ["start"]
+    assert script.calls == ["fetch", "start"]
+
+
+def test_jars_that_cannot_be_fetched_fail_the_run_before_any_start() -> None:
+    # given Maven cannot fetch the node's jars
+    script = FakeScript({"fetch": (1, "local-cassandra: error: Maven could not fetch\n")})
+
+    # when the fixture sets up, then it fails naming the script's output, and starts nothing
+    with (
+        pytest.raises(pytest.fail.Exception, match="Maven could not fetch"),
+        local_node(script, lambda: False, NODE),
+    ):
+        pass
+    assert script.calls == ["fetch"]
 
 
 def test_a_launched_node_that_never_answered_is_stopped_and_the_run_fails() -> None:
@@ -110,7 +123,7 @@ def test_a_launched_node_that_never_answered_is_stopped_and_the_run_fails() -> N
         pass
 
     # and the launched node is stopped
-    assert script.calls == ["start", "stop"]
+    assert script.calls == ["fetch", "start", "stop"]
 
 
 @pytest.mark.parametrize(
