@@ -59,13 +59,15 @@ def spark() -> Iterator[SparkSession]:
 
 
 def stop_spark_gateway() -> None:
-    """End pyspark's gateway JVM now rather than when this process exits."""
+    """Stop any SparkContext of this process and end pyspark's gateway JVM now, not at exit."""
     if "pyspark" not in sys.modules:
         return
     from pyspark import SparkContext
 
+    if SparkContext._active_spark_context is not None:  # one a test made without the fixture
+        SparkContext._active_spark_context.stop()
     gateway = SparkContext._gateway
-    if gateway is None or SparkContext._active_spark_context is not None:
+    if gateway is None:
         return
     process = getattr(gateway, "proc", None)
     gateway.shutdown()
