@@ -1,4 +1,8 @@
-"""The README's first command, end to end: a sample project through every step of the pipeline."""
+"""The README's first command, end to end: a sample project through every step of the pipeline.
+
+Slow (several Spark jobs over 870,000 rows each time): marked ``slow``, so a plain ``pytest``
+skips it; CI runs it, after running README command 1 itself.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +17,8 @@ import pyarrow.dataset as ds
 import pytest
 
 from feast_spark.client import Client
+
+pytestmark = pytest.mark.slow
 
 
 def feast_spark_command() -> str:

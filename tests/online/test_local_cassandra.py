@@ -54,8 +54,16 @@ def test_node_is_cassandra_5_0(cassandra_session: Session) -> None:
     assert row.release_version.startswith("5.0.")
 
 
+def skip_unless_from_home(node: Any) -> None:
+    if not node.from_home:
+        pytest.skip(
+            f"the node on port {node.port} is not the one of LOCAL_CASSANDRA_HOME={node.home}"
+        )
+
+
 def test_status_reports_running(cassandra_node: Any, local_cassandra_cli: RunScript) -> None:
     # given the node is up (fixture); when its status is asked for
+    skip_unless_from_home(cassandra_node)
     result = local_cassandra_cli("status")
 
     # then it reports running, answering CQL, with exit code 0
@@ -66,6 +74,7 @@ def test_status_reports_running(cassandra_node: Any, local_cassandra_cli: RunScr
 
 def test_start_is_idempotent(cassandra_node: Any, local_cassandra_cli: RunScript) -> None:
     # given the node is up (fixture) with a pid
+    skip_unless_from_home(cassandra_node)
     pid_file = cassandra_node.pid_file
     pid_before = pid_file.read_text().strip() if pid_file.exists() else None
 

@@ -432,6 +432,7 @@ def test_range_reads_open_only_the_files_of_the_range(store: Store) -> None:
     assert [k[0] for k in store.triples(frame)] == [31, 32]
 
 
+@pytest.mark.slow  # OPTIMIZE into 300-byte files; the quick run compacts in test_maintenance_job
 def test_compact_orders_a_backfill_by_time_and_vacuum_keeps_the_retention_check(
     store: Store,
 ) -> None:

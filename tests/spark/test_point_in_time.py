@@ -865,7 +865,8 @@ def to_spark(
     return df
 
 
-@pytest.fixture(params=["UTC", "Europe/Berlin"])
+# Berlin: the long (CI) run only; a plain pytest runs every pruning mode once, in UTC.
+@pytest.fixture(params=["UTC", pytest.param("Europe/Berlin", marks=pytest.mark.slow)])
 def session_time_zone(spark: SparkSession, request: pytest.FixtureRequest) -> Iterator[str]:
     """Results must not depend on the session time zone (Berlin changes to summer time at T0)."""
     before = spark.conf.get("spark.sql.session.timeZone")
@@ -879,10 +880,11 @@ def session_time_zone(spark: SparkSession, request: pytest.FixtureRequest) -> It
     ("seed", "key_pruning"),
     [
         (1, "entity-row-bounds"),
-        (2, "entity-row-bounds"),
-        (3, "entity-row-bounds"),
+        # More seeds of a pruning mode already covered: the long (CI) run only.
+        pytest.param(2, "entity-row-bounds", marks=pytest.mark.slow),
+        pytest.param(3, "entity-row-bounds", marks=pytest.mark.slow),
         (4, "bloom-filter"),
-        (5, "bloom-filter"),
+        pytest.param(5, "bloom-filter", marks=pytest.mark.slow),
         (6, "key-ranges"),
         (7, "time-only"),
     ],
