@@ -433,6 +433,7 @@ class Client:
             window=window,
             online_store=online_store_mapping(self.config.online_store) if online else None,
             options=options,
+            future_event_time_allowance_s=self.config.future_event_time_allowance.total_seconds(),
         )
 
     def _entities(self, names: Iterable[str]) -> list[Entity]:
