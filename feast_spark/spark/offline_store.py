@@ -31,6 +31,7 @@ Layout of ``<offline root>/<project>/<table>``::
 - Every commit of an ingest job carries its job id as Delta ``userMetadata``, so
   ``DESCRIBE HISTORY`` says which job wrote which version.
 
+What an ingest writes (a window replaced, or rows added) is :mod:`feast_spark.spark.ingest`.
 Writes are idempotent per window (Delta ``replaceWhere``, see :func:`write_window`); commit
 conflicts between concurrent jobs are retried with backoff; the schema only grows, by explicit
 ``ALTER TABLE ADD COLUMNS`` (``spark.databricks.delta.schema.autoMerge.enabled`` stays false).
@@ -319,8 +320,9 @@ def write_window(
     - One atomic Delta commit (``replaceWhere``): readers see the old window or the new one,
       never a mix. Running the same window again with the same source leaves the same rows;
       with corrected source data, the window holds exactly the new rows.
-    - A window with both bounds open (a whole-source run) replaces the whole table: the table
-      becomes exactly the source's valid rows. Use a window to load part of the history.
+    - A window with an open bound replaces everything on that side: with both open, the table
+      becomes exactly ``rows``. Ingest therefore calls this with both bounds only (or to create
+      a table); without them it adds rows (:mod:`feast_spark.spark.ingest`).
     - Columns of the table that ``rows`` lacks (features removed from the definition) are
       written as null; a day-partitioned table's ``event_date`` is added here.
     - Commit conflicts with concurrent jobs are retried with backoff (the write is recomputed

@@ -557,3 +557,21 @@ def test_a_year_1_window_lands_exactly(store: Store) -> None:
     # then exactly the rows within [start, end) are in the table, at their exact instants
     assert (outcome.rows_read, outcome.rows_written) == (2, 2)
     assert store.triples() == [(1, start, 1), (2, end - micro, 2)]
+
+
+def test_event_times_beyond_the_future_allowance_are_rejected_with_a_reason(store: Store) -> None:
+    # given a source with one row an hour ahead of the job's start and one dated 2099
+    soon, far = INGESTED + timedelta(minutes=59), datetime(2099, 1, 1, tzinfo=UTC)
+    source = store.source([(1, soon, soon, 1), (2, far, far, 2)])
+
+    # when it is ingested with a one-hour allowance
+    outcome = store.ingest(source, None, "job-future", future_allowance=timedelta(hours=1))
+
+    # then the 2099 row goes to the rejected rows with the reason; the other is kept
+    assert (outcome.rows_read, outcome.rows_written, outcome.rows_rejected) == (2, 1, 1)
+    assert [k[0] for k in store.triples()] == [1]
+    (rejected,) = store.spark.read.format("delta").load(outcome.rejected_path).collect()
+    assert rejected.reason.startswith(
+        "event_timestamp (source column ts): 2099-01-01 00:00:00 is later than "
+        "2024-02-01 01:00:00 UTC (the job's start plus future_event_time_allowance)"
+    )
