@@ -10,7 +10,6 @@ from __future__ import annotations
 import click
 
 from feast_spark.cli import CliContext, cli, common_options, handle_errors
-from feast_spark.cli_pipeline import _entity_row
 
 
 @cli.group()
@@ -32,6 +31,8 @@ def online() -> None:
 @handle_errors
 def online_delete(table: str, entities: tuple[str, ...], yes: bool) -> None:
     """Remove the online rows of some keys of TABLE (then materialize to rewrite them)."""
+    from feast_spark.cli_pipeline import _entity_row  # imported here: it imports feast_spark.cli
+
     client = CliContext.current().client()
     try:
         rows = [_entity_row(text, client) for text in entities]

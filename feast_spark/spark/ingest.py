@@ -43,13 +43,13 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
+from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F  # noqa: N812 (the conventional alias)
 
 from feast_spark.definitions import BatchSource, Entity, FeatureTable
 from feast_spark.errors import JobFailedError, JobSpecError
 from feast_spark.spark.identifiers import quote
-from feast_spark.spark.literals import timestamp_literal
 from feast_spark.spark.offline_store import (
     _LAST_COMMIT,
     DEFAULT_RETRY,
@@ -285,20 +285,20 @@ class _Span:
 
     rows: int
     rejected: int
-    first: datetime | None
-    last: datetime | None
+    first_us: int | None
+    last_us: int | None
 
 
 def _span(checked: CheckedRows) -> _Span:
     """One pass: rows, rejected rows, earliest and latest valid event time."""
     from feast_spark.spark.sources import REJECT_REASON
 
-    valid_time = F.when(F.col(REJECT_REASON).isNull(), F.col(EVENT_TIMESTAMP))
+    valid_us = F.when(F.col(REJECT_REASON).isNull(), F.unix_micros(F.col(EVENT_TIMESTAMP)))
     row = checked.rows.agg(
         F.count(F.lit(1)).alias("rows"),
         F.count(F.col(REJECT_REASON)).alias("rejected"),
-        F.min(valid_time).alias("first"),
-        F.max(valid_time).alias("last"),
+        F.min(valid_us).alias("first"),
+        F.max(valid_us).alias("last"),
     ).first()
     if row is None:  # pragma: no cover - a global aggregate always returns a row
         return _Span(0, 0, None, None)
@@ -320,16 +320,21 @@ def _add(
 
     def attempt() -> int | None:
         if table_version(session, table_path) is None:
-            # The first write creates the table, counting as it goes. A concurrent creator makes
-            # it conflict, and the retry merges into the table the other job created.
+            # The first write creates the table, counting as it goes. If another job creates it
+            # meanwhile, this write fails or conflicts, and the rows are merged into that table.
             observation = Observation()
             rows = checked.observed(observation).valid()
-            version = _write(session, rows, table_path, Window(), job_id, table=table,
-                             entities=entities, private=True)  # fmt: skip
-            counts = observation.get
-            done["span"] = _Span(int(counts["rows"]), int(counts["rejected"]), None, None)
-            done["added"] = int(counts["rows"]) - int(counts["rejected"])
-            return version
+            try:
+                version = _write(session, rows, table_path, Window(), job_id, table=table,
+                                 entities=entities, private=True, create_only=True)  # fmt: skip
+            except AnalysisException:
+                if table_version(session, table_path) is None:
+                    raise
+            else:
+                counts = observation.get
+                done["span"] = _Span(int(counts["rows"]), int(counts["rejected"]), None, None)
+                done["added"] = int(counts["rows"]) - int(counts["rejected"])
+                return version
         if done["span"] is None:
             done["span"] = _span(checked)
         rows_span: _Span = done["span"]
@@ -375,17 +380,16 @@ def _merge_new_rows(
     source = _aligned(with_event_date(rows) if day_partitioned else rows, schema)
     same = [f"t.{quote(c)} <=> s.{quote(c)}" for c in schema.fieldNames()]
     condition = F.expr(" AND ".join(same))
-    if span.first is not None and span.last is not None:
-        time = F.col(f"t.{EVENT_TIMESTAMP}")
-        condition = (
-            condition
-            & (time >= timestamp_literal(span.first))
-            & (time <= timestamp_literal(span.last))
+    if span.first_us is not None and span.last_us is not None:
+        first, last = (
+            F.timestamp_micros(F.lit(span.first_us)),
+            F.timestamp_micros(F.lit(span.last_us)),
         )
+        time = F.col(f"t.{EVENT_TIMESTAMP}")
+        condition = condition & (time >= first) & (time <= last)
         if day_partitioned:
             day = F.col(f"t.{EVENT_DATE}")
-            condition = condition & (day >= F.to_date(timestamp_literal(span.first)))
-            condition = condition & (day <= F.to_date(timestamp_literal(span.last)))
+            condition = condition & (day >= F.to_date(first)) & (day <= F.to_date(last))
     spark.conf.unset(_LAST_COMMIT)
     spark.conf.set(_USER_METADATA, job_id)
     try:

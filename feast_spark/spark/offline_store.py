@@ -547,8 +547,13 @@ def _write(
     table: FeatureTable | None = None,
     entities: Sequence[Entity] = (),
     private: bool = False,
+    create_only: bool = False,
 ) -> int | None:
     """One replaceWhere commit; creates the table (layout and properties) when there is none.
+
+    ``create_only`` writes only if there is no table yet (else Delta raises
+    ``AnalysisException``, and a table created concurrently makes the commit conflict): the
+    first write of an add-mode ingest, which must never replace another job's rows.
 
     Creating the table with its first write saves a commit; if two jobs create it at once, one
     gets a conflict and its retry writes into the table the other created. Returns None when
@@ -566,7 +571,8 @@ def _write(
         raise NotFoundError("offline table", path, hint="create it first with ensure_table")
     day_partitioned = _day_partitioned(schema.fieldNames())
     aligned = _aligned(with_event_date(rows) if day_partitioned else rows, schema)
-    writer = aligned.write.format("delta").mode("overwrite").option("userMetadata", job_id)
+    mode = "errorifexists" if create_only else "overwrite"
+    writer = aligned.write.format("delta").mode(mode).option("userMetadata", job_id)
     if day_partitioned:
         writer = writer.partitionBy(EVENT_DATE)
     if not exists and table is not None:
