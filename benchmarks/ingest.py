@@ -8,7 +8,7 @@ INT64, already of the declared types). Then, in one Spark session, times:
 
 - floor:  ``spark.read.parquet(src).write.format("delta").mode("append").save(...)``, the least
           any load into Delta can cost;
-- ingest: ``offline_store.ingest_table`` over the whole source: schema checks, per-row
+- ingest: ``ingest.ingest_table`` over the whole source: schema checks, per-row
           validation, one commit creating the unpartitioned offline table, counts;
 - rerun:  the same again as a window covering every row, into the table just written: what an
           idempotent rerun or a corrected window costs (Delta's replaceWhere reads the files
@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from feast_spark.definitions import Entity, Feature, FeatureTable, FileSource
-from feast_spark.spark.offline_store import ingest_table
+from feast_spark.spark.ingest import ingest_table
 from feast_spark.spark.session import build_spark_session
 from feast_spark.specs import Window
 

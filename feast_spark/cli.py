@@ -327,7 +327,7 @@ def _describe(record: dict[str, Any], output: str) -> None:
 
 
 # The job and pipeline commands extend the group defined above.
-from feast_spark import cli_jobs, cli_pipeline, cli_serve  # noqa: E402, F401
+from feast_spark import cli_jobs, cli_online, cli_pipeline, cli_serve  # noqa: E402, F401
 
 
 def main() -> None:

@@ -205,7 +205,7 @@ def _summary(record: JobRecord) -> str:
     text = f"job {record.job_id} {record.state.value} in {record.duration_s or 0:.1f}s"
     counts = {
         key: (record.result or {}).get(key)
-        for key in ("rows_read", "rows_written", "rows_rejected", "delta_version")
+        for key in ("rows_read", "rows_written", "rows_rejected", "rows_deleted", "delta_version")
     }
     shown = ", ".join(f"{k}={v}" for k, v in counts.items() if v is not None)
     return f"{text}: {shown}" if shown else text

@@ -6,7 +6,7 @@ import dataclasses
 import functools
 import os
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -21,7 +21,13 @@ from feast_spark.entity_checks import check_entity_parquet, check_entity_rows
 from feast_spark.errors import ArgumentError, NotFoundError
 from feast_spark.feature_refs import parse_feature_refs, split_refs, table_names
 from feast_spark.launcher import Job, JobState, Launcher, PrunedJob
-from feast_spark.online.base import OnlineStore, online_store_mapping, open_online_store
+from feast_spark.online.base import (
+    OnlineStore,
+    OnlineTableSchema,
+    online_store_mapping,
+    open_online_store,
+    stored_key,
+)
 from feast_spark.online.naming import online_table_name
 from feast_spark.online.service import (
     OnlineReadPlan,
@@ -166,7 +172,9 @@ class Client:
             source: None for the table's batch source; a path or URI read like it; or a pandas
                 DataFrame, Arrow table or Spark DataFrame, staged for the job first.
             start: Window start (inclusive); None for the source's beginning.
-            end: Window end (exclusive); None for the source's end.
+            end: Window end (exclusive); None for the source's end. With both bounds the
+                window's rows are replaced (and counted as deleted); otherwise the source's
+                rows the table lacks are added and nothing is deleted.
             max_rejected_fraction: Fail, committing nothing, above this share of rejected rows.
 
         Returns:
@@ -407,6 +415,50 @@ class Client:
         if store is not None:
             store.close()
 
+    # --- online repair -------------------------------------------------------------------------
+
+    def delete_online_keys(self, table: str, entity_rows: Sequence[Mapping[str, Any]]) -> int:
+        """Remove keys' online rows whatever their event times; returns the keys that had one.
+
+        SQLite: the rows are deleted, and the next materialization writes each key's latest
+        row. Cassandra: each key is deleted at its newest write timestamp, so only events newer
+        than the deleted value show again; a key written beyond now plus
+        ``future_event_time_allowance`` is refused (purge the table instead). See README,
+        "Repairing a bad online value".
+
+        Raises:
+            DefinitionError: An entity row lacks a key or holds a value of another type.
+            OnlineStoreError: The store failed, or refused a key (nothing is deleted then).
+        """
+        schema = self._online_schema(table)
+        keys = [
+            tuple(
+                stored_key(row.get(name), value_type, entity=name, row=number)
+                for name, value_type in schema.entities
+            )
+            for number, row in enumerate(entity_rows)
+        ]
+        latest = datetime.now(UTC) + self.config.future_event_time_allowance
+        return self.online_store.delete_keys(schema, keys, latest_write=latest)
+
+    def purge_online_table(self, table: str) -> None:
+        """Empty a table's online rows whatever their event times, and reset its high-water mark.
+
+        The next ``materialize_incremental`` then starts afresh (``end - max_age``, or the
+        table's first row), so it rebuilds the online table; ``materialize`` a window to
+        rebuild by hand.
+
+        Raises:
+            OnlineStoreError: The store failed (Cassandra: TRUNCATE needs every node up).
+        """
+        self.online_store.purge(self._online_schema(table))
+        self.registry.update_table_state(self.project, table, materialized_until=None)
+
+    def _online_schema(self, table: str) -> OnlineTableSchema:
+        definition = self.get_feature_table(table)
+        entities = self._entities(definition.entities)
+        return OnlineTableSchema.of(self.project, definition, entities)
+
     # --- plumbing ------------------------------------------------------------------------------
 
     def _submit_materialize(self, tables: Sequence[FeatureTable], window: Window) -> Job:
@@ -461,6 +513,7 @@ class Client:
             window=window,
             online_store=online_store_mapping(self.config.online_store) if online else None,
             options=options,
+            future_event_time_allowance_s=self.config.future_event_time_allowance.total_seconds(),
         )
 
     def _entities(self, names: Iterable[str]) -> list[Entity]:

@@ -13,6 +13,7 @@ import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,9 @@ CONFIG_PATH_ENV = "FEAST_SPARK_CONFIG"
 OVERRIDE_PREFIX = "FEAST_SPARK__"
 # Feast's default is 600 s; a minute keeps a serving process close to what was applied.
 DEFAULT_REGISTRY_CACHE_TTL_SECONDS = 60.0
+#: How far past a job's start an event time may lie (clock skew, producers slightly ahead).
+DEFAULT_FUTURE_EVENT_TIME_ALLOWANCE = timedelta(hours=1)
+MAX_FUTURE_EVENT_TIME_ALLOWANCE = timedelta(days=366)
 
 CONSISTENCY_LEVELS = (
     "ANY", "ONE", "TWO", "THREE", "QUORUM", "ALL", "LOCAL_QUORUM", "EACH_QUORUM", "LOCAL_ONE",
@@ -200,6 +204,10 @@ class RepoConfig:
             0 reads it on every request). Changes applied through the same client are seen
             at once.
         feature_server: Settings of ``feast-spark serve``.
+        future_event_time_allowance: Event times later than a job's start plus this are
+            rejected at ingest and never materialized (``future_event_time_allowance``, 1h by
+            default): online, the event time is the write timestamp, so a future one would
+            hide every correct value of its key until then.
     """
 
     project: str
@@ -211,6 +219,7 @@ class RepoConfig:
     source: str = "<defaults>"
     registry_cache_ttl_seconds: float = DEFAULT_REGISTRY_CACHE_TTL_SECONDS
     feature_server: FeatureServerConfig = field(default_factory=FeatureServerConfig)
+    future_event_time_allowance: timedelta = DEFAULT_FUTURE_EVENT_TIME_ALLOWANCE
 
     def with_project(self, project: str | None, *, origin: str = "project") -> RepoConfig:
         """A copy of these settings for another project (None: unchanged).
@@ -347,7 +356,13 @@ def parse_config(
         data,
         "",
         required={"project", "registry", "offline_store"},
-        optional={"online_store", "spark", "launcher", "feature_server"},
+        optional={
+            "online_store",
+            "spark",
+            "launcher",
+            "feature_server",
+            "future_event_time_allowance",
+        },
     )
     project = _identifier(top["project"], "project", reader)
     registry, cache_ttl = _registry(reader, top["registry"], base)
@@ -370,6 +385,7 @@ def parse_config(
     return RepoConfig(
         project, registry, offline_store, online_store, spark, launcher, source, cache_ttl,
         _feature_server(reader, top.get("feature_server")),
+        _future_allowance(reader, top.get("future_event_time_allowance")),
     )  # fmt: skip
 
 
@@ -589,3 +605,19 @@ def _launcher(reader: ConfigReader, data: Any, base: Path, registry_dir: str) ->
         else f"{registry_dir}/staging",
         spark_submit_args=tuple(args),
     )
+
+
+def _future_allowance(reader: ConfigReader, value: Any) -> timedelta:
+    """``future_event_time_allowance``: a duration (``1h``, ``30m``, ``3600s``, seconds)."""
+    from feast_spark.definitions.durations import parse_duration
+
+    key = "future_event_time_allowance"
+    if value is None:
+        return DEFAULT_FUTURE_EVENT_TIME_ALLOWANCE
+    try:
+        allowance = parse_duration(value)
+    except ValueError as error:
+        raise ConfigError(key, value, reader.source, str(error)) from None
+    if not timedelta(0) <= allowance <= MAX_FUTURE_EVENT_TIME_ALLOWANCE:
+        raise ConfigError(key, value, reader.source, "must be between 0s and 366d")
+    return allowance

@@ -59,6 +59,7 @@ class JobResult:
         rows_read: Rows the job read (for ingest: rows of the window, valid and rejected).
         rows_written: Rows it wrote.
         rows_rejected: Rows it rejected (ingest).
+        rows_deleted: Rows it deleted (ingest: the replaced window's rows before it ran).
         delta_version: Delta version it committed to its main table.
         error: The error message when FAILED.
         details: Job-specific JSON values (paths, other versions).
@@ -77,6 +78,7 @@ class JobResult:
     delta_version: int | None = None
     error: str | None = None
     details: Mapping[str, Any] = field(default_factory=dict)
+    rows_deleted: int | None = None
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:
@@ -106,6 +108,7 @@ class JobResult:
             "rows_read": self.rows_read,
             "rows_written": self.rows_written,
             "rows_rejected": self.rows_rejected,
+            "rows_deleted": self.rows_deleted,
             "delta_version": self.delta_version,
             "error": self.error,
             "details": dict(self.details),
@@ -133,6 +136,7 @@ class JobResult:
                 rows_read=_optional_int(data.get("rows_read")),
                 rows_written=_optional_int(data.get("rows_written")),
                 rows_rejected=_optional_int(data.get("rows_rejected")),
+                rows_deleted=_optional_int(data.get("rows_deleted")),
                 delta_version=_optional_int(data.get("delta_version")),
                 error=data.get("error"),
                 details=dict(data.get("details") or {}),

@@ -11,7 +11,7 @@ import json
 import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from feast_spark.definitions import Entity, FeatureTable
@@ -21,6 +21,8 @@ from feast_spark.errors import ArgumentError, JobSpecError
 SPEC_VERSION = 1
 JOB_TYPES = ("ingest", "historical_retrieval", "materialize", "maintenance")
 MAINTENANCE_ACTIONS = ("compact", "vacuum")
+#: Default of ``future_event_time_allowance`` (feature_store.yaml), in seconds.
+DEFAULT_FUTURE_ALLOWANCE_S = 3600.0
 
 
 @dataclass(frozen=True)
@@ -163,6 +165,8 @@ class JobSpec:
         result_path: Where the job writes its result record (JSON).
         online_store: The online store's settings (materialize only), as in feature_store.yaml.
         options: Type-specific options (ingest or historical retrieval).
+        future_event_time_allowance_s: Event times later than the job's start plus this many
+            seconds are rejected by ingest and skipped by materialize.
     """
 
     job_id: str
@@ -175,10 +179,19 @@ class JobSpec:
     result_path: str | None = None
     online_store: Mapping[str, Any] | None = None
     options: JobOptions | None = None
+    future_event_time_allowance_s: float = DEFAULT_FUTURE_ALLOWANCE_S
 
     def __post_init__(self) -> None:
         if self.job_type not in JOB_TYPES:
             raise JobSpecError("job_type", f"{self.job_type!r}; use one of {', '.join(JOB_TYPES)}")
+        allowance = self.future_event_time_allowance_s
+        if isinstance(allowance, bool) or not isinstance(allowance, int | float) or allowance < 0:
+            raise JobSpecError("future_event_time_allowance_s", f"{allowance!r}; give seconds >= 0")
+
+    @property
+    def future_allowance(self) -> timedelta:
+        """:attr:`future_event_time_allowance_s` as a duration."""
+        return timedelta(seconds=self.future_event_time_allowance_s)
 
     def offline_table_path(self, table: str) -> str:
         """``<offline root>/<project>/<table>``."""
@@ -199,6 +212,7 @@ class JobSpec:
                 "result_path": self.result_path,
                 "online_store": dict(self.online_store) if self.online_store else None,
                 "options": self.options.to_dict() if self.options else None,
+                "future_event_time_allowance_s": self.future_event_time_allowance_s,
             },
             indent=1,
             sort_keys=True,
@@ -246,6 +260,9 @@ class JobSpec:
                 result_path=data.get("result_path"),
                 online_store=data.get("online_store"),
                 options=options,
+                future_event_time_allowance_s=data.get(
+                    "future_event_time_allowance_s", DEFAULT_FUTURE_ALLOWANCE_S
+                ),
             )
         except KeyError as error:
             raise JobSpecError(str(error.args[0]), "missing") from None

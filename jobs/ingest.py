@@ -3,11 +3,12 @@
     ./spark-submit.sh --master 'local[2]' ingest --spec /path/or/uri/of/spec.json
 
 The spec (feast_spark.specs.JobSpec, job_type "ingest") names one feature table, its entities,
-the offline store root, the event-time window and the options (a replacement source,
-max_rejected_fraction). The work is feast_spark.spark.offline_store.ingest_table; this file only
+the offline store root, the event-time window, the future event-time allowance and the options
+(a replacement source, max_rejected_fraction). The work is feast_spark.spark.ingest.ingest_table
+(both bounds: the window is replaced; otherwise rows are added, none deleted); this file only
 wires it up and writes the result record (feast_spark.job_results) to the spec's result_path:
-SUCCEEDED with the counts and the Delta version, or FAILED with the error. The record is also
-printed as one JSON line.
+SUCCEEDED with the counts (rows deleted included) and the Delta version, or FAILED with the
+error. The record is also printed as one JSON line.
 
 Exit status and records: feast_spark.spark.job_entry.
 """
@@ -31,7 +32,7 @@ def run(
     spark: SparkSession, spec: JobSpec, started_at: datetime, _progress: JobProgress
 ) -> JobResult:
     """Ingest the spec's table and return its SUCCEEDED record (errors propagate)."""
-    from feast_spark.spark.offline_store import ingest_table
+    from feast_spark.spark.ingest import ingest_table
 
     if len(spec.feature_tables) != 1:
         raise JobSpecError(
@@ -59,6 +60,7 @@ def run(
         job_id=spec.job_id,
         ingested_at=started_at,
         max_rejected_fraction=options.max_rejected_fraction,
+        future_allowance=spec.future_allowance,
     )
     return succeeded(
         spec,
@@ -66,9 +68,13 @@ def run(
         rows_read=outcome.rows_read,
         rows_written=outcome.rows_written,
         rows_rejected=outcome.rows_rejected,
+        rows_deleted=outcome.rows_deleted,
         delta_version=outcome.delta_version,
         details={
             "table": table.name,
+            "mode": outcome.mode,
+            "committed": outcome.committed,
+            "rows_already_present": outcome.rows_present,
             "table_path": outcome.table_path,
             "rejected_path": outcome.rejected_path,
             "rejected_version": outcome.rejected_version,

@@ -5,11 +5,12 @@
 The spec (feast_spark.specs.JobSpec, job_type "materialize") names the feature tables, their
 entities, the offline store root, the event-time window [start, end) (open bounds allowed) and
 the online store's settings (``online_store``, as in feature_store.yaml). For each table, in
-order: create or extend the online table, read the window of its Delta table, keep the latest row
-per key and write it from the executors (feast_spark.spark.materialize). The result record
-(feast_spark.job_results) goes to the spec's result_path: SUCCEEDED with the rows written per
-table, or FAILED with the error (and the tables finished before it). It is also printed as one
-JSON line.
+order: create or extend the online table, read the window of its Delta table, skip rows dated
+after the job's start plus the spec's future_event_time_allowance_s (counted: rows_future), keep
+the latest row per key and write it from the executors (feast_spark.spark.materialize). The
+result record (feast_spark.job_results) goes to the spec's result_path: SUCCEEDED with the rows
+written per table, or FAILED with the error (and the tables finished before it). It is also
+printed as one JSON line.
 
 Exit status and records: feast_spark.spark.job_entry.
 """
@@ -64,10 +65,13 @@ def run(
                 f"feature table '{table.name}' has no Delta table yet; ingest it first",
             )  # fmt: skip
         offline = read_offline_table(spark, path, spec.window.start, spec.window.end)
-        outcome = materialize_table(offline, schema, table, spec.window, store)
+        outcome = materialize_table(
+            offline, schema, table, spec.window, store,
+            latest_event=started_at + spec.future_allowance,
+        )  # fmt: skip
         _log.info(
-            "materialized %s: %d rows written, %d expired", table.name, outcome.rows_written,
-            outcome.rows_expired,
+            "materialized %s: %d rows written, %d expired, %d future skipped", table.name,
+            outcome.rows_written, outcome.rows_expired, outcome.rows_future,
         )  # fmt: skip
         done.append(outcome)
         progress.rows_written = sum(o.rows_written for o in done)
@@ -85,6 +89,7 @@ def _details(store: dict[str, Any], done: list[TableOutcome]) -> dict[str, Any]:
         "online_store": store.get("type"),
         "tables": [outcome.to_dict() for outcome in done],
         "rows_expired": sum(o.rows_expired for o in done),
+        "rows_future": sum(o.rows_future for o in done),
     }
 
 

@@ -183,3 +183,16 @@ def test_the_registry_cache_ttl_can_be_set_from_the_environment(
     # then the path stays and the TTL is the override
     assert config.registry == str(tmp_path / "data" / "registry.json")
     assert config.registry_cache_ttl_seconds == 0.0
+
+
+def test_the_future_event_time_allowance_is_a_validated_duration(tmp_path: Path) -> None:
+    from datetime import timedelta
+
+    # given no setting, then a setting, then bad ones
+    assert load_config(write(tmp_path, MINIMAL)).future_event_time_allowance == timedelta(hours=1)
+    path = write(tmp_path, MINIMAL + "future_event_time_allowance: 15m\n")
+    assert load_config(path).future_event_time_allowance == timedelta(minutes=15)
+    for bad, reason in (("soon", "is not a duration"), ("400d", "between 0s and 366d")):
+        write(tmp_path, MINIMAL + f"future_event_time_allowance: {bad}\n")
+        with pytest.raises(ConfigError, match=f"future_event_time_allowance.*{reason}"):
+            load_config(path)

@@ -264,6 +264,28 @@ class OnlineStore(Protocol):
         """
         ...
 
+    def delete_keys(
+        self, schema: OnlineTableSchema, keys: Sequence[tuple[Any, ...]], *, latest_write: datetime
+    ) -> int:
+        """Remove the stored rows of ``keys`` (stored form), whatever their event times.
+
+        A repair tool (``feast-spark online delete``); see :mod:`feast_spark.online.repair`.
+        Returns the number of keys that had a row.
+
+        Raises:
+            OnlineStoreError: The store failed, or cannot remove a key safely (Cassandra: a
+                key written after ``latest_write``; nothing is deleted then).
+        """
+        ...
+
+    def purge(self, schema: OnlineTableSchema) -> None:
+        """Remove every row of the online table (kept, empty), whatever their event times.
+
+        Raises:
+            OnlineStoreError: The store failed (Cassandra: TRUNCATE needs every node up).
+        """
+        ...
+
     def close(self) -> None:
         """Release connections."""
         ...

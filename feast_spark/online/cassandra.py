@@ -102,6 +102,13 @@ ERRORS: Final = {
         "{error_type}: {error}"
     ),
     "tls_file": "cannot load {what} from {path}: {error}",
+    "poisoned_key": (
+        "key {key} of table {keyspace}.{table} holds a value written at {written}, beyond now "
+        "plus future_event_time_allowance: a Cassandra delete must be timestamped at least that "
+        "late, and its tombstone would hide every correct value of the key until then; nothing "
+        "was deleted. Remove the table's rows instead: feast-spark online purge {feature_table}, "
+        "then materialize it again"
+    ),
 }
 
 #: Rows per unlogged batch at most: Cassandra warns above 10 partitions per unlogged batch
@@ -631,3 +638,94 @@ class CassandraOnlineStore(ClosingStore):
         )
         fetch.start()
         return PendingRead(fetch, requests, plans, now_micros(now))
+
+    # --- repair ----------------------------------------------------------------------------------
+
+    def delete_keys(
+        self, schema: OnlineTableSchema, keys: Sequence[tuple[Any, ...]], *, latest_write: datetime
+    ) -> int:
+        """Delete the partitions of ``keys`` with tombstones at their own write timestamps.
+
+        A Cassandra delete only hides cells written at or before its timestamp, and its
+        tombstone then hides every later write at or before that timestamp too (until
+        ``gc_grace_seconds`` pass and compaction drops it). So each key is deleted at the
+        highest write timestamp it holds (its newest event time): later events show again.
+        A key written after ``latest_write`` (now plus the future allowance: a poisoned,
+        future-dated value) is refused, and nothing is deleted: its tombstone would hide every
+        correct value until that future date. Purge the table and materialize it again instead.
+
+        Raises:
+            OnlineStoreError: A key was written after ``latest_write``, or the store failed.
+        """
+        from feast_spark.online.base import from_micros, to_micros
+
+        columns = self._columns(schema.name, refresh=True)
+        if columns is None:
+            return 0
+        cells = [c for c in columns if c not in schema.entity_names]
+        where = " AND ".join(f"{_quote(k)} = ?" for k in schema.entity_names)
+        table = f"{self._keyspace}.{_quote(schema.name)}"
+        select = self._prepared(
+            ("writetime", schema.name, tuple(cells)),
+            lambda: "SELECT {} FROM {} WHERE {}".format(
+                ", ".join(f"WRITETIME({_quote(c)})" for c in cells), table, where
+            ),
+            idempotent=True,
+        )
+        delete = self._prepared(
+            ("delete", schema.name, schema.entity_names),
+            lambda: f"DELETE FROM {table} USING TIMESTAMP ? WHERE {where}",
+            idempotent=True,
+        )
+        limit = to_micros(latest_write)
+        stamps: list[tuple[tuple[Any, ...], int]] = []
+        try:
+            for key in keys:
+                row = self._session.execute(select, key, execution_profile=_WRITE_PROFILE).one()
+                written = [t for t in (row or ()) if t is not None]
+                if not written:
+                    continue
+                stamp = max(written)
+                if stamp > limit:
+                    raise OnlineStoreError(
+                        STORE, self._target,
+                        ERRORS["poisoned_key"].format(
+                            key=", ".join(f"{n}={v!r}" for n, v in
+                                          zip(schema.entity_names, key, strict=True)),
+                            keyspace=self._config.keyspace, table=schema.name,
+                            written=from_micros(stamp).isoformat(), feature_table=schema.table,
+                        ),
+                    )  # fmt: skip
+                stamps.append((key, stamp))
+            for key, stamp in stamps:
+                self._session.execute(delete, (stamp, *key), execution_profile=_WRITE_PROFILE)
+        except _driver_errors() as error:
+            raise OnlineStoreError(
+                STORE, self._target, f"deleting keys of {schema.name} failed: {error}"
+            ) from error
+        return len(stamps)
+
+    def purge(self, schema: OnlineTableSchema) -> None:
+        """``TRUNCATE`` the table: every row goes, whatever its write timestamps.
+
+        Cassandra needs every node up for it, and snapshots the data first when
+        ``auto_snapshot`` is on (its default): clear old snapshots with ``nodetool
+        clearsnapshot``.
+
+        Raises:
+            OnlineStoreError: The store failed (e.g. a node is down).
+        """
+        if self._columns(schema.name, refresh=True) is None:
+            return
+        statement = f"TRUNCATE {self._keyspace}.{_quote(schema.name)}"
+        try:
+            self._session.execute(
+                statement, timeout=max(60.0, self._config.request_timeout_s),
+                execution_profile=_WRITE_PROFILE,
+            )  # fmt: skip
+        except _driver_errors() as error:
+            raise OnlineStoreError(
+                STORE, self._target,
+                f"TRUNCATE of {self._config.keyspace}.{schema.name} failed (it needs every node "
+                f"up): {type(error).__name__}: {error}",
+            ) from error  # fmt: skip

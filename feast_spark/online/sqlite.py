@@ -363,6 +363,57 @@ class SqliteOnlineStore(ClosingStore):
             rows.append(StoredRow(raw[-1], values))
         return TableRead(tuple(rows), frozenset(request.features) - set(present))
 
+    # --- repair ----------------------------------------------------------------------------------
+
+    def delete_keys(
+        self, schema: OnlineTableSchema, keys: Sequence[tuple[Any, ...]], *, latest_write: datetime
+    ) -> int:
+        """Delete the rows of ``keys``: any event time, since SQLite compares at write time.
+
+        The next materialization writes whatever is then the latest row of each key.
+
+        Raises:
+            OnlineStoreError: The database refused.
+        """
+        if self._columns(schema.name, refresh=True) is None:
+            return 0
+        statement = "DELETE FROM {table} WHERE {where}".format(
+            table=_quote(schema.name),
+            where=" AND ".join(f"{_quote(k)} = ?" for k in schema.entity_names),
+        )
+        with self._lock:
+            try:
+                self._connection.execute("BEGIN IMMEDIATE")
+                deleted = 0
+                try:
+                    for key in keys:
+                        deleted += self._connection.execute(statement, key).rowcount
+                except BaseException:
+                    self._connection.execute("ROLLBACK")
+                    raise
+                self._connection.execute("COMMIT")
+            except sqlite3.Error as error:
+                raise OnlineStoreError(
+                    STORE, self._path, f"deleting keys of table {schema.name} failed: {error}"
+                ) from error
+        return deleted
+
+    def purge(self, schema: OnlineTableSchema) -> None:
+        """Delete every row of the table (the table stays).
+
+        Raises:
+            OnlineStoreError: The database refused.
+        """
+        if self._columns(schema.name, refresh=True) is None:
+            return
+        with self._lock:
+            try:
+                self._connection.execute(f"DELETE FROM {_quote(schema.name)}")
+            except sqlite3.Error as error:
+                raise OnlineStoreError(
+                    STORE, self._path, f"purging table {schema.name} failed: {error}"
+                ) from error
+
 
 @functools.lru_cache(maxsize=1024)
 def _select_keys(schema: OnlineTableSchema, present: tuple[str, ...], count: int) -> str:

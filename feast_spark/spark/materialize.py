@@ -2,7 +2,11 @@
 
 Rules:
 
-1. Only offline rows with ``start <= event_timestamp < end`` count.
+1. Only offline rows with ``start <= event_timestamp < end`` count, and never a row whose event
+   time is later than the job's start plus ``future_event_time_allowance`` (counted as
+   ``rows_future``): online, the event time is the write timestamp, so such a row would hide
+   every correct value of its key until then. Ingest rejects them; this also catches rows that
+   reached Delta before that check existed.
 2. Per key, the latest row by ``event_timestamp``, then ``created_timestamp``
    (:func:`feast_spark.spark.latest.latest_rows`) is written, nulls included.
 3. The online store keeps a row only if it is newer than what it holds (see
@@ -27,6 +31,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from feast_spark.definitions import FeatureTable
@@ -37,6 +42,7 @@ from feast_spark.online.base import (
     OnlineTableSchema,
     WriteCounts,
     open_online_store,
+    to_micros,
 )
 from feast_spark.spark.identifiers import quote
 from feast_spark.spark.latest import latest_rows
@@ -58,12 +64,15 @@ class TableOutcome:
         online_table: The online table written.
         rows_written: Rows (one per key) sent to the online store.
         rows_expired: Latest rows not written because their retention had ended.
+        rows_future: Offline rows of the window skipped because their event time is beyond
+            the job's start plus the future allowance.
     """
 
     table: str
     online_table: str
     rows_written: int
     rows_expired: int
+    rows_future: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form, for the job's result record."""
@@ -72,6 +81,7 @@ class TableOutcome:
             "online_table": self.online_table,
             "rows_written": self.rows_written,
             "rows_expired": self.rows_expired,
+            "rows_future": self.rows_future,
         }
 
 
@@ -176,6 +186,7 @@ def materialize_table(
     store: Mapping[str, Any],
     *,
     tasks: int | None = None,
+    latest_event: datetime | None = None,
 ) -> TableOutcome:
     """Ensure the online table, then write the latest row per key of ``window`` to it.
 
@@ -186,12 +197,24 @@ def materialize_table(
         window: Event-time window.
         store: The online store's settings as a mapping.
         tasks: Write tasks at most (see :func:`write_online`).
+        latest_event: Rows with a later event time are skipped and counted, so the latest
+            row of a key is chosen among the others (None: no limit).
 
     Raises:
         OnlineStoreError: The store cannot be reached or refuses the schema.
         pyspark.errors.PySparkException: A write task failed.
     """
+    from pyspark.sql import Observation
+    from pyspark.sql import functions as sf
+
     with open_online_store(store) as online:
         online.ensure_table(schema)
+    future = Observation()
+    if latest_event is not None:
+        beyond = sf.col(EVENT_TIMESTAMP) > sf.timestamp_micros(sf.lit(to_micros(latest_event)))
+        offline = offline.observe(
+            future, sf.count(sf.when(beyond, sf.lit(1))).alias("future")
+        ).where(~beyond)
     counts = write_online(online_rows(offline, table, window), schema, store, tasks=tasks)
-    return TableOutcome(table.name, schema.name, counts.written, counts.expired)
+    skipped = int(future.get.get("future") or 0) if latest_event is not None else 0
+    return TableOutcome(table.name, schema.name, counts.written, counts.expired, skipped)

@@ -31,6 +31,7 @@ Layout of ``<offline root>/<project>/<table>``::
 - Every commit of an ingest job carries its job id as Delta ``userMetadata``, so
   ``DESCRIBE HISTORY`` says which job wrote which version.
 
+What an ingest writes (a window replaced, or rows added) is :mod:`feast_spark.spark.ingest`.
 Writes are idempotent per window (Delta ``replaceWhere``, see :func:`write_window`); commit
 conflicts between concurrent jobs are retried with backoff; the schema only grows, by explicit
 ``ALTER TABLE ADD COLUMNS`` (``spark.databricks.delta.schema.autoMerge.enabled`` stays false).
@@ -52,11 +53,11 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, TypeVar
 
-from pyspark.sql import DataFrame, Observation, SparkSession
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F  # noqa: N812 (the conventional alias)
 from pyspark.sql import types as T  # noqa: N812
 
-from feast_spark.definitions import BatchSource, Entity, FeatureTable
+from feast_spark.definitions import Entity, FeatureTable
 from feast_spark.errors import (
     CompatibilityError,
     JobFailedError,
@@ -66,11 +67,10 @@ from feast_spark.errors import (
 )
 from feast_spark.online.base import to_micros
 from feast_spark.spark.identifiers import quote as _quote
+from feast_spark.spark.literals import timestamp_literal
 from feast_spark.spark.sources import (
     CREATED_TIMESTAMP,
     EVENT_TIMESTAMP,
-    check_rows,
-    read_source,
     require_utc_session,
 )
 from feast_spark.specs import Window
@@ -312,7 +312,7 @@ def write_window(
     job_id: str,
     *,
     retry: RetryPolicy = DEFAULT_RETRY,
-) -> int:
+) -> int | None:
     """Replace the rows of ``window`` in the offline table at ``path`` with ``rows``.
 
     Rules:
@@ -320,8 +320,9 @@ def write_window(
     - One atomic Delta commit (``replaceWhere``): readers see the old window or the new one,
       never a mix. Running the same window again with the same source leaves the same rows;
       with corrected source data, the window holds exactly the new rows.
-    - A window with both bounds open (a whole-source run) replaces the whole table: the table
-      becomes exactly the source's valid rows. Use a window to load part of the history.
+    - A window with an open bound replaces everything on that side: with both open, the table
+      becomes exactly ``rows``. Ingest therefore calls this with both bounds only (or to create
+      a table); without them it adds rows (:mod:`feast_spark.spark.ingest`).
     - Columns of the table that ``rows`` lacks (features removed from the definition) are
       written as null; a day-partitioned table's ``event_date`` is added here.
     - Commit conflicts with concurrent jobs are retried with backoff (the write is recomputed
@@ -345,7 +346,8 @@ def write_window(
         retry: Conflict retry policy.
 
     Returns:
-        The Delta version committed.
+        The Delta version committed; None when there was nothing to commit (no rows written
+        into a window that held none: Delta records no empty commit).
 
     Raises:
         JobFailedError: Concurrent commits kept conflicting through every retry.
@@ -369,7 +371,7 @@ def write_rejected(
     *,
     retry: RetryPolicy = DEFAULT_RETRY,
     private: bool = False,
-) -> int:
+) -> int | None:
     """Record a job's rejected rows in the rejected-rows table at ``path``.
 
     The rows of an earlier run with the same job id are replaced, so a rerun of one spec does
@@ -410,7 +412,7 @@ def write_rejected(
     )
     predicate = f"{INGESTION_JOB_ID} = {_sql_string(job_id)}"
 
-    def attempt() -> int:
+    def attempt() -> int | None:
         # The first write creates the table; later ones replace this job's earlier rows.
         if private:
             spark.conf.unset(_LAST_COMMIT)
@@ -424,129 +426,6 @@ def write_rejected(
         return _committed_version(spark, path, job_id, private=private)
 
     return _retrying(attempt, what=f"write {path}", job_id=job_id, retry=retry)
-
-
-# --- ingest -------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class IngestOutcome:
-    """What an ingest committed.
-
-    Attributes:
-        rows_read: Rows of the window (valid + rejected).
-        rows_written: Rows written to the offline table.
-        rows_rejected: Rows written to the rejected-rows table.
-        delta_version: Offline table version committed.
-        rejected_version: Rejected-rows table version committed (None when nothing was rejected).
-        table_path: The offline table.
-        rejected_path: The rejected-rows table.
-
-    """
-
-    rows_read: int
-    rows_written: int
-    rows_rejected: int
-    delta_version: int
-    rejected_version: int | None
-    table_path: str
-    rejected_path: str
-
-
-def ingest_table(
-    spark: SparkSession,
-    *,
-    table: FeatureTable,
-    entities: Sequence[Entity],
-    source: BatchSource,
-    window: Window | None,
-    table_path: str,
-    job_id: str,
-    ingested_at: datetime,
-    max_rejected_fraction: float = 1.0,
-    retry: RetryPolicy = DEFAULT_RETRY,
-) -> IngestOutcome:
-    """Read ``source``, check its rows and replace ``window`` of the offline table with them.
-
-    Order, so that a failure commits nothing or can be rerun:
-
-    1. Schema checks on the driver (source columns, table column types): no Spark job yet.
-    2. When ``max_rejected_fraction < 1``: one counting pass; above the fraction the job fails
-       and commits nothing to either table. (At the default 1.0 this pass is skipped: the
-       counts come from the write itself, at no extra cost.)
-    3. Add new feature columns to an existing table (metadata only).
-    4. One ``replaceWhere`` commit of the valid rows, which creates the table the first time
-       (retried on conflicts).
-    5. When rows were rejected: one commit of them to the rejected-rows table (a second pass
-       over the source, filtered to the rejected rows). If the job dies between 4 and 5, its
-       result is missing or FAILED and a rerun of the window writes both again.
-
-    Example (window ``[Jan 1, Jan 2)``)::
-
-        source                      offline table (window replaced)   <table>.rejected
-        1  Jan 1 10:00  trips "7"   1  Jan 1 10:00  7  2024-01-01
-        2  Jan 1 11:00  trips "x"                                      trips: x is not a valid INT64
-        3  Jan 5 09:00  trips "1"   (outside the window: not read into either table)
-
-    Returns:
-        Counts, versions and paths.
-
-    Raises:
-        SourceSchemaError: The source does not fit the definition (before any Spark job).
-        CompatibilityError: The table has a column of another type.
-        JobSpecError: ``max_rejected_fraction`` is not within [0, 1].
-        JobFailedError: Too many rows were rejected (nothing committed), or commits kept
-            conflicting.
-
-    """
-    if not 0.0 <= max_rejected_fraction <= 1.0:
-        raise JobSpecError(
-            "options.max_rejected_fraction", f"{max_rejected_fraction} is not within [0, 1]"
-        )
-    session = _private_session(spark)
-    frame = read_source(session, source, window, table_name=table.name)
-    checked = check_rows(frame, table, entities, source, window, ingested_at)
-    # Type conflicts fail here, before any pass over the data.
-    missing = missing_columns(session, table_path, table, entities)
-    if max_rejected_fraction < 1.0:
-        read, rejected = checked.count()
-        _check_rejected(job_id, read, rejected, max_rejected_fraction)
-    if missing:
-        _retrying(
-            lambda: _add_missing_columns(session, table_path, table, entities),
-            what=f"alter {table_path}",
-            job_id=job_id,
-            retry=retry,
-        )
-
-    counts: dict[str, Any] = {}
-
-    def attempt() -> int:
-        observation = Observation()  # one per action: a retry recounts
-        rows = checked.observed(observation).valid()
-        version = _write(session, rows, table_path, window, job_id, table=table,
-                         entities=entities, private=True)  # fmt: skip
-        counts.update(observation.get)
-        return version
-
-    version = _retrying(attempt, what=f"write {table_path}", job_id=job_id, retry=retry)
-    rows_read, rows_rejected = int(counts["rows"]), int(counts["rejected"])
-    rejected_path = rejected_table_path(table_path)
-    rejected_version = None
-    if rows_rejected:
-        rejected_version = write_rejected(
-            session, checked.rejected(), rejected_path, job_id, window, ingested_at,
-            retry=retry, private=True,
-        )  # fmt: skip
-    return IngestOutcome(
-        rows_read=rows_read,
-        rows_written=rows_read - rows_rejected,
-        rows_rejected=rows_rejected,
-        delta_version=version,
-        rejected_version=rejected_version,
-        table_path=table_path,
-        rejected_path=rejected_path,
-    )
 
 
 # --- reads and maintenance ----------------------------------------------------------------------
@@ -668,11 +547,18 @@ def _write(
     table: FeatureTable | None = None,
     entities: Sequence[Entity] = (),
     private: bool = False,
-) -> int:
+    create_only: bool = False,
+) -> int | None:
     """One replaceWhere commit; creates the table (layout and properties) when there is none.
 
+    ``create_only`` writes only if there is no table yet (else Delta raises
+    ``AnalysisException``, and a table created concurrently makes the commit conflict): the
+    first write of an add-mode ingest, which must never replace another job's rows.
+
     Creating the table with its first write saves a commit; if two jobs create it at once, one
-    gets a conflict and its retry writes into the table the other created.
+    gets a conflict and its retry writes into the table the other created. Returns None when
+    Delta committed nothing: a window with no rows written over a window with no rows (Delta
+    skips empty commits).
     """
     from delta.tables import DeltaTable
 
@@ -685,7 +571,8 @@ def _write(
         raise NotFoundError("offline table", path, hint="create it first with ensure_table")
     day_partitioned = _day_partitioned(schema.fieldNames())
     aligned = _aligned(with_event_date(rows) if day_partitioned else rows, schema)
-    writer = aligned.write.format("delta").mode("overwrite").option("userMetadata", job_id)
+    mode = "errorifexists" if create_only else "overwrite"
+    writer = aligned.write.format("delta").mode(mode).option("userMetadata", job_id)
     if day_partitioned:
         writer = writer.partitionBy(EVENT_DATE)
     if not exists and table is not None:
@@ -694,10 +581,11 @@ def _write(
     predicate = replace_predicate(window, day_partitioned=day_partitioned)
     if predicate is not None:
         writer = writer.option("replaceWhere", predicate)
+    before = table_version(spark, path) if exists else None
     if private:
         spark.conf.unset(_LAST_COMMIT)
     writer.save(path)
-    return _committed_version(spark, path, job_id, private=private)
+    return _committed_version(spark, path, job_id, private=private, after=before)
 
 
 def _day_partitioned(columns: Sequence[str]) -> bool:
@@ -722,30 +610,39 @@ def _aligned(rows: DataFrame, schema: T.StructType) -> DataFrame:
     )
 
 
-def _committed_version(spark: SparkSession, path: str, job_id: str, *, private: bool) -> int:
-    """The version just committed by ``job_id`` to ``path``.
+def _committed_version(
+    spark: SparkSession, path: str, job_id: str, *, private: bool, after: int | None = None
+) -> int | None:
+    """The version just committed by ``job_id`` to ``path``; None when nothing was committed.
 
     In a private session (see :func:`_private_session`) Delta's own record of the session's last
-    commit is exact and free. Elsewhere other threads may share the session, so the table
-    history is searched for the newest commit carrying ``job_id``.
+    commit is exact and free: unset after a write, the write committed nothing (Delta skips
+    empty commits). Elsewhere other threads may share the session, so the table history is
+    searched for the newest commit carrying ``job_id`` later than version ``after``.
     """
     from delta.tables import DeltaTable
 
     if private:
         last = spark.conf.get(_LAST_COMMIT, None)
-        if last not in (None, "", "None"):
-            return int(str(last))
+        return None if last in (None, "", "None") else int(str(last))
 
-    row = (
-        DeltaTable.forPath(spark, path)
-        .history(100)
-        .where(F.col("userMetadata") == job_id)
-        .agg(F.max("version").alias("version"))
-        .first()
-    )
+    history = DeltaTable.forPath(spark, path).history(100).where(F.col("userMetadata") == job_id)
+    if after is not None:
+        history = history.where(F.col("version") > after)
+    row = history.agg(F.max("version").alias("version")).first()
     if row is None or row["version"] is None:
-        raise JobFailedError(job_id, "FAILED", f"its commit to {path} is not in the table history")
+        return None
     return int(row["version"])
+
+
+def table_version(spark: SparkSession, path: str) -> int | None:
+    """The latest version of the Delta table at ``path`` (None: no table there)."""
+    from delta.tables import DeltaTable
+
+    if not DeltaTable.isDeltaTable(spark, path):
+        return None
+    row = DeltaTable.forPath(spark, path).history(1).select("version").first()
+    return None if row is None else int(row["version"])
 
 
 def _private_session(spark: SparkSession) -> SparkSession:
@@ -759,17 +656,6 @@ def _private_session(spark: SparkSession) -> SparkSession:
         if child.conf.get(key, None) != value and child.conf.isModifiable(key):
             child.conf.set(key, value)
     return child
-
-
-def _check_rejected(job_id: str, read: int, rejected: int, max_fraction: float) -> None:
-    fraction = rejected / read if read else 0.0
-    if fraction > max_fraction:
-        raise JobFailedError(
-            job_id,
-            "FAILED",
-            f"{rejected} of {read} rows rejected ({fraction:.2%}), above max_rejected_fraction "
-            f"{max_fraction:g}; nothing was committed. Fix the source, or raise the threshold",
-        )
 
 
 def _conflict_types() -> tuple[type[BaseException], ...]:
@@ -829,7 +715,7 @@ def _utc_date(instant: datetime) -> str:
 def _timestamp(instant: datetime | None) -> Any:
     if instant is None:
         return F.lit(None).cast("timestamp")
-    return F.lit(instant.astimezone(UTC)).cast("timestamp")
+    return timestamp_literal(instant)
 
 
 def _sql_string(text: str) -> str:

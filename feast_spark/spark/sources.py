@@ -69,6 +69,7 @@ from pyspark.sql import types as T  # noqa: N812
 from feast_spark.definitions import BatchSource, DeltaSource, Entity, FeatureTable, FileSource
 from feast_spark.errors import ConfigError, SourceSchemaError
 from feast_spark.spark.identifiers import quote
+from feast_spark.spark.literals import date_literal, timestamp_literal
 from feast_spark.specs import Window
 from feast_spark.types import ValueType
 
@@ -232,6 +233,8 @@ def check_rows(
     source: BatchSource,
     window: Window | None,
     ingested_at: datetime,
+    *,
+    latest_event: datetime | None = None,
 ) -> CheckedRows:
     """Map, cast and validate the rows of ``frame`` that fall in ``window``.
 
@@ -242,7 +245,10 @@ def check_rows(
     - Types are converted per the module's table; a value that does not fit rejects its row,
       with a reason naming the column, the value and the problem (all problems of a row are
       joined with ``"; "``).
-    - A null entity key or a null or unreadable event timestamp rejects the row.
+    - A null entity key or a null or unreadable event timestamp rejects the row, and so does
+      an event time later than ``latest_event`` (the job's start plus the configured
+      ``future_event_time_allowance``): online, the event time is the write timestamp, so one
+      row from the future would hide every correct value of its key until then.
     - Only rows whose event time is in ``[window.start, window.end)`` are kept. A row whose
       event time cannot be read cannot be placed in any window: every run that reads it rejects
       it.
@@ -280,6 +286,7 @@ def check_rows(
         window: Event-time window; None or open bounds for no limit.
         ingested_at: The job's start (aware): the created timestamp of rows with none that were
             not read from files.
+        latest_event: The latest event time accepted (None: no limit).
 
     Returns:
         The checked rows; see :class:`CheckedRows` for the valid and rejected views.
@@ -308,7 +315,10 @@ def check_rows(
     event = _column(table, source, schema, EVENT_TIMESTAMP, source.event_timestamp_column,
                     ValueType.UNIX_TIMESTAMP)  # fmt: skip
     label = _label(EVENT_TIMESTAMP, source.event_timestamp_column)
-    outputs.append((EVENT_TIMESTAMP, event.required(f"{label}: is null")))
+    event = event.required(f"{label}: is null")
+    if latest_event is not None:
+        event = _no_later_than(event, latest_event, label)
+    outputs.append((EVENT_TIMESTAMP, event))
     fallback = _landed_at(frame, ingested_at)
     if source.created_timestamp_column:
         created = _column(table, source, schema, CREATED_TIMESTAMP,
@@ -346,6 +356,23 @@ def check_rows(
     return CheckedRows(rows, columns)
 
 
+def _no_later_than(event: _Converted, latest: datetime, label: str) -> _Converted:
+    """``event``, also rejecting times after ``latest`` (the reason says why and what to do)."""
+    late = F.when(
+        event.value > timestamp_literal(latest),
+        F.concat(
+            F.lit(f"{label}: "),
+            event.value.cast("string"),
+            F.lit(
+                f" is later than {latest.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC (the job's start "
+                "plus future_event_time_allowance): a future event time would hide every later "
+                "value of its key online. Fix the time, or raise future_event_time_allowance"
+            ),
+        ),
+    )
+    return _Converted(event.value, late if event.reason is None else F.coalesce(event.reason, late))
+
+
 def _landed_at(frame: DataFrame, ingested_at: datetime) -> Column:
     """When each row's data landed: its file's modification time, else ``ingested_at``."""
     from pyspark.errors import AnalysisException
@@ -354,7 +381,7 @@ def _landed_at(frame: DataFrame, ingested_at: datetime) -> Column:
     try:
         frame.select(landed).schema.fields  # noqa: B018 (analysis: is the hidden column there?)
     except AnalysisException:  # not read from files (an in-memory or derived frame)
-        return F.lit(ingested_at.astimezone(UTC)).cast("timestamp")
+        return timestamp_literal(ingested_at)
     return landed
 
 
@@ -694,9 +721,9 @@ def _window_predicate(column: Column, window: Window | None) -> Column | None:
         return None
     predicate: Column | None = None
     if window.start is not None:
-        predicate = column >= F.lit(window.start.astimezone(UTC)).cast("timestamp")
+        predicate = column >= timestamp_literal(window.start)
     if window.end is not None:
-        upper = column < F.lit(window.end.astimezone(UTC)).cast("timestamp")
+        upper = column < timestamp_literal(window.end)
         predicate = upper if predicate is None else predicate & upper
     return predicate
 
@@ -707,10 +734,10 @@ def _partition_predicate(column: Column, window: Window) -> Column | None:
     predicate: Column | None = None
     if window.start is not None:
         first = window.start.astimezone(UTC).date() - timedelta(days=1)
-        predicate = day >= F.lit(first)
+        predicate = day >= date_literal(first)
     if window.end is not None:
         last = (window.end.astimezone(UTC) - timedelta(microseconds=1)).date() + timedelta(days=1)
-        upper = day <= F.lit(last)
+        upper = day <= date_literal(last)
         predicate = upper if predicate is None else predicate & upper
     return None if predicate is None else day.isNull() | predicate
 

@@ -18,7 +18,7 @@ from feast_spark.definitions import Entity, Feature, FeatureTable, FileSource
 from feast_spark.job_results import read_result
 from feast_spark.online.base import to_micros
 from feast_spark.spark import point_in_time
-from feast_spark.spark.offline_store import ingest_table
+from feast_spark.spark.ingest import ingest_table
 from feast_spark.spark.point_in_time import EntitySummary
 from feast_spark.spark.training_data import (
     EntityRows,

@@ -219,3 +219,34 @@ def test_hadoop_schemes_map_to_pyarrow_file_systems() -> None:
     assert pyarrow_uri("s3a://bucket/results/j1.json") == "s3://bucket/results/j1.json"
     assert pyarrow_uri("gs://bucket/j1.json") == "gs://bucket/j1.json"
     assert pyarrow_uri("hdfs://nn:8020/r/j1.json") == "hdfs://nn:8020/r/j1.json"
+
+
+def test_a_quiet_interval_succeeds_with_0_rows_and_history_is_never_deleted(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    # given a table loaded from a file holding January 1 (no window: rows are added)
+    jan1 = write_source(spark, tmp_path / "jan1", [(1, at(1, 1), 3), (2, at(1, 2), 4)])
+    assert (
+        load_job().main(["--spec", str(make_spec(tmp_path, jan1, job_id="j1"))], spark=spark) == 0
+    )
+
+    # when a file holding only January 2 is ingested without a window, and then a scheduled
+    # run ingests a quiet interval (an empty file, a window with no rows in the table)
+    jan2 = write_source(spark, tmp_path / "jan2", [(1, at(2, 1), 5)])
+    assert (
+        load_job().main(["--spec", str(make_spec(tmp_path, jan2, job_id="j2"))], spark=spark) == 0
+    )
+    empty = write_source(spark, tmp_path / "empty", [])
+    quiet = make_spec(tmp_path, empty, job_id="j3", window=Window(at(5), at(6)))
+    assert load_job().main(["--spec", str(quiet)], spark=spark) == 0
+
+    # then January 1 is still there, and each record says what happened
+    rows = spark.read.format("delta").load(str(tmp_path / "offline" / "demo" / "driver_stats"))
+    assert sorted((r.driver_id, r.trips) for r in rows.collect()) == [(1, 3), (1, 5), (2, 4)]
+    added = read_result(str(tmp_path / "results" / "j2.json"))
+    assert (added.rows_written, added.rows_deleted, added.delta_version) == (1, 0, 1)
+    assert added.details["mode"] == "add"
+    result = read_result(str(tmp_path / "results" / "j3.json"))
+    assert result.status == SUCCEEDED
+    assert (result.rows_read, result.rows_written, result.rows_deleted) == (0, 0, 0)
+    assert (result.delta_version, result.details["committed"]) == (1, False)

@@ -12,7 +12,7 @@ from pyspark.testing import assertDataFrameEqual
 
 from feast_spark.definitions import Entity, Feature, FeatureTable, FileSource
 from feast_spark.job_results import read_result
-from feast_spark.spark.offline_store import ingest_table
+from feast_spark.spark.ingest import ingest_table
 from feast_spark.specs import JobSpec, MaintenanceOptions, Window
 
 if TYPE_CHECKING:

@@ -88,7 +88,12 @@ def offline_root(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) 
 
 
 def make_spec(
-    tmp_path: Path, offline_root: str, store: Any, *, tables: tuple[FeatureTable, ...] = TABLES
+    tmp_path: Path,
+    offline_root: str,
+    store: Any,
+    *,
+    tables: tuple[FeatureTable, ...] = TABLES,
+    window: Window | None = None,
 ) -> tuple[Path, Path]:
     job_id = f"materialize-{uuid.uuid4().hex[:6]}"
     result_path = tmp_path / "results" / f"{job_id}.json"
@@ -99,7 +104,7 @@ def make_spec(
         entities=(DRIVER,),
         feature_tables=tables,
         offline_store_path=offline_root,
-        window=Window(at(1), at(2)),
+        window=window or Window(at(1), at(2)),
         result_path=str(result_path),
         online_store=online_store_mapping(store),
     )
@@ -250,3 +255,114 @@ def test_missing_offline_table_and_bad_spec(
     bad.write_text('{"spec_version": 99}')
     assert job.main(["--spec", str(bad)], spark=spark) == 2
     assert "spec_version" in capsys.readouterr().err
+
+
+# --- future event times and the online repair commands --------------------------------------------
+
+FAR = datetime(2099, 1, 1, tzinfo=UTC)
+
+
+@pytest.mark.parametrize("kind", ["sqlite", pytest.param("cassandra", marks=pytest.mark.cassandra)])
+def test_a_2099_value_online_is_repaired_and_rematerialized_right(
+    spark: SparkSession, tmp_path: Path, request: pytest.FixtureRequest, kind: str
+) -> None:
+    import pyarrow as pa
+    from click.testing import CliRunner
+
+    from feast_spark.cli import cli
+    from feast_spark.client import Client
+    from feast_spark.online.base import OnlineTableSchema
+
+    # given a project whose offline table still holds a row dated 2099 (ingested before the
+    # future check existed) beside the right value, and whose online store serves the 2099 value
+    table = TABLES[0]
+    if kind == "sqlite":
+        store: Any = SqliteOnlineStoreConfig(path=str(tmp_path / "online.db"))
+        online_yaml = f"{{type: sqlite, path: {store.path}}}"
+    else:
+        node, keyspace = (
+            request.getfixturevalue("cassandra_node"),
+            f"test_fix_{uuid.uuid4().hex[:8]}",
+        )
+        store = CassandraOnlineStoreConfig(
+            hosts=(node.host,), port=node.port, keyspace=keyspace, local_dc=node.local_dc,
+            write_consistency="ONE", read_consistency="ONE", request_timeout_s=30.0,
+        )  # fmt: skip
+        online_yaml = (
+            f"{{type: cassandra, hosts: [{node.host}], port: {node.port}, keyspace: {keyspace}, "
+            f"local_dc: {node.local_dc}, write_consistency: ONE, read_consistency: ONE}}"
+        )
+    (tmp_path / "feature_store.yaml").write_text(
+        f"project: demo\nregistry: {tmp_path}/registry.json\n"
+        f"offline_store: {{path: {tmp_path}/offline}}\nonline_store: {online_yaml}\n"
+    )
+    Client(str(tmp_path)).apply(DRIVER, table)
+    offline = str(tmp_path / "offline" / "demo" / table.name)
+    ensure_table(spark, offline, table, [DRIVER])
+    rows = [
+        (1, at(1, 1), at(1, 1), 5, 0.5),
+        (1, FAR, FAR, 99, 9.9),
+        (2, at(1, 2), at(1, 2), 7, 0.7),
+    ]
+    frame = spark.createDataFrame(
+        rows, "driver_id bigint, event_timestamp timestamp, created_timestamp timestamp, "
+        "trips bigint, rate double",
+    )  # fmt: skip
+    write_window(spark, frame, offline, Window(), "old-ingest")
+    schema = OnlineTableSchema.of("demo", table, [DRIVER])
+    poisoned = pa.RecordBatch.from_pydict(
+        {"driver_id": [1], "trips": [99], "rate": [9.9], "event_timestamp": [FAR]},
+        schema=pa.schema([("driver_id", pa.int64()), ("trips", pa.int64()),
+                          ("rate", pa.float64()), ("event_timestamp", pa.timestamp("us", "UTC"))]),
+    )  # fmt: skip
+    with open_online_store(store) as opened:
+        opened.ensure_table(schema)
+        opened.write_batch(schema, poisoned)
+
+    def run(*args: str) -> tuple[int, str]:
+        result = CliRunner().invoke(cli, ["--config", str(tmp_path), *args])
+        return result.exit_code, result.output
+
+    def trips(driver: int) -> tuple[Any, str]:
+        with open_online_store(store) as opened:
+            got = get_online_features(
+                opened, "demo", [table], [DRIVER], ["driver_stats:trips"], [{"driver_id": driver}]
+            ).to_dict()
+        return got["driver_stats:trips"][0], got["driver_stats:trips__status"][0]
+
+    try:
+        # when the key is deleted with the repair command (Cassandra refuses a key written in
+        # the future: its tombstone would hide the key until 2099; the table is purged instead)
+        code, out = run("online", "delete", table.name, "--entity", "driver_id=1", "--yes")
+        if kind == "sqlite":
+            assert (code, out.strip()) == (0, (
+                "deleted the online rows of 1 of 1 key(s) of 'driver_stats' (0 had none); "
+                "materialize 'driver_stats' to write their latest values"
+            ))  # fmt: skip
+        else:
+            assert code == 1 and "written at 2099-01-01T00:00:00+00:00" in out, out
+            assert "nothing was deleted" in out and "online purge driver_stats" in out
+            assert trips(1) == (99, "PRESENT")
+            code, out = run("online", "purge", table.name, "--yes")
+            assert code == 0, out
+            assert trips(1) == (None, "NOT_FOUND")
+
+        # and the table is materialized again, the 2099 row still in Delta
+        spec_path, result_path = make_spec(
+            tmp_path, str(tmp_path / "offline"), store, tables=(table,),
+            window=Window(at(1), datetime(2100, 1, 1, tzinfo=UTC)),
+        )  # fmt: skip
+        assert load_job().main(["--spec", str(spec_path)], spark=spark) == 0
+
+        # then the right value is served, and the job counted the future row it skipped
+        assert trips(1) == (5, "PRESENT")
+        assert read_result(str(result_path)).details["rows_future"] == 1
+        # and a key written in the past is deleted at its own write time: it reads NOT_FOUND
+        code, out = run("online", "delete", table.name, "--entity", "driver_id=2", "--yes")
+        assert code == 0 and "1 of 1 key(s)" in out, out
+        assert trips(2) == (None, "NOT_FOUND")
+    finally:
+        if kind == "cassandra":
+            request.getfixturevalue("cassandra_session").execute(
+                f"DROP KEYSPACE IF EXISTS {store.keyspace}"
+            )

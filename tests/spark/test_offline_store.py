@@ -16,13 +16,12 @@ from pyspark.testing import assertDataFrameEqual
 
 from feast_spark.definitions import Entity, Feature, FeatureTable, FileSource
 from feast_spark.errors import CompatibilityError, JobFailedError, JobSpecError
+from feast_spark.spark.ingest import IngestOutcome, ingest_table
 from feast_spark.spark.offline_store import (
     EVENT_DATE,
-    IngestOutcome,
     RetryPolicy,
     _retrying,
     compact,
-    ingest_table,
     read_offline_table,
     rejected_table_path,
     replace_predicate,
@@ -87,6 +86,7 @@ class Store:
         max_rejected_fraction: float = 1.0,
         created_column: str | None = "created",
         ingested_at: datetime = INGESTED,
+        future_allowance: timedelta | None = None,
     ) -> IngestOutcome:
         table = feature_table(source_path, *features, created_column=created_column)
         return ingest_table(
@@ -99,6 +99,7 @@ class Store:
             job_id=job_id,
             ingested_at=ingested_at,
             max_rejected_fraction=max_rejected_fraction,
+            future_allowance=future_allowance,
             retry=FAST_RETRY,
         )
 
@@ -234,10 +235,11 @@ def test_without_a_created_column_reruns_are_identical_and_corrections_newer(
     ).write.mode("overwrite").parquet(source)
     store.ingest(source, None, "job-3", created_column=None, ingested_at=later)
 
-    # then the corrected row is newer than the one it replaced
-    (row,) = store.table().collect()
-    assert row.trips == 4
-    assert row.created_timestamp.astimezone(UTC) > landed
+    # then (no window: rows are added, none deleted) the corrected row is there beside the one
+    # it corrects, with a later created time, so it wins every read of that event
+    rows = sorted(store.table().collect(), key=lambda r: r.created_timestamp)
+    assert [r.trips for r in rows] == [3, 4]
+    assert rows[1].created_timestamp.astimezone(UTC) > landed
 
 
 def test_a_corrected_source_replaces_only_its_window(store: Store) -> None:
@@ -262,10 +264,69 @@ def test_a_window_cut_inside_a_day_keeps_the_rest_of_that_day(store: Store) -> N
     assert store.triples() == [(10, at(1, 0), 1), (12, at(1, 12), 1), (99, at(1, 7), 9)]
 
 
-def test_a_whole_source_run_replaces_the_whole_table(store: Store) -> None:
+def test_without_both_bounds_an_ingest_adds_rows_and_deletes_none(store: Store) -> None:
+    # given a table holding January 1 (3 rows)
+    store.ingest(store.source(rows_by_day([1])), None, "job-1")
+    day1 = store.triples()
+
+    # when a source holding only January 2 is ingested without a window, then with --start only
+    jan2 = store.source([(7, at(2, 5), at(2, 5), 70)])
+    added = store.ingest(jan2, None, "job-2")
+    later = store.source([(8, at(3, 5), at(3, 5), 80)])
+    from_start = store.ingest(later, Window(at(2), None), "job-3")
+
+    # then January 1 is untouched and each source's rows were added; nothing was deleted
+    assert store.triples() == sorted([*day1, (7, at(2, 5), 70), (8, at(3, 5), 80)])
+    assert (added.mode, added.rows_written, added.rows_deleted, added.committed) == (
+        "add",
+        1,
+        0,
+        True,
+    )
+    assert (from_start.rows_written, from_start.rows_deleted) == (1, 0)
+    assert store.history()[-1][2] == "job-3"  # the merge commit is attributed to its job
+
+    # when the same source is ingested again, and then an empty source
+    version = store.history()[-1][0]
+    rerun = store.ingest(jan2, None, "job-4")
+    empty = store.ingest(store.source([]), None, "job-5")
+
+    # then neither changes the table nor commits, and both succeed saying so
+    assert store.triples() == sorted([*day1, (7, at(2, 5), 70), (8, at(3, 5), 80)])
+    assert (rerun.rows_read, rerun.rows_written, rerun.rows_present, rerun.committed) == (
+        1,
+        0,
+        1,
+        False,
+    )
+    assert (empty.rows_read, empty.rows_written, empty.committed) == (0, 0, False)
+    assert rerun.delta_version == empty.delta_version == version
+    assert store.history()[-1][0] == version
+
+
+def test_a_named_window_replaces_its_rows_and_counts_those_it_deleted(store: Store) -> None:
+    # given days 1-3, three rows each
     store.ingest(store.source(rows_by_day([1, 2, 3])), None, "job-1")
-    store.ingest(store.source(rows_by_day([5])), None, "job-2")
-    assert {k[1].day for k in store.triples()} == {5}
+
+    # when day 2 is replaced by a source holding one row
+    outcome = store.ingest(store.source([(9, at(2, 1), at(2, 1), 9)]), Window(at(2), at(3)), "j2")
+
+    # then day 2 holds that row, and the outcome counts the three rows it replaced
+    assert [k for k in store.triples() if k[1].day == 2] == [(9, at(2, 1), 9)]
+    assert (outcome.mode, outcome.rows_written, outcome.rows_deleted) == ("replace", 1, 3)
+
+
+def test_an_empty_window_over_an_empty_window_succeeds_without_a_commit(store: Store) -> None:
+    # given a table holding day 1
+    first = store.ingest(store.source(rows_by_day([1])), None, "job-1")
+
+    # when a quiet interval (no rows in the source, none in the table) is ingested
+    outcome = store.ingest(store.source(rows_by_day([1])), Window(at(5), at(6)), "job-2")
+
+    # then it succeeds with 0 rows; Delta recorded no empty commit, the table is as it was
+    assert (outcome.rows_read, outcome.rows_written, outcome.rows_deleted) == (0, 0, 0)
+    assert (outcome.committed, outcome.delta_version) == (False, first.delta_version)
+    assert len(store.triples()) == 3
 
 
 # --- concurrency ----------------------------------------------------------------------------------
@@ -479,3 +540,40 @@ def test_the_table_is_not_touched_when_the_job_is_refused(store: Store) -> None:
     with pytest.raises(Exception, match="max_rejected_fraction"):
         store.ingest(store.source(rows_by_day([1])), None, "job-1", max_rejected_fraction=1.5)
     assert not DeltaTable.isDeltaTable(store.spark, store.table_path)
+
+
+# --- windows at the edges of the calendar ---------------------------------------------------------
+
+
+def test_a_year_1_window_lands_exactly(store: Store) -> None:
+    # given rows one microsecond either side of both bounds of a one-day window in year 1, where
+    # a Julian-calendar literal lands two days off (every edge is in tests/spark/test_sources.py)
+    start, end = datetime(1, 1, 2, tzinfo=UTC), datetime(1, 1, 3, tzinfo=UTC)
+    micro = timedelta(microseconds=1)
+    instants = [start - micro, start, end - micro, end]
+    source = store.source([(i, t, t, i) for i, t in enumerate(instants)])
+
+    # when the window is ingested (the source filter and Delta's replaceWhere must agree)
+    outcome = store.ingest(source, Window(start, end), "job-edge")
+
+    # then exactly the rows within [start, end) are in the table, at their exact instants
+    assert (outcome.rows_read, outcome.rows_written) == (2, 2)
+    assert store.triples() == [(1, start, 1), (2, end - micro, 2)]
+
+
+def test_event_times_beyond_the_future_allowance_are_rejected_with_a_reason(store: Store) -> None:
+    # given a source with one row an hour ahead of the job's start and one dated 2099
+    soon, far = INGESTED + timedelta(minutes=59), datetime(2099, 1, 1, tzinfo=UTC)
+    source = store.source([(1, soon, soon, 1), (2, far, far, 2)])
+
+    # when it is ingested with a one-hour allowance
+    outcome = store.ingest(source, None, "job-future", future_allowance=timedelta(hours=1))
+
+    # then the 2099 row goes to the rejected rows with the reason; the other is kept
+    assert (outcome.rows_read, outcome.rows_written, outcome.rows_rejected) == (2, 1, 1)
+    assert [k[0] for k in store.triples()] == [1]
+    (rejected,) = store.spark.read.format("delta").load(outcome.rejected_path).collect()
+    assert rejected.reason.startswith(
+        "event_timestamp (source column ts): 2099-01-01 00:00:00 is later than "
+        "2024-02-01 01:00:00 UTC (the job's start plus future_event_time_allowance)"
+    )

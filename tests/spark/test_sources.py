@@ -267,6 +267,37 @@ def test_window_keeps_its_rows_and_rejects_unplaceable_ones(spark: SparkSession)
     assert [r.reason for r in rejected] == ["event_timestamp (source column ts): is null"]
 
 
+#: Window starts where literals used to go wrong: year 1, both sides of the 1582 Gregorian switch
+#: (java.sql.Timestamp is Julian before it), the epoch, a far future and the last day Spark holds.
+CALENDAR_EDGES = [
+    datetime(1, 1, 2, tzinfo=UTC),
+    datetime(1582, 10, 4, tzinfo=UTC),
+    datetime(1582, 10, 15, tzinfo=UTC),
+    datetime(1970, 1, 1, tzinfo=UTC),
+    datetime(2099, 1, 1, tzinfo=UTC),
+    datetime(9999, 12, 30, tzinfo=UTC),
+]
+
+
+def test_windows_at_every_calendar_edge_keep_exactly_their_rows(spark: SparkSession) -> None:
+    micro = timedelta(microseconds=1)
+    for start in CALENDAR_EDGES:
+        # given rows one microsecond either side of both bounds of a one-day window
+        end = start + timedelta(days=1)
+        instants = [start - micro, start, end - micro, end]
+        frame = spark.createDataFrame(
+            [(i, t, i) for i, t in enumerate(instants)], "driver_id bigint, ts timestamp, trips int"
+        )
+
+        # when checked for that window
+        valid, rejected = checked(frame, table(), Window(start, end))
+
+        # then exactly the rows within [start, end) are kept, at their exact instants
+        kept = sorted((r.driver_id, instant(r.event_timestamp)) for r in valid)
+        assert kept == [(1, start), (2, end - micro)], start
+        assert rejected == []
+
+
 # --- schema errors, before any Spark job ----------------------------------------------------------
 
 

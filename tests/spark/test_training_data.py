@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from feast_spark.definitions import Entity, Feature, FeatureTable, FileSource
-from feast_spark.spark.offline_store import ingest_table
+from feast_spark.spark.ingest import ingest_table
 from feast_spark.spark.training_data import build_training_dataset, prepare_entity_rows
 from feast_spark.specs import Window
 
