@@ -36,7 +36,6 @@ from __future__ import annotations
 import functools
 import logging
 import ssl
-import time
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final
@@ -54,8 +53,14 @@ from feast_spark.online.base import (
     decode_batch,
     is_retained,
     now_micros,
-    read_error,
     ttl_seconds,
+)
+from feast_spark.online.cassandra_requests import (
+    Outcome,
+    RetryPolicy,
+    describe_error,
+    retry_failed,
+    run_concurrently,
 )
 from feast_spark.types import ValueType
 
@@ -100,9 +105,9 @@ ERRORS: Final = {
         "(DROP TABLE {keyspace}.{table}) and materialize again"
     ),
     "write_failed": (
-        "{failed} of {total} rows for table {keyspace}.{table} failed{after}; first error: "
-        "{error_type}: {error}"
+        "{failed} of {total} rows for table {keyspace}.{table} failed{after}; first error: {error}"
     ),
+    "read_failed": "reading table '{table}' failed: {error}",
     "tls_file": "cannot load {what} from {path}: {error}",
 }
 
@@ -111,10 +116,9 @@ ERRORS: Final = {
 BATCH_MAX_ROWS: Final = 10
 #: Serialized bytes per batch at most (Cassandra warns above 5 KiB: ``batch_size_warn_threshold``).
 BATCH_MAX_BYTES: Final = 4096
-#: Attempts per request before a write fails the job (the first try included).
-WRITE_ATTEMPTS: Final = 5
-#: First backoff between write attempts, doubled each time.
-WRITE_BACKOFF_S: Final = 0.2
+#: Attempts per write request before the job fails (5, the first included), and the first wait
+#: between them (0.2 s, doubled each time: 3 s of waiting in all).
+WRITE_RETRY: Final = RetryPolicy(attempts=5, backoff_s=0.2)
 #: Reads in flight per call.
 READ_CONCURRENCY: Final = 256
 _READ_PROFILE: Final = "feast_spark_read"
@@ -467,7 +471,7 @@ class CassandraOnlineStore(ClosingStore):
         """Write an Arrow batch with event-time write timestamps (and TTLs under ``max_age``).
 
         Raises:
-            OnlineStoreError: Rows still failed after :data:`WRITE_ATTEMPTS` attempts, or failed
+            OnlineStoreError: Rows still failed after :data:`WRITE_RETRY`'s attempts, or failed
                 with an error that retrying cannot fix.
             DefinitionError: The batch does not match the schema.
         """
@@ -545,51 +549,44 @@ class CassandraOnlineStore(ClosingStore):
         """Run the requests ``write_concurrency`` at a time; retry the failed ones with backoff.
 
         Raises:
-            OnlineStoreError: Requests still failed after :data:`WRITE_ATTEMPTS` attempts, or
-                failed with an error retrying cannot fix (e.g. the table was dropped).
+            OnlineStoreError: Requests still failed after :data:`WRITE_RETRY` attempts, or
+                failed with an error retrying cannot fix (e.g. the table was dropped); the
+                message names the host(s) and the cause.
         """
-        from cassandra.concurrent import execute_concurrent
-
         retryable = _retryable_errors()
-        pending = requests
-        delay = WRITE_BACKOFF_S
-        for attempt in range(1, WRITE_ATTEMPTS + 1):
-            results = execute_concurrent(
-                self._session,
-                [(request, None) for request, _ in pending],
-                concurrency=self._config.write_concurrency,
-                raise_on_first_error=False,
-                execution_profile=_WRITE_PROFILE,
-            )
-            failed = [
-                (request, result)
-                for request, (ok, result) in zip(pending, results, strict=True)
-                if not ok
-            ]
-            if not failed:
-                return
-            error = failed[0][1]
-            final = attempt == WRITE_ATTEMPTS or not all(
-                isinstance(e, retryable) for _, e in failed
-            )
-            if final:
-                after = f" after {attempt} attempts" if attempt > 1 else ""
-                raise OnlineStoreError(
-                    STORE,
-                    self._target,
-                    ERRORS["write_failed"].format(
-                        failed=sum(rows for (_, rows), _ in failed), total=total_rows,
-                        keyspace=self._config.keyspace, table=schema.name, after=after,
-                        error_type=type(error).__name__, error=error,
-                    ),
-                ) from (error if isinstance(error, BaseException) else None)  # fmt: skip
-            _log.warning(
-                "%d write requests to %s failed (attempt %d of %d, retrying in %.1fs): %s",
-                len(failed), schema.name, attempt, WRITE_ATTEMPTS, delay, error,
+
+        def run(pending: Sequence[tuple[Statement, int]]) -> list[Outcome]:
+            return run_concurrently(
+                self._session, [(request, None) for request, _ in pending],
+                concurrency=self._config.write_concurrency, execution_profile=_WRITE_PROFILE,
             )  # fmt: skip
-            time.sleep(delay)
-            delay *= 2
-            pending = [request for request, _ in failed]
+
+        failures, attempts = retry_failed(
+            run, requests, policy=WRITE_RETRY,
+            retryable=lambda error: isinstance(error, retryable),
+            describe=lambda failed, attempt: f" writing {schema.name}",
+        )  # fmt: skip
+        if not failures:
+            return
+        first = failures[0]
+        raise OnlineStoreError(
+            STORE,
+            self._target,
+            ERRORS["write_failed"].format(
+                failed=sum(rows for (_, rows) in (f.request for f in failures)),
+                total=total_rows, keyspace=self._config.keyspace, table=schema.name,
+                after=f" after {attempts} attempts" if attempts > 1 else "",
+                error=self._describe(first.error, first.host),
+            ),
+        ) from first.error  # fmt: skip
+
+    def _describe(self, error: BaseException, host: str | None) -> str:
+        """The driver error as one line naming hosts and cause (see ``describe_error``)."""
+        try:
+            hosts = [(str(h.endpoint), bool(h.is_up)) for h in self._cluster.metadata.all_hosts()]
+        except Exception:  # metadata is best effort here: the error itself matters
+            hosts = []
+        return describe_error(error, host, hosts)
 
     # --- reads -----------------------------------------------------------------------------------
 
@@ -642,25 +639,32 @@ class CassandraOnlineStore(ClosingStore):
     def _fetch(
         self, jobs: Sequence[tuple[PreparedStatement, tuple[Any, ...], str]]
     ) -> list[tuple[Any, ...] | None]:
-        """Run single-partition selects; the first row of each (or None), in order."""
-        errors = _driver_errors()
+        """Run single-partition selects; the first row of each (or None), in order.
+
+        Raises:
+            OnlineStoreError: A read failed; names the table, the host(s) and the cause.
+        """
         session = self._session
         if len(jobs) == 1:
             statement, key, table = jobs[0]
             try:
                 return [session.execute(statement, key, execution_profile=_READ_PROFILE).one()]
-            except errors as error:
-                raise read_error(STORE, self._target, table, error) from error
+            except _driver_errors() as error:
+                raise self._read_error(table, error, None) from error
+        outcomes = run_concurrently(
+            session, [(statement, key) for statement, key, _ in jobs],
+            concurrency=READ_CONCURRENCY, execution_profile=_READ_PROFILE,
+        )  # fmt: skip
         rows: list[tuple[Any, ...] | None] = []
-        for start in range(0, len(jobs), READ_CONCURRENCY):
-            chunk = jobs[start : start + READ_CONCURRENCY]
-            futures = [
-                (session.execute_async(statement, key, execution_profile=_READ_PROFILE), table)
-                for statement, key, table in chunk
-            ]
-            for future, table in futures:
-                try:
-                    rows.append(future.result().one())
-                except errors as error:
-                    raise read_error(STORE, self._target, table, error) from error
+        for (_, _, table), outcome in zip(jobs, outcomes, strict=True):
+            if outcome.error is not None:
+                raise self._read_error(table, outcome.error, outcome.host) from outcome.error
+            rows.append(outcome.rows[0] if outcome.rows else None)
         return rows
+
+    def _read_error(self, table: str, error: BaseException, host: str | None) -> OnlineStoreError:
+        return OnlineStoreError(
+            STORE,
+            self._target,
+            ERRORS["read_failed"].format(table=table, error=self._describe(error, host)),
+        )

@@ -475,39 +475,41 @@ def test_a_write_that_fails_raises_and_never_reports_success(
 def test_cassandra_retries_only_failed_requests_then_gives_up(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """The retry loop, without a node: the driver's concurrent executor is replaced."""
-    import cassandra.concurrent
+    """The store's retry wiring, without a node: its concurrent runner is replaced."""
     from cassandra import InvalidRequest, OperationTimedOut
 
     from feast_spark.online import cassandra as store_module
+    from feast_spark.online.cassandra_requests import Outcome
 
     calls: list[list[Any]] = []
 
-    def fake_execute(session: Any, pairs: list[Any], **kwargs: Any) -> list[Any]:
-        requests = [request for request, _ in pairs]
+    def fake_run(session: Any, jobs: list[Any], **kwargs: Any) -> list[Outcome]:
+        requests = [request for request, _ in jobs]
         calls.append(requests)
         # r2 times out on its first two attempts, r3 always; "bad" is refused
         failing = {"r3"} | ({"r2"} if len(calls) <= 2 else set())
         return [
-            (False, InvalidRequest("no such table")) if r == "bad"
-            else (False, OperationTimedOut("timed out")) if r in failing
-            else (True, None)
+            Outcome(None, InvalidRequest("no such table"), "h:9042") if r == "bad"
+            else Outcome(None, OperationTimedOut(last_host="h:9042")) if r in failing
+            else Outcome([])
             for r in requests
         ]  # fmt: skip
 
-    monkeypatch.setattr(cassandra.concurrent, "execute_concurrent", fake_execute)
-    monkeypatch.setattr(store_module.time, "sleep", lambda s: None)
+    monkeypatch.setattr(store_module, "run_concurrently", fake_run)
+    monkeypatch.setattr("feast_spark.online.cassandra_requests.time.sleep", lambda s: None)
     store = object.__new__(store_module.CassandraOnlineStore)
     store._config = CassandraOnlineStoreConfig(keyspace="ks")  # type: ignore[attr-defined]
     store._target = "h:9042"  # type: ignore[attr-defined]
     store._session = None  # type: ignore[attr-defined]
+    store._cluster = None  # type: ignore[attr-defined]
     schema = OnlineTableSchema.of("p", driver_table(), [DRIVER])
     requests = [("r1", 1), ("r2", 2), ("r3", 3), ("r4", 4)]
 
     # when requests keep timing out, then only they are retried, and the write finally fails
-    # naming the rows lost
+    # naming the rows lost, the host and the cause
     with pytest.raises(
-        OnlineStoreError, match=r"3 of 10 rows .* failed after 5 attempts.*OperationTimedOut"
+        OnlineStoreError,
+        match=r"3 of 10 rows .* failed after 5 attempts.*OperationTimedOut: no answer from h:9042",
     ):
         store._execute_all(schema, requests, 10)  # type: ignore[arg-type]
     assert calls == [["r1", "r2", "r3", "r4"], ["r2", "r3"], ["r2", "r3"], ["r3"], ["r3"]]
@@ -515,7 +517,8 @@ def test_cassandra_retries_only_failed_requests_then_gives_up(
     # when a request fails with an error retrying cannot fix, then it fails at once
     calls.clear()
     with pytest.raises(
-        OnlineStoreError, match=r"2 of 3 rows .* failed; first error: InvalidRequest"
+        OnlineStoreError,
+        match=r"2 of 3 rows .* failed; first error: InvalidRequest \(coordinator h:9042\)",
     ):
         store._execute_all(schema, [("r1", 1), ("bad", 2)], 3)  # type: ignore[arg-type]
     assert len(calls) == 1
