@@ -564,7 +564,7 @@ class CassandraOnlineStore(ClosingStore):
         failures, attempts = retry_failed(
             run, requests, policy=WRITE_RETRY,
             retryable=lambda error: isinstance(error, retryable),
-            describe=lambda failed, attempt: f" writing {schema.name}",
+            describe=lambda failed, attempt: f" writing {schema.name}", explain=self._describe,
         )  # fmt: skip
         if not failures:
             return

@@ -146,6 +146,7 @@ def retry_failed(
     retryable: Callable[[BaseException], bool],
     sleep: Callable[[float], None] = time.sleep,
     describe: Callable[[int, int], str] = lambda failed, attempt: "",
+    explain: Callable[[BaseException, str | None], str] | None = None,
 ) -> tuple[list[Failure[T]], int]:
     """Run ``requests``, then run the failed ones again while retrying can help.
 
@@ -159,6 +160,7 @@ def retry_failed(
         retryable: Whether an error may go away when tried again.
         sleep: Waits (injected by tests).
         describe: ``(failed, attempt) -> text`` naming what failed, for the retry log line.
+        explain: ``(error, host) -> text`` for the log line (default :func:`describe_error`).
 
     Returns:
         The requests that still failed (empty: all succeeded) and the attempts made.
@@ -182,7 +184,7 @@ def retry_failed(
         _log.warning(
             "%d requests%s failed (attempt %d of %d, retrying in %.1fs): %s",
             len(failures), describe(len(failures), attempt), attempt, policy.attempts, delay,
-            describe_error(failures[0].error, failures[0].host),
+            (explain or describe_error)(failures[0].error, failures[0].host),
         )  # fmt: skip
         sleep(delay)
         pending = [failure.request for failure in failures]
