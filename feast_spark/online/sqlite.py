@@ -1,6 +1,6 @@
 """The embedded online store: one SQLite file, for local mode.
 
-Layout: one table per project feature table (``<project>__<table>``), the entity columns as primary
+Layout: one table per project feature table (named by :mod:`feast_spark.online.naming`), the entity columns as primary
 key, one column per feature, ``event_timestamp`` and ``created_timestamp`` (microseconds since the
 epoch). Column types: ``INTEGER`` for INT32, INT64, BOOL and UNIX_TIMESTAMP (microseconds),
 ``REAL`` for FLOAT and DOUBLE, ``TEXT`` for STRING, ``BLOB`` for BYTES, and ``TEXT`` holding JSON

@@ -645,3 +645,24 @@ def test_a_read_plan_is_built_once_and_read_many_times(sqlite_store: OnlineStore
         "driver_stats:name", "driver_stats:name__status", "driver_stats:rate", "driver_stats:rate__status",
     ]  # fmt: skip
     assert both["driver_stats:rate"] == [0.5, None]
+
+
+def test_projects_whose_names_spell_the_same_table_never_share_values(
+    store: OnlineStore, project: str
+) -> None:
+    # given project '<p>__x' with table 't' and project '<p>' with table 'x__t'
+    source = FileSource(path="/unused", event_timestamp_column="ts")
+    first = FeatureTable("t", ["driver_id"], [Feature("rate", "DOUBLE")], source)
+    second = FeatureTable("x__t", ["driver_id"], [Feature("rate", "DOUBLE")], source)
+    pairs = [(f"{project}__x", first, 1.0), (project, second, 2.0)]
+    for owner, table, value in pairs:
+        schema = OnlineTableSchema.of(owner, table, [DRIVER])
+        store.ensure_table(schema)
+        # when each writes its own value for the same key
+        store.write_batch(
+            schema, batch([{"driver_id": 1, "rate": value, "event_timestamp": NOW}])
+        )
+    # then each project reads its own value back
+    for owner, table, value in pairs:
+        result = read(store, owner, table, [f"{table.name}:rate"], [1])
+        assert result[f"{table.name}:rate"] == [value], owner
