@@ -1,10 +1,10 @@
 """The embedded online store: one SQLite file, for local mode.
 
-Layout: one table per project feature table (named by :mod:`feast_spark.online.naming`), the entity columns as primary
-key, one column per feature, ``event_timestamp`` and ``created_timestamp`` (microseconds since the
-epoch). Column types: ``INTEGER`` for INT32, INT64, BOOL and UNIX_TIMESTAMP (microseconds),
-``REAL`` for FLOAT and DOUBLE, ``TEXT`` for STRING, ``BLOB`` for BYTES, and ``TEXT`` holding JSON
-for lists (BYTES_LIST elements as base64).
+Layout: one table per project feature table (named by :mod:`feast_spark.online.naming`), the
+entity columns as primary key, one column per feature, ``event_timestamp`` and
+``created_timestamp`` (microseconds since the epoch). Column types: ``INTEGER`` for INT32,
+INT64, BOOL and UNIX_TIMESTAMP (microseconds), ``REAL`` for FLOAT and DOUBLE, ``TEXT`` for
+STRING, ``BLOB`` for BYTES, and ``TEXT`` holding JSON for lists (BYTES_LIST elements as base64).
 
 The same rules as Cassandra (:mod:`feast_spark.online.base`): a row replaces the stored one only
 when it is newer, here by ``(event_timestamp, created_timestamp)`` in one upsert::
