@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING, Any, Final
 from feast_spark.config import CassandraOnlineStoreConfig, TlsConfig
 from feast_spark.errors import ConfigError, OnlineStoreError
 from feast_spark.online.base import (
+    CREATED_TIMESTAMP,
     EVENT_TIMESTAMP,
     ClosingStore,
     OnlineTableSchema,
@@ -61,6 +62,12 @@ from feast_spark.online.cassandra_requests import (
     describe_error,
     retry_failed,
     run_concurrently,
+)
+from feast_spark.online.ordering import (
+    next_write_timestamp,
+    times_key,
+    value_key,
+    winners_per_key,
 )
 from feast_spark.types import ValueType
 
@@ -86,6 +93,9 @@ CQL: Final = {
         "INSERT INTO {keyspace}.{table} ({columns}) VALUES ({markers}) USING TIMESTAMP ? AND TTL ?"
     ),
     "select": "SELECT {columns} FROM {keyspace}.{table} WHERE {where}",
+    "select_version": (
+        "SELECT {event}, {created}, WRITETIME({event}) FROM {keyspace}.{table} WHERE {where}"
+    ),
 }
 
 #: Error texts.
@@ -108,6 +118,10 @@ ERRORS: Final = {
         "{failed} of {total} rows for table {keyspace}.{table} failed{after}; first error: {error}"
     ),
     "read_failed": "reading table '{table}' failed: {error}",
+    "version_read_failed": (
+        "reading the stored rows of {failed} of {total} keys of table {keyspace}.{table} (to "
+        "compare them with the rows to write) failed{after}; first error: {error}"
+    ),
     "tls_file": "cannot load {what} from {path}: {error}",
 }
 
@@ -123,6 +137,9 @@ WRITE_RETRY: Final = RetryPolicy(attempts=5, backoff_s=0.2)
 READ_CONCURRENCY: Final = 256
 _READ_PROFILE: Final = "feast_spark_read"
 _WRITE_PROFILE: Final = "feast_spark_write"
+#: Reads of stored versions before writes: at the write consistency (ANY cannot read: ONE), so
+#: with quorum writes they see every acknowledged write.
+_VERSION_PROFILE: Final = "feast_spark_versions"
 
 
 def cql_column_type(value_type: ValueType) -> str:
@@ -259,6 +276,9 @@ class CassandraOnlineStore(ClosingStore):
                 EXEC_PROFILE_DEFAULT: profile(config.write_consistency),
                 _READ_PROFILE: profile(config.read_consistency),
                 _WRITE_PROFILE: profile(config.write_consistency),
+                _VERSION_PROFILE: profile(
+                    "ONE" if config.write_consistency == "ANY" else config.write_consistency
+                ),
             },
             auth_provider=PlainTextAuthProvider(*credentials) if credentials else None,
             ssl_context=ssl_context(config.tls) if config.tls else None,
@@ -315,6 +335,7 @@ class CassandraOnlineStore(ClosingStore):
             *(f"{_quote(n)} {cql_column_type(t)}" for n, t in schema.entities),
             *(f"{_quote(n)} {cql_column_type(t)}" for n, t in schema.features),
             f"{_quote(EVENT_TIMESTAMP)} bigint",
+            f"{_quote(CREATED_TIMESTAMP)} bigint",
         ]
         comment = f"feast-spark online table: project '{schema.project}', table '{schema.table}'"
         self._ddl(
@@ -329,6 +350,8 @@ class CassandraOnlineStore(ClosingStore):
         )
         existing = self._columns(schema.name, refresh=True) or {}
         self._check_keys(schema)
+        if CREATED_TIMESTAMP not in existing:  # a table written before created times were kept
+            self._add_column(schema, CREATED_TIMESTAMP, "bigint")
         for name, value_type in schema.features:
             actual = existing.get(name)
             expected = cql_column_type(value_type)
@@ -438,7 +461,7 @@ class CassandraOnlineStore(ClosingStore):
 
     def _insert(self, schema: OnlineTableSchema) -> PreparedStatement:
         with_ttl = schema.max_age is not None
-        columns = (*schema.entity_names, *schema.feature_names, EVENT_TIMESTAMP)
+        columns = (*schema.entity_names, *schema.feature_names, EVENT_TIMESTAMP, CREATED_TIMESTAMP)
 
         def text() -> str:
             return CQL["insert_ttl" if with_ttl else "insert"].format(
@@ -463,12 +486,31 @@ class CassandraOnlineStore(ClosingStore):
         key = ("select", schema.name, features, schema.entity_names)
         return self._prepared(key, text, idempotent=True)
 
+    def _select_version(self, schema: OnlineTableSchema) -> PreparedStatement:
+        def text() -> str:
+            return CQL["select_version"].format(
+                keyspace=self._keyspace,
+                table=_quote(schema.name),
+                event=_quote(EVENT_TIMESTAMP),
+                created=_quote(CREATED_TIMESTAMP),
+                where=" AND ".join(f"{_quote(k)} = ?" for k in schema.entity_names),
+            )
+
+        key = ("select_version", schema.name, schema.entity_names)
+        return self._prepared(key, text, idempotent=True)
+
     # --- writes ----------------------------------------------------------------------------------
 
     def write_batch(
         self, schema: OnlineTableSchema, batch: pa.RecordBatch, *, now: datetime | None = None
     ) -> WriteCounts:
-        """Write an Arrow batch with event-time write timestamps (and TTLs under ``max_age``).
+        """Write the rows that win the point-in-time rule against what is stored.
+
+        Per key, the batch's winning row is compared with the stored row's event time, created
+        time (and, when both tie, values), read first; a row that loses is not sent, a row that
+        wins is written at :func:`~feast_spark.online.ordering.next_write_timestamp` (its event
+        time, unless a stored row of the same event time forces one microsecond more), with a
+        TTL under ``max_age``. Rows that lose count as written: the store holds a newer row.
 
         Raises:
             OnlineStoreError: Rows still failed after :data:`WRITE_RETRY`'s attempts, or failed
@@ -478,18 +520,114 @@ class CassandraOnlineStore(ClosingStore):
         decoded = decode_batch(schema, batch)
         if decoded.num_rows == 0:
             return WriteCounts()
-        statement = self._insert(schema)
-        events = decoded.event_us
-        rows = zip(*decoded.keys, *decoded.features, events, events, strict=True)
-        if schema.max_age is None:
-            parameters = list(rows)
-        else:
+        keys = list(zip(*decoded.keys, strict=True))
+        events, created, features = decoded.event_us, decoded.created_us, decoded.features
+        chosen = winners_per_key(keys, events, created, features)
+        ttls: list[int | None] = [None] * decoded.num_rows
+        expired = 0
+        if schema.max_age is not None:
             now_us = now_micros(now)
-            ttls = [ttl_seconds(e, schema.max_age, now_us) for e in events]
-            parameters = [(*row, ttl) for row, ttl in zip(rows, ttls, strict=True) if ttl]
-        requests = self._replica_batches(statement, parameters)
+            ttls = [ttl_seconds(event, schema.max_age, now_us) for event in events]
+            expired = ttls.count(0)
+            chosen = [index for index in chosen if ttls[index]]
+        stored = self._stored_versions(schema, [keys[i] for i in chosen])
+        ties = [
+            (index, version)
+            for index, version in zip(chosen, stored, strict=True)
+            if version is not None
+            and times_key(events[index], created[index]) == times_key(version[0], version[1])
+        ]
+        tie_wins = self._tie_winners(schema, [index for index, _ in ties], keys, features)
+        parameters: list[tuple[Any, ...]] = []
+        for index, version in zip(chosen, stored, strict=True):
+            stored_write: int | None = None
+            if version is not None:
+                new, old = times_key(events[index], created[index]), times_key(*version[:2])
+                if new < old or (new == old and index not in tie_wins):
+                    continue  # the stored row wins (a replay, or an older row run later)
+                stored_write = version[2]
+            row = (
+                *keys[index], *(f[index] for f in features), events[index], created[index],
+                next_write_timestamp(events[index], stored_write),
+            )  # fmt: skip
+            parameters.append(row if schema.max_age is None else (*row, ttls[index]))
+        requests = self._replica_batches(self._insert(schema), parameters)
         self._execute_all(schema, requests, len(parameters))
-        return WriteCounts(written=len(parameters), expired=decoded.num_rows - len(parameters))
+        return WriteCounts(written=decoded.num_rows - expired, expired=expired)
+
+    def _stored_versions(
+        self, schema: OnlineTableSchema, keys: Sequence[tuple[Any, ...]]
+    ) -> list[tuple[int, int | None, int] | None]:
+        """``(event, created, write timestamp)`` of each key's stored row (None: no row).
+
+        Raises:
+            OnlineStoreError: A read still failed after retries.
+        """
+        statement = self._select_version(schema)
+        rows = self._read_retrying(schema, [(statement, key) for key in keys])
+        return [None if row is None or row[0] is None else (row[0], row[1], row[2]) for row in rows]
+
+    def _tie_winners(
+        self,
+        schema: OnlineTableSchema,
+        ties: Sequence[int],
+        keys: Sequence[tuple[Any, ...]],
+        features: Sequence[Sequence[Any]],
+    ) -> set[int]:
+        """Of batch rows tied with their stored row on both times, those with greater values.
+
+        Rare (a row of the same key, event and created time materialized again with other
+        values), so the stored values are read only for them.
+        """
+        if not ties:
+            return set()
+        statement = self._select(schema, schema.feature_names)
+        stored = self._read_retrying(schema, [(statement, keys[index]) for index in ties])
+        winners = set()
+        for index, row in zip(ties, stored, strict=True):
+            new = tuple(value_key(f[index]) for f in features)
+            if row is None or new > tuple(value_key(v) for v in row[: len(features)]):
+                winners.add(index)
+        return winners
+
+    def _read_retrying(
+        self, schema: OnlineTableSchema, jobs: Sequence[tuple[PreparedStatement, tuple[Any, ...]]]
+    ) -> list[Any]:
+        """The first row (or None) of each single-partition select, retried like writes.
+
+        Raises:
+            OnlineStoreError: A read still failed after retries.
+        """
+        outcomes: dict[int, Any] = {}
+        retryable = _retryable_errors()
+
+        def run(pending: Sequence[int]) -> list[Outcome]:
+            results = run_concurrently(
+                self._session, [jobs[i] for i in pending],
+                concurrency=self._config.write_concurrency, execution_profile=_VERSION_PROFILE,
+            )  # fmt: skip
+            for index, outcome in zip(pending, results, strict=True):
+                if outcome.rows is not None:
+                    outcomes[index] = outcome.rows[0] if outcome.rows else None
+            return results
+
+        failures, attempts = retry_failed(
+            run, range(len(jobs)), policy=WRITE_RETRY,
+            retryable=lambda error: isinstance(error, retryable),
+            describe=lambda failed, attempt: f" reading stored rows of {schema.name}",
+            explain=self._describe,
+        )  # fmt: skip
+        if failures:
+            first = failures[0]
+            raise OnlineStoreError(
+                STORE, self._target,
+                ERRORS["version_read_failed"].format(
+                    failed=len(failures), total=len(jobs), keyspace=self._config.keyspace,
+                    table=schema.name, after=f" after {attempts} attempts" if attempts > 1 else "",
+                    error=self._describe(first.error, first.host),
+                ),
+            ) from first.error  # fmt: skip
+        return [outcomes[i] for i in range(len(jobs))]
 
     def _replica_batches(
         self, statement: PreparedStatement, parameters: Sequence[tuple[Any, ...]]

@@ -39,10 +39,10 @@ SCHEMA = OnlineTableSchema.of("failures", TABLE, [DRIVER])
 NOW = datetime.now(UTC)
 
 
-def rows(count: int) -> pa.RecordBatch:
+def rows(count: int, first_key: int = 0) -> pa.RecordBatch:
     return pa.RecordBatch.from_pydict(
         {
-            "driver_id": list(range(count)),
+            "driver_id": list(range(first_key, first_key + count)),
             "rate": [0.5] * count,
             "event_timestamp": pa.array([NOW] * count),
         }
@@ -57,7 +57,7 @@ def config(port: int, keyspace: str, **overrides: Any) -> CassandraOnlineStoreCo
         "local_dc": "datacenter1",
         "write_consistency": "ONE",
         "read_consistency": "ONE",
-        "request_timeout_s": 5.0,
+        "request_timeout_s": 30.0,  # a loaded machine is slow; a dead node fails at once
     }
     return CassandraOnlineStoreConfig(**(settings | overrides))
 
@@ -76,18 +76,39 @@ def retry_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
 # --- a node that goes down under a live session ---------------------------------------------------
 
 
+def before_sending_writes(store: Any, monkeypatch: pytest.MonkeyPatch, action: Any) -> None:
+    """Run ``action`` once the stored rows were read and the writes are built, before sending."""
+    build = store._replica_batches
+
+    def build_then_act(*args: Any) -> Any:
+        requests = build(*args)
+        action()
+        return requests
+
+    monkeypatch.setattr(store, "_replica_batches", build_then_act)
+
+
 @pytest.mark.cassandra
+@pytest.mark.parametrize("when", ["before-the-write", "between-reading-and-writing"])
 def test_writes_to_a_node_that_went_down_are_retried_then_fail_naming_the_host(
-    cassandra_node: Any, keyspace: str, caplog: pytest.LogCaptureFixture
+    cassandra_node: Any,
+    keyspace: str,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+    when: str,
 ) -> None:
     # given a store connected through a proxy, that wrote once
     with TcpProxy(cassandra_node.port) as proxy:
         store = open_online_store(config(proxy.port, keyspace))
         try:
             store.ensure_table(SCHEMA)
-            store.write_batch(SCHEMA, rows(10))
-            # when the node goes away and many rows (thousands of requests) are written
-            proxy.stop()
+            store.write_batch(SCHEMA, rows(10, first_key=-10))
+            # when the node goes away (before the write reads the stored rows, or after, just
+            # before the rows are sent) and many rows (thousands of requests) are written
+            if when == "before-the-write":
+                proxy.stop()
+            else:
+                before_sending_writes(store, monkeypatch, proxy.stop)
             with caplog.at_level(logging.WARNING), pytest.raises(OnlineStoreError) as caught:
                 store.write_batch(SCHEMA, rows(20_000))
         finally:
@@ -97,7 +118,8 @@ def test_writes_to_a_node_that_went_down_are_retried_then_fail_naming_the_host(
     # the attempts, the host and the cause: not a TypeError from inside the driver
     message = str(caught.value)
     assert len(retry_warnings(caplog)) == 4, retry_warnings(caplog)
-    assert "20000 of 20000 rows" in message
+    expected = "20000 of 20000 rows" if when != "before-the-write" else "of 20000 keys"
+    assert expected in message
     assert "after 5 attempts" in message
     assert f"127.0.0.1:{proxy.port}" in message
     assert "NoHostAvailable" in message
@@ -136,14 +158,32 @@ def test_reads_from_a_node_that_went_down_fail_naming_the_host(
 
 
 @pytest.mark.cassandra
+@pytest.mark.parametrize("step", ["reading-stored-rows", "writing"])
 def test_an_unmeetable_write_consistency_is_retried_and_named(
-    cassandra_node: Any, keyspace: str, caplog: pytest.LogCaptureFixture
+    cassandra_node: Any,
+    keyspace: str,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+    step: str,
 ) -> None:
-    # given a keyspace with replication factor 1 and writes at consistency THREE
+    # given a keyspace with replication factor 1, and a consistency of THREE for the whole
+    # write (stored rows are read at the write consistency) or, once they are read, for the
+    # writes alone
     with open_online_store(config(cassandra_node.port, keyspace)) as plain:
         plain.ensure_table(SCHEMA)
-    store = open_online_store(config(cassandra_node.port, keyspace, write_consistency="THREE"))
-    # when rows are written, then the node answers Unavailable, the writes are retried, and
+    if step == "writing":
+        store = open_online_store(config(cassandra_node.port, keyspace))
+
+        def demand_three() -> None:
+            from cassandra import ConsistencyLevel
+
+            profiles = store.session.cluster.profile_manager.profiles  # type: ignore[attr-defined]
+            profiles["feast_spark_write"].consistency_level = ConsistencyLevel.THREE
+
+        before_sending_writes(store, monkeypatch, demand_three)
+    else:
+        store = open_online_store(config(cassandra_node.port, keyspace, write_consistency="THREE"))
+    # when rows are written, then the node answers Unavailable, the requests are retried, and
     # the final error gives the consistency, the replicas required and alive, and the host
     try:
         with caplog.at_level(logging.WARNING), pytest.raises(OnlineStoreError) as caught:
@@ -152,6 +192,7 @@ def test_an_unmeetable_write_consistency_is_retried_and_named(
         store.close()
     message = str(caught.value)
     assert len(retry_warnings(caplog)) == 4
+    assert ("25 of 25 rows" if step == "writing" else "25 of 25 keys") in message
     assert "after 5 attempts" in message
     assert "Unavailable" in message
     assert "consistency THREE needs 3 live replicas, 1 alive" in message

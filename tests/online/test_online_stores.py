@@ -467,7 +467,7 @@ def test_a_write_that_fails_raises_and_never_reports_success(
         ]
         # when it writes again, then the write raises, naming the table and the rows lost
         with pytest.raises(
-            OnlineStoreError, match=rf"10 of 10 rows for table .*{schema.name} failed"
+            OnlineStoreError, match=rf"10 of 10 (rows for|keys of) table .*{schema.name}.* failed"
         ):
             store.write_batch(schema, batch(rows))
 
@@ -659,10 +659,105 @@ def test_projects_whose_names_spell_the_same_table_never_share_values(
         schema = OnlineTableSchema.of(owner, table, [DRIVER])
         store.ensure_table(schema)
         # when each writes its own value for the same key
-        store.write_batch(
-            schema, batch([{"driver_id": 1, "rate": value, "event_timestamp": NOW}])
-        )
+        store.write_batch(schema, batch([{"driver_id": 1, "rate": value, "event_timestamp": NOW}]))
     # then each project reads its own value back
     for owner, table, value in pairs:
         result = read(store, owner, table, [f"{table.name}:rate"], [1])
         assert result[f"{table.name}:rate"] == [value], owner
+
+
+def tie_row(created: datetime | None, rate: float | None, name: str | None, **extra: Any) -> Any:
+    return {
+        "driver_id": 1, "rate": rate, "name": name, "event_timestamp": NOW - timedelta(hours=1),
+        "created_timestamp": created, **extra,
+    }  # fmt: skip
+
+
+TIE_TYPES = {
+    "rate": pa.float64(),
+    "name": pa.string(),
+    "created_timestamp": pa.timestamp("us", "UTC"),
+}
+
+
+def test_same_event_time_rows_follow_the_point_in_time_rule_across_writes(
+    store: OnlineStore, project: str
+) -> None:
+    # given a table with max_age (TTLs too) and a row at event time T created at c1
+    table = driver_table(max_age=timedelta(days=1))
+    schema = OnlineTableSchema.of(project, table, [DRIVER])
+    store.ensure_table(schema)
+    refs = ["driver_stats:rate", "driver_stats:name"]
+    c1, c2 = NOW - timedelta(minutes=50), NOW - timedelta(minutes=40)
+    store.write_batch(schema, batch([tie_row(c1, 9.0, None)], **TIE_TYPES))
+
+    # when a correction of the same event time created later arrives, cell by cell "smaller"
+    store.write_batch(schema, batch([tie_row(c2, 1.0, "a")], **TIE_TYPES))
+    # then it replaces the whole row (no 9.0 from the first row, no null from it either)
+    assert read(store, project, table, refs, [1]) | {} == {
+        "driver_id": [1], "driver_stats:rate": [1.0], "driver_stats:rate__status": ["PRESENT"],
+        "driver_stats:name": ["a"], "driver_stats:name__status": ["PRESENT"],
+    }  # fmt: skip
+
+    # when the older row is written again, and a row without created time, then nothing changes
+    store.write_batch(schema, batch([tie_row(c1, 9.0, None)], **TIE_TYPES))
+    store.write_batch(schema, batch([tie_row(None, 8.0, "z")], **TIE_TYPES))
+    assert read(store, project, table, refs, [1])["driver_stats:rate"] == [1.0]
+
+    # when a row with the same times but greater values arrives, then it wins whole
+    store.write_batch(schema, batch([tie_row(c2, 2.0, None)], **TIE_TYPES))
+    result = read(store, project, table, refs, [1])
+    assert (result["driver_stats:rate"], result["driver_stats:name"]) == ([2.0], [None])
+
+    # when a row one microsecond later, created earlier, arrives, then the later event wins
+    later = tie_row(
+        c1, 0.5, "b", event_timestamp=NOW - timedelta(hours=1) + timedelta(microseconds=1)
+    )
+    store.write_batch(schema, batch([later], **TIE_TYPES))
+    result = read(store, project, table, refs, [1])
+    assert (result["driver_stats:rate"], result["driver_stats:name"]) == ([0.5], ["b"])
+
+
+@pytest.mark.cassandra
+def test_cassandra_corrections_keep_ttl_and_event_time_and_upgrade_old_tables(
+    cassandra_session: Session, cassandra_node: Any, project: str
+) -> None:
+    # given a table created before created times were stored, holding a row at T (write time T)
+    keyspace = f"test_ties_{uuid.uuid4().hex[:10]}"
+    config = cassandra_config(cassandra_node, keyspace)
+    table = driver_table(max_age=timedelta(days=1))
+    schema = OnlineTableSchema.of(project, table, [DRIVER])
+    event = to_micros(NOW - timedelta(hours=1))
+    cassandra_session.execute(
+        f"CREATE KEYSPACE {keyspace} WITH replication = "
+        "{'class': 'SimpleStrategy', 'replication_factor': 1}"
+    )
+    cassandra_session.execute(
+        f'CREATE TABLE {keyspace}."{schema.name}" (driver_id bigint, rate double, name text, '
+        "event_timestamp bigint, PRIMARY KEY ((driver_id)))"
+    )
+    cassandra_session.execute(
+        f'INSERT INTO {keyspace}."{schema.name}" (driver_id, rate, name, event_timestamp) '
+        f"VALUES (1, 9.0, 'old', {event}) USING TIMESTAMP {event} AND TTL 86400"
+    )
+    try:
+        with open_online_store(config) as store:
+            # when the table is ensured and a correction of the same event time is written
+            store.ensure_table(schema)
+            store.write_batch(
+                schema, batch([tie_row(NOW - timedelta(minutes=5), 1.0, None)], **TIE_TYPES)
+            )
+            result = read(store, project, table, ["driver_stats:rate", "driver_stats:name"], [1])
+        # then it replaced the old row whole, one microsecond after it, with the true event
+        # time in event_timestamp and a TTL from max_age
+        assert (result["driver_stats:rate"], result["driver_stats:name"]) == ([1.0], [None])
+        row = cassandra_session.execute(
+            f"SELECT event_timestamp, created_timestamp, WRITETIME(rate) AS wt, TTL(rate) AS ttl "
+            f'FROM {keyspace}."{schema.name}" WHERE driver_id = 1'
+        ).one()
+        assert row.event_timestamp == event
+        assert row.created_timestamp == to_micros(NOW - timedelta(minutes=5))
+        assert row.wt == event + 1
+        assert 0 < row.ttl <= 2 * 86400
+    finally:
+        cassandra_session.execute(f"DROP KEYSPACE IF EXISTS {keyspace}")
