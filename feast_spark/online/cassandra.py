@@ -1,6 +1,6 @@
 """Apache Cassandra as the online store.
 
-Layout (readable with plain cqlsh)::
+Layout (readable with plain cqlsh; table names from :mod:`feast_spark.online.naming`)::
 
     CREATE KEYSPACE feast WITH replication = {'class': 'SimpleStrategy', 'replication_factor': 1};
     CREATE TABLE feast.<project>__<table> (
@@ -8,27 +8,43 @@ Layout (readable with plain cqlsh)::
         conv_rate double,            -- one natively typed column per feature
         trips frozen<list<int>>,    -- lists frozen: one cell, last-write-wins like a scalar
         event_timestamp bigint,      -- microseconds since the epoch
+        created_timestamp bigint,    -- microseconds; null in rows written before it was kept
         PRIMARY KEY ((driver_id)));
 
-Every row is written with ``USING TIMESTAMP <event time in microseconds>``: Cassandra keeps, per
-cell, the write with the highest timestamp, so a rerun, a retry or an older window written later
-never replaces a newer value, on any replica, in any order (``SELECT WRITETIME(conv_rate)`` equals
-``event_timestamp``). Tables with ``max_age`` also get ``USING TTL`` (see
-:mod:`feast_spark.online.base` for the retention rule; rows already past it are not written).
+Which row is kept: per key, the one that wins the point-in-time rule (latest event time, then
+latest created time, then greatest values: :mod:`feast_spark.online.ordering`), whole, whatever
+the order of writes. Cassandra alone cannot do that: it keeps, per *cell*, the write with the
+highest timestamp, and on equal timestamps a tombstone (a null) first, then an expiring cell, then
+the greater local expiry time, then the greater value bytes (``Cells.reconcile``,
+CASSANDRA-14592), so two rows of one event time written at that time would mix cell by cell. So
+each write first reads, per key, the stored ``(event_timestamp, created_timestamp,
+WRITETIME(event_timestamp))`` (at the write consistency, so quorum writes see each other; the
+stored values too, for keys tied on both times) and then:
 
-Ties: two different rows with the *same* key and event time (e.g. a correction ingested later with
-a newer ``created_timestamp``) carry the same write timestamp, and Cassandra then keeps, cell by
-cell, the greater value, not the later write. Within one window the latest row is chosen before
-writing, so this only matters across runs; to correct a value, give it a new event time. (SQLite
-compares ``created_timestamp`` too.)
+* sends nothing for a row that loses to the stored one (a replay, an older window run later, an
+  older correction run after a newer one);
+* writes a winning row ``USING TIMESTAMP <event time in microseconds>`` if the stored row was
+  written before it, else one microsecond after the stored write time (a correction of the same
+  event time, or a row a microsecond after a correction), so that it replaces every cell.
+
+``WRITETIME`` therefore equals ``event_timestamp`` except after a correction (it is then at most a
+few microseconds later); ``event_timestamp`` is always the true event time. Without the read,
+timestamps alone would still keep a newer *event* from being replaced by an older one on any
+replica; the read is what orders rows of equal event time (cost: one read per key written, see
+README). Tables with ``max_age`` also get ``USING TTL`` (see :mod:`feast_spark.online.base`; rows
+already past it are not written). Not covered: two jobs writing the same key at the same time
+(the read and the write are not atomic; the launcher refuses overlapping materializations of a
+table), and reads that miss a stored row (``write_consistency`` ONE with several replicas).
 
 Writes bind every row, pack rows that live on the same replicas into small UNLOGGED batches (at
 most 10 rows / 4 KiB, below Cassandra's warning thresholds; a batch is one request, routed
 token-aware and DC-aware to one of those replicas) and keep ``write_concurrency`` requests in flight
-per store (Spark task). Requests failing with timeouts or unavailability are retried with backoff
-(safe: every row carries its own write timestamp); a write that still fails raises, so a job never
-reports success with rows missing. Reads of all
-requested tables and keys run concurrently with prepared single-partition statements.
+per store (Spark task) with :func:`~feast_spark.online.cassandra_requests.run_concurrently`.
+Requests (and the reads before them) failing with timeouts or unavailability are retried with
+backoff (safe: every row carries its own write timestamp); a write that still fails raises naming
+the hosts and the cause, so a job never reports success with rows missing. Reads of all requested
+tables and keys run concurrently with prepared single-partition statements; a failed read is an
+error naming the hosts and the cause, never a missing value.
 """
 
 from __future__ import annotations
@@ -54,6 +70,7 @@ from feast_spark.online.base import (
     decode_batch,
     is_retained,
     now_micros,
+    read_error,
     ttl_seconds,
 )
 from feast_spark.online.cassandra_requests import (
@@ -117,7 +134,6 @@ ERRORS: Final = {
     "write_failed": (
         "{failed} of {total} rows for table {keyspace}.{table} failed{after}; first error: {error}"
     ),
-    "read_failed": "reading table '{table}' failed: {error}",
     "version_read_failed": (
         "reading the stored rows of {failed} of {total} keys of table {keyspace}.{table} (to "
         "compare them with the rows to write) failed{after}; first error: {error}"
@@ -777,32 +793,25 @@ class CassandraOnlineStore(ClosingStore):
     def _fetch(
         self, jobs: Sequence[tuple[PreparedStatement, tuple[Any, ...], str]]
     ) -> list[tuple[Any, ...] | None]:
-        """Run single-partition selects; the first row of each (or None), in order.
-
-        Raises:
-            OnlineStoreError: A read failed; names the table, the host(s) and the cause.
-        """
+        """Run single-partition selects; the first row of each (or None), in order."""
+        errors = _driver_errors()
         session = self._session
         if len(jobs) == 1:
             statement, key, table = jobs[0]
             try:
                 return [session.execute(statement, key, execution_profile=_READ_PROFILE).one()]
-            except _driver_errors() as error:
-                raise self._read_error(table, error, None) from error
-        outcomes = run_concurrently(
-            session, [(statement, key) for statement, key, _ in jobs],
-            concurrency=READ_CONCURRENCY, execution_profile=_READ_PROFILE,
-        )  # fmt: skip
+            except errors as error:
+                raise read_error(STORE, self._target, table, error) from error
         rows: list[tuple[Any, ...] | None] = []
-        for (_, _, table), outcome in zip(jobs, outcomes, strict=True):
-            if outcome.error is not None:
-                raise self._read_error(table, outcome.error, outcome.host) from outcome.error
-            rows.append(outcome.rows[0] if outcome.rows else None)
+        for start in range(0, len(jobs), READ_CONCURRENCY):
+            chunk = jobs[start : start + READ_CONCURRENCY]
+            futures = [
+                (session.execute_async(statement, key, execution_profile=_READ_PROFILE), table)
+                for statement, key, table in chunk
+            ]
+            for future, table in futures:
+                try:
+                    rows.append(future.result().one())
+                except errors as error:
+                    raise read_error(STORE, self._target, table, error) from error
         return rows
-
-    def _read_error(self, table: str, error: BaseException, host: str | None) -> OnlineStoreError:
-        return OnlineStoreError(
-            STORE,
-            self._target,
-            ERRORS["read_failed"].format(table=table, error=self._describe(error, host)),
-        )
