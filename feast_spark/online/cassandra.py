@@ -117,6 +117,10 @@ CQL: Final = {
 
 #: Error texts.
 ERRORS: Final = {
+    "version_read_failed": (
+        "reading the stored rows of {failed} of {total} keys of table {keyspace}.{table} (to "
+        "compare them with the rows to write) failed{after}; first error: {error}"
+    ),
     "unreachable": (
         "cannot connect: {errors}; check that Cassandra runs there and that "
         "online_store.hosts / port (and TLS, credentials) are right"
@@ -132,11 +136,8 @@ ERRORS: Final = {
         "(DROP TABLE {keyspace}.{table}) and materialize again"
     ),
     "write_failed": (
-        "{failed} of {total} rows for table {keyspace}.{table} failed{after}; first error: {error}"
-    ),
-    "version_read_failed": (
-        "reading the stored rows of {failed} of {total} keys of table {keyspace}.{table} (to "
-        "compare them with the rows to write) failed{after}; first error: {error}"
+        "{failed} of {total} rows for table {keyspace}.{table} failed{after}; first error: "
+        "{error_type}: {error}"
     ),
     "tls_file": "cannot load {what} from {path}: {error}",
 }
@@ -723,6 +724,7 @@ class CassandraOnlineStore(ClosingStore):
         if not failures:
             return
         first = failures[0]
+        error_type, _, cause = self._describe(first.error, first.host).partition(": ")
         raise OnlineStoreError(
             STORE,
             self._target,
@@ -730,7 +732,7 @@ class CassandraOnlineStore(ClosingStore):
                 failed=sum(rows for (_, rows) in (f.request for f in failures)),
                 total=total_rows, keyspace=self._config.keyspace, table=schema.name,
                 after=f" after {attempts} attempts" if attempts > 1 else "",
-                error=self._describe(first.error, first.host),
+                error_type=error_type, error=cause,
             ),
         ) from first.error  # fmt: skip
 
