@@ -18,8 +18,8 @@ highest timestamp, and on equal timestamps a tombstone (a null) first, then an e
 the greater local expiry time, then the greater value bytes (``Cells.reconcile``,
 CASSANDRA-14592), so two rows of one event time written at that time would mix cell by cell. So
 each write first reads, per key, the stored ``(event_timestamp, created_timestamp,
-WRITETIME(event_timestamp))`` (at the write consistency, so quorum writes see each other; the
-stored values too, for keys tied on both times) and then:
+WRITETIME(event_timestamp))`` and values (at the write consistency, so quorum writes see each
+other; the values settle rows tied on both times) and then:
 
 * sends nothing for a row that loses to the stored one (a replay, an older window run later, an
   older correction run after a newer one);
@@ -111,7 +111,8 @@ CQL: Final = {
     ),
     "select": "SELECT {columns} FROM {keyspace}.{table} WHERE {where}",
     "select_version": (
-        "SELECT {event}, {created}, WRITETIME({event}) FROM {keyspace}.{table} WHERE {where}"
+        "SELECT {event}, {created}, WRITETIME({event}), {features} FROM {keyspace}.{table} "
+        "WHERE {where}"
     ),
 }
 
@@ -510,10 +511,11 @@ class CassandraOnlineStore(ClosingStore):
                 table=_quote(schema.name),
                 event=_quote(EVENT_TIMESTAMP),
                 created=_quote(CREATED_TIMESTAMP),
+                features=", ".join(_quote(f) for f in schema.feature_names),
                 where=" AND ".join(f"{_quote(k)} = ?" for k in schema.entity_names),
             )
 
-        key = ("select_version", schema.name, schema.entity_names)
+        key = ("select_version", schema.name, schema.feature_names, schema.entity_names)
         return self._prepared(key, text, idempotent=True)
 
     # --- writes ----------------------------------------------------------------------------------
@@ -547,65 +549,41 @@ class CassandraOnlineStore(ClosingStore):
             ttls = [ttl_seconds(event, schema.max_age, now_us) for event in events]
             expired = ttls.count(0)
             chosen = [index for index in chosen if ttls[index]]
-        stored = self._stored_versions(schema, [keys[i] for i in chosen])
-        ties = [
-            (index, version)
-            for index, version in zip(chosen, stored, strict=True)
-            if version is not None
-            and times_key(events[index], created[index]) == times_key(version[0], version[1])
-        ]
-        tie_wins = self._tie_winners(schema, [index for index, _ in ties], keys, features)
+        stored = self._stored_rows(schema, [keys[i] for i in chosen])
         parameters: list[tuple[Any, ...]] = []
-        for index, version in zip(chosen, stored, strict=True):
+        for index, row in zip(chosen, stored, strict=True):
             stored_write: int | None = None
-            if version is not None:
-                new, old = times_key(events[index], created[index]), times_key(*version[:2])
-                if new < old or (new == old and index not in tie_wins):
+            if row is not None:
+                new, old = times_key(events[index], created[index]), times_key(row[0], row[1])
+                if new == old:  # tied on both times: the greater values win
+                    new_values = tuple(value_key(f[index]) for f in features)
+                    if new_values <= tuple(value_key(v) for v in row[3:]):
+                        continue
+                elif new < old:
                     continue  # the stored row wins (a replay, or an older row run later)
-                stored_write = version[2]
-            row = (
+                stored_write = row[2]
+            values = (
                 *keys[index], *(f[index] for f in features), events[index], created[index],
                 next_write_timestamp(events[index], stored_write),
             )  # fmt: skip
-            parameters.append(row if schema.max_age is None else (*row, ttls[index]))
+            parameters.append(values if schema.max_age is None else (*values, ttls[index]))
         requests = self._replica_batches(self._insert(schema), parameters)
         self._execute_all(schema, requests, len(parameters))
         return WriteCounts(written=decoded.num_rows - expired, expired=expired)
 
-    def _stored_versions(
+    def _stored_rows(
         self, schema: OnlineTableSchema, keys: Sequence[tuple[Any, ...]]
-    ) -> list[tuple[int, int | None, int] | None]:
-        """``(event, created, write timestamp)`` of each key's stored row (None: no row).
+    ) -> list[tuple[Any, ...] | None]:
+        """Each key's stored ``(event, created, write timestamp, *features)`` (None: no row).
+
+        One single-partition read per key; the values come along for rows tied on both times.
 
         Raises:
             OnlineStoreError: A read still failed after retries.
         """
         statement = self._select_version(schema)
         rows = self._read_retrying(schema, [(statement, key) for key in keys])
-        return [None if row is None or row[0] is None else (row[0], row[1], row[2]) for row in rows]
-
-    def _tie_winners(
-        self,
-        schema: OnlineTableSchema,
-        ties: Sequence[int],
-        keys: Sequence[tuple[Any, ...]],
-        features: Sequence[Sequence[Any]],
-    ) -> set[int]:
-        """Of batch rows tied with their stored row on both times, those with greater values.
-
-        Rare (a row of the same key, event and created time materialized again with other
-        values), so the stored values are read only for them.
-        """
-        if not ties:
-            return set()
-        statement = self._select(schema, schema.feature_names)
-        stored = self._read_retrying(schema, [(statement, keys[index]) for index in ties])
-        winners = set()
-        for index, row in zip(ties, stored, strict=True):
-            new = tuple(value_key(f[index]) for f in features)
-            if row is None or new > tuple(value_key(v) for v in row[: len(features)]):
-                winners.add(index)
-        return winners
+        return [None if row is None or row[0] is None else tuple(row) for row in rows]
 
     def _read_retrying(
         self, schema: OnlineTableSchema, jobs: Sequence[tuple[PreparedStatement, tuple[Any, ...]]]
