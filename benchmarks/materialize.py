@@ -147,6 +147,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--stress-threads", type=int, default=16)
     parser.add_argument("--skip-stress", action="store_true")
     parser.add_argument("--keep", action="store_true", help="keep the benchmark keyspace")
+    parser.add_argument("--keyspace", default="bench_materialize")
     parser.add_argument("--tmp", default=None, help="directory for the Delta table")
     parser.add_argument("--repeat", type=int, default=1, help="runs per phase (best reported)")
     args = parser.parse_args(argv)
@@ -156,7 +157,7 @@ def main(argv: list[str] | None = None) -> None:
 
     table = feature_table(args.features)
     config = CassandraOnlineStoreConfig(
-        hosts=(args.host,), port=args.port, keyspace="bench_materialize", local_dc=args.local_dc,
+        hosts=(args.host,), port=args.port, keyspace=args.keyspace, local_dc=args.local_dc,
         write_consistency=args.consistency, write_concurrency=args.write_concurrency,
         request_timeout_s=30.0,
     )  # fmt: skip
@@ -183,7 +184,7 @@ def main(argv: list[str] | None = None) -> None:
         for _ in range(args.repeat):
             # end to end (the online table is dropped first: a fresh table each time)
             with open_online_store(config) as online:
-                online.session.execute(f"DROP TABLE IF EXISTS bench_materialize.{schema.name}")
+                online.session.execute(f"DROP TABLE IF EXISTS {args.keyspace}.{schema.name}")
             started = time.perf_counter()
             offline = spark.read.format("delta").load(path)
             outcome = materialize_table(offline, schema, table, window, store, tasks=args.tasks)
@@ -222,7 +223,7 @@ def main(argv: list[str] | None = None) -> None:
         results["write_vs_stress"] = round(results["write"]["rows_per_s"] / rate, 2)
     if not args.keep:
         with open_online_store(config) as online:
-            online.session.execute("DROP KEYSPACE IF EXISTS bench_materialize")
+            online.session.execute(f"DROP KEYSPACE IF EXISTS {args.keyspace}")
 
     print(json.dumps(results, indent=1))
     if "stress" in results:

@@ -3,10 +3,12 @@
 An online store keeps, per feature table and entity key, the latest feature values materialized so
 far, with their event time. Its rules, the same for SQLite and Cassandra:
 
-1. **Newest event wins, whatever the write order.** A row replaces the stored one only when its
-   event time is later (SQLite: later ``(event_timestamp, created_timestamp)``; Cassandra: the
-   event time is the write timestamp, so last-write-wins *is* latest-event-wins). Reruns, retries
-   and older windows materialized afterwards never roll a value back.
+1. **Newest row wins, whole, whatever the write order.** A row replaces the stored one only when
+   it wins the point-in-time rule: later event time, then later created time, then greater values
+   (:mod:`feast_spark.online.ordering`); the stored row is then replaced whole, never mixed.
+   Reruns, retries and older windows materialized afterwards never roll a value back. (SQLite:
+   one conditional upsert; Cassandra: write timestamps from event times plus a read of the stored
+   row's times, see :mod:`feast_spark.online.cassandra`.)
 2. **Retention.** For a table with ``max_age``, a value is served while
    ``event_timestamp >= now - max_age``; after that its values are withheld and reported as
    ``OUTSIDE_MAX_AGE`` for one more ``max_age``; then it is gone (``NOT_FOUND``). Cassandra
@@ -159,7 +161,7 @@ class WriteCounts:
     """What a write did.
 
     Attributes:
-        written: Rows sent to the store (each applied unless a newer event was stored already).
+        written: Rows accepted: applied, or not needed because the store holds a row that wins.
         expired: Rows not written because their retention had ended (see the module docstring).
     """
 
@@ -578,9 +580,15 @@ def decode_batch(schema: OnlineTableSchema, batch: pa.RecordBatch) -> DecodedBat
 
 
 def read_error(store: str, target: str, table: str, error: BaseException) -> OnlineStoreError:
-    """An OnlineStoreError for a failed read of ``table``."""
+    """An OnlineStoreError for a failed read of ``table``, naming the host(s) and the cause.
+
+    Driver errors are described by :func:`~feast_spark.online.cassandra_requests.describe_error`
+    (each host's error, the consistency and replicas of an Unavailable, ...).
+    """
+    from feast_spark.online.cassandra_requests import describe_error
+
     return OnlineStoreError(
-        store, target, f"reading table '{table}' failed: {type(error).__name__}: {error}"
+        store, target, f"reading table '{table}' failed: {describe_error(error)}"
     )
 
 

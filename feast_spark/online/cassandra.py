@@ -1,6 +1,6 @@
 """Apache Cassandra as the online store.
 
-Layout (readable with plain cqlsh)::
+Layout (readable with plain cqlsh; table names from :mod:`feast_spark.online.naming`)::
 
     CREATE KEYSPACE feast WITH replication = {'class': 'SimpleStrategy', 'replication_factor': 1};
     CREATE TABLE feast.<project>__<table> (
@@ -8,27 +8,43 @@ Layout (readable with plain cqlsh)::
         conv_rate double,            -- one natively typed column per feature
         trips frozen<list<int>>,    -- lists frozen: one cell, last-write-wins like a scalar
         event_timestamp bigint,      -- microseconds since the epoch
+        created_timestamp bigint,    -- microseconds; null in rows written before it was kept
         PRIMARY KEY ((driver_id)));
 
-Every row is written with ``USING TIMESTAMP <event time in microseconds>``: Cassandra keeps, per
-cell, the write with the highest timestamp, so a rerun, a retry or an older window written later
-never replaces a newer value, on any replica, in any order (``SELECT WRITETIME(conv_rate)`` equals
-``event_timestamp``). Tables with ``max_age`` also get ``USING TTL`` (see
-:mod:`feast_spark.online.base` for the retention rule; rows already past it are not written).
+Which row is kept: per key, the one that wins the point-in-time rule (latest event time, then
+latest created time, then greatest values: :mod:`feast_spark.online.ordering`), whole, whatever
+the order of writes. Cassandra alone cannot do that: it keeps, per *cell*, the write with the
+highest timestamp, and on equal timestamps a tombstone (a null) first, then an expiring cell, then
+the greater local expiry time, then the greater value bytes (``Cells.reconcile``,
+CASSANDRA-14592), so two rows of one event time written at that time would mix cell by cell. So
+each write first reads, per key, the stored ``(event_timestamp, created_timestamp,
+WRITETIME(event_timestamp))`` and values (at the write consistency, so quorum writes see each
+other; the values settle rows tied on both times) and then:
 
-Ties: two different rows with the *same* key and event time (e.g. a correction ingested later with
-a newer ``created_timestamp``) carry the same write timestamp, and Cassandra then keeps, cell by
-cell, the greater value, not the later write. Within one window the latest row is chosen before
-writing, so this only matters across runs; to correct a value, give it a new event time. (SQLite
-compares ``created_timestamp`` too.)
+* sends nothing for a row that loses to the stored one (a replay, an older window run later, an
+  older correction run after a newer one);
+* writes a winning row ``USING TIMESTAMP <event time in microseconds>`` if the stored row was
+  written before it, else one microsecond after the stored write time (a correction of the same
+  event time, or a row a microsecond after a correction), so that it replaces every cell.
+
+``WRITETIME`` therefore equals ``event_timestamp`` except after a correction (it is then at most a
+few microseconds later); ``event_timestamp`` is always the true event time. Without the read,
+timestamps alone would still keep a newer *event* from being replaced by an older one on any
+replica; the read is what orders rows of equal event time (cost: one read per key written, see
+README). Tables with ``max_age`` also get ``USING TTL`` (see :mod:`feast_spark.online.base`; rows
+already past it are not written). Not covered: two jobs writing the same key at the same time
+(the read and the write are not atomic; the launcher refuses overlapping materializations of a
+table), and reads that miss a stored row (``write_consistency`` ONE with several replicas).
 
 Writes bind every row, pack rows that live on the same replicas into small UNLOGGED batches (at
 most 10 rows / 4 KiB, below Cassandra's warning thresholds; a batch is one request, routed
 token-aware and DC-aware to one of those replicas) and keep ``write_concurrency`` requests in flight
-per store (Spark task). Requests failing with timeouts or unavailability are retried with backoff
-(safe: every row carries its own write timestamp); a write that still fails raises, so a job never
-reports success with rows missing. Reads of all
-requested tables and keys run concurrently with prepared single-partition statements.
+per store (Spark task) with :func:`~feast_spark.online.cassandra_requests.run_concurrently`.
+Requests (and the reads before them) failing with timeouts or unavailability are retried with
+backoff (safe: every row carries its own write timestamp); a write that still fails raises naming
+the hosts and the cause, so a job never reports success with rows missing. Reads of all requested
+tables and keys run concurrently with prepared single-partition statements; a failed read is an
+error naming the hosts and the cause, never a missing value.
 """
 
 from __future__ import annotations
@@ -36,7 +52,6 @@ from __future__ import annotations
 import functools
 import logging
 import ssl
-import time
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final
@@ -44,6 +59,7 @@ from typing import TYPE_CHECKING, Any, Final
 from feast_spark.config import CassandraOnlineStoreConfig, TlsConfig
 from feast_spark.errors import ConfigError, OnlineStoreError
 from feast_spark.online.base import (
+    CREATED_TIMESTAMP,
     EVENT_TIMESTAMP,
     ClosingStore,
     OnlineTableSchema,
@@ -55,6 +71,19 @@ from feast_spark.online.base import (
     ttl_seconds,
 )
 from feast_spark.online.cassandra_reads import Fetch, PendingRead
+from feast_spark.online.cassandra_requests import (
+    Outcome,
+    RetryPolicy,
+    describe_error,
+    retry_failed,
+    run_concurrently,
+)
+from feast_spark.online.ordering import (
+    next_write_timestamp,
+    times_key,
+    value_key,
+    winners_per_key,
+)
 from feast_spark.types import ValueType
 
 if TYPE_CHECKING:
@@ -79,10 +108,18 @@ CQL: Final = {
         "INSERT INTO {keyspace}.{table} ({columns}) VALUES ({markers}) USING TIMESTAMP ? AND TTL ?"
     ),
     "select": "SELECT {columns} FROM {keyspace}.{table} WHERE {where}",
+    "select_version": (
+        "SELECT {event}, {created}, WRITETIME({event}), {features} FROM {keyspace}.{table} "
+        "WHERE {where}"
+    ),
 }
 
 #: Error texts.
 ERRORS: Final = {
+    "version_read_failed": (
+        "reading the stored rows of {failed} of {total} keys of table {keyspace}.{table} (to "
+        "compare them with the rows to write) failed{after}; first error: {error}"
+    ),
     "unreachable": (
         "cannot connect: {errors}; check that Cassandra runs there and that "
         "online_store.hosts / port (and TLS, credentials) are right"
@@ -116,14 +153,16 @@ ERRORS: Final = {
 BATCH_MAX_ROWS: Final = 10
 #: Serialized bytes per batch at most (Cassandra warns above 5 KiB: ``batch_size_warn_threshold``).
 BATCH_MAX_BYTES: Final = 4096
-#: Attempts per request before a write fails the job (the first try included).
-WRITE_ATTEMPTS: Final = 5
-#: First backoff between write attempts, doubled each time.
-WRITE_BACKOFF_S: Final = 0.2
+#: Attempts per write request before the job fails (5, the first included), and the first wait
+#: between them (0.2 s, doubled each time: 3 s of waiting in all).
+WRITE_RETRY: Final = RetryPolicy(attempts=5, backoff_s=0.2)
 #: Reads in flight per call.
 READ_CONCURRENCY: Final = 256
 _READ_PROFILE: Final = "feast_spark_read"
 _WRITE_PROFILE: Final = "feast_spark_write"
+#: Reads of stored versions before writes: at the write consistency (ANY cannot read: ONE), so
+#: with quorum writes they see every acknowledged write.
+_VERSION_PROFILE: Final = "feast_spark_versions"
 
 
 def cql_column_type(value_type: ValueType) -> str:
@@ -260,6 +299,9 @@ class CassandraOnlineStore(ClosingStore):
                 EXEC_PROFILE_DEFAULT: profile(config.write_consistency),
                 _READ_PROFILE: profile(config.read_consistency),
                 _WRITE_PROFILE: profile(config.write_consistency),
+                _VERSION_PROFILE: profile(
+                    "ONE" if config.write_consistency == "ANY" else config.write_consistency
+                ),
             },
             auth_provider=PlainTextAuthProvider(*credentials) if credentials else None,
             ssl_context=ssl_context(config.tls) if config.tls else None,
@@ -316,6 +358,7 @@ class CassandraOnlineStore(ClosingStore):
             *(f"{_quote(n)} {cql_column_type(t)}" for n, t in schema.entities),
             *(f"{_quote(n)} {cql_column_type(t)}" for n, t in schema.features),
             f"{_quote(EVENT_TIMESTAMP)} bigint",
+            f"{_quote(CREATED_TIMESTAMP)} bigint",
         ]
         comment = f"feast-spark online table: project '{schema.project}', table '{schema.table}'"
         self._ddl(
@@ -330,6 +373,8 @@ class CassandraOnlineStore(ClosingStore):
         )
         existing = self._columns(schema.name, refresh=True) or {}
         self._check_keys(schema)
+        if CREATED_TIMESTAMP not in existing:  # a table written before created times were kept
+            self._add_column(schema, CREATED_TIMESTAMP, "bigint")
         for name, value_type in schema.features:
             actual = existing.get(name)
             expected = cql_column_type(value_type)
@@ -439,7 +484,7 @@ class CassandraOnlineStore(ClosingStore):
 
     def _insert(self, schema: OnlineTableSchema) -> PreparedStatement:
         with_ttl = schema.max_age is not None
-        columns = (*schema.entity_names, *schema.feature_names, EVENT_TIMESTAMP)
+        columns = (*schema.entity_names, *schema.feature_names, EVENT_TIMESTAMP, CREATED_TIMESTAMP)
 
         def text() -> str:
             return CQL["insert_ttl" if with_ttl else "insert"].format(
@@ -464,33 +509,125 @@ class CassandraOnlineStore(ClosingStore):
         key = ("select", schema.name, features, schema.entity_names)
         return self._prepared(key, text, idempotent=True)
 
+    def _select_version(self, schema: OnlineTableSchema) -> PreparedStatement:
+        def text() -> str:
+            return CQL["select_version"].format(
+                keyspace=self._keyspace,
+                table=_quote(schema.name),
+                event=_quote(EVENT_TIMESTAMP),
+                created=_quote(CREATED_TIMESTAMP),
+                features=", ".join(_quote(f) for f in schema.feature_names),
+                where=" AND ".join(f"{_quote(k)} = ?" for k in schema.entity_names),
+            )
+
+        key = ("select_version", schema.name, schema.feature_names, schema.entity_names)
+        return self._prepared(key, text, idempotent=True)
+
     # --- writes ----------------------------------------------------------------------------------
 
     def write_batch(
         self, schema: OnlineTableSchema, batch: pa.RecordBatch, *, now: datetime | None = None
     ) -> WriteCounts:
-        """Write an Arrow batch with event-time write timestamps (and TTLs under ``max_age``).
+        """Write the rows that win the point-in-time rule against what is stored.
+
+        Per key, the batch's winning row is compared with the stored row's event time, created
+        time (and, when both tie, values), read first; a row that loses is not sent, a row that
+        wins is written at :func:`~feast_spark.online.ordering.next_write_timestamp` (its event
+        time, unless a stored row of the same event time forces one microsecond more), with a
+        TTL under ``max_age``. Rows that lose count as written: the store holds a newer row.
 
         Raises:
-            OnlineStoreError: Rows still failed after :data:`WRITE_ATTEMPTS` attempts, or failed
+            OnlineStoreError: Rows still failed after :data:`WRITE_RETRY`'s attempts, or failed
                 with an error that retrying cannot fix.
             DefinitionError: The batch does not match the schema.
         """
         decoded = decode_batch(schema, batch)
         if decoded.num_rows == 0:
             return WriteCounts()
-        statement = self._insert(schema)
-        events = decoded.event_us
-        rows = zip(*decoded.keys, *decoded.features, events, events, strict=True)
-        if schema.max_age is None:
-            parameters = list(rows)
-        else:
+        keys = list(zip(*decoded.keys, strict=True))
+        events, created, features = decoded.event_us, decoded.created_us, decoded.features
+        chosen = winners_per_key(keys, events, created, features)
+        ttls: list[int | None] = [None] * decoded.num_rows
+        expired = 0
+        if schema.max_age is not None:
             now_us = now_micros(now)
-            ttls = [ttl_seconds(e, schema.max_age, now_us) for e in events]
-            parameters = [(*row, ttl) for row, ttl in zip(rows, ttls, strict=True) if ttl]
-        requests = self._replica_batches(statement, parameters)
+            ttls = [ttl_seconds(event, schema.max_age, now_us) for event in events]
+            expired = ttls.count(0)
+            chosen = [index for index in chosen if ttls[index]]
+        stored = self._stored_rows(schema, [keys[i] for i in chosen])
+        parameters: list[tuple[Any, ...]] = []
+        for index, row in zip(chosen, stored, strict=True):
+            stored_write: int | None = None
+            if row is not None:
+                new, old = times_key(events[index], created[index]), times_key(row[0], row[1])
+                if new == old:  # tied on both times: the greater values win
+                    new_values = tuple(value_key(f[index]) for f in features)
+                    if new_values <= tuple(value_key(v) for v in row[3:]):
+                        continue
+                elif new < old:
+                    continue  # the stored row wins (a replay, or an older row run later)
+                stored_write = row[2]
+            values = (
+                *keys[index], *(f[index] for f in features), events[index], created[index],
+                next_write_timestamp(events[index], stored_write),
+            )  # fmt: skip
+            parameters.append(values if schema.max_age is None else (*values, ttls[index]))
+        requests = self._replica_batches(self._insert(schema), parameters)
         self._execute_all(schema, requests, len(parameters))
-        return WriteCounts(written=len(parameters), expired=decoded.num_rows - len(parameters))
+        return WriteCounts(written=decoded.num_rows - expired, expired=expired)
+
+    def _stored_rows(
+        self, schema: OnlineTableSchema, keys: Sequence[tuple[Any, ...]]
+    ) -> list[tuple[Any, ...] | None]:
+        """Each key's stored ``(event, created, write timestamp, *features)`` (None: no row).
+
+        One single-partition read per key; the values come along for rows tied on both times.
+
+        Raises:
+            OnlineStoreError: A read still failed after retries.
+        """
+        statement = self._select_version(schema)
+        rows = self._read_retrying(schema, [(statement, key) for key in keys])
+        return [None if row is None or row[0] is None else tuple(row) for row in rows]
+
+    def _read_retrying(
+        self, schema: OnlineTableSchema, jobs: Sequence[tuple[PreparedStatement, tuple[Any, ...]]]
+    ) -> list[Any]:
+        """The first row (or None) of each single-partition select, retried like writes.
+
+        Raises:
+            OnlineStoreError: A read still failed after retries.
+        """
+        outcomes: dict[int, Any] = {}
+        retryable = _retryable_errors()
+
+        def run(pending: Sequence[int]) -> list[Outcome]:
+            results = run_concurrently(
+                self._session, [jobs[i] for i in pending],
+                concurrency=self._config.write_concurrency, execution_profile=_VERSION_PROFILE,
+            )  # fmt: skip
+            for index, outcome in zip(pending, results, strict=True):
+                if outcome.rows is not None:
+                    outcomes[index] = outcome.rows[0] if outcome.rows else None
+            return results
+
+        failures, attempts = retry_failed(
+            run, range(len(jobs)), policy=WRITE_RETRY,
+            retryable=lambda error: isinstance(error, retryable),
+            describe=lambda failed, attempt: f" reading stored rows of {schema.name}",
+            explain=self._describe,
+        )  # fmt: skip
+        if failures:
+            first = failures[0]
+            raise OnlineStoreError(
+                STORE, self._target,
+                ERRORS["version_read_failed"].format(
+                    failed=len(failures), total=len(jobs), keyspace=self._config.keyspace,
+                    table=schema.name, after=f" after {attempts} attempts" if attempts > 1 else "",
+                    error=self._describe(first.error, first.host),
+                ),
+            ) from first.error  # fmt: skip
+        return [outcomes[i] for i in range(len(jobs))]
 
     def _replica_batches(
         self, statement: PreparedStatement, parameters: Sequence[tuple[Any, ...]]
@@ -550,51 +687,45 @@ class CassandraOnlineStore(ClosingStore):
         """Run the requests ``write_concurrency`` at a time; retry the failed ones with backoff.
 
         Raises:
-            OnlineStoreError: Requests still failed after :data:`WRITE_ATTEMPTS` attempts, or
-                failed with an error retrying cannot fix (e.g. the table was dropped).
+            OnlineStoreError: Requests still failed after :data:`WRITE_RETRY` attempts, or
+                failed with an error retrying cannot fix (e.g. the table was dropped); the
+                message names the host(s) and the cause.
         """
-        from cassandra.concurrent import execute_concurrent
-
         retryable = _retryable_errors()
-        pending = requests
-        delay = WRITE_BACKOFF_S
-        for attempt in range(1, WRITE_ATTEMPTS + 1):
-            results = execute_concurrent(
-                self._session,
-                [(request, None) for request, _ in pending],
-                concurrency=self._config.write_concurrency,
-                raise_on_first_error=False,
-                execution_profile=_WRITE_PROFILE,
-            )
-            failed = [
-                (request, result)
-                for request, (ok, result) in zip(pending, results, strict=True)
-                if not ok
-            ]
-            if not failed:
-                return
-            error = failed[0][1]
-            final = attempt == WRITE_ATTEMPTS or not all(
-                isinstance(e, retryable) for _, e in failed
-            )
-            if final:
-                after = f" after {attempt} attempts" if attempt > 1 else ""
-                raise OnlineStoreError(
-                    STORE,
-                    self._target,
-                    ERRORS["write_failed"].format(
-                        failed=sum(rows for (_, rows), _ in failed), total=total_rows,
-                        keyspace=self._config.keyspace, table=schema.name, after=after,
-                        error_type=type(error).__name__, error=error,
-                    ),
-                ) from (error if isinstance(error, BaseException) else None)  # fmt: skip
-            _log.warning(
-                "%d write requests to %s failed (attempt %d of %d, retrying in %.1fs): %s",
-                len(failed), schema.name, attempt, WRITE_ATTEMPTS, delay, error,
+
+        def run(pending: Sequence[tuple[Statement, int]]) -> list[Outcome]:
+            return run_concurrently(
+                self._session, [(request, None) for request, _ in pending],
+                concurrency=self._config.write_concurrency, execution_profile=_WRITE_PROFILE,
             )  # fmt: skip
-            time.sleep(delay)
-            delay *= 2
-            pending = [request for request, _ in failed]
+
+        failures, attempts = retry_failed(
+            run, requests, policy=WRITE_RETRY,
+            retryable=lambda error: isinstance(error, retryable),
+            describe=lambda failed, attempt: f" writing {schema.name}", explain=self._describe,
+        )  # fmt: skip
+        if not failures:
+            return
+        first = failures[0]
+        error_type, _, cause = self._describe(first.error, first.host).partition(": ")
+        raise OnlineStoreError(
+            STORE,
+            self._target,
+            ERRORS["write_failed"].format(
+                failed=sum(rows for (_, rows) in (f.request for f in failures)),
+                total=total_rows, keyspace=self._config.keyspace, table=schema.name,
+                after=f" after {attempts} attempts" if attempts > 1 else "",
+                error_type=error_type, error=cause,
+            ),
+        ) from first.error  # fmt: skip
+
+    def _describe(self, error: BaseException, host: str | None) -> str:
+        """The driver error as one line naming hosts and cause (see ``describe_error``)."""
+        try:
+            hosts = [(str(h.endpoint), bool(h.is_up)) for h in self._cluster.metadata.all_hosts()]
+        except Exception:  # metadata is best effort here: the error itself matters
+            hosts = []
+        return describe_error(error, host, hosts)
 
     # --- reads -----------------------------------------------------------------------------------
 

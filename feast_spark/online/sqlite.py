@@ -1,18 +1,20 @@
 """The embedded online store: one SQLite file, for local mode.
 
-Layout: one table per project feature table (``<project>__<table>``), the entity columns as primary
-key, one column per feature, ``event_timestamp`` and ``created_timestamp`` (microseconds since the
-epoch). Column types: ``INTEGER`` for INT32, INT64, BOOL and UNIX_TIMESTAMP (microseconds),
-``REAL`` for FLOAT and DOUBLE, ``TEXT`` for STRING, ``BLOB`` for BYTES, and ``TEXT`` holding JSON
-for lists (BYTES_LIST elements as base64).
+Layout: one table per project feature table (named by :mod:`feast_spark.online.naming`), the
+entity columns as primary key, one column per feature, ``event_timestamp`` and
+``created_timestamp`` (microseconds since the epoch). Column types: ``INTEGER`` for INT32,
+INT64, BOOL and UNIX_TIMESTAMP (microseconds), ``REAL`` for FLOAT and DOUBLE, ``TEXT`` for
+STRING, ``BLOB`` for BYTES, and ``TEXT`` holding JSON for lists (BYTES_LIST elements as base64).
 
 The same rules as Cassandra (:mod:`feast_spark.online.base`): a row replaces the stored one only
-when it is newer, here by ``(event_timestamp, created_timestamp)`` in one upsert::
+when it wins the point-in-time rule (:mod:`feast_spark.online.ordering`), in one upsert::
 
     INSERT ... ON CONFLICT (keys) DO UPDATE SET ... WHERE (excluded.event_timestamp,
         excluded.created_timestamp) > (stored event_timestamp, stored created_timestamp)
+        OR (times equal AND feast_values_greater(new values..., stored values...))
 
-(a missing created time counts as the oldest). Retention is checked at read time; rows whose
+(a missing created time counts as the oldest; the function compares decoded values as Spark
+does). Retention is checked at read time; rows whose
 retention ended before they were written are not written.
 
 One difference from Cassandra: SQLite stores a NaN as NULL, so a NaN feature value reads as
@@ -52,6 +54,7 @@ from feast_spark.online.base import (
     read_error,
     retention_end_us,
 )
+from feast_spark.online.ordering import value_key
 from feast_spark.types import ValueType
 
 if TYPE_CHECKING:
@@ -71,7 +74,10 @@ SQL: Final = {
         "INSERT INTO {table} ({columns}) VALUES ({markers}) "
         "ON CONFLICT ({keys}) DO UPDATE SET {assignments} "
         "WHERE (excluded.{event}, coalesce(excluded.{created}, {oldest})) "
-        "> ({table}.{event}, coalesce({table}.{created}, {oldest}))"
+        "> ({table}.{event}, coalesce({table}.{created}, {oldest})) "
+        "OR ((excluded.{event}, coalesce(excluded.{created}, {oldest})) "
+        "= ({table}.{event}, coalesce({table}.{created}, {oldest})) "
+        "AND {values_greater}({new_values}, {stored_values}))"
     ),
     "select": "SELECT {columns} FROM {table} WHERE {where}",
     "select_keys": "SELECT {columns} FROM {table} WHERE {keys} IN ({values})",
@@ -168,6 +174,7 @@ class SqliteOnlineStore(ClosingStore):
         except (sqlite3.Error, OSError) as error:
             raise OnlineStoreError(STORE, self._path, ERRORS["open"].format(error=error)) from error
         self._columns_cache: dict[str, dict[str, str]] = {}
+        self._functions: set[str] = set()
 
     @property
     def kind(self) -> str:
@@ -272,8 +279,8 @@ class SqliteOnlineStore(ClosingStore):
                 for row, event in zip(rows, decoded.event_us, strict=True)
                 if (retention_end_us(event, schema.max_age) or 0) > now_us
             ]
-        statement = self._upsert(schema)
         with self._lock:
+            statement = self._upsert(schema)
             try:
                 self._connection.execute("BEGIN IMMEDIATE")
                 try:
@@ -297,6 +304,7 @@ class SqliteOnlineStore(ClosingStore):
         table = _quote(schema.name)
         columns = [*schema.entity_names, *schema.feature_names, EVENT_TIMESTAMP, CREATED_TIMESTAMP]
         updated = [*schema.feature_names, EVENT_TIMESTAMP, CREATED_TIMESTAMP]
+        features = [_quote(f) for f in schema.feature_names]
         return SQL["upsert"].format(
             table=table,
             columns=", ".join(_quote(c) for c in columns),
@@ -306,7 +314,32 @@ class SqliteOnlineStore(ClosingStore):
             event=_quote(EVENT_TIMESTAMP),
             created=_quote(CREATED_TIMESTAMP),
             oldest=_OLDEST,
+            values_greater=self._values_greater(schema),
+            new_values=", ".join(f"excluded.{f}" for f in features) or "NULL",
+            stored_values=", ".join(f"{table}.{f}" for f in features) or "NULL",
         )
+
+    def _values_greater(self, schema: OnlineTableSchema) -> str:
+        """Register (once per connection) and name an SQL function: new values > stored ones?
+
+        Rows tied on event and created time go to the greatest values, compared as the
+        point-in-time rule does (:mod:`feast_spark.online.ordering`) on decoded values; SQL's own
+        ordering differs for lists (JSON text) and bytes lists (base64).
+        """
+        types = [t for _, t in schema.features] or [ValueType.INT64]
+        name = "feast_values_greater_" + "_".join(t.name.lower() for t in types)
+        if name not in self._functions:
+            decoders = [_decoder(t) or (lambda v: v) for t in types]
+            count = len(types)
+
+            def greater(*values: Any) -> bool:
+                new = [decode(v) for decode, v in zip(decoders, values[:count], strict=True)]
+                old = [decode(v) for decode, v in zip(decoders, values[count:], strict=True)]
+                return tuple(map(value_key, new)) > tuple(map(value_key, old))
+
+            self._connection.create_function(name, 2 * count, greater, deterministic=True)
+            self._functions.add(name)
+        return name
 
     # --- reads -----------------------------------------------------------------------------------
 

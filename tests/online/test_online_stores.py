@@ -467,7 +467,7 @@ def test_a_write_that_fails_raises_and_never_reports_success(
         ]
         # when it writes again, then the write raises, naming the table and the rows lost
         with pytest.raises(
-            OnlineStoreError, match=rf"10 of 10 rows for table .*{schema.name} failed"
+            OnlineStoreError, match=rf"10 of 10 (rows for|keys of) table .*{schema.name}.* failed"
         ):
             store.write_batch(schema, batch(rows))
 
@@ -475,39 +475,41 @@ def test_a_write_that_fails_raises_and_never_reports_success(
 def test_cassandra_retries_only_failed_requests_then_gives_up(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """The retry loop, without a node: the driver's concurrent executor is replaced."""
-    import cassandra.concurrent
+    """The store's retry wiring, without a node: its concurrent runner is replaced."""
     from cassandra import InvalidRequest, OperationTimedOut
 
     from feast_spark.online import cassandra as store_module
+    from feast_spark.online.cassandra_requests import Outcome
 
     calls: list[list[Any]] = []
 
-    def fake_execute(session: Any, pairs: list[Any], **kwargs: Any) -> list[Any]:
-        requests = [request for request, _ in pairs]
+    def fake_run(session: Any, jobs: list[Any], **kwargs: Any) -> list[Outcome]:
+        requests = [request for request, _ in jobs]
         calls.append(requests)
         # r2 times out on its first two attempts, r3 always; "bad" is refused
         failing = {"r3"} | ({"r2"} if len(calls) <= 2 else set())
         return [
-            (False, InvalidRequest("no such table")) if r == "bad"
-            else (False, OperationTimedOut("timed out")) if r in failing
-            else (True, None)
+            Outcome(None, InvalidRequest("no such table"), "h:9042") if r == "bad"
+            else Outcome(None, OperationTimedOut(last_host="h:9042")) if r in failing
+            else Outcome([])
             for r in requests
         ]  # fmt: skip
 
-    monkeypatch.setattr(cassandra.concurrent, "execute_concurrent", fake_execute)
-    monkeypatch.setattr(store_module.time, "sleep", lambda s: None)
+    monkeypatch.setattr(store_module, "run_concurrently", fake_run)
+    monkeypatch.setattr("feast_spark.online.cassandra_requests.time.sleep", lambda s: None)
     store = object.__new__(store_module.CassandraOnlineStore)
     store._config = CassandraOnlineStoreConfig(keyspace="ks")  # type: ignore[attr-defined]
     store._target = "h:9042"  # type: ignore[attr-defined]
     store._session = None  # type: ignore[attr-defined]
+    store._cluster = None  # type: ignore[attr-defined]
     schema = OnlineTableSchema.of("p", driver_table(), [DRIVER])
     requests = [("r1", 1), ("r2", 2), ("r3", 3), ("r4", 4)]
 
     # when requests keep timing out, then only they are retried, and the write finally fails
-    # naming the rows lost
+    # naming the rows lost, the host and the cause
     with pytest.raises(
-        OnlineStoreError, match=r"3 of 10 rows .* failed after 5 attempts.*OperationTimedOut"
+        OnlineStoreError,
+        match=r"3 of 10 rows .* failed after 5 attempts.*OperationTimedOut: no answer from h:9042",
     ):
         store._execute_all(schema, requests, 10)  # type: ignore[arg-type]
     assert calls == [["r1", "r2", "r3", "r4"], ["r2", "r3"], ["r2", "r3"], ["r3"], ["r3"]]
@@ -515,7 +517,8 @@ def test_cassandra_retries_only_failed_requests_then_gives_up(
     # when a request fails with an error retrying cannot fix, then it fails at once
     calls.clear()
     with pytest.raises(
-        OnlineStoreError, match=r"2 of 3 rows .* failed; first error: InvalidRequest"
+        OnlineStoreError,
+        match=r"2 of 3 rows .* failed; first error: InvalidRequest \(coordinator h:9042\)",
     ):
         store._execute_all(schema, [("r1", 1), ("bad", 2)], 3)  # type: ignore[arg-type]
     assert len(calls) == 1
@@ -642,3 +645,119 @@ def test_a_read_plan_is_built_once_and_read_many_times(sqlite_store: OnlineStore
         "driver_stats:name", "driver_stats:name__status", "driver_stats:rate", "driver_stats:rate__status",
     ]  # fmt: skip
     assert both["driver_stats:rate"] == [0.5, None]
+
+
+def test_projects_whose_names_spell_the_same_table_never_share_values(
+    store: OnlineStore, project: str
+) -> None:
+    # given project '<p>__x' with table 't' and project '<p>' with table 'x__t'
+    source = FileSource(path="/unused", event_timestamp_column="ts")
+    first = FeatureTable("t", ["driver_id"], [Feature("rate", "DOUBLE")], source)
+    second = FeatureTable("x__t", ["driver_id"], [Feature("rate", "DOUBLE")], source)
+    pairs = [(f"{project}__x", first, 1.0), (project, second, 2.0)]
+    for owner, table, value in pairs:
+        schema = OnlineTableSchema.of(owner, table, [DRIVER])
+        store.ensure_table(schema)
+        # when each writes its own value for the same key
+        store.write_batch(schema, batch([{"driver_id": 1, "rate": value, "event_timestamp": NOW}]))
+    # then each project reads its own value back
+    for owner, table, value in pairs:
+        result = read(store, owner, table, [f"{table.name}:rate"], [1])
+        assert result[f"{table.name}:rate"] == [value], owner
+
+
+def tie_row(created: datetime | None, rate: float | None, name: str | None, **extra: Any) -> Any:
+    return {
+        "driver_id": 1, "rate": rate, "name": name, "event_timestamp": NOW - timedelta(hours=1),
+        "created_timestamp": created, **extra,
+    }  # fmt: skip
+
+
+TIE_TYPES = {
+    "rate": pa.float64(),
+    "name": pa.string(),
+    "created_timestamp": pa.timestamp("us", "UTC"),
+}
+
+
+def test_same_event_time_rows_follow_the_point_in_time_rule_across_writes(
+    store: OnlineStore, project: str
+) -> None:
+    # given a table with max_age (TTLs too) and a row at event time T created at c1
+    table = driver_table(max_age=timedelta(days=1))
+    schema = OnlineTableSchema.of(project, table, [DRIVER])
+    store.ensure_table(schema)
+    refs = ["driver_stats:rate", "driver_stats:name"]
+    c1, c2 = NOW - timedelta(minutes=50), NOW - timedelta(minutes=40)
+    store.write_batch(schema, batch([tie_row(c1, 9.0, None)], **TIE_TYPES))
+
+    # when a correction of the same event time created later arrives, cell by cell "smaller"
+    store.write_batch(schema, batch([tie_row(c2, 1.0, "a")], **TIE_TYPES))
+    # then it replaces the whole row (no 9.0 from the first row, no null from it either)
+    assert read(store, project, table, refs, [1]) | {} == {
+        "driver_id": [1], "driver_stats:rate": [1.0], "driver_stats:rate__status": ["PRESENT"],
+        "driver_stats:name": ["a"], "driver_stats:name__status": ["PRESENT"],
+    }  # fmt: skip
+
+    # when the older row is written again, and a row without created time, then nothing changes
+    store.write_batch(schema, batch([tie_row(c1, 9.0, None)], **TIE_TYPES))
+    store.write_batch(schema, batch([tie_row(None, 8.0, "z")], **TIE_TYPES))
+    assert read(store, project, table, refs, [1])["driver_stats:rate"] == [1.0]
+
+    # when a row with the same times but greater values arrives, then it wins whole
+    store.write_batch(schema, batch([tie_row(c2, 2.0, None)], **TIE_TYPES))
+    result = read(store, project, table, refs, [1])
+    assert (result["driver_stats:rate"], result["driver_stats:name"]) == ([2.0], [None])
+
+    # when a row one microsecond later, created earlier, arrives, then the later event wins
+    later = tie_row(
+        c1, 0.5, "b", event_timestamp=NOW - timedelta(hours=1) + timedelta(microseconds=1)
+    )
+    store.write_batch(schema, batch([later], **TIE_TYPES))
+    result = read(store, project, table, refs, [1])
+    assert (result["driver_stats:rate"], result["driver_stats:name"]) == ([0.5], ["b"])
+
+
+@pytest.mark.cassandra
+def test_cassandra_corrections_keep_ttl_and_event_time_and_upgrade_old_tables(
+    cassandra_session: Session, cassandra_node: Any, project: str
+) -> None:
+    # given a table created before created times were stored, holding a row at T (write time T)
+    keyspace = f"test_ties_{uuid.uuid4().hex[:10]}"
+    config = cassandra_config(cassandra_node, keyspace)
+    table = driver_table(max_age=timedelta(days=1))
+    schema = OnlineTableSchema.of(project, table, [DRIVER])
+    event = to_micros(NOW - timedelta(hours=1))
+    cassandra_session.execute(
+        f"CREATE KEYSPACE {keyspace} WITH replication = "
+        "{'class': 'SimpleStrategy', 'replication_factor': 1}"
+    )
+    cassandra_session.execute(
+        f'CREATE TABLE {keyspace}."{schema.name}" (driver_id bigint, rate double, name text, '
+        "event_timestamp bigint, PRIMARY KEY ((driver_id)))"
+    )
+    cassandra_session.execute(
+        f'INSERT INTO {keyspace}."{schema.name}" (driver_id, rate, name, event_timestamp) '
+        f"VALUES (1, 9.0, 'old', {event}) USING TIMESTAMP {event} AND TTL 86400"
+    )
+    try:
+        with open_online_store(config) as store:
+            # when the table is ensured and a correction of the same event time is written
+            store.ensure_table(schema)
+            store.write_batch(
+                schema, batch([tie_row(NOW - timedelta(minutes=5), 1.0, None)], **TIE_TYPES)
+            )
+            result = read(store, project, table, ["driver_stats:rate", "driver_stats:name"], [1])
+        # then it replaced the old row whole, one microsecond after it, with the true event
+        # time in event_timestamp and a TTL from max_age
+        assert (result["driver_stats:rate"], result["driver_stats:name"]) == ([1.0], [None])
+        row = cassandra_session.execute(
+            f"SELECT event_timestamp, created_timestamp, WRITETIME(rate) AS wt, TTL(rate) AS ttl "
+            f'FROM {keyspace}."{schema.name}" WHERE driver_id = 1'
+        ).one()
+        assert row.event_timestamp == event
+        assert row.created_timestamp == to_micros(NOW - timedelta(minutes=5))
+        assert row.wt == event + 1
+        assert 0 < row.ttl <= 2 * 86400
+    finally:
+        cassandra_session.execute(f"DROP KEYSPACE IF EXISTS {keyspace}")

@@ -218,3 +218,51 @@ def test_a_write_task_that_cannot_reach_cassandra_fails_the_write(spark: SparkSe
     # when written from the executors, then the Spark action fails with the store's error
     with pytest.raises(Exception, match=r"OnlineStoreError[\s\S]*127\.0\.0\.1:1"):
         write_online(rows, schema, bad, tasks=1)
+
+
+# --- ties on event time across runs ---------------------------------------------------------------
+
+T = D1 + timedelta(hours=9, microseconds=123456)
+C1, C2 = T + timedelta(minutes=1), T + timedelta(minutes=2)
+#: Run rows for key 1 at the same event time. Cell by cell, Cassandra's tie rule (greater value,
+#: a null's tombstone beating any value) would mix them: rate 9.0 > 1.0 from A, name 'z' from B,
+#: trips null from A.
+ROW_A = (1, T, C1, 9.0, "a", None)
+ROW_B = (1, T, C2, 1.0, "z", [1])
+#: The same event and created time, other values: the greater values win (rate first).
+ROW_C = (1, T, C2, 5.0, "b", [0])
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        pytest.param([ROW_A], [ROW_B], id="correction-later"),
+        pytest.param([ROW_B], [ROW_A], id="older-row-later"),
+        pytest.param([ROW_B], [ROW_C], id="full-tie-greater-later"),
+        pytest.param([ROW_C], [ROW_B], id="full-tie-smaller-later"),
+        pytest.param([ROW_A, (2, T, C1, 1.0, "k", [2])], [ROW_B], id="with-other-keys"),
+    ],
+)
+def test_rows_with_the_same_event_time_never_mix_across_runs(
+    spark: SparkSession, store_config: Any, first: list[Any], second: list[Any]
+) -> None:
+    project = f"p{uuid.uuid4().hex[:8]}"
+    schema = OnlineTableSchema.of(project, TABLE, [DRIVER])
+    mapping = online_store_mapping(store_config)
+
+    # given a first materialize run, then a second with another row of the same key and event
+    for rows in (first, second):
+        offline = spark.createDataFrame(rows, SPARK_SCHEMA)
+        materialize_table(offline, schema, TABLE, Window(D1, D4), mapping, tasks=1)
+
+    # then the online row is the offline winner over both runs' rows, cell for cell
+    everything = spark.createDataFrame(first + second, SPARK_SCHEMA)
+    winners = online_rows(everything, TABLE, Window(D1, D4)).collect()
+    expected = {
+        r.driver_id: (r.event_timestamp.replace(tzinfo=UTC), r.rate, r.name, r.trips)
+        for r in winners
+    }
+    state = online_state(store_config, project)
+    assert state == expected
+    winner = ROW_C if ROW_C in first + second else ROW_B
+    assert state[1] == (T, *winner[3:])
