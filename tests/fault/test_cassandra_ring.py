@@ -2,7 +2,7 @@
 
 Every job runs through the command line (``feast-spark``: launcher, spark-submit,
 local Spark), at ``LOCAL_QUORUM`` for writes and reads, on ``FEAST_SPARK_RING_KEYS`` keys
-(default 40,000). A kill lands mid-write: the test watches node 1's own count of writes to the
+(default 20,000). A kill lands mid-write: the test watches node 1's own count of writes to the
 online table (``system_views.local_write_latency``) and kills when a quarter of the keys are in.
 The online values are compared, key by key, with the offline winners computed here from the
 source rows.
@@ -20,7 +20,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -49,7 +49,7 @@ if TYPE_CHECKING:
 
 pytestmark = pytest.mark.fault
 
-KEYS = int(os.environ.get("FEAST_SPARK_RING_KEYS", "40000"))
+KEYS = int(os.environ.get("FEAST_SPARK_RING_KEYS", "20000"))
 KILL_AT_FRACTION = 0.25  # kill once this share of the keys is written
 PROJECT = "ring"
 TABLE = "ring_stats"
@@ -189,6 +189,8 @@ def ring() -> Iterator[Ring]:
     print("\n--- fault suite figures (Cassandra ring) ---\n" + "\n".join(FIGURES))
 
 
+# One contact point (node 1, never killed while a job runs): the driver finds the others itself,
+# and an error that names nodes 2 and 3 learnt them from the cluster, not from the settings.
 @pytest.fixture(scope="module")
 def project(ring: Ring, tmp_path_factory: pytest.TempPathFactory) -> Project:
     """A project on the ring with KEYS keys x 3 days ingested into Delta (apply + ingest CLI)."""
@@ -196,7 +198,7 @@ def project(ring: Ring, tmp_path_factory: pytest.TempPathFactory) -> Project:
     (folder / "data").mkdir()
     pq.write_table(source_rows(), folder / "data" / "source.parquet")
     (folder / "feature_store.yaml").write_text(FEATURE_STORE_YAML.format(
-        project=PROJECT, hosts=", ".join(ring.addresses), keyspace=KEYSPACE, dc=LOCAL_DC,
+        project=PROJECT, hosts=ring.address(1), keyspace=KEYSPACE, dc=LOCAL_DC,
     ))  # fmt: skip
     (folder / "definitions.yaml").write_text(DEFINITIONS_YAML.format(table=TABLE))
     env = {k: v for k, v in os.environ.items() if k != "PYSPARK_GATEWAY_PORT"}
@@ -369,24 +371,19 @@ def test_two_nodes_killed_the_job_fails_naming_them_and_a_rerun_writes_every_val
     run = run_killing(project, args, (2, 3))
     FIGURES.append(
         f"2 nodes killed: nodes 2, 3 SIGKILLed {run.killed_at_s:.1f} s into the job at "
-        f"{run.rows_at_kill} of {KEYS} rows (dead at {run.rows_after_kill}); job failed after {run.seconds:.0f} s, "
-        f"exit {run.returncode}"
+        f"{run.rows_at_kill} of {KEYS} rows (dead at {run.rows_after_kill}); job failed after "
+        f"{run.seconds:.0f} s, exit {run.returncode}"
     )
 
-    # then the job fails with one line naming the down hosts and the cause
+    # then the job fails with one line, and its record says FAILED
     assert run.returncode == 1, run.stdout[-2000:] + run.stderr[-2000:]
     last_line = run.stderr.strip().splitlines()[-1]
-    for address in (ring.address(2), ring.address(3)):
-        assert address in last_line, last_line
-    assert "LOCAL_QUORUM" in last_line or "Unavailable" in last_line, last_line
-    # and its record says FAILED with that error
     client = project.client()
     try:
         record = client.launcher.list(table=TABLE)[0]
     finally:
         client.close()
-    assert record.status.value == "FAILED" and record.error is not None
-    assert ring.address(2) in record.error and ring.address(3) in record.error, record.error
+    assert record.state.value == "FAILED" and record.error is not None
     # and the high-water mark did not move
     assert project.mark() == mark_before
 
@@ -404,6 +401,13 @@ def test_two_nodes_killed_the_job_fails_naming_them_and_a_rerun_writes_every_val
     with node_session(ring, ring.address(1)) as session:
         assert_online_is_day(session, 2)
     assert project.mark() is not None and project.mark().startswith("2024-01-03")
+
+    # and (checked last, so that the recovery above is checked too) the failed job's line and
+    # record named the down hosts (the contact point was node 1 only) and the cause
+    for text in (last_line, record.error):
+        for address in (ring.address(2), ring.address(3)):
+            assert address in text, f"{address} not named in: {text}"
+        assert "LOCAL_QUORUM" in text or "Unavailable" in text, text
 
 
 def test_a_node_back_after_missing_writes_serves_the_latest_values(
@@ -437,13 +441,29 @@ def test_a_node_back_after_missing_writes_serves_the_latest_values(
     replay_seconds = time.monotonic() - started
     ring.kill(1, 3)
     with node_session(ring, ring.address(2)) as session:
-        assert_online_is_day(session, 3, consistency="ONE")
+        scan_when_peers_down(lambda: assert_online_is_day(session, 3, consistency="ONE"))
     FIGURES.append(
         f"node back after missing writes: day-3 job with node 2 down {job_seconds:.0f} s; "
         f"restart {restart_seconds:.0f} s; hints replayed {replay_seconds:.0f} s after it was up; "
         f"node 2 alone then served all {KEYS} day-3 values at ONE"
     )
     ring.start_nodes(1, 3)
+
+
+def scan_when_peers_down(check: Callable[[], None], timeout_s: float = 120) -> None:
+    """Run ``check``, again while its scan times out: until the node's failure detector has
+    convicted the killed peers, it still sends them parts of a range read."""
+    from cassandra import OperationTimedOut, ReadTimeout
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            check()
+            return
+        except (ReadTimeout, OperationTimedOut):
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(2)
 
 
 def wait_for_hints_replayed(ring: Ring, *, to_node: int, timeout_s: float) -> None:
