@@ -1,23 +1,34 @@
 #!/usr/bin/env bash
-# Local single-node Apache Cassandra 5.0 for feast-spark development, tests and benchmarks.
+# Local Apache Cassandra 5.0 for feast-spark development, tests and benchmarks: one node, or a
+# ring of N nodes (one JVM each) for fault tests.
 #
-#   conf/cassandra/local-cassandra.sh fetch     fetch cassandra-all + runtime jars into <home>/lib (Maven)
-#   conf/cassandra/local-cassandra.sh start     fetch if needed, start, wait until CQL answers (idempotent)
-#   conf/cassandra/local-cassandra.sh stop      stop the node; no process is left behind (idempotent)
-#   conf/cassandra/local-cassandra.sh status    "running" (exit 0) or "stopped" (exit 3)
-#   conf/cassandra/local-cassandra.sh restart   stop, then start
-#   conf/cassandra/local-cassandra.sh nodetool ARGS...   nodetool against the node (JMX 127.0.0.1:7199)
-#   conf/cassandra/local-cassandra.sh stress ARGS...     cassandra-stress (see STRESS_VERSION below)
+#   conf/cassandra/local-cassandra.sh [--nodes N] COMMAND
+#   fetch     fetch cassandra-all + runtime jars into <home>/lib (Maven)
+#   start     fetch if needed, start every node, wait until each answers CQL (idempotent)
+#   stop      stop every node; no process is left behind (idempotent)
+#   status    "running" (exit 0), "stopped" (exit 3); a ring partly up: exit 4
+#   restart   stop, then start
+#   start-node K | stop-node K | kill-node K    one node of a ring (kill-node: SIGKILL, no shutdown)
+#   nodetool ARGS...   nodetool against node $LOCAL_CASSANDRA_NODE (default 1; JMX on 127.0.0.1)
+#   stress ARGS...     cassandra-stress (see STRESS_VERSION below)
 #
-# The node listens on 127.0.0.1 only: CQL 9042, storage 7000, JMX 7199. There is no Cassandra
-# binary tarball on Maven Central, so the server runs as `java ... CassandraDaemon` on the jars of
+# A single node listens on 127.0.0.1: CQL 9042, storage 7000, JMX 7199. A ring's node K listens
+# on the K-th consecutive loopback address from LOCAL_CASSANDRA_ADDRESS (default 127.0.0.1, so
+# 127.0.0.1, .2, .3), same ports (CQL 9042, storage 7000), JMX on 127.0.0.1:(7199 + last byte - 1);
+# node 1 is the seed; tokens are evenly spaced and nobody bootstraps. There is no Cassandra binary
+# tarball on Maven Central, so the server runs as `java ... CassandraDaemon` on the jars of
 # org.apache.cassandra:cassandra-all (version pinned in conf/cassandra/pom.xml).
 #
 # Layout of <home> (git-ignored): lib/ (jars), conf/cassandra.yaml (generated from
-# conf/cassandra/cassandra.yaml), data/, logs/system.log, logs/stdout.log, cassandra.pid.
+# conf/cassandra/cassandra.yaml), data/, logs/system.log, logs/stdout.log, cassandra.pid. A ring
+# shares lib/ and gives node K its own <home>/nodeK/ with conf/, data/, logs/, cassandra.pid; its
+# size and first address are kept in <home>/ring.env, so later commands need no --nodes.
 #
 # Environment:
 #   LOCAL_CASSANDRA_HOME      state folder (default: <repo>/.cassandra)
+#   LOCAL_CASSANDRA_NODES     nodes (default 1; --nodes N wins; a ring's later commands: ring.env)
+#   LOCAL_CASSANDRA_ADDRESS   first node's address, 127.x.y.z (default 127.0.0.1)
+#   LOCAL_CASSANDRA_RING_HEAP heap of each ring node (default 512m; a single node: jvm.options)
 #   JAVA_HOME                 JDK 11 or 17 to run Cassandra with (default: `java` on PATH)
 #   CASSANDRA_START_TIMEOUT   seconds to wait for CQL on start (default: 180)
 #   CASSANDRA_STOP_TIMEOUT    seconds to wait after SIGTERM before SIGKILL (default: 60)
@@ -33,16 +44,12 @@ HOME_DIR=${LOCAL_CASSANDRA_HOME:-$REPO_DIR/.cassandra}
 mkdir -p "$HOME_DIR"
 HOME_DIR=$(cd "$HOME_DIR" && pwd)
 LIB_DIR=$HOME_DIR/lib
-CONF_DIR=$HOME_DIR/conf
-DATA_DIR=$HOME_DIR/data
-LOG_DIR=$HOME_DIR/logs
-PID_FILE=$HOME_DIR/cassandra.pid
-LOCK_FILE=$HOME_DIR/.lock
 STAMP_FILE=$LIB_DIR/.fetched-pom.sha256
+RING_FILE=$HOME_DIR/ring.env
+LOCK_FILE=$HOME_DIR/.lock  # one start/stop at a time per home, ring or not
 
-CQL_HOST=127.0.0.1
 CQL_PORT=9042
-JMX_PORT=7199
+STORAGE_PORT=7000
 START_TIMEOUT=${CASSANDRA_START_TIMEOUT:-180}
 STOP_TIMEOUT=${CASSANDRA_STOP_TIMEOUT:-60}
 MAIN_CLASS=org.apache.cassandra.service.CassandraDaemon
@@ -52,11 +59,73 @@ MAIN_CLASS=org.apache.cassandra.service.CassandraDaemon
 # when comparing with published cassandra-stress 5.0 numbers.
 STRESS_VERSION=3.11.5
 STRESS_DIR=$HOME_DIR/tools/apache-cassandra-$STRESS_VERSION
-# Unique argument on the daemon's command line: finds this home's daemon even without a pid file.
-MARKER="-Dfeast_spark.local_cassandra=$HOME_DIR"
-
 log() { printf 'local-cassandra: %s\n' "$*"; }
 die() { printf 'local-cassandra: error: %s\n' "$*" >&2; exit 1; }
+usage_error() { printf 'local-cassandra: error: %s\n' "$*" >&2; exit 2; }
+
+# --- nodes -----------------------------------------------------------------------------------
+
+# The ring's size and first address: --nodes / environment, else ring.env, else one node.
+NODES=${LOCAL_CASSANDRA_NODES:-}
+FIRST_ADDRESS=${LOCAL_CASSANDRA_ADDRESS:-}
+
+load_layout() {
+    local saved_nodes="" saved_address=""
+    if [[ -f "$RING_FILE" ]]; then
+        saved_nodes=$(sed -n 's/^nodes=//p' "$RING_FILE")
+        saved_address=$(sed -n 's/^address=//p' "$RING_FILE")
+    fi
+    NODES=${NODES:-${saved_nodes:-1}}
+    FIRST_ADDRESS=${FIRST_ADDRESS:-${saved_address:-127.0.0.1}}
+    [[ "$NODES" =~ ^[1-9][0-9]*$ ]] || usage_error "node count '$NODES' is not a positive integer"
+    [[ "$FIRST_ADDRESS" =~ ^127\.([0-9]{1,3})\.([0-9]{1,3})\.([0-9]{1,3})$ ]] \
+        || usage_error "LOCAL_CASSANDRA_ADDRESS '$FIRST_ADDRESS' is not a loopback address 127.x.y.z"
+    local last=${BASH_REMATCH[3]}
+    (( last >= 1 && last + NODES - 1 <= 254 )) \
+        || usage_error "$NODES nodes from $FIRST_ADDRESS do not fit in ${FIRST_ADDRESS%.*}.1-254"
+    if [[ -n "$saved_nodes" && ( "$saved_nodes" != "$NODES" || "$saved_address" != "$FIRST_ADDRESS" ) ]] \
+        && [[ -n "$(all_daemon_pids "$saved_nodes")" ]]; then
+        die "$HOME_DIR runs a ring of $saved_nodes nodes from $saved_address; stop it before changing to $NODES from $FIRST_ADDRESS"
+    fi
+}
+
+save_layout() {
+    if (( NODES > 1 )); then
+        printf 'nodes=%s\naddress=%s\n' "$NODES" "$FIRST_ADDRESS" >"$RING_FILE"
+    else
+        rm -f "$RING_FILE"
+    fi
+}
+
+# Address of node K: the K-th consecutive address from FIRST_ADDRESS.
+node_address() { printf '%s.%s\n' "${FIRST_ADDRESS%.*}" $(( ${FIRST_ADDRESS##*.} + $1 - 1 )); }
+
+# Select node K: sets the per-node paths, address, ports, token and daemon marker.
+use_node() {
+    NODE=$1
+    (( NODE >= 1 && NODE <= NODES )) || usage_error "no node $NODE: the ring has nodes 1 to $NODES"
+    CQL_HOST=$(node_address "$NODE")
+    if (( NODES == 1 )); then
+        NODE_DIR=$HOME_DIR
+        JMX_PORT=7199
+        INITIAL_TOKEN=0
+        HINTED_HANDOFF=false
+        NODE_NAME="Cassandra"
+    else
+        NODE_DIR=$HOME_DIR/node$NODE
+        JMX_PORT=$(( 7199 + ${CQL_HOST##*.} - 1 ))
+        # Evenly spaced Murmur3 tokens from -2^63, without overflowing 64-bit arithmetic.
+        INITIAL_TOKEN=$(( ((NODE - 1) * (9223372036854775807 / NODES) - 4611686018427387904) * 2 ))
+        HINTED_HANDOFF=true
+        NODE_NAME="node $NODE ($CQL_HOST)"
+    fi
+    CONF_DIR=$NODE_DIR/conf
+    DATA_DIR=$NODE_DIR/data
+    LOG_DIR=$NODE_DIR/logs
+    PID_FILE=$NODE_DIR/cassandra.pid
+    # Unique argument on the daemon's command line: finds this node's daemon without a pid file.
+    MARKER="-Dfeast_spark.local_cassandra=$NODE_DIR"
+}
 
 find_java() {
     local java
@@ -128,6 +197,17 @@ daemon_pids() {
         done 2>/dev/null <"$cmdline" || true
         if (( has_marker && has_main )); then printf '%s\n' "$pid"; fi
     done
+}
+
+# Pids of every node's daemon for a ring of $1 nodes (default: NODES) of this home.
+all_daemon_pids() {
+    local count=${1:-$NODES} k saved_marker=${MARKER:-}
+    for (( k = 1; k <= count; k++ )); do
+        if (( count == 1 )); then MARKER="-Dfeast_spark.local_cassandra=$HOME_DIR"
+        else MARKER="-Dfeast_spark.local_cassandra=$HOME_DIR/node$k"; fi
+        daemon_pids
+    done
+    MARKER=$saved_marker
 }
 
 # CQL probe: STARTUP + "SELECT release_version FROM system.local" over native protocol v4.
@@ -239,13 +319,13 @@ print_logs() {
     fi
 }
 
-port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+port_in_use() { (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }
 
 # One start/stop at a time per home (fd 9; the daemon itself never inherits it).
 take_lock() {
     exec 9>"$LOCK_FILE"
     if ! flock -n 9; then
-        log "waiting up to $1 s for another start/stop of this node to finish ($LOCK_FILE)"
+        log "waiting up to $1 s for another start/stop of this home to finish ($LOCK_FILE)"
         flock -w "$1" 9 || die "another start/stop still holds $LOCK_FILE after $1 s"
     fi
 }
@@ -262,10 +342,16 @@ read_options() {
 # --- commands --------------------------------------------------------------------------------
 
 write_config() {
-    mkdir -p "$CONF_DIR" "$LOG_DIR" "$DATA_DIR"/{data,commitlog,saved_caches,hints,cdc_raw} "$HOME_DIR/triggers"
-    local template
+    mkdir -p "$CONF_DIR" "$LOG_DIR" "$DATA_DIR"/{data,commitlog,saved_caches,hints,cdc_raw} "$NODE_DIR/triggers"
+    local template seeds
+    seeds=$(node_address 1)
     template=$(<"$SCRIPT_DIR/cassandra.yaml")
-    printf '%s\n' "${template//@DATA_DIR@/$DATA_DIR}" >"$CONF_DIR/cassandra.yaml.tmp"
+    template=${template//@DATA_DIR@/$DATA_DIR}
+    template=${template//@ADDRESS@/$CQL_HOST}
+    template=${template//@SEEDS@/$seeds}
+    template=${template//@INITIAL_TOKEN@/$INITIAL_TOKEN}
+    template=${template//@HINTED_HANDOFF@/$HINTED_HANDOFF}
+    printf '%s\n' "$template" >"$CONF_DIR/cassandra.yaml.tmp"
     mv "$CONF_DIR/cassandra.yaml.tmp" "$CONF_DIR/cassandra.yaml"
 }
 
@@ -279,7 +365,7 @@ wait_for_cql() {
         fi
         if [[ -z "$(daemon_pids)" ]]; then
             print_logs
-            die "Cassandra (pid $pid) exited before CQL answered; logs in $LOG_DIR"
+            die "$NODE_NAME (pid $pid) exited before CQL answered; logs in $LOG_DIR"
         fi
         if (( $(date +%s) >= deadline )); then
             print_logs
@@ -289,27 +375,32 @@ wait_for_cql() {
     done
 }
 
-cmd_start() {
-    take_lock "$START_TIMEOUT"
-
-    local pids pid
+# Launch the selected node's daemon unless it runs already; sets LAUNCHED (1: launched, 0: was up),
+# NODE_PID and NODE_STARTED for wait_for_cql.
+launch_node() {
+    local pids
     pids=$(daemon_pids)
+    NODE_STARTED=$(date +%s)
     if [[ -n "$pids" ]]; then
-        pid=$(head -n1 <<<"$pids")
-        printf '%s\n' "$pid" >"$PID_FILE"
-        log "already running (pid $pid)"
-        wait_for_cql "$pid" "$(date +%s)"
+        NODE_PID=$(head -n1 <<<"$pids")
+        printf '%s\n' "$NODE_PID" >"$PID_FILE"
+        LAUNCHED=0
+        if (( NODES == 1 )); then log "already running (pid $NODE_PID)"
+        else log "$NODE_NAME already running (pid $NODE_PID)"; fi
         return 0
     fi
     if cql_probe 2 >/dev/null 2>&1; then
         die "a CQL server this script did not start already answers on $CQL_HOST:$CQL_PORT; stop it first"
     fi
     local port
-    for port in "$CQL_PORT" 7000 "$JMX_PORT"; do
-        if port_in_use "$port"; then
-            die "port $port on 127.0.0.1 is in use by another process (not this script's Cassandra)"
+    for port in "$CQL_PORT" "$STORAGE_PORT"; do
+        if port_in_use "$CQL_HOST" "$port"; then
+            die "port $port on $CQL_HOST is in use by another process (not this script's Cassandra)"
         fi
     done
+    if port_in_use 127.0.0.1 "$JMX_PORT"; then
+        die "port $JMX_PORT on 127.0.0.1 (JMX of $NODE_NAME) is in use by another process"
+    fi
 
     local java
     java=$(find_java)
@@ -317,8 +408,17 @@ cmd_start() {
     write_config
     rm -f "$PID_FILE"
 
-    local -a jvm_opts=()
-    mapfile -t jvm_opts < <(read_options "$SCRIPT_DIR/jvm.options")
+    # JMX listens on 127.0.0.1 whatever the node's address: each node of a ring has its own port.
+    local -a jvm_opts=() all_opts=()
+    mapfile -t all_opts < <(read_options "$SCRIPT_DIR/jvm.options")
+    local opt
+    for opt in "${all_opts[@]}"; do
+        [[ "$opt" == -Dcassandra.jmx.local.port=* ]] || jvm_opts+=("$opt")
+    done
+    jvm_opts+=("-Dcassandra.jmx.local.port=$JMX_PORT")
+    if (( NODES > 1 )); then
+        jvm_opts+=("-Xms256m" "-Xmx${LOCAL_CASSANDRA_RING_HEAP:-512m}")
+    fi
     local -a extra=()
     # shellcheck disable=SC2206  # word splitting of the extra options is intended
     [[ -n "${CASSANDRA_JVM_EXTRA_OPTS:-}" ]] && extra=(${CASSANDRA_JVM_EXTRA_OPTS})
@@ -327,24 +427,22 @@ cmd_start() {
 
     SYSTEM_LOG_START_LINE=$(( $( (cat "$LOG_DIR/system.log" 2>/dev/null || true) | wc -l) + 1 ))
     STDOUT_LOG_START_LINE=$(( $( (cat "$LOG_DIR/stdout.log" 2>/dev/null || true) | wc -l) + 1 ))
-    local started
-    started=$(date +%s)
     {
         printf '\n===== %s starting Cassandra =====\n' "$(date -Is)"
     } >>"$LOG_DIR/stdout.log"
     # setsid + nohup: the node outlives the shell / pytest process that started it.
     (
-        cd "$HOME_DIR"
+        cd "$NODE_DIR"
         exec setsid nohup "$java" \
             "$MARKER" \
             "${jvm_opts[@]}" \
             -javaagent:"$jamm" \
-            -XX:HeapDumpPath="$HOME_DIR" \
+            -XX:HeapDumpPath="$NODE_DIR" \
             -XX:ErrorFile="$LOG_DIR/hs_err_pid%p.log" \
             -Dcassandra.config="file://$CONF_DIR/cassandra.yaml" \
             -Dcassandra.storagedir="$DATA_DIR" \
             -Dcassandra.logdir="$LOG_DIR" \
-            -Dcassandra.triggers_dir="$HOME_DIR/triggers" \
+            -Dcassandra.triggers_dir="$NODE_DIR/triggers" \
             -Dcassandra-foreground=yes \
             -Dlogback.configurationFile="file://$SCRIPT_DIR/logback.xml" \
             "${extra[@]}" \
@@ -352,69 +450,171 @@ cmd_start() {
             "$MAIN_CLASS" \
             >>"$LOG_DIR/stdout.log" 2>&1 </dev/null 9>&-
     ) &
-    pid=$!
+    local launched=$!
     sleep 0.5
     # $! is the JVM itself unless setsid had to fork; trust the command line scan.
-    pid=$(daemon_pids | head -n1)
-    pid=${pid:-$!}
-    printf '%s\n' "$pid" >"$PID_FILE"
-    log "started Cassandra (pid $pid), logs in $LOG_DIR; waiting up to ${START_TIMEOUT} s for CQL"
-    wait_for_cql "$pid" "$started"
+    NODE_PID=$(daemon_pids | head -n1)
+    NODE_PID=${NODE_PID:-$launched}
+    printf '%s\n' "$NODE_PID" >"$PID_FILE"
+    LAUNCHED=1
+    if (( NODES == 1 )); then
+        log "started Cassandra (pid $NODE_PID), logs in $LOG_DIR; waiting up to ${START_TIMEOUT} s for CQL"
+    else
+        log "started $NODE_NAME (pid $NODE_PID), logs in $LOG_DIR"
+    fi
 }
 
-cmd_stop() {
-    take_lock "$(( STOP_TIMEOUT + 30 ))"
+cmd_start() {
+    take_lock "$START_TIMEOUT"
+    save_layout
+    local started k
+    started=$(date +%s)
+    # The seed first: the other nodes join through it.
+    use_node 1
+    launch_node
+    wait_for_cql "$NODE_PID" "$NODE_STARTED"
+    (( NODES > 1 )) || return 0
+    # The others at once (no bootstrap: fixed tokens), then wait for each.
+    local -a pids=() starts=() system_lines=() stdout_lines=()
+    for (( k = 2; k <= NODES; k++ )); do
+        use_node "$k"
+        launch_node
+        pids[k]=$NODE_PID starts[k]=$NODE_STARTED
+        system_lines[k]=$SYSTEM_LOG_START_LINE stdout_lines[k]=$STDOUT_LOG_START_LINE
+    done
+    for (( k = 2; k <= NODES; k++ )); do
+        use_node "$k"
+        SYSTEM_LOG_START_LINE=${system_lines[k]} STDOUT_LOG_START_LINE=${stdout_lines[k]}
+        wait_for_cql "${pids[k]}" "${starts[k]}"
+    done
+    log "ring of $NODES nodes up ($(node_address 1) to $(node_address "$NODES")) in $(( $(date +%s) - started )) s"
+}
 
-    local pids
-    pids=$(daemon_pids | tr '\n' ' ')
+# Start node K of the ring (after stop-node / kill-node); waits until it answers CQL.
+cmd_start_node() {
+    take_lock "$START_TIMEOUT"
+    use_node "$1"
+    launch_node
+    wait_for_cql "$NODE_PID" "$NODE_STARTED"
+}
+
+# TERM the given nodes' daemons, wait, then KILL what is left. $1: label; rest: node numbers.
+stop_nodes() {
+    local label=$1 k
+    shift
+    local pids=""
+    for k in "$@"; do use_node "$k"; pids+=$(daemon_pids | tr '\n' ' '); done
     if [[ -z "${pids// /}" ]]; then
-        rm -f "$PID_FILE"
+        for k in "$@"; do use_node "$k"; rm -f "$PID_FILE"; done
         log "not running"
         return 0
     fi
-    log "stopping Cassandra (pid ${pids% })"
+    log "stopping $label (pid ${pids% })"
     # shellcheck disable=SC2086
     kill -TERM $pids 2>/dev/null || true
     local deadline=$(( $(date +%s) + STOP_TIMEOUT ))
-    while [[ -n "$(daemon_pids)" ]] && (( $(date +%s) < deadline )); do
+    while [[ -n "$(alive "$pids")" ]] && (( $(date +%s) < deadline )); do
         sleep 0.5
     done
-    pids=$(daemon_pids | tr '\n' ' ')
+    pids=$(alive "$pids")
     if [[ -n "${pids// /}" ]]; then
         log "still running after ${STOP_TIMEOUT} s, sending SIGKILL to ${pids% }"
         # shellcheck disable=SC2086
         kill -KILL $pids 2>/dev/null || true
         deadline=$(( $(date +%s) + 15 ))
-        while [[ -n "$(daemon_pids)" ]] && (( $(date +%s) < deadline )); do
+        while [[ -n "$(alive "$pids")" ]] && (( $(date +%s) < deadline )); do
             sleep 0.2
         done
-        [[ -z "$(daemon_pids)" ]] || die "could not stop Cassandra: $(daemon_pids | tr '\n' ' ')"
+        [[ -z "$(alive "$pids")" ]] || die "could not stop $label: $(alive "$pids")"
     fi
-    rm -f "$PID_FILE"
+    for k in "$@"; do use_node "$k"; rm -f "$PID_FILE"; done
     log "stopped"
 }
 
-cmd_status() {
-    local pids pid version
+# Those of the given pids whose process is still one of this home's daemons.
+alive() {
+    local pid arg
+    for pid in $1; do
+        while IFS= read -r -d '' arg; do
+            if [[ "$arg" == "$MAIN_CLASS" ]]; then printf '%s ' "$pid"; break; fi
+        done 2>/dev/null <"/proc/$pid/cmdline" || true
+    done
+}
+
+cmd_stop() {
+    take_lock "$(( STOP_TIMEOUT + 30 ))"
+    if (( NODES == 1 )); then
+        stop_nodes Cassandra 1
+    else
+        stop_nodes "the ring of $NODES nodes" $(seq 1 "$NODES")
+    fi
+}
+
+cmd_stop_node() {
+    take_lock "$(( STOP_TIMEOUT + 30 ))"
+    use_node "$1"
+    stop_nodes "$NODE_NAME" "$1"
+}
+
+# SIGKILL node K: no drain, no flush, as a crash or a pulled plug.
+cmd_kill_node() {
+    use_node "$1"
+    local pids
+    pids=$(daemon_pids | tr '\n' ' ')
+    if [[ -z "${pids// /}" ]]; then
+        rm -f "$PID_FILE"
+        log "$NODE_NAME not running"
+        return 0
+    fi
+    # shellcheck disable=SC2086
+    kill -KILL $pids 2>/dev/null || true
+    local deadline=$(( $(date +%s) + 15 ))
+    while [[ -n "$(alive "$pids")" ]] && (( $(date +%s) < deadline )); do
+        sleep 0.1
+    done
+    [[ -z "$(alive "$pids")" ]] || die "$NODE_NAME (pid ${pids% }) survived SIGKILL"
+    rm -f "$PID_FILE"
+    log "killed $NODE_NAME (pid ${pids% }) with SIGKILL"
+}
+
+# One node's status line; returns 0 running, 3 stopped.
+node_status() {
+    local pids pid version prefix=""
+    (( NODES > 1 )) && prefix="$NODE_NAME: "
     pids=$(daemon_pids)
     if [[ -z "$pids" ]]; then
         rm -f "$PID_FILE"
-        log "stopped"
+        log "${prefix}stopped"
         return 3
     fi
     pid=$(head -n1 <<<"$pids")
     if version=$(cql_probe 3 2>/dev/null); then
-        log "running (pid $pid), CQL answers on $CQL_HOST:$CQL_PORT (Cassandra $version)"
+        log "${prefix}running (pid $pid), CQL answers on $CQL_HOST:$CQL_PORT (Cassandra $version)"
     else
-        log "running (pid $pid), CQL not answering yet on $CQL_HOST:$CQL_PORT"
+        log "${prefix}running (pid $pid), CQL not answering yet on $CQL_HOST:$CQL_PORT"
     fi
     return 0
+}
+
+cmd_status() {
+    local k running=0 status
+    for (( k = 1; k <= NODES; k++ )); do
+        use_node "$k"
+        status=0
+        node_status || status=$?
+        (( status == 0 )) && running=$(( running + 1 ))
+    done
+    if (( running == NODES )); then return 0; fi
+    if (( running == 0 )); then return 3; fi
+    log "$running of $NODES nodes running"
+    return 4
 }
 
 cmd_nodetool() {
     local java
     java=$(find_java)
     jars_fresh || die "jars not fetched; run '$0 fetch' or '$0 start'"
+    use_node "${LOCAL_CASSANDRA_NODE:-1}"
     local -a opts=()
     mapfile -t opts < <(read_options "$SCRIPT_DIR/jvm-clients.options")
     mkdir -p "$LOG_DIR"
@@ -450,8 +650,18 @@ cmd_stress() {
 }
 
 usage() {
-    sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//' >&2
+    sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//' >&2
     exit 2
+}
+
+case "${1:-}" in
+    --nodes) [[ $# -ge 2 ]] || usage; NODES=$2; shift 2 ;;
+    --nodes=*) NODES=${1#--nodes=}; shift ;;
+esac
+load_layout
+
+node_argument() {
+    [[ $# -eq 1 && "$1" =~ ^[1-9][0-9]*$ ]] || usage_error "give one node number, 1 to $NODES"
 }
 
 case "${1:-}" in
@@ -459,6 +669,9 @@ case "${1:-}" in
     stop) cmd_stop ;;
     status) cmd_status ;;
     restart) cmd_stop; cmd_start ;;
+    start-node) shift; node_argument "$@"; cmd_start_node "$1" ;;
+    stop-node) shift; node_argument "$@"; cmd_stop_node "$1" ;;
+    kill-node) shift; node_argument "$@"; cmd_kill_node "$1" ;;
     fetch) fetch; log "jars ready in $LIB_DIR" ;;
     nodetool) shift; cmd_nodetool "$@" ;;
     stress) shift; cmd_stress "$@" ;;
