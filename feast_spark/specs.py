@@ -17,6 +17,7 @@ from typing import Any
 from feast_spark.definitions import Entity, FeatureTable
 from feast_spark.definitions.sources import BatchSource, source_from_dict
 from feast_spark.errors import ArgumentError, JobSpecError
+from feast_spark.join_tuning import JoinTuning
 
 SPEC_VERSION = 1
 JOB_TYPES = ("ingest", "historical_retrieval", "materialize", "maintenance")
@@ -94,12 +95,14 @@ class HistoricalRetrievalOptions:
         entity_source: Where the entity rows are (a source document: path, format, timestamp).
         output_path: Where the dataset is written.
         output_format: ``parquet`` or ``delta``.
+        join_tuning: The point-in-time join's tuning (defaults suit most).
     """
 
     feature_refs: tuple[str, ...]
     entity_source: BatchSource
     output_path: str
     output_format: str = "parquet"
+    join_tuning: JoinTuning = field(default_factory=JoinTuning)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form."""
@@ -108,6 +111,7 @@ class HistoricalRetrievalOptions:
             "entity_source": self.entity_source.to_dict(),
             "output_path": self.output_path,
             "output_format": self.output_format,
+            "join_tuning": self.join_tuning.to_dict(),
         }
 
     @classmethod
@@ -118,6 +122,7 @@ class HistoricalRetrievalOptions:
             entity_source=source_from_dict(data["entity_source"]),
             output_path=data["output_path"],
             output_format=data.get("output_format", "parquet"),
+            join_tuning=JoinTuning.from_dict(data.get("join_tuning")),
         )
 
 

@@ -54,7 +54,9 @@ def run(
         raise JobSpecError("entities", f"no definition of {', '.join(missing)}")
 
     key_sets = [tables[name].entities for name in features]
-    entity_rows = prepare_entity_rows(spark, options.entity_source, entities, key_sets)
+    entity_rows = prepare_entity_rows(
+        spark, options.entity_source, entities, key_sets, options.join_tuning
+    )
     # The join reads the entity rows once per key set (time ranges) and once for the union:
     # read and convert the source once.
     entity_rows = dataclasses.replace(
@@ -66,6 +68,7 @@ def run(
         [tables[name] for name in features],
         features,
         {name: spec.offline_table_path(name) for name in features},
+        options.join_tuning,
     )
     counted = Observation("rows")
     try:

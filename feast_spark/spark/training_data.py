@@ -15,6 +15,7 @@ from pyspark.sql import functions as F  # noqa: N812 (the conventional alias)
 
 from feast_spark.definitions import BatchSource, Entity, FeatureTable
 from feast_spark.errors import ENTITY_ROWS, SourceSchemaError
+from feast_spark.join_tuning import DEFAULT_TUNING, JoinTuning
 from feast_spark.online.base import from_micros
 from feast_spark.spark.offline_store import read_offline_table
 from feast_spark.spark.point_in_time import EntitySummary, FeatureTableInput, point_in_time_join
@@ -56,6 +57,7 @@ def prepare_entity_rows(
     source: BatchSource,
     entities: Sequence[Entity],
     key_sets: Sequence[Sequence[str]] = (),
+    tuning: JoinTuning = DEFAULT_TUNING,
 ) -> EntityRows:
     """Read entity rows and make their keys and timestamp exact, or fail naming the problem.
 
@@ -73,7 +75,7 @@ def prepare_entity_rows(
         1002           2024-01-01T10:00:00.25Z       1002              2024-01-01 10:00:00.25
 
     ``key_sets`` are the entity columns of the tables to join (``[["driver_id"]]``): the same
-    pass counts their distinct keys, for the join's key pruning.
+    pass counts their distinct keys and finds their hot keys (by ``tuning``), for the join.
 
     Raises:
         SourceSchemaError: A column is missing or of a type that cannot hold its declared type,
@@ -103,7 +105,7 @@ def prepare_entity_rows(
         F.count(F.lit(1)).alias("rows"),
         F.count(problem).alias("bad"),
         F.first(problem, ignorenulls=True).alias("example"),
-        *EntitySummary.aggregates(ts_column, key_sets, values),
+        *EntitySummary.aggregates(ts_column, key_sets, values, tuning),
     ).first()
     if summary is None or not summary["rows"]:
         raise SourceSchemaError(ENTITY_ROWS, source.path, "has no rows; a training set needs some")
@@ -114,7 +116,7 @@ def prepare_entity_rows(
             f"has {summary['bad']} row(s) whose keys or timestamp cannot be converted, "
             f"e.g. {summary['example']}",
         )
-    pruning = EntitySummary.from_row(summary, key_sets)
+    pruning = EntitySummary.from_row(summary, key_sets, tuning)
     if pruning.low_us is None or pruning.high_us is None:
         raise SourceSchemaError(ENTITY_ROWS, ts_column, "is null in every row")
     return EntityRows(rows, ts_column, pruning)
@@ -126,6 +128,7 @@ def build_training_dataset(
     tables: Sequence[FeatureTable],
     features: Mapping[str, Sequence[str]],
     table_paths: Mapping[str, str],
+    tuning: JoinTuning = DEFAULT_TUNING,
 ) -> DataFrame:
     """Join every table's requested features to the entity rows, point in time correct.
 
@@ -142,6 +145,7 @@ def build_training_dataset(
         tables: The feature tables, in output order.
         features: Requested features per table name.
         table_paths: Delta table path per table name.
+        tuning: The join's tuning.
     """
     inputs = []
     for table in tables:
@@ -168,6 +172,7 @@ def build_training_dataset(
         inputs,
         entity_timestamp_column=entity_rows.timestamp_column,
         entity_summary=entity_rows.summary,
+        tuning=tuning,
     )
 
 

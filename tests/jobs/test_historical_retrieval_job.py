@@ -16,8 +16,8 @@ import pytest
 
 from feast_spark.definitions import Entity, Feature, FeatureTable, FileSource
 from feast_spark.job_results import read_result
+from feast_spark.join_tuning import JoinTuning
 from feast_spark.online.base import to_micros
-from feast_spark.spark import point_in_time
 from feast_spark.spark.ingest import ingest_table
 from feast_spark.spark.point_in_time import EntitySummary
 from feast_spark.spark.training_data import (
@@ -113,6 +113,7 @@ def run_job(
     refs: tuple[str, ...],
     output: str | None = None,
     output_format: str = "parquet",
+    tuning: JoinTuning | None = None,
 ) -> tuple[int, dict[str, object], str]:
     tables: dict[str, FeatureTable] = offline["tables"]  # type: ignore[assignment]
     output_path = output or str(tmp_path / "dataset")
@@ -124,7 +125,9 @@ def run_job(
         feature_tables=tuple(tables.values()),
         offline_store_path=str(offline["root"] / "offline"),  # type: ignore[operator]
         result_path=str(tmp_path / "result.json"),
-        options=HistoricalRetrievalOptions(refs, entity_source, output_path, output_format),
+        options=HistoricalRetrievalOptions(
+            refs, entity_source, output_path, output_format, join_tuning=tuning or JoinTuning()
+        ),
     )
     spec_path = tmp_path / "spec.json"
     spec_path.write_text(spec.to_json())
@@ -138,12 +141,13 @@ def test_a_dataset_is_point_in_time_correct(
     tmp_path: Path,
     offline: dict[str, object],
     hot_keys_split: bool,
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    if hot_keys_split:  # keys on 40% or more of the entity rows count as hot, in 3 time buckets
-        monkeypatch.setattr(point_in_time, "HOT_KEY_MIN_ROWS", 1)
-        monkeypatch.setattr(point_in_time, "HOT_KEY_MIN_SHARE", 0.4)
-        monkeypatch.setattr(point_in_time, "HOT_KEY_TIME_BUCKETS", 3)
+    # (split: keys on 40% or more of the entity rows count as hot, in 3 time buckets)
+    tuning = (
+        JoinTuning(hot_key_min_rows=1, hot_key_min_share=0.4, hot_key_time_buckets=3)
+        if hot_keys_split
+        else JoinTuning()
+    )
     # given entity rows as csv with ISO-8601 strings in another time zone and an int driver key
     entities = tmp_path / "entities.csv"
     entities.write_text(
@@ -163,7 +167,7 @@ def test_a_dataset_is_point_in_time_correct(
     )
     # (split: the job's validation pass finds driver 1 and customers a and b hot)
     summary = prepare_entity_rows(
-        spark, source, [DRIVER, CUSTOMER], [["driver_id"], ["customer_id"]]
+        spark, source, [DRIVER, CUSTOMER], [["driver_id"], ["customer_id"]], tuning
     ).summary
     hot = {keys: len(hashes) for keys, hashes in summary.hot_keys.items()}
     assert hot == (
@@ -173,7 +177,12 @@ def test_a_dataset_is_point_in_time_correct(
     )
     # when the job runs
     status, result, output = run_job(
-        spark, tmp_path, offline, source, ("driver_stats:*", "customer_profile:premium")
+        spark,
+        tmp_path,
+        offline,
+        source,
+        ("driver_stats:*", "customer_profile:premium"),
+        tuning=tuning,
     )
     # then it succeeds and every entity row comes out once, with the values of its time
     assert status == 0, result

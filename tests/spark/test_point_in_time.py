@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -14,8 +15,15 @@ from pyspark.sql import functions as sf
 from pyspark.testing import assertDataFrameEqual
 
 from feast_spark.errors import DefinitionError, SourceSchemaError
-from feast_spark.spark import bloom_filter, point_in_time
-from feast_spark.spark.point_in_time import FeatureTableInput, point_in_time_join
+from feast_spark.join_tuning import JoinTuning
+from feast_spark.spark import bloom_filter
+from feast_spark.spark.point_in_time import (
+    EntitySummary,
+    FeatureTableInput,
+    point_in_time_join,
+    pruning,
+    skew,
+)
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -300,22 +308,23 @@ def test_one_shuffle_of_feature_rows_per_key_set_pruned_by_broadcast_entity_rows
     assert "SortMergeJoin" not in plan and "ShuffledHashJoin" not in plan, plan
 
 
-def force_key_pruning(monkeypatch: pytest.MonkeyPatch, mode: str) -> None:
-    """Make the join prune feature rows by key as ``mode`` says, on data with few rows per key.
+def key_pruning_tuning(mode: str, base: JoinTuning | None = None) -> JoinTuning:
+    """Tuning that makes the join prune feature rows by key as ``mode`` says (few rows per key).
 
     Modes in the join's order of preference: ``entity-row-bounds``, ``bloom-filter`` (entity
-    rows are not bounds), ``key-ranges`` (the session has no bloom filter either) and
-    ``time-only`` (too many keys to broadcast, too).
+    rows are not bounds), ``key-ranges`` (no bloom filter either, as in a session without one)
+    and ``time-only`` (too many keys to broadcast, too).
     """
-    if mode == "entity-row-bounds":
-        return
-    monkeypatch.setattr(point_in_time, "POINT_PRUNING_MAX_ROWS_PER_KEY", -1)
-    if mode == "bloom-filter":
-        return
-    monkeypatch.setattr(bloom_filter.SparkBloomFilters, "of", classmethod(lambda cls, spark: None))
-    if mode == "key-ranges":
-        return
-    monkeypatch.setattr(point_in_time, "KEY_PRUNING_MAX_KEYS", -1)
+    order = ["entity-row-bounds", "bloom-filter", "key-ranges", "time-only"]
+    step = order.index(mode)
+    changes: dict[str, Any] = {}
+    if step >= 1:
+        changes["point_pruning_max_rows_per_key"] = -1
+    if step >= 2:
+        changes["bloom_filter"] = False
+    if step >= 3:
+        changes["key_pruning_max_keys"] = -1
+    return dataclasses.replace(base or JoinTuning(), **changes)
 
 
 @pytest.mark.parametrize(
@@ -328,11 +337,11 @@ def force_key_pruning(monkeypatch: pytest.MonkeyPatch, mode: str) -> None:
     ],
 )
 def test_feature_rows_no_entity_row_of_their_key_can_match_are_pruned(
-    spark: SparkSession, monkeypatch: pytest.MonkeyPatch, mode: str, kept_rates: list[float]
+    spark: SparkSession, mode: str, kept_rates: list[float]
 ) -> None:
     # given entity rows of key 1 on days 10, 12 and 16, of key 2 on day 20 (one with a null
     # time), and a table with max_age 2 days
-    force_key_pruning(monkeypatch, mode)
+    tuning = key_pruning_tuning(mode)
     entities = entity_rows(
         spark,
         [
@@ -353,9 +362,9 @@ def test_feature_rows_no_entity_row_of_their_key_can_match_are_pruned(
             (1, 8.0, at(17 * DAY), at(17 * DAY)),  # after key 1's latest entity time
         ],
     )  # fmt: skip
-    summary = point_in_time.EntitySummary.of(entities, "event_timestamp", [("driver",)])
+    summary = EntitySummary.of(entities, "event_timestamp", [("driver",)])
     # when
-    prune = point_in_time._key_pruning(entities, "event_timestamp", ["driver"], summary, None)
+    prune = pruning.key_pruning(entities, "event_timestamp", ["driver"], summary, None, tuning)
     kept = rows if prune is None else prune(rows, 2 * DAY * 1_000_000)
     # then only rows some entity row of the same key can reach remain: a range per key keeps
     # what lies between its entity rows too; the bloom filter's half-day buckets (max_age / 4)
@@ -369,12 +378,13 @@ def test_entity_row_bounds_carry_one_instant_and_key_ranges_two(spark: SparkSess
     # given key 1 with entity rows at 0 s and 5 s, key 2 at 3 s, and a row with a null time
     rows = [(1, at(0), "a"), (1, at(5), "b"), (2, at(3), "c"), (2, None, "d")]
     entities = entity_rows(spark, rows)
-    summary = point_in_time.EntitySummary.of(entities, "event_timestamp", [("driver",)])
+    summary = EntitySummary.of(entities, "event_timestamp", [("driver",)])
+    tuning = JoinTuning()
     # when
-    points = point_in_time._entity_row_bounds(
-        entities, "event_timestamp", ["driver"], summary, None
+    points = pruning.entity_row_bounds(
+        entities, "event_timestamp", ["driver"], summary, None, tuning
     )
-    ranges = point_in_time._key_ranges(entities, "event_timestamp", ["driver"], summary)
+    ranges = pruning.key_ranges(entities, "event_timestamp", ["driver"], summary, tuning)
     # then each entity row with a time is a bound of one instant; each key has one range
     assert points is not None and ranges is not None
     assert points.columns == ["_pit_key_0", "_pit_key_low"]
@@ -383,46 +393,42 @@ def test_entity_row_bounds_carry_one_instant_and_key_ranges_two(spark: SparkSess
     assert ranges.count() == 2
 
 
-def test_entity_rows_are_bounds_only_when_each_key_has_few_of_them(
-    spark: SparkSession, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_entity_rows_are_bounds_only_when_each_key_has_few_of_them(spark: SparkSession) -> None:
     # given 3 entity rows of one key, and 2 of another
-    monkeypatch.setattr(point_in_time, "POINT_PRUNING_MAX_ROWS_PER_KEY", 2)
     rows = [(1, at(n), "x") for n in range(3)] + [(2, at(n), "y") for n in range(2)]
     entities = entity_rows(spark, rows)
-    summary = point_in_time.EntitySummary.of(entities, "event_timestamp", [("driver",)])
+    summary = EntitySummary.of(entities, "event_timestamp", [("driver",)])
 
-    def bounds() -> int | None:
-        found = point_in_time._entity_row_bounds(
-            entities, "event_timestamp", ["driver"], summary, None
+    def bounds(tuning: JoinTuning) -> int | None:
+        found = pruning.entity_row_bounds(
+            entities, "event_timestamp", ["driver"], summary, None, tuning
         )
         return None if found is None else found.count()
 
     # when / then: the heaviest key has 3 rows (> 2): no bound per entity row
     assert summary.heaviest_rows == {("driver",): 3}
-    assert bounds() is None
+    assert bounds(JoinTuning(point_pruning_max_rows_per_key=2)) is None
     # and with at most 3 rows per key allowed, one bound per entity row
-    monkeypatch.setattr(point_in_time, "POINT_PRUNING_MAX_ROWS_PER_KEY", 3)
-    assert bounds() == 5
+    assert bounds(JoinTuning(point_pruning_max_rows_per_key=3)) == 5
     # and above the broadcast limit, none, nor key ranges
-    monkeypatch.setattr(point_in_time, "KEY_PRUNING_MAX_KEYS", 1)
-    assert bounds() is None
-    assert point_in_time._key_ranges(entities, "event_timestamp", ["driver"], summary) is None
+    too_many = JoinTuning(point_pruning_max_rows_per_key=3, key_pruning_max_keys=1)
+    assert bounds(too_many) is None
+    assert pruning.key_ranges(entities, "event_timestamp", ["driver"], summary, too_many) is None
 
 
 @pytest.mark.parametrize(
     ("mode", "filters", "broadcasts"), [("bloom-filter", 3, 0), ("key-ranges", 0, 3)]
 )
 def test_many_entity_rows_per_key_prune_before_the_same_single_shuffle(
-    spark: SparkSession, monkeypatch: pytest.MonkeyPatch, mode: str, filters: int, broadcasts: int
+    spark: SparkSession, mode: str, filters: int, broadcasts: int
 ) -> None:
     # given three tables over two key sets, where entity rows are too many per key for bounds
     # (and, key-ranges, a session without Spark's bloom filter: Spark Connect, or internals that
     # moved)
-    force_key_pruning(monkeypatch, mode)
+    tuning = key_pruning_tuning(mode)
     entities, tables = three_tables_over_two_key_sets(spark)
     # when
-    plan = executed_plan(point_in_time_join(entities, tables))
+    plan = executed_plan(point_in_time_join(entities, tables, tuning=tuning))
     # then one shuffle per key set, each table's rows filtered before it: by a bloom filter that
     # a subquery builds once per key set and max_age, or by a broadcast of the key set's ranges
     assert plan.count("REPARTITION_BY_COL") == 2, plan
@@ -434,10 +440,10 @@ def test_many_entity_rows_per_key_prune_before_the_same_single_shuffle(
 def test_bloom_buckets_are_the_finest_that_fit_else_keys_alone() -> None:
     # given 1,000 entity rows over 100 keys and 100 days, max_age 10 days
     day_us = DAY * 1_000_000
-    summary = point_in_time.EntitySummary(0, 100 * day_us, rows=1_000)
+    summary = EntitySummary(0, 100 * day_us, rows=1_000)
 
     def buckets(capacity: int, max_age_us: int | None = 10 * day_us) -> tuple[int | None, int]:
-        return point_in_time._bloom_buckets(summary, 100, max_age_us, capacity)
+        return pruning.bloom_buckets(summary, 100, max_age_us, capacity, JoinTuning())
 
     # when / then: quarter buckets (2.5 days); a key's 10 rows want at most the 46 buckets of
     # its 110 days (entity range plus max_age), fewer than their 5 pairs each
@@ -450,8 +456,8 @@ def test_bloom_buckets_are_the_finest_that_fit_else_keys_alone() -> None:
     assert buckets(1_299) == (None, 100)
     assert buckets(10_000, None) == (None, 100)
     # and where a key's 100 entity rows want nearly all of its 110 days anyway
-    many = point_in_time.EntitySummary(0, 100 * day_us, rows=10_000)
-    assert point_in_time._bloom_buckets(many, 100, 10 * day_us, 10**9) == (None, 100)
+    many = EntitySummary(0, 100 * day_us, rows=10_000)
+    assert pruning.bloom_buckets(many, 100, 10 * day_us, 10**9, JoinTuning()) == (None, 100)
 
 
 def test_entity_row_and_feature_names_may_not_use_the_joins_prefix(
@@ -476,13 +482,13 @@ def bloom_filters_too_small(spark: SparkSession) -> Iterator[None]:
 
 
 def test_no_key_pruning_above_the_distinct_key_limit_and_bloom_filter_cap(
-    spark: SparkSession, monkeypatch: pytest.MonkeyPatch, bloom_filters_too_small: None
+    spark: SparkSession, bloom_filters_too_small: None
 ) -> None:
     # given more distinct entity keys than the broadcast limit and than a bloom filter holds
-    monkeypatch.setattr(point_in_time, "KEY_PRUNING_MAX_KEYS", 0)
+    tuning = JoinTuning(key_pruning_max_keys=0)
     entities, tables = three_tables_over_two_key_sets(spark)
     # when
-    plan = executed_plan(point_in_time_join(entities, tables))
+    plan = executed_plan(point_in_time_join(entities, tables, tuning=tuning))
     # then only the two shuffles of the rows, and no join or filter by key at all
     assert plan.count("Exchange hashpartitioning") == 2, plan
     assert "Join" not in plan and "might_contain" not in plan, plan
@@ -504,24 +510,19 @@ def test_key_pruning_keeps_every_feature_row_an_entity_row_can_match(
     assert got == [("a", 2.0), ("b", 3.0), ("c", None)]
 
 
-@pytest.fixture
-def split_hot_keys(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every key among the heaviest few counts as hot; its rows are cut into 5 time buckets."""
-    monkeypatch.setattr(point_in_time, "HOT_KEY_MIN_ROWS", 1)
-    monkeypatch.setattr(point_in_time, "HOT_KEY_MIN_SHARE", 0.0)
-    monkeypatch.setattr(point_in_time, "HOT_KEY_TIME_BUCKETS", 5)
+SPLIT_HOT_KEYS = JoinTuning(hot_key_min_rows=1, hot_key_min_share=0.0, hot_key_time_buckets=5)
+"""Every key among the heaviest few counts as hot; its rows are cut into 5 time buckets."""
 
 
 def test_summary_names_the_keys_holding_a_large_share_of_the_entity_rows(
-    spark: SparkSession, monkeypatch: pytest.MonkeyPatch
+    spark: SparkSession,
 ) -> None:
     # given key 1 on 6 of 10 entity rows, key 2 on 3, key 3 on 1
-    monkeypatch.setattr(point_in_time, "HOT_KEY_MIN_ROWS", 2)
-    monkeypatch.setattr(point_in_time, "HOT_KEY_MIN_SHARE", 0.5)
+    tuning = JoinTuning(hot_key_min_rows=2, hot_key_min_share=0.5)
     keys = [1] * 6 + [2] * 3 + [3]
     entities = entity_rows(spark, [(k, at(n), "x") for n, k in enumerate(keys)])
     # when
-    summary = point_in_time.EntitySummary.of(entities, "event_timestamp", [("driver",)])
+    summary = EntitySummary.of(entities, "event_timestamp", [("driver",)], tuning)
     # then only key 1 is hot, named by the same hash the join computes
     expected = spark.range(1).select(sf.xxhash64(sf.lit(1).cast("bigint"))).first()[0]
     assert summary.hot_keys == {("driver",): (expected,)}
@@ -536,8 +537,8 @@ def test_hot_key_buckets_follow_shuffle_partitions_or_default_when_not_a_number(
         )
 
     # when / then
-    assert point_in_time._shuffle_partitions(frame("24")) == 24
-    assert point_in_time._shuffle_partitions(frame("auto")) == 8
+    assert skew.shuffle_partitions(frame("24")) == 24
+    assert skew.shuffle_partitions(frame("auto")) == 8
 
 
 def test_a_split_presorts_hot_rows_first_by_time_and_other_rows_by_key(
@@ -546,7 +547,7 @@ def test_a_split_presorts_hot_rows_first_by_time_and_other_rows_by_key(
     # given a split over [100 s, 200 s] reaching 50 s back (max_age); rows of hot key 1 (in
     # buckets 0-3) and of keys 5 and 7 (bucket -1) at several times
     low_us = int(at(100).timestamp()) * 1_000_000
-    split = point_in_time._TimeSplit(("driver",), (0,), low_us, 25_000_001, 4, 50_000_000)
+    split = skew.TimeSplit(("driver",), (0,), low_us, 25_000_001, 4, 50_000_000)
     seconds = [0, 50, 60, 150, 250, 400]
     rows = spark.createDataFrame(
         [(1, s, at(s), 0) for s in seconds] + [(k, s, at(s), -1) for k in (7, 5) for s in seconds],
@@ -568,7 +569,7 @@ def test_a_split_presorts_hot_rows_first_by_time_and_other_rows_by_key(
 
 
 def test_a_hot_keys_rows_are_split_by_time_and_see_rows_of_earlier_buckets(
-    spark: SparkSession, split_hot_keys: None
+    spark: SparkSession,
 ) -> None:
     # given hot key 1 with entity rows every 10 s over 5 time buckets, its feature rows before
     # the range and in the fourth bucket only, and key 2 beside it
@@ -585,7 +586,9 @@ def test_a_hot_keys_rows_are_split_by_time_and_see_rows_of_earlier_buckets(
         ],
     )  # fmt: skip
     # when
-    joined = point_in_time_join(entities, [driver_table(rows, max_age=timedelta(seconds=30))])
+    joined = point_in_time_join(
+        entities, [driver_table(rows, max_age=timedelta(seconds=30))], tuning=SPLIT_HOT_KEYS
+    )
     # then the rows are shuffled once, by key and time bucket, the rows at each bucket's
     # latest time copied into the later ones beforehand (a broadcast of those times)
     plan = executed_plan(joined)
@@ -895,15 +898,11 @@ def test_agrees_with_oracle_on_random_data(
     seed: int,
     key_pruning: str,
     split: bool,
-    request: pytest.FixtureRequest,
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # given random tables and entity rows with ties, nulls, duplicates, sub-second offsets
     # (and, split, the heaviest keys of each key set cut into time buckets), feature rows
     # pruned by key as key_pruning says
-    if split:
-        request.getfixturevalue("split_hot_keys")
-    force_key_pruning(monkeypatch, key_pruning)
+    tuning = key_pruning_tuning(key_pruning, SPLIT_HOT_KEYS if split else JoinTuning())
     rng = random.Random(seed)
     tables = random_tables(rng)
     entities = random_entities(rng)
@@ -936,7 +935,10 @@ def test_agrees_with_oracle_on_random_data(
     ]
     # when
     result = point_in_time_join(
-        to_spark(spark, entities, entity_columns, rng), inputs, entity_timestamp_column="ts"
+        to_spark(spark, entities, entity_columns, rng),
+        inputs,
+        entity_timestamp_column="ts",
+        tuning=tuning,
     )
     # then it matches the oracle row for row, timestamps compared as microseconds
     seen: set[str] = set()

@@ -1,0 +1,71 @@
+"""Checks of Spark inputs' schemas, shared by the Spark functions.
+
+One error per problem, naming the owner (a table, the entity rows) and the column, before
+Spark's own analysis errors.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from feast_spark.errors import SourceSchemaError
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame
+    from pyspark.sql.types import DataType
+
+
+def column_types(df: DataFrame, owner: str) -> dict[str, DataType]:
+    """The frame's column types by name; a repeated column name is an error naming ``owner``."""
+    names = [f.name for f in df.schema.fields]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise SourceSchemaError(owner, repeated[0], "appears more than once")
+    return {f.name: f.dataType for f in df.schema.fields}
+
+
+def check_type(
+    types: dict[str, DataType], column: str, expected: DataType | None, owner: str, where: str
+) -> None:
+    """Fail unless ``column`` is in ``types`` (and of type ``expected``, unless that is None).
+
+    ``where`` completes the message: "is missing <where>", e.g. "in the feature rows".
+    """
+    if column not in types:
+        raise SourceSchemaError(
+            owner, column, f"is missing {where} (columns: {', '.join(sorted(types))})"
+        )
+    if expected is not None and types[column] != expected:
+        raise SourceSchemaError(
+            owner,
+            column,
+            f"must be {expected.simpleString()} {where}, got {types[column].simpleString()}; "
+            "cast it first (a timestamp without time zone is not an instant)",
+        )
+
+
+def is_integral(data_type: DataType) -> bool:
+    """A byte, short, int or long."""
+    from pyspark.sql.types import IntegralType
+
+    return isinstance(data_type, IntegralType)
+
+
+def is_atomic(data_type: DataType) -> bool:
+    """Not an array, map or struct: a type an entity key can have."""
+    from pyspark.sql.types import ArrayType, MapType, StructType
+
+    return not isinstance(data_type, (ArrayType, MapType, StructType))
+
+
+def is_orderable(data_type: DataType) -> bool:
+    """Spark can sort by it (no map or variant inside): needed to break ties deterministically."""
+    from pyspark.sql.types import ArrayType, MapType, StructType, VariantType
+
+    if isinstance(data_type, (MapType, VariantType)):
+        return False
+    if isinstance(data_type, ArrayType):
+        return is_orderable(data_type.elementType)
+    if isinstance(data_type, StructType):
+        return all(is_orderable(f.dataType) for f in data_type.fields)
+    return True
