@@ -20,8 +20,6 @@ from typing import Any
 #: ``created_timestamp`` of a row without one: older than every real time.
 OLDEST_CREATED = -(2**63)
 
-RankKey = tuple[int, int, tuple[Any, ...]]
-
 
 def value_key(value: Any) -> tuple[Any, ...]:
     """A sort key for one stored value that orders like Spark (see the module docstring)."""
@@ -34,14 +32,11 @@ def value_key(value: Any) -> tuple[Any, ...]:
     return (1, value)
 
 
-def rank_key(event_us: int, created_us: int | None, values: Sequence[Any]) -> RankKey:
-    """The sort key of a row: the greatest key wins the key's online row."""
-    created = OLDEST_CREATED if created_us is None else created_us
-    return (event_us, created, tuple(value_key(v) for v in values))
-
-
 def times_key(event_us: int, created_us: int | None) -> tuple[int, int]:
-    """The first two parts of :func:`rank_key`."""
+    """The times part of a row's order: ``(event, created)``, a missing created time oldest.
+
+    Rows equal on it are ordered by ``tuple(value_key(v) for v in values)``.
+    """
     return (event_us, OLDEST_CREATED if created_us is None else created_us)
 
 
