@@ -198,6 +198,8 @@ def describe_error(
     ``NoHostAvailable`` lists each host's own error (or, when the driver tried none because all
     were marked down, ``hosts`` with their state); ``Unavailable`` gives the consistency level and
     the replicas required and alive; timeouts give the consistency and the responses received.
+    Any other error also names the hosts of ``hosts`` that are down: a replica the coordinator
+    misses is most often one of them.
 
     Args:
         error: The driver's exception.
@@ -212,6 +214,13 @@ def describe_error(
             return f"NoHostAvailable: no host could serve the request ({causes})"
         known = ", ".join(f"{h} ({'up' if up else 'down'})" for h, up in hosts) or "none known"
         return f"NoHostAvailable: every host is down or unreachable (hosts: {known})"
+    down = [h for h, up in hosts if not up]
+    return _describe_one(error, name, host, per_host) + (
+        f"; hosts down: {', '.join(down)}" if down else ""
+    )
+
+
+def _describe_one(error: BaseException, name: str, host: str | None, per_host: Any) -> str:
     via = f" (coordinator {host})" if host else ""
     consistency = _consistency(getattr(error, "consistency", None))
     if name == "Unavailable":

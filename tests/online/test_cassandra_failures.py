@@ -276,6 +276,12 @@ def test_error_texts_name_hosts_and_causes() -> None:
     assert describe_error(unavailable, "10.0.0.1:9042") == (
         "Unavailable (coordinator 10.0.0.1:9042): consistency ALL needs 3 live replicas, 1 alive"
     )
+    # (the replicas the coordinator misses: the hosts the driver knows to be down)
+    hosts = [("10.0.0.1:9042", True), ("10.0.0.2:9042", False), ("10.0.0.3:9042", False)]
+    assert describe_error(unavailable, "10.0.0.1:9042", hosts) == (
+        "Unavailable (coordinator 10.0.0.1:9042): consistency ALL needs 3 live replicas, 1 alive; "
+        "hosts down: 10.0.0.2:9042, 10.0.0.3:9042"
+    )
     timeout = WriteTimeout(
         "timed out", consistency=ConsistencyLevel.QUORUM, required_responses=2,
         received_responses=1, write_type=WriteType.UNLOGGED_BATCH,
