@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from .test_cli_jobs import repo  # noqa: F401 - the fixture (a stand-in spark-submit)
+from ..cli.test_jobs import repo  # noqa: F401 - the fixture (a stand-in spark-submit)
 
 DAG_FOLDER = Path(__file__).resolve().parents[2] / "conf" / "example" / "airflow"
 

@@ -256,7 +256,7 @@ def test_local_master_job_succeeds(tmp_path: Path) -> None:
 def test_a_fresh_process_lists_every_job(cluster_launcher: Launcher, config_path: Path) -> None:
     # when `feast-spark jobs list` runs in a new interpreter
     done = subprocess.run(
-        [sys.executable, "-m", "feast_spark.cli_jobs", "jobs", "list",
+        [sys.executable, "-m", "feast_spark.cli", "jobs", "list",
          "--config", str(config_path), "--output", "json"],
         cwd=ROOT, capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
@@ -274,7 +274,7 @@ def test_a_fresh_process_lists_every_job(cluster_launcher: Launcher, config_path
 
     # and the human table too
     table = subprocess.run(
-        [sys.executable, "-m", "feast_spark.cli_jobs", "jobs", "list", "--config", str(config_path),
+        [sys.executable, "-m", "feast_spark.cli", "jobs", "list", "--config", str(config_path),
          "--state", "failed"],
         cwd=ROOT, capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip

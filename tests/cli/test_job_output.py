@@ -1,6 +1,6 @@
 """Commands that start jobs print JSON on request; the Python client lists and finds jobs.
 
-Uses the stand-in spark-submit of ``test_cli_jobs`` (no JVM): each job writes a result record.
+Uses the stand-in spark-submit of ``test_jobs`` (no JVM): each job writes a result record.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from feast_spark.client import Client
 from feast_spark.errors import NotFoundError
 from feast_spark.launcher import JobState
 
-from .test_cli_jobs import SPEC_JOB, repo  # noqa: F401 - the fixture
+from .test_jobs import SPEC_JOB, repo  # noqa: F401 - the fixture
 
 DEFINITIONS = """
 kind: Entity
@@ -162,7 +162,7 @@ def test_the_progress_line_fits_an_80_column_terminal(monkeypatch: pytest.Monkey
     import io
     from datetime import UTC, datetime
 
-    from feast_spark import cli_wait
+    from feast_spark.cli import wait as cli_wait
     from feast_spark.launcher import JobRecord, Progress
 
     # given a job with a long id, far into a big Spark job, on an 80-column terminal

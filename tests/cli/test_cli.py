@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from feast_spark.cli import cli
 
-REPO = Path(__file__).parents[1]
+REPO = Path(__file__).parents[2]
 EXAMPLE = REPO / "conf" / "example"
 CONFIG = "project: demo\nregistry: data/registry.json\noffline_store: {path: data/offline}\n"
 

@@ -1,18 +1,19 @@
 """Online store repair: ``online delete`` (keys) and ``online purge`` (a table).
 
-Imported at the end of :mod:`feast_spark.cli`, which it extends. A value that must go whatever
-its event time (a row dated in the future, a key that must not be served) is removed here, then
-the table is materialized again; README "Repairing a bad online value" says when to use which.
+A value that must go whatever its event time (a row dated in the future, a key that must not be
+served) is removed here, then the table is materialized again; README "Repairing a bad online
+value" says when to use which.
 """
 
 from __future__ import annotations
 
 import click
 
-from feast_spark.cli import CliContext, cli, common_options, handle_errors
+from feast_spark.cli.context import CliContext, common_options, handle_errors
+from feast_spark.cli.types import entity_row
 
 
-@cli.group()
+@click.group()
 def online() -> None:
     """Repair the online store: remove keys' or a table's rows whatever their event times."""
 
@@ -31,11 +32,9 @@ def online() -> None:
 @handle_errors
 def online_delete(table: str, entities: tuple[str, ...], yes: bool) -> None:
     """Remove the online rows of some keys of TABLE (then materialize to rewrite them)."""
-    from feast_spark.cli_pipeline import _entity_row  # imported here: it imports feast_spark.cli
-
     client = CliContext.current().client()
     try:
-        rows = [_entity_row(text, client) for text in entities]
+        rows = [entity_row(text, client) for text in entities]
         if not yes:
             click.confirm(
                 f"Delete the online rows of {len(rows)} key(s) of '{table}' in project "

@@ -12,40 +12,27 @@ from any process and any time after the job was launched:
     feast-spark jobs prune --older-than 30d [--dry-run] [--output json]
 
 Commands that launch a job (ingest, materialize, ...) take ``wait_options`` and end with
-``run_or_print`` (:mod:`feast_spark.cli_wait`, re-exported here).
-
-Importing this module adds the ``jobs`` group to :data:`feast_spark.cli.cli`. It imports the shared
-options from :mod:`feast_spark.cli`, and ``cli.py`` imports this module at its end; either may be
-imported first.
+``run_or_print`` (:mod:`feast_spark.cli.wait`).
 """
 
 from __future__ import annotations
 
-import sys
 from datetime import timedelta
 
 import click
 
-# Bound before feast_spark.cli is imported: cli.py imports this module (and the pipeline
-# commands, which import run_or_print and wait_options from here) at its end, so whichever of
-# the two is imported first, these names exist by the time they are looked up.
-from feast_spark.cli_wait import ProgressPrinter, progress_line, run_or_print, wait_options
-
-# isort: split
-from feast_spark.cli import CliContext, cli, common_options, handle_errors, output_option
-from feast_spark.cli_output import emit_json, emit_table
-from feast_spark.cli_types import DURATION
+from feast_spark.cli.context import CliContext, common_options, handle_errors, output_option
+from feast_spark.cli.output import emit_json, emit_table
+from feast_spark.cli.types import DURATION
+from feast_spark.cli.wait import run_or_print
 from feast_spark.launcher import JobRecord, JobState, Launcher
-
-__all__ = ["ProgressPrinter", "jobs", "launcher", "progress_line", "run_or_print", "wait_options"]
 
 STATES = [state.value for state in JobState]
 
 
 def launcher() -> Launcher:
     """The launcher of the ``feature_store.yaml`` given by ``--config`` (or found as usual)."""
-    launcher: Launcher = CliContext.current().launcher()
-    return launcher
+    return CliContext.current().launcher()
 
 
 # --- the jobs group -------------------------------------------------------------------------------
@@ -209,9 +196,3 @@ def _window(record: JobRecord) -> str:
     if start is None and end is None:
         return "-"
     return f"{start.isoformat() if start else '-inf'} .. {end.isoformat() if end else '+inf'}"
-
-
-cli.add_command(jobs)
-
-if __name__ == "__main__":
-    sys.exit(cli.main(prog_name="feast-spark"))

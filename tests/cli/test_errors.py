@@ -15,7 +15,7 @@ from click.testing import CliRunner, Result
 
 from feast_spark.cli import cli
 
-EXAMPLE = Path(__file__).parents[1] / "conf" / "example" / "definitions"
+EXAMPLE = Path(__file__).parents[2] / "conf" / "example" / "definitions"
 CONFIG = "project: demo\nregistry: data/registry.json\noffline_store: {path: data/offline}\n"
 
 

@@ -1,33 +1,30 @@
-"""Pipeline commands: ingest, get-historical-features, materialize(-incremental), online reads.
-
-Imported at the end of :mod:`feast_spark.cli`, which they extend.
-"""
+"""Pipeline commands: ingest, get-historical-features, materialize(-incremental), online reads."""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING
 
 import click
 
-from feast_spark.cli import CliContext, cli, common_options, handle_errors, output_option
-from feast_spark.cli_output import emit_json, emit_table
-from feast_spark.cli_types import INSTANT
-from feast_spark.cli_wait import run_or_print, wait_options
+from feast_spark.cli.context import CliContext, common_options, handle_errors, output_option
+from feast_spark.cli.output import emit_json, emit_table
+from feast_spark.cli.types import INSTANT, WINDOW_HELP, entity_row
+from feast_spark.cli.wait import run_or_print, wait_options
+
+if TYPE_CHECKING:
+    from feast_spark.client import Client
 
 
-def _client() -> Any:
+def _client() -> Client:
     return CliContext.current().client()
 
 
-_WINDOW_HELP = "ISO-8601 date or instant (no offset means UTC)"
-
-
-@cli.command()
+@click.command()
 @click.argument("table")
 @click.option("--source", help="Load this path or URI instead of the table's batch source.")
-@click.option("--start", type=INSTANT, help=f"Window start, inclusive: {_WINDOW_HELP}.")
-@click.option("--end", type=INSTANT, help=f"Window end, exclusive: {_WINDOW_HELP}.")
+@click.option("--start", type=INSTANT, help=f"Window start, inclusive: {WINDOW_HELP}.")
+@click.option("--end", type=INSTANT, help=f"Window end, exclusive: {WINDOW_HELP}.")
 @click.option(
     "--max-rejected-fraction",
     type=click.FloatRange(0, 1),
@@ -56,7 +53,7 @@ def ingest(
     run_or_print(job, wait, timeout=timeout, output=output)
 
 
-@cli.command("get-historical-features")
+@click.command("get-historical-features")
 @click.option("--features", required=True, help="Comma-separated refs: t:f1,t:f2,u:*")
 @click.option("--entities", required=True, help="Entity rows: parquet, csv, json or Delta path.")
 @click.option(
@@ -103,12 +100,12 @@ def get_historical_features(
     run_or_print(retrieval.job, wait, timeout=timeout, output=output)
 
 
-@cli.command()
+@click.command()
 @click.argument("tables", nargs=-1, required=True)
 @click.option(
-    "--start", type=INSTANT, required=True, help=f"Window start, inclusive: {_WINDOW_HELP}."
+    "--start", type=INSTANT, required=True, help=f"Window start, inclusive: {WINDOW_HELP}."
 )
-@click.option("--end", type=INSTANT, required=True, help=f"Window end, exclusive: {_WINDOW_HELP}.")
+@click.option("--end", type=INSTANT, required=True, help=f"Window end, exclusive: {WINDOW_HELP}.")
 @wait_options
 @common_options
 @output_option
@@ -127,9 +124,9 @@ def materialize(
     )
 
 
-@cli.command("materialize-incremental")
+@click.command("materialize-incremental")
 @click.argument("tables", nargs=-1, required=True)
-@click.option("--end", type=INSTANT, help=f"Window end, exclusive (default: now): {_WINDOW_HELP}.")
+@click.option("--end", type=INSTANT, help=f"Window end, exclusive (default: now): {WINDOW_HELP}.")
 @wait_options
 @common_options
 @output_option
@@ -154,7 +151,7 @@ def materialize_incremental(
             client.settle_incremental(table)
 
 
-@cli.command("get-online-features")
+@click.command("get-online-features")
 @click.option("--features", required=True, help="Comma-separated refs: t:f1,t:f2,u:*")
 @click.option(
     "--entity",
@@ -169,7 +166,7 @@ def materialize_incremental(
 def get_online_features(features: str, entities: tuple[str, ...], output: str) -> None:
     """Read the latest feature values and their statuses."""
     client = _client()
-    rows = [_entity_row(text, client) for text in entities]
+    rows = [entity_row(text, client) for text in entities]
     try:
         response = client.get_online_features(features, rows)
     finally:
@@ -180,94 +177,3 @@ def get_online_features(features: str, entities: tuple[str, ...], output: str) -
         return
     columns = list(data)
     emit_table(columns, list(zip(*(data[c] for c in columns), strict=True)))
-
-
-def _entity_row(text: str, client: Any) -> dict[str, Any]:
-    """``driver_id=1001,customer_id=abc`` with each value typed as its entity declares."""
-    from feast_spark.errors import DefinitionError
-    from feast_spark.online.service import parse_entity_value
-
-    row: dict[str, Any] = {}
-    for part in text.split(","):
-        name, sep, value = part.partition("=")
-        if not sep or not name.strip():
-            raise click.BadParameter(
-                f"{text!r}: write name=value[,name=value], e.g. driver_id=1001",
-                param_hint="'--entity'",
-            )
-        entity = client.get_entity(name.strip())
-        try:
-            row[entity.name] = parse_entity_value(value.strip(), entity)
-        except DefinitionError as error:
-            raise click.BadParameter(f"{text!r}: {error}", param_hint="'--entity'") from None
-    return row
-
-
-@cli.group()
-def offline() -> None:
-    """Maintain the Delta offline tables."""
-
-
-@offline.command("compact")
-@click.argument("table")
-@click.option(
-    "--start",
-    type=INSTANT,
-    help=f"Only days from this one (day-partitioned tables only): {_WINDOW_HELP}.",
-)
-@click.option(
-    "--end",
-    type=INSTANT,
-    help=f"Only days before this one (day-partitioned tables only): {_WINDOW_HELP}.",
-)
-@wait_options
-@common_options
-@output_option
-@handle_errors
-def offline_compact(
-    table: str,
-    start: datetime | None,
-    end: datetime | None,
-    wait: bool,
-    timeout: float | None,
-    output: str,
-) -> None:
-    """Rewrite TABLE's files in event-time order (Delta OPTIMIZE); data and readers undisturbed."""
-    run_or_print(
-        _client().compact(table, start=start, end=end), wait, timeout=timeout, output=output
-    )
-
-
-@offline.command("vacuum")
-@click.argument("table")
-@wait_options
-@common_options
-@output_option
-@handle_errors
-def offline_vacuum(table: str, wait: bool, timeout: float | None, output: str) -> None:
-    """Delete TABLE's files that no version within its retention needs (Delta VACUUM).
-
-    The retention is the table's delta.deletedFileRetentionDuration (7 days by default).
-    """
-    run_or_print(_client().vacuum(table), wait, timeout=timeout, output=output)
-
-
-@cli.command()
-@click.argument("folder", default="feast-spark-quickstart", type=click.Path(file_okay=False))
-@click.option(
-    "--online",
-    type=click.Choice(["sqlite", "cassandra"]),
-    default="sqlite",
-    show_default=True,
-    help="Online store: embedded SQLite, or the local Cassandra node.",
-)
-@click.option("--verbose", "-v", is_flag=True, help="Show tracebacks on errors.")
-@handle_errors
-def quickstart(folder: str, online: str, verbose: bool) -> None:
-    """Create a sample project in FOLDER and run the whole pipeline on it."""
-    from pathlib import Path
-
-    from feast_spark.quickstart import run_quickstart
-
-    CliContext.current().verbose = verbose
-    run_quickstart(Path(folder).resolve(), online=online, echo=click.echo)

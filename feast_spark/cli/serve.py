@@ -1,17 +1,17 @@
 """``feast-spark serve``: the HTTP feature server (:mod:`feast_spark.server`).
 
-Importing this module adds the command to :data:`feast_spark.cli.cli`; the server's libraries
-(starlette, uvicorn, prometheus-client) are imported only when the command runs.
+The server's libraries (starlette, uvicorn, prometheus-client) are imported only when the
+command runs.
 """
 
 from __future__ import annotations
 
 import click
 
-from feast_spark.cli import CliContext, cli, common_options, handle_errors
+from feast_spark.cli.context import CliContext, common_options, handle_errors
 
 
-@cli.command("serve")
+@click.command("serve")
 @click.option("--host", help="Address to listen on [feature_server.host, default 127.0.0.1].")
 @click.option("--port", type=click.IntRange(1, 65535), help="Port [feature_server.port, 6566].")
 @click.option(

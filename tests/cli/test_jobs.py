@@ -19,15 +19,16 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from feast_spark.cli import cli, handle_errors
-from feast_spark.cli_jobs import progress_line, run_or_print, wait_options
+from feast_spark.cli import cli
+from feast_spark.cli.context import handle_errors
+from feast_spark.cli.wait import progress_line, run_or_print, wait_options
 from feast_spark.config import load_config
 from feast_spark.definitions import Entity, Feature, FeatureTable, FileSource
 from feast_spark.errors import ArgumentError
 from feast_spark.launcher import JobConflictError, JobRecord, JobState, Launcher, Progress
 from feast_spark.specs import JobSpec, Window
 
-from .test_process_jobs import FAKE_SPARK_SUBMIT
+from ..launcher.test_process_jobs import FAKE_SPARK_SUBMIT
 
 SPEC_JOB = """
     import argparse, json, sys, time

@@ -10,12 +10,15 @@ the option that carried the value. Every other failure exits 1 (see ``handle_err
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from feast_spark.definitions.durations import parse_duration
 from feast_spark.errors import ArgumentError, DefinitionError
+
+if TYPE_CHECKING:
+    from feast_spark.client import Client
 
 # Python argument names whose option is not simply --<name with dashes>.
 _OPTION_NAMES = {
@@ -78,6 +81,9 @@ class DurationType(click.ParamType):  # type: ignore[type-arg]
 INSTANT = InstantType()
 DURATION = DurationType()
 
+# The end of the help of an option that takes an INSTANT.
+WINDOW_HELP = "ISO-8601 date or instant (no offset means UTC)"
+
 
 def check_project(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
     """``--project``: a valid project name, else a usage error (not one of feature_store.yaml)."""
@@ -89,6 +95,26 @@ def check_project(ctx: click.Context, param: click.Parameter, value: str | None)
         return check_name("project", value)
     except DefinitionError as error:
         raise click.BadParameter(f"{value!r}: {error.reason}", ctx, param) from None
+
+
+def entity_row(text: str, client: Client) -> dict[str, Any]:
+    """``driver_id=1001,customer_id=abc`` with each value typed as its entity declares."""
+    from feast_spark.online.service import parse_entity_value
+
+    row: dict[str, Any] = {}
+    for part in text.split(","):
+        name, sep, value = part.partition("=")
+        if not sep or not name.strip():
+            raise click.BadParameter(
+                f"{text!r}: write name=value[,name=value], e.g. driver_id=1001",
+                param_hint="'--entity'",
+            )
+        entity = client.get_entity(name.strip())
+        try:
+            row[entity.name] = parse_entity_value(value.strip(), entity)
+        except DefinitionError as error:
+            raise click.BadParameter(f"{text!r}: {error}", param_hint="'--entity'") from None
+    return row
 
 
 def as_usage_error(error: Exception) -> click.UsageError | None:

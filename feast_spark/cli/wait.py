@@ -1,14 +1,13 @@
 """``--wait/--no-wait`` for commands that launch a job, and following a job on the terminal.
 
-    @cli.command()
+    @click.command()
     @wait_options
     @handle_errors
     def materialize(..., wait: bool, timeout: float | None) -> None:
         run_or_print(client.materialize(...), wait, timeout=timeout)
 
 By default such a command waits, shows progress on stderr and exits 1 unless the job SUCCEEDED
-(what an Airflow task expects); ``--no-wait`` prints the job id and returns. This module does not
-import :mod:`feast_spark.cli`, so the command modules can import it in any order.
+(what an Airflow task expects); ``--no-wait`` prints the job id and returns.
 """
 
 from __future__ import annotations
@@ -25,7 +24,7 @@ from typing import Any, TypeVar
 
 import click
 
-from feast_spark.cli_output import emit_json
+from feast_spark.cli.output import emit_json
 from feast_spark.errors import JobFailedError
 from feast_spark.launcher import Job, JobRecord, JobState, Progress
 

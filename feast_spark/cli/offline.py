@@ -1,0 +1,63 @@
+"""``feast-spark offline ...``: maintain the Delta offline tables (compact, vacuum)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import click
+
+from feast_spark.cli.context import CliContext, common_options, handle_errors, output_option
+from feast_spark.cli.types import INSTANT, WINDOW_HELP
+from feast_spark.cli.wait import run_or_print, wait_options
+
+
+@click.group()
+def offline() -> None:
+    """Maintain the Delta offline tables."""
+
+
+@offline.command("compact")
+@click.argument("table")
+@click.option(
+    "--start",
+    type=INSTANT,
+    help=f"Only days from this one (day-partitioned tables only): {WINDOW_HELP}.",
+)
+@click.option(
+    "--end",
+    type=INSTANT,
+    help=f"Only days before this one (day-partitioned tables only): {WINDOW_HELP}.",
+)
+@wait_options
+@common_options
+@output_option
+@handle_errors
+def offline_compact(
+    table: str,
+    start: datetime | None,
+    end: datetime | None,
+    wait: bool,
+    timeout: float | None,
+    output: str,
+) -> None:
+    """Rewrite TABLE's files in event-time order (Delta OPTIMIZE); data and readers undisturbed."""
+    run_or_print(
+        CliContext.current().client().compact(table, start=start, end=end),
+        wait,
+        timeout=timeout,
+        output=output,
+    )
+
+
+@offline.command("vacuum")
+@click.argument("table")
+@wait_options
+@common_options
+@output_option
+@handle_errors
+def offline_vacuum(table: str, wait: bool, timeout: float | None, output: str) -> None:
+    """Delete TABLE's files that no version within its retention needs (Delta VACUUM).
+
+    The retention is the table's delta.deletedFileRetentionDuration (7 days by default).
+    """
+    run_or_print(CliContext.current().client().vacuum(table), wait, timeout=timeout, output=output)
