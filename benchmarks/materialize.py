@@ -45,12 +45,9 @@ os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
 
 from feast_spark.config import CassandraOnlineStoreConfig  # noqa: E402
 from feast_spark.definitions import Entity, Feature, FeatureTable, FileSource  # noqa: E402
-from feast_spark.online.base import (  # noqa: E402
-    OnlineTableSchema,
-    online_store_mapping,
-    open_online_store,
-)
+from feast_spark.online.base import OnlineTableSchema, online_store_mapping  # noqa: E402
 from feast_spark.online.service import get_online_features  # noqa: E402
+from feast_spark.online.stores import open_online_store  # noqa: E402
 from feast_spark.specs import Window  # noqa: E402
 
 BASE = datetime(2024, 1, 1, tzinfo=UTC)

@@ -56,8 +56,9 @@ from feast_spark.config import (
     SqliteOnlineStoreConfig,
 )
 from feast_spark.definitions import Entity, Feature, FeatureTable, FileSource
-from feast_spark.online.base import OnlineStore, OnlineTableSchema, open_online_store
+from feast_spark.online.base import OnlineStore, OnlineTableSchema
 from feast_spark.online.service import OnlineReadPlan
+from feast_spark.online.stores import open_online_store
 
 DRIVER = Entity("driver_id", "INT64")
 PROJECT = "bench"

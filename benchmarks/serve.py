@@ -45,8 +45,9 @@ import yaml  # noqa: E402
 
 from feast_spark.client import Client  # noqa: E402
 from feast_spark.definitions import Entity, Feature, FeatureTable, FileSource  # noqa: E402
-from feast_spark.online.base import OnlineTableSchema, open_online_store  # noqa: E402
+from feast_spark.online.base import OnlineTableSchema  # noqa: E402
 from feast_spark.online.naming import online_table_name  # noqa: E402
+from feast_spark.online.stores import open_online_store  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 PROJECT = "bench"

@@ -21,13 +21,7 @@ from feast_spark.entity_checks import check_entity_parquet, check_entity_rows
 from feast_spark.errors import ArgumentError, NotFoundError
 from feast_spark.feature_refs import parse_feature_refs, split_refs, table_names
 from feast_spark.launcher import Job, JobState, Launcher, PrunedJob
-from feast_spark.online.base import (
-    OnlineStore,
-    OnlineTableSchema,
-    online_store_mapping,
-    open_online_store,
-    stored_key,
-)
+from feast_spark.online.base import OnlineStore, OnlineTableSchema, online_store_mapping, stored_key
 from feast_spark.online.naming import online_table_name
 from feast_spark.online.service import (
     OnlineReadPlan,
@@ -36,6 +30,7 @@ from feast_spark.online.service import (
     materialized_state,
     read_plan_from_registry,
 )
+from feast_spark.online.stores import open_online_store
 from feast_spark.registry import ApplyResult, Registry
 from feast_spark.retrieval_job import RetrievalJob
 from feast_spark.specs import (

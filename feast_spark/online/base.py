@@ -41,7 +41,6 @@ from typing import TYPE_CHECKING, Any, Protocol, Self
 from feast_spark.config import (
     CassandraOnlineStoreConfig,
     OnlineStoreConfig,
-    SqliteOnlineStoreConfig,
     parse_config,
 )
 from feast_spark.definitions import Entity, FeatureTable
@@ -324,28 +323,6 @@ class ClosingStore:
 # --- opening a store ------------------------------------------------------------------------------
 
 
-def open_online_store(config: OnlineStoreConfig | Mapping[str, Any]) -> OnlineStore:
-    """Open the store ``config`` describes (a config object, or its mapping as in a job spec).
-
-    The Cassandra driver is imported here, not when feast_spark is imported.
-
-    Raises:
-        ConfigError: ``config`` is a mapping with an unknown key or a bad value.
-        OnlineStoreError: The store cannot be reached (names the hosts or file and the error).
-    """
-    if isinstance(config, Mapping):
-        config = online_store_config(config)
-    if isinstance(config, SqliteOnlineStoreConfig):
-        from feast_spark.online.sqlite import SqliteOnlineStore
-
-        return SqliteOnlineStore(config)
-    if isinstance(config, CassandraOnlineStoreConfig):
-        from feast_spark.online.cassandra import CassandraOnlineStore
-
-        return CassandraOnlineStore(config)
-    raise TypeError(f"not an online store configuration: {config!r}")
-
-
 def online_store_config(
     mapping: Mapping[str, Any], *, source: str = "job spec"
 ) -> OnlineStoreConfig:
@@ -590,9 +567,3 @@ def read_error(store: str, target: str, table: str, error: BaseException) -> Onl
     return OnlineStoreError(
         store, target, f"reading table '{table}' failed: {describe_error(error)}"
     )
-
-
-def check_features(schema: OnlineTableSchema, features: Sequence[str]) -> None:
-    """Raise NotFoundError when a feature is not in ``schema``."""
-    for feature in features:
-        schema.feature_type(feature)

@@ -22,8 +22,9 @@ from typing import Final
 from feast_spark.config import OnlineStoreConfig
 from feast_spark.definitions import Entity, FeatureTable
 from feast_spark.errors import OnlineStoreError
-from feast_spark.online.base import OnlineStore, open_online_store
+from feast_spark.online.base import OnlineStore
 from feast_spark.online.service import OnlineReadPlan
+from feast_spark.online.stores import open_online_store
 from feast_spark.registry import Registry
 
 _log = logging.getLogger(__name__)

@@ -41,9 +41,9 @@ from feast_spark.online.base import (
     OnlineStore,
     OnlineTableSchema,
     WriteCounts,
-    open_online_store,
     to_micros,
 )
+from feast_spark.online.stores import open_online_store
 from feast_spark.spark.identifiers import quote
 from feast_spark.spark.latest import latest_rows
 from feast_spark.specs import Window

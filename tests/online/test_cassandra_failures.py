@@ -20,13 +20,14 @@ import pytest
 from feast_spark.config import CassandraOnlineStoreConfig
 from feast_spark.definitions import Entity, Feature, FeatureTable, FileSource
 from feast_spark.errors import OnlineStoreError
-from feast_spark.online.base import OnlineTableSchema, ReadRequest, open_online_store
+from feast_spark.online.base import OnlineTableSchema, ReadRequest
 from feast_spark.online.cassandra_requests import (
     Outcome,
     RetryPolicy,
     describe_error,
     retry_failed,
 )
+from feast_spark.online.stores import open_online_store
 
 from .tcp_proxy import TcpProxy
 

@@ -20,10 +20,11 @@ import pytest
 from feast_spark.config import CassandraOnlineStoreConfig, SqliteOnlineStoreConfig
 from feast_spark.definitions import Entity, Feature, FeatureTable, FileSource
 from feast_spark.errors import OnlineStoreError
-from feast_spark.online.base import OnlineStore, OnlineTableSchema, ReadRequest, open_online_store
+from feast_spark.online.base import OnlineStore, OnlineTableSchema, ReadRequest
 from feast_spark.online.cassandra import READ_CONCURRENCY
 from feast_spark.online.cassandra_reads import Fetch
 from feast_spark.online.sqlite import READ_KEYS_PER_QUERY
+from feast_spark.online.stores import open_online_store
 
 SOURCE = FileSource(path="/tmp/unused", event_timestamp_column="ts")
 DRIVER = Entity("driver_id", "INT64")

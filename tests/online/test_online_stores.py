@@ -25,7 +25,6 @@ from feast_spark.online.base import (
     OnlineTableSchema,
     online_store_config,
     online_store_mapping,
-    open_online_store,
     to_micros,
 )
 from feast_spark.online.service import (
@@ -33,6 +32,7 @@ from feast_spark.online.service import (
     get_online_features,
     read_plan_from_registry,
 )
+from feast_spark.online.stores import open_online_store
 from feast_spark.registry import Registry
 
 if TYPE_CHECKING:

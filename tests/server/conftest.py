@@ -34,7 +34,8 @@ import yaml
 
 from feast_spark.client import Client
 from feast_spark.definitions import Entity, Feature, FeatureTable, FileSource
-from feast_spark.online.base import OnlineTableSchema, open_online_store
+from feast_spark.online.base import OnlineTableSchema
+from feast_spark.online.stores import open_online_store
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PROJECT = "serving"
