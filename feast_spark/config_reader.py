@@ -12,7 +12,8 @@ from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
-from feast_spark.errors import ConfigError
+from feast_spark.definitions.names import check_name
+from feast_spark.errors import ConfigError, DefinitionError
 
 # Schemes pyarrow.fs opens (with Hadoop's s3a/s3n/gcs names translated): the registry, the job
 # store and the staging location are read and written through it, not only through Spark.
@@ -150,3 +151,11 @@ class ConfigReader:
         if not (isinstance(value, str) and value in choices):
             raise self.fail(key, value, f"must be one of {', '.join(choices)}")
         return str(value)
+
+
+def identifier(value: Any, key: str, reader: ConfigReader) -> str:
+    """A project or keyspace name (``[a-z_][a-z0-9_]*``, at most 48 characters)."""
+    try:
+        return check_name(key, value)
+    except DefinitionError as error:
+        raise reader.fail(key, value, error.reason) from None
