@@ -551,7 +551,7 @@ def test_unknown_refs_give_errors_naming_them(sqlite_store: OnlineStore) -> None
         get_online_features(
             sqlite_store, "p", [table], [DRIVER], ["driver_stats:speed"], [{"driver_id": 1}]
         )
-    with pytest.raises(DefinitionError, match=r"'rate'.*use 'table:feature'"):
+    with pytest.raises(DefinitionError, match=r"'rate': name its table, as 'table:rate'"):
         get_online_features(sqlite_store, "p", [table], [DRIVER], ["rate"], [{"driver_id": 1}])
     with pytest.raises(DefinitionError, match="requested twice"):
         get_online_features(
