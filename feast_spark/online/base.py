@@ -8,7 +8,7 @@ far, with their event time. Its rules, the same for SQLite and Cassandra:
    (:mod:`feast_spark.online.ordering`); the stored row is then replaced whole, never mixed.
    Reruns, retries and older windows materialized afterwards never roll a value back. (SQLite:
    one conditional upsert; Cassandra: write timestamps from event times plus a read of the stored
-   row's times, see :mod:`feast_spark.online.cassandra`.)
+   row's times, see :mod:`feast_spark.online.cassandra_writes`.)
 2. **Retention.** For a table with ``max_age``, a value is served while
    ``event_timestamp >= now - max_age``; after that its values are withheld and reported as
    ``OUTSIDE_MAX_AGE`` for one more ``max_age``; then it is gone (``NOT_FOUND``). Cassandra

@@ -79,14 +79,15 @@ def retry_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
 
 def before_sending_writes(store: Any, monkeypatch: pytest.MonkeyPatch, action: Any) -> None:
     """Run ``action`` once the stored rows were read and the writes are built, before sending."""
-    build = store._replica_batches
+    writer = store._writer
+    build = writer._replica_batches
 
     def build_then_act(*args: Any) -> Any:
         requests = build(*args)
         action()
         return requests
 
-    monkeypatch.setattr(store, "_replica_batches", build_then_act)
+    monkeypatch.setattr(writer, "_replica_batches", build_then_act)
 
 
 @pytest.mark.cassandra

@@ -475,10 +475,10 @@ def test_a_write_that_fails_raises_and_never_reports_success(
 def test_cassandra_retries_only_failed_requests_then_gives_up(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """The store's retry wiring, without a node: its concurrent runner is replaced."""
+    """The store writer's retry wiring, without a node: its concurrent runner is replaced."""
     from cassandra import InvalidRequest, OperationTimedOut
 
-    from feast_spark.online import cassandra as store_module
+    from feast_spark.online import cassandra_writes as writes_module
     from feast_spark.online.cassandra_requests import Outcome
 
     calls: list[list[Any]] = []
@@ -495,13 +495,12 @@ def test_cassandra_retries_only_failed_requests_then_gives_up(
             for r in requests
         ]  # fmt: skip
 
-    monkeypatch.setattr(store_module, "run_concurrently", fake_run)
+    monkeypatch.setattr(writes_module, "run_concurrently", fake_run)
     monkeypatch.setattr("feast_spark.online.cassandra_requests.time.sleep", lambda s: None)
-    store = object.__new__(store_module.CassandraOnlineStore)
-    store._config = CassandraOnlineStoreConfig(keyspace="ks")  # type: ignore[attr-defined]
-    store._target = "h:9042"  # type: ignore[attr-defined]
-    store._session = None  # type: ignore[attr-defined]
-    store._cluster = None  # type: ignore[attr-defined]
+    writer = writes_module.CassandraWriter(
+        CassandraOnlineStoreConfig(keyspace="ks"), "h:9042",
+        session=None, cluster=None, statements=None,  # type: ignore[arg-type]
+    )  # fmt: skip
     schema = OnlineTableSchema.of("p", driver_table(), [DRIVER])
     requests = [("r1", 1), ("r2", 2), ("r3", 3), ("r4", 4)]
 
@@ -511,7 +510,7 @@ def test_cassandra_retries_only_failed_requests_then_gives_up(
         OnlineStoreError,
         match=r"3 of 10 rows .* failed after 5 attempts.*OperationTimedOut: no answer from h:9042",
     ):
-        store._execute_all(schema, requests, 10)  # type: ignore[arg-type]
+        writer._execute_all(schema, requests, 10)
     assert calls == [["r1", "r2", "r3", "r4"], ["r2", "r3"], ["r2", "r3"], ["r3"], ["r3"]]
 
     # when a request fails with an error retrying cannot fix, then it fails at once
@@ -520,7 +519,7 @@ def test_cassandra_retries_only_failed_requests_then_gives_up(
         OnlineStoreError,
         match=r"2 of 3 rows .* failed; first error: InvalidRequest \(coordinator h:9042\)",
     ):
-        store._execute_all(schema, [("r1", 1), ("bad", 2)], 3)  # type: ignore[arg-type]
+        writer._execute_all(schema, [("r1", 1), ("bad", 2)], 3)
     assert len(calls) == 1
 
 

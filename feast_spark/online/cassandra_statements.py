@@ -1,0 +1,102 @@
+"""The Cassandra store's prepared statements: built from the CQL templates, prepared once.
+
+Statements are prepared once per session (that is, per store object) and never shared between
+sessions; the store, its writer and its repair all take them from one :class:`PreparedStatements`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from feast_spark.errors import OnlineStoreError
+from feast_spark.online.base import CREATED_TIMESTAMP, EVENT_TIMESTAMP, OnlineTableSchema
+from feast_spark.online.cassandra_cql import CQL, STORE, driver_errors, quote_identifier
+
+if TYPE_CHECKING:
+    from cassandra.cluster import Session
+    from cassandra.query import PreparedStatement
+
+
+class PreparedStatements:
+    """The statements prepared in one session, keyed by what they do and on which columns."""
+
+    def __init__(self, session: Session, keyspace: str, target: str) -> None:
+        """Prepare statements in ``session`` for tables of ``keyspace``.
+
+        Args:
+            session: The driver session that prepares and runs them.
+            keyspace: The keyspace, unquoted.
+            target: The contact points as ``host:port,...``, for error messages.
+        """
+        self._session = session
+        self._keyspace = quote_identifier(keyspace)
+        self._target = target
+        self._statements: dict[tuple[Any, ...], PreparedStatement] = {}
+
+    def prepared(
+        self, key: tuple[Any, ...], text: Callable[[], str], *, idempotent: bool
+    ) -> PreparedStatement:
+        """The statement prepared under ``key`` in this session (``text`` builds its CQL).
+
+        Raises:
+            OnlineStoreError: Preparing failed (names the CQL and the driver's error).
+        """
+        statement = self._statements.get(key)
+        if statement is None:
+            cql = text()
+            try:
+                statement = self._session.prepare(cql)
+            except driver_errors() as error:
+                raise OnlineStoreError(
+                    STORE, self._target, f"preparing '{cql}' failed: {error}"
+                ) from error
+            statement.is_idempotent = idempotent
+            self._statements[key] = statement
+        return statement
+
+    def insert(self, schema: OnlineTableSchema) -> PreparedStatement:
+        """The insert of a whole row at a given write timestamp (and TTL under ``max_age``)."""
+        with_ttl = schema.max_age is not None
+        columns = (*schema.entity_names, *schema.feature_names, EVENT_TIMESTAMP, CREATED_TIMESTAMP)
+
+        def text() -> str:
+            return CQL["insert_ttl" if with_ttl else "insert"].format(
+                keyspace=self._keyspace,
+                table=quote_identifier(schema.name),
+                columns=", ".join(quote_identifier(c) for c in columns),
+                markers=", ".join("?" for _ in columns),
+            )
+
+        # Idempotent: the explicit write timestamp makes a repeated write a no-op.
+        return self.prepared(("insert", schema.name, columns, with_ttl), text, idempotent=True)
+
+    def select(self, schema: OnlineTableSchema, features: tuple[str, ...]) -> PreparedStatement:
+        """The single-partition select of ``features`` and the event time of one key."""
+
+        def text() -> str:
+            return CQL["select"].format(
+                keyspace=self._keyspace,
+                table=quote_identifier(schema.name),
+                columns=", ".join(quote_identifier(c) for c in (*features, EVENT_TIMESTAMP)),
+                where=" AND ".join(f"{quote_identifier(k)} = ?" for k in schema.entity_names),
+            )
+
+        key = ("select", schema.name, features, schema.entity_names)
+        return self.prepared(key, text, idempotent=True)
+
+    def select_version(self, schema: OnlineTableSchema) -> PreparedStatement:
+        """The select of one key's stored times, write timestamp and values (before a write)."""
+
+        def text() -> str:
+            return CQL["select_version"].format(
+                keyspace=self._keyspace,
+                table=quote_identifier(schema.name),
+                event=quote_identifier(EVENT_TIMESTAMP),
+                created=quote_identifier(CREATED_TIMESTAMP),
+                features=", ".join(quote_identifier(f) for f in schema.feature_names),
+                where=" AND ".join(f"{quote_identifier(k)} = ?" for k in schema.entity_names),
+            )
+
+        key = ("select_version", schema.name, schema.feature_names, schema.entity_names)
+        return self.prepared(key, text, idempotent=True)
