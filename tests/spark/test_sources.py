@@ -14,7 +14,8 @@ from pyspark.testing import assertDataFrameEqual
 
 from feast_spark.definitions import DeltaSource, Entity, Feature, FeatureTable, FileSource
 from feast_spark.errors import ConfigError, SourceSchemaError
-from feast_spark.spark.sources import check_rows, read_source, to_offline_rows
+from feast_spark.spark.row_checks import check_rows, to_offline_rows
+from feast_spark.spark.sources import read_source
 from feast_spark.specs import Window
 
 if TYPE_CHECKING:
