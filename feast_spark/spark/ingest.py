@@ -47,6 +47,7 @@ from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F  # noqa: N812 (the conventional alias)
 
+from feast_spark.columns import EVENT_TIMESTAMP
 from feast_spark.definitions import BatchSource, Entity, FeatureTable
 from feast_spark.errors import JobFailedError, JobSpecError
 from feast_spark.spark.identifiers import quote
@@ -68,7 +69,8 @@ from feast_spark.spark.offline_store import (
     with_event_date,
     write_rejected,
 )
-from feast_spark.spark.sources import EVENT_TIMESTAMP, CheckedRows, check_rows, read_source
+from feast_spark.spark.row_checks import CheckedRows, check_rows
+from feast_spark.spark.sources import read_source
 from feast_spark.specs import Window
 
 REPLACE = "replace"
@@ -291,7 +293,7 @@ class _Span:
 
 def _span(checked: CheckedRows) -> _Span:
     """One pass: rows, rejected rows, earliest and latest valid event time."""
-    from feast_spark.spark.sources import REJECT_REASON
+    from feast_spark.spark.row_checks import REJECT_REASON
 
     valid_us = F.when(F.col(REJECT_REASON).isNull(), F.unix_micros(F.col(EVENT_TIMESTAMP)))
     row = checked.rows.agg(

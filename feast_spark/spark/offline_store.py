@@ -57,6 +57,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F  # noqa: N812 (the conventional alias)
 from pyspark.sql import types as T  # noqa: N812
 
+from feast_spark.columns import CREATED_TIMESTAMP, EVENT_TIMESTAMP
 from feast_spark.definitions import Entity, FeatureTable
 from feast_spark.errors import (
     CompatibilityError,
@@ -68,11 +69,7 @@ from feast_spark.errors import (
 from feast_spark.online.base import to_micros
 from feast_spark.spark.identifiers import quote as _quote
 from feast_spark.spark.literals import timestamp_literal
-from feast_spark.spark.sources import (
-    CREATED_TIMESTAMP,
-    EVENT_TIMESTAMP,
-    require_utc_session,
-)
+from feast_spark.spark.sources import require_utc_session
 from feast_spark.specs import Window
 
 #: The partition column of tables written with the first, day-partitioned layout.

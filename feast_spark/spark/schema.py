@@ -12,7 +12,7 @@ from feast_spark.errors import SourceSchemaError
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
-    from pyspark.sql.types import DataType
+    from pyspark.sql.types import DataType, StructField, StructType
 
 
 def column_types(df: DataFrame, owner: str) -> dict[str, DataType]:
@@ -22,6 +22,18 @@ def column_types(df: DataFrame, owner: str) -> dict[str, DataType]:
     if repeated:
         raise SourceSchemaError(owner, repeated[0], "appears more than once")
     return {f.name: f.dataType for f in df.schema.fields}
+
+
+def find_column(schema: StructType, name: str) -> StructField | None:
+    """The field named ``name``: an exact match first, then a unique case-insensitive one.
+
+    Spark resolves column names that way, so a source's ``Trips`` serves a feature ``trips``.
+    """
+    for field in schema.fields:
+        if field.name == name:
+            return field
+    matches = [f for f in schema.fields if f.name.lower() == name.lower()]
+    return matches[0] if len(matches) == 1 else None
 
 
 def check_type(

@@ -17,9 +17,10 @@ from feast_spark.definitions import BatchSource, Entity, FeatureTable
 from feast_spark.errors import ENTITY_ROWS, SourceSchemaError
 from feast_spark.join_tuning import DEFAULT_TUNING, JoinTuning
 from feast_spark.online.base import from_micros
+from feast_spark.spark.conversions import convert_column
 from feast_spark.spark.offline_store import read_offline_table
 from feast_spark.spark.point_in_time import EntitySummary, FeatureTableInput, point_in_time_join
-from feast_spark.spark.sources import convert_column, read_source
+from feast_spark.spark.sources import read_source
 from feast_spark.types import ValueType
 
 _EARLIEST = datetime.min.replace(tzinfo=UTC)

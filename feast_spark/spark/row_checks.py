@@ -1,0 +1,325 @@
+"""Turn a source's rows into offline-store rows, rejecting what does not fit, with a reason.
+
+:func:`check_rows` maps, casts and validates every row of the window. Each row either becomes
+an offline row or is rejected with a reason; nothing is silently nulled or truncated. Columns
+are converted to their declared types by :mod:`feast_spark.spark.conversions` (its table gives
+the rules); a missing column or a source type that can never hold the declared type raises
+:class:`SourceSchemaError` on the driver, before any Spark action.
+
+Event and created timestamps follow the UNIX_TIMESTAMP rules. A row is also rejected when an
+entity key or its event timestamp is null. A null created timestamp (or a source without a
+created column) becomes the modification time of the row's source file (the job's start for rows
+not read from files), which a rerun over the same files reproduces exactly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+
+from pyspark.sql import Column, DataFrame, Observation
+from pyspark.sql import functions as F  # noqa: N812 (the conventional alias)
+from pyspark.sql import types as T  # noqa: N812
+
+from feast_spark.columns import CREATED_TIMESTAMP, EVENT_TIMESTAMP
+from feast_spark.definitions import BatchSource, Entity, FeatureTable
+from feast_spark.errors import SourceSchemaError
+from feast_spark.spark.conversions import Converted, UnconvertibleError, convert
+from feast_spark.spark.identifiers import quote
+from feast_spark.spark.literals import timestamp_literal
+from feast_spark.spark.schema import find_column
+from feast_spark.spark.sources import require_utc_session
+from feast_spark.specs import Window
+from feast_spark.types import ValueType
+
+# Spark's hidden per-file column of file-based reads (parquet, csv, json, Delta).
+_FILE_MODIFICATION_TIME = "_metadata.file_modification_time"
+
+#: Internal columns of :class:`CheckedRows` (the ``_feast_`` prefix keeps them apart from the
+#: source's and the table's columns).
+REJECT_REASON = "_feast_reject_reason"
+SOURCE_ROW = "_feast_source_row"
+
+
+@dataclass(frozen=True)
+class CheckedRows:
+    """Every row of a window after mapping and casting, with a reject reason or none.
+
+    Attributes:
+        rows: Offline columns (entity keys, ``event_timestamp``, ``created_timestamp``,
+            features) plus :data:`REJECT_REASON` (null for a valid row) and :data:`SOURCE_ROW`
+            (the raw source row as JSON, only computed for rejected rows).
+        columns: The offline columns, in table order.
+
+    """
+
+    rows: DataFrame
+    columns: tuple[str, ...]
+
+    def valid(self) -> DataFrame:
+        """Rows that passed every check, offline columns only."""
+        return self.rows.where(F.col(REJECT_REASON).isNull()).select(*self.columns)
+
+    def rejected(self) -> DataFrame:
+        """Rejected rows: ``reason``, ``event_timestamp`` (null if unreadable), ``source_row``."""
+        return self.rows.where(F.col(REJECT_REASON).isNotNull()).select(
+            F.col(REJECT_REASON).alias("reason"),
+            F.col(EVENT_TIMESTAMP),
+            F.col(SOURCE_ROW).alias("source_row"),
+        )
+
+    def observed(self, observation: Observation) -> CheckedRows:
+        """The same rows, counting ``rows`` and ``rejected`` into ``observation`` as they pass.
+
+        The counts come from whichever action runs first on the result (e.g. the Delta write),
+        so counting costs no extra pass over the source.
+        """
+        counted = self.rows.observe(
+            observation,
+            F.count(F.lit(1)).alias("rows"),
+            F.count(F.col(REJECT_REASON)).alias("rejected"),
+        )
+        return replace(self, rows=counted)
+
+    def count(self) -> tuple[int, int]:
+        """``(rows, rejected)`` with one pass over the source."""
+        result = self.rows.agg(
+            F.count(F.lit(1)).alias("rows"), F.count(F.col(REJECT_REASON)).alias("rejected")
+        ).first()
+        if result is None:  # pragma: no cover - a global aggregate always returns a row
+            return 0, 0
+        return int(result["rows"]), int(result["rejected"])
+
+
+def offline_columns(table: FeatureTable) -> tuple[str, ...]:
+    """The offline columns :func:`check_rows` produces, in table order."""
+    return (*table.entities, EVENT_TIMESTAMP, CREATED_TIMESTAMP, *table.feature_names)
+
+
+def check_rows(
+    frame: DataFrame,
+    table: FeatureTable,
+    entities: Sequence[Entity],
+    source: BatchSource,
+    window: Window | None,
+    ingested_at: datetime,
+    *,
+    latest_event: datetime | None = None,
+) -> CheckedRows:
+    """Map, cast and validate the rows of ``frame`` that fall in ``window``.
+
+    Rules:
+
+    - Feast columns are read from ``source.field_mapping.get(name, name)``; the event and
+      created timestamps from the source's timestamp columns.
+    - Types are converted per the table of :mod:`feast_spark.spark.conversions`; a value that
+      does not fit rejects its row, with a reason naming the column, the value and the problem
+      (all problems of a row are joined with ``"; "``).
+    - A null entity key or a null or unreadable event timestamp rejects the row, and so does
+      an event time later than ``latest_event`` (the job's start plus the configured
+      ``future_event_time_allowance``): online, the event time is the write timestamp, so one
+      row from the future would hide every correct value of its key until then.
+    - Only rows whose event time is in ``[window.start, window.end)`` are kept. A row whose
+      event time cannot be read cannot be placed in any window: every run that reads it rejects
+      it.
+    - ``created_timestamp`` is the source's created column; where the source has none, or its
+      value is null, it is when the row's data landed: the modification time of the file it
+      was read from (Spark's ``_metadata.file_modification_time``), or ``ingested_at`` for rows
+      not read from files. A rerun over the same files then writes the same value, so the
+      table ends up identical to the byte, while a corrected file, being newer, gives its rows
+      a later created time than the rows it replaces.
+
+    Example (``trips`` declared INT64, window ``[2024-01-01, 2024-01-02)``)::
+
+        source:   driver_id  ts                    trips
+                  1          2024-01-01T10:00:00Z  "7"
+                  2          2024-01-01T11:00:00Z  "abc"
+                  null       2024-01-01T12:00:00Z  "3"
+                  3          "yesterday"           "3"
+                  4          2024-01-05T00:00:00Z  "1"
+
+        valid:    driver_id  event_timestamp      trips
+                  1          2024-01-01 10:00:00  7
+
+        rejected: reason
+                  trips: abc is not a valid INT64
+                  driver_id: entity key is null
+                  event_timestamp (source column ts): yesterday is not an ISO-8601 timestamp
+
+        (driver 4 is outside the window: dropped, not rejected)
+
+    Args:
+        frame: Raw source rows, as :func:`~feast_spark.spark.sources.read_source` gives them.
+        table: The feature table.
+        entities: The table's entities (others are ignored).
+        source: The source definition (mapping, timestamp columns and format).
+        window: Event-time window; None or open bounds for no limit.
+        ingested_at: The job's start (aware): the created timestamp of rows with none that were
+            not read from files.
+        latest_event: The latest event time accepted (None: no limit).
+
+    Returns:
+        The checked rows; see :class:`CheckedRows` for the valid and rejected views.
+
+    Raises:
+        SourceSchemaError: A column is missing, or its source type can never hold the declared
+            type. Raised before any Spark action.
+        ConfigError: The Spark session's time zone is not UTC (strings, dates and
+            ``timestamp_ntz`` values without an offset would be misread).
+
+    """
+    require_utc_session(frame.sparkSession)
+    schema = frame.schema
+    by_name = {entity.name: entity for entity in entities}
+    outputs: list[tuple[str, Converted]] = []
+    for name in table.entities:
+        entity = by_name.get(name)
+        if entity is None:
+            raise SourceSchemaError(
+                table.name, name, "is an entity of the table but its definition was not given"
+            )
+        converted = _column(table, source, schema, name, source.source_column(name),
+                            entity.value_type)  # fmt: skip
+        label = _label(name, source.source_column(name))
+        outputs.append((name, converted.required(f"{label}: entity key is null")))
+    event = _column(table, source, schema, EVENT_TIMESTAMP, source.event_timestamp_column,
+                    ValueType.UNIX_TIMESTAMP)  # fmt: skip
+    label = _label(EVENT_TIMESTAMP, source.event_timestamp_column)
+    event = event.required(f"{label}: is null")
+    if latest_event is not None:
+        event = _no_later_than(event, latest_event, label)
+    outputs.append((EVENT_TIMESTAMP, event))
+    fallback = _landed_at(frame, ingested_at)
+    if source.created_timestamp_column:
+        created = _column(table, source, schema, CREATED_TIMESTAMP,
+                          source.created_timestamp_column, ValueType.UNIX_TIMESTAMP)  # fmt: skip
+        outputs.append(
+            (CREATED_TIMESTAMP, Converted(F.coalesce(created.value, fallback), created.reason))
+        )
+    else:
+        outputs.append((CREATED_TIMESTAMP, Converted(fallback, None)))
+    for feature in table.features:
+        outputs.append(
+            (feature.name, _column(table, source, schema, feature.name,
+                                   source.source_column(feature.name), feature.dtype))
+        )  # fmt: skip
+
+    reasons = [conv.reason for _, conv in outputs if conv.reason is not None]
+    reason_parts = [r.alias(f"_feast_r{i}") for i, r in enumerate(reasons)]
+    raw = F.struct(*[F.col(quote(name)) for name in frame.columns]).alias("_feast_raw")
+    converted_rows = frame.select(
+        *[conv.value.alias(name) for name, conv in outputs], *reason_parts, raw
+    )
+    in_window = _window_predicate(F.col(EVENT_TIMESTAMP), window)
+    if in_window is not None:
+        # Unplaceable rows (no event time) stay, to be rejected; others outside are dropped.
+        converted_rows = converted_rows.where(F.col(EVENT_TIMESTAMP).isNull() | in_window)
+    joined = F.concat_ws("; ", *[F.col(f"_feast_r{i}") for i in range(len(reasons))])
+    reason = F.when(F.length(joined) > 0, joined)
+    columns = offline_columns(table)
+    rows = converted_rows.select(
+        *columns,
+        reason.alias(REJECT_REASON),
+        # Only rejected rows pay for the JSON; valid() prunes the column altogether.
+        F.when(reason.isNotNull(), F.to_json(F.col("_feast_raw"))).alias(SOURCE_ROW),
+    )
+    return CheckedRows(rows, columns)
+
+
+def _no_later_than(event: Converted, latest: datetime, label: str) -> Converted:
+    """``event``, also rejecting times after ``latest`` (the reason says why and what to do)."""
+    late = F.when(
+        event.value > timestamp_literal(latest),
+        F.concat(
+            F.lit(f"{label}: "),
+            event.value.cast("string"),
+            F.lit(
+                f" is later than {latest.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC (the job's start "
+                "plus future_event_time_allowance): a future event time would hide every later "
+                "value of its key online. Fix the time, or raise future_event_time_allowance"
+            ),
+        ),
+    )
+    return Converted(event.value, late if event.reason is None else F.coalesce(event.reason, late))
+
+
+def _landed_at(frame: DataFrame, ingested_at: datetime) -> Column:
+    """When each row's data landed: its file's modification time, else ``ingested_at``."""
+    from pyspark.errors import AnalysisException
+
+    landed = F.col(_FILE_MODIFICATION_TIME)
+    try:
+        frame.select(landed).schema.fields  # noqa: B018 (analysis: is the hidden column there?)
+    except AnalysisException:  # not read from files (an in-memory or derived frame)
+        return timestamp_literal(ingested_at)
+    return landed
+
+
+def to_offline_rows(
+    frame: DataFrame,
+    table: FeatureTable,
+    entities: Sequence[Entity],
+    source: BatchSource,
+    window: Window | None,
+    ingested_at: datetime,
+) -> tuple[DataFrame, DataFrame]:
+    """``(valid rows, rejected rows)`` of :func:`check_rows`, for callers that need no counts.
+
+    Example (``trips`` declared INT64)::
+
+        driver_id  ts                    trips
+        1          2024-01-01T10:00:00Z  "7"     ->  valid:    1  2024-01-01 10:00:00  ...  7
+        2          2024-01-01T11:00:00Z  "x"         rejected: trips: x is not a valid INT64
+    """
+    checked = check_rows(frame, table, entities, source, window, ingested_at)
+    return checked.valid(), checked.rejected()
+
+
+def _column(
+    table: FeatureTable,
+    source: BatchSource,
+    schema: T.StructType,
+    feast_name: str,
+    source_name: str,
+    target: ValueType,
+) -> Converted:
+    field = find_column(schema, source_name)
+    if field is None:
+        mapped = f" (mapped from {feast_name})" if source_name != feast_name else ""
+        raise SourceSchemaError(
+            table.name,
+            source_name,
+            f"{mapped} is missing from the source {source.path}; its columns are "
+            f"{', '.join(schema.fieldNames())}. Add it, or map it with field_mapping".lstrip(),
+        )
+    label = _label(feast_name, source_name)
+    try:
+        return convert(
+            F.col(quote(field.name)), field.dataType, target, source.timestamp_format, label
+        )
+    except UnconvertibleError as problem:
+        raise SourceSchemaError(
+            table.name,
+            source_name,
+            f"is {field.dataType.simpleString()} in the source, declared {target.value}: {problem}",
+        ) from None
+
+
+def _label(feast_name: str, source_name: str) -> str:
+    """How a reason names a column: ``trips``, or ``trips (source column trip_count)``."""
+    if source_name == feast_name:
+        return feast_name
+    return f"{feast_name} (source column {source_name})"
+
+
+def _window_predicate(column: Column, window: Window | None) -> Column | None:
+    if window is None:
+        return None
+    predicate: Column | None = None
+    if window.start is not None:
+        predicate = column >= timestamp_literal(window.start)
+    if window.end is not None:
+        upper = column < timestamp_literal(window.end)
+        predicate = upper if predicate is None else predicate & upper
+    return predicate
