@@ -116,7 +116,6 @@ def test_the_cycle_finder_finds_a_loop() -> None:
 # drop the entry as each one is split; a new oversized module fails at once).
 OVERSIZED: dict[str, int] = {
     "feast_spark.spark.offline_store": 722,
-    "feast_spark.spark.sources": 762,
 }
 
 
