@@ -56,11 +56,10 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final
 
+from feast_spark.columns import CREATED_TIMESTAMP, EVENT_TIMESTAMP
 from feast_spark.config import CassandraOnlineStoreConfig, TlsConfig
 from feast_spark.errors import ConfigError, OnlineStoreError
 from feast_spark.online.base import (
-    CREATED_TIMESTAMP,
-    EVENT_TIMESTAMP,
     ClosingStore,
     OnlineTableSchema,
     ReadRequest,
