@@ -67,7 +67,8 @@ def feature_table(features: int) -> FeatureTable:
 def write_offline(spark: Any, path: str, table: FeatureTable, keys: int, rows_per_key: int) -> None:
     from pyspark.sql import functions as sf
 
-    from feast_spark.spark.offline_store import ensure_table, write_window
+    from feast_spark.spark.offline_store import ensure_table
+    from feast_spark.spark.offline_writes import write_window
 
     entity = Entity("driver_id", "INT64")
     ensure_table(spark, path, table, [entity])

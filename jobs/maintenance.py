@@ -29,7 +29,7 @@ def run(
     """Compact or vacuum every table of the spec; return the SUCCEEDED record."""
     from delta.tables import DeltaTable
 
-    from feast_spark.spark.offline_store import compact, vacuum
+    from feast_spark.spark.maintenance import compact, vacuum
 
     options = spec.options
     if not isinstance(options, MaintenanceOptions):

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import re
 
+from feast_spark.columns import RESERVED
 from feast_spark.errors import DefinitionError
 
 MAX_NAME_LENGTH = 48
 _NAME = re.compile(r"[a-z_][a-z0-9_]*")
 
 #: Columns the stores add to every feature table; no entity or feature may use them.
-RESERVED_COLUMNS = frozenset(
-    {"event_timestamp", "created_timestamp", "event_date", "ingestion_job_id"}
-)
+RESERVED_COLUMNS = frozenset(RESERVED)
 
 
 def check_name(kind: str, name: object) -> str:

@@ -38,6 +38,7 @@ from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol, Self
 
+from feast_spark.columns import CREATED_TIMESTAMP, EVENT_TIMESTAMP
 from feast_spark.config import (
     CassandraOnlineStoreConfig,
     OnlineStoreConfig,
@@ -51,10 +52,6 @@ from feast_spark.types import ValueType
 if TYPE_CHECKING:
     import pyarrow as pa
 
-#: Column holding each row's event time, as microseconds since the epoch.
-EVENT_TIMESTAMP = "event_timestamp"
-#: Column holding each row's created time (microseconds; breaks event-time ties where kept).
-CREATED_TIMESTAMP = "created_timestamp"
 #: Values are kept this many ``max_age`` after their event time (see the module docstring).
 RETENTION_FACTOR = 2
 #: Cassandra's largest TTL (20 years), in seconds.

@@ -27,11 +27,10 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final
 
+from feast_spark.columns import CREATED_TIMESTAMP, EVENT_TIMESTAMP
 from feast_spark.config import CassandraOnlineStoreConfig
 from feast_spark.errors import OnlineStoreError
 from feast_spark.online.base import (
-    CREATED_TIMESTAMP,
-    EVENT_TIMESTAMP,
     ClosingStore,
     OnlineTableSchema,
     ReadRequest,

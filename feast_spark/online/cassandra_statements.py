@@ -9,8 +9,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from feast_spark.columns import CREATED_TIMESTAMP, EVENT_TIMESTAMP
 from feast_spark.errors import OnlineStoreError
-from feast_spark.online.base import CREATED_TIMESTAMP, EVENT_TIMESTAMP, OnlineTableSchema
+from feast_spark.online.base import OnlineTableSchema
 from feast_spark.online.cassandra_cql import CQL, STORE, driver_errors, quote_identifier
 
 if TYPE_CHECKING:

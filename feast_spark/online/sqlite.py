@@ -37,11 +37,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
+from feast_spark.columns import CREATED_TIMESTAMP, EVENT_TIMESTAMP
 from feast_spark.config import SqliteOnlineStoreConfig
 from feast_spark.errors import OnlineStoreError
 from feast_spark.online.base import (
-    CREATED_TIMESTAMP,
-    EVENT_TIMESTAMP,
     ClosingStore,
     OnlineTableSchema,
     ReadRequest,

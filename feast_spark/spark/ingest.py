@@ -47,28 +47,21 @@ from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F  # noqa: N812 (the conventional alias)
 
-from feast_spark.columns import EVENT_TIMESTAMP
+from feast_spark.columns import EVENT_DATE, EVENT_TIMESTAMP
 from feast_spark.definitions import BatchSource, Entity, FeatureTable
 from feast_spark.errors import JobFailedError, JobSpecError
+from feast_spark.spark.commit_retry import DEFAULT_RETRY, RetryPolicy, _retrying
 from feast_spark.spark.identifiers import quote
 from feast_spark.spark.offline_store import (
-    _LAST_COMMIT,
-    DEFAULT_RETRY,
-    EVENT_DATE,
-    RetryPolicy,
     _add_missing_columns,
-    _aligned,
     _day_partitioned,
-    _private_session,
-    _retrying,
-    _write,
     missing_columns,
     read_offline_table,
-    rejected_table_path,
     table_version,
     with_event_date,
-    write_rejected,
 )
+from feast_spark.spark.offline_writes import _LAST_COMMIT, _aligned, _private_session, _write
+from feast_spark.spark.rejected_rows import rejected_table_path, write_rejected
 from feast_spark.spark.row_checks import CheckedRows, check_rows
 from feast_spark.spark.sources import read_source
 from feast_spark.specs import Window

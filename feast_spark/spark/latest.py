@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from feast_spark.columns import CREATED_TIMESTAMP, EVENT_TIMESTAMP
 from feast_spark.errors import SourceSchemaError
 from feast_spark.online.base import to_micros
 from feast_spark.spark.identifiers import quote as _quote
@@ -29,8 +30,6 @@ from feast_spark.spark.identifiers import quote as _quote
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame
 
-EVENT_TIMESTAMP = "event_timestamp"
-CREATED_TIMESTAMP = "created_timestamp"
 _LATEST = "_latest_row"
 
 

@@ -34,10 +34,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from feast_spark.columns import CREATED_TIMESTAMP, EVENT_TIMESTAMP
 from feast_spark.definitions import FeatureTable
 from feast_spark.online.base import (
-    CREATED_TIMESTAMP,
-    EVENT_TIMESTAMP,
     OnlineStore,
     OnlineTableSchema,
     WriteCounts,

@@ -21,7 +21,8 @@ from feast_spark.job_results import FAILED, SUCCEEDED, read_result
 from feast_spark.online.base import online_store_mapping
 from feast_spark.online.service import get_online_features
 from feast_spark.online.stores import open_online_store
-from feast_spark.spark.offline_store import ensure_table, write_window
+from feast_spark.spark.offline_store import ensure_table
+from feast_spark.spark.offline_writes import write_window
 from feast_spark.specs import JobSpec, Window
 
 if TYPE_CHECKING:

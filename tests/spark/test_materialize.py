@@ -27,7 +27,8 @@ from feast_spark.online.base import (
 from feast_spark.online.service import get_online_features
 from feast_spark.online.stores import open_online_store
 from feast_spark.spark.materialize import materialize_table, online_rows, write_online
-from feast_spark.spark.offline_store import ensure_table, read_offline_table, write_window
+from feast_spark.spark.offline_store import ensure_table, read_offline_table
+from feast_spark.spark.offline_writes import write_window
 from feast_spark.specs import Window
 
 if TYPE_CHECKING:

@@ -14,19 +14,14 @@ from delta.exceptions import ConcurrentAppendException
 from delta.tables import DeltaTable
 from pyspark.testing import assertDataFrameEqual
 
+from feast_spark.columns import EVENT_DATE
 from feast_spark.definitions import Entity, Feature, FeatureTable, FileSource
 from feast_spark.errors import CompatibilityError, JobFailedError, JobSpecError
+from feast_spark.spark.commit_retry import RetryPolicy, _retrying
 from feast_spark.spark.ingest import IngestOutcome, ingest_table
-from feast_spark.spark.offline_store import (
-    EVENT_DATE,
-    RetryPolicy,
-    _retrying,
-    compact,
-    read_offline_table,
-    rejected_table_path,
-    replace_predicate,
-    vacuum,
-)
+from feast_spark.spark.maintenance import compact, vacuum
+from feast_spark.spark.offline_store import read_offline_table, replace_predicate
+from feast_spark.spark.rejected_rows import rejected_table_path
 from feast_spark.specs import Window
 
 from .plans import scanned_files
