@@ -1,15 +1,6 @@
 """Writing to Apache Cassandra as the online store: which row is kept, and how it is sent.
 
-Layout (readable with plain cqlsh; table names from :mod:`feast_spark.online.naming`)::
-
-    CREATE KEYSPACE feast WITH replication = {'class': 'SimpleStrategy', 'replication_factor': 1};
-    CREATE TABLE feast.<project>__<table> (
-        driver_id bigint,            -- one column per entity: the partition key
-        conv_rate double,            -- one natively typed column per feature
-        trips frozen<list<int>>,    -- lists frozen: one cell, last-write-wins like a scalar
-        event_timestamp bigint,      -- microseconds since the epoch
-        created_timestamp bigint,    -- microseconds; null in rows written before it was kept
-        PRIMARY KEY ((driver_id)));
+The table layout is in :mod:`feast_spark.online.cassandra`.
 
 Which row is kept: per key, the one that wins the point-in-time rule (latest event time, then
 latest created time, then greatest values: :mod:`feast_spark.online.ordering`), whole, whatever
