@@ -264,3 +264,23 @@ class JarDownloadError(FeastSparkError, OSError):
 
     def __str__(self) -> str:
         return str(self.args[0])
+
+
+class AddressInUseError(FeastSparkError, OSError):
+    """A server cannot listen where it was told to (not a usage error: the port is taken).
+
+    Attributes:
+        address: ``host:port``.
+        reason: The operating system's reason.
+    """
+
+    def __init__(self, host: str, port: int, reason: str) -> None:
+        self.address = f"{host}:{port}"
+        self.reason = reason
+        super().__init__(
+            f"--port {port}: cannot listen on {self.address}: {reason}; pick another --port "
+            "(or feature_server.port) or stop what uses it"
+        )
+
+    def __str__(self) -> str:
+        return str(self.args[0])

@@ -17,7 +17,7 @@ import socket
 import tempfile
 from types import FrameType
 
-from feast_spark.errors import ArgumentError
+from feast_spark.errors import AddressInUseError
 from feast_spark.server.settings import SETTINGS_ENV, ServeSettings
 
 APP: str = "feast_spark.server.app:create_app"
@@ -31,7 +31,7 @@ def check_port(host: str, port: int) -> None:
     """Fail early, in one line, when the address cannot be bound.
 
     Raises:
-        ArgumentError: The port is in use or the host is not an address of this machine.
+        AddressInUseError: The port is in use or the host is not an address of this machine.
     """
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as probe:
@@ -39,19 +39,14 @@ def check_port(host: str, port: int) -> None:
         try:
             probe.bind((host, port))
         except OSError as error:
-            raise ArgumentError(
-                "--port",
-                port,
-                f"cannot listen on {host}:{port}: {error.strerror}; pick another "
-                "--port (or feature_server.port) or stop what uses it",
-            ) from None
+            raise AddressInUseError(host, port, error.strerror or str(error)) from None
 
 
 def serve(settings: ServeSettings, *, log_level: str = "info") -> None:
     """Serve until SIGTERM or Ctrl-C; returns once every worker has drained.
 
     Raises:
-        ArgumentError: The address cannot be bound.
+        AddressInUseError: The address cannot be bound.
     """
     import uvicorn
 
