@@ -208,16 +208,16 @@ def describe_error(
     """
     name = type(error).__name__
     per_host = getattr(error, "errors", None)
-    if name == "NoHostAvailable":
-        if isinstance(per_host, dict) and per_host:
-            causes = "; ".join(f"{_endpoint(h)}: {describe_error(e)}" for h, e in per_host.items())
-            return f"NoHostAvailable: no host could serve the request ({causes})"
+    if name == "NoHostAvailable" and not (isinstance(per_host, dict) and per_host):
         known = ", ".join(f"{h} ({'up' if up else 'down'})" for h, up in hosts) or "none known"
         return f"NoHostAvailable: every host is down or unreachable (hosts: {known})"
+    if name == "NoHostAvailable" and isinstance(per_host, dict):
+        causes = "; ".join(f"{_endpoint(h)}: {describe_error(e)}" for h, e in per_host.items())
+        text = f"NoHostAvailable: no host could serve the request ({causes})"
+    else:
+        text = _describe_one(error, name, host, per_host)
     down = [h for h, up in hosts if not up]
-    return _describe_one(error, name, host, per_host) + (
-        f"; hosts down: {', '.join(down)}" if down else ""
-    )
+    return text + (f"; hosts down: {', '.join(down)}" if down else "")
 
 
 def _describe_one(error: BaseException, name: str, host: str | None, per_host: Any) -> str:

@@ -301,6 +301,10 @@ def test_error_texts_name_hosts_and_causes() -> None:
         "consistency ALL needs 3 live replicas, 1 alive; 10.0.0.2:9042: "
         "ConnectionRefusedError: [Errno 111] refused)"
     )
+    # (the coordinator's Unavailable inside a NoHostAvailable names the down replicas too)
+    assert describe_error(several, hosts=hosts).endswith(
+        "; hosts down: 10.0.0.2:9042, 10.0.0.3:9042"
+    )
     none_tried = NoHostAvailable("Unable to complete the operation against any hosts", {})
     assert describe_error(none_tried, hosts=[("10.0.0.1:9042", False)]) == (
         "NoHostAvailable: every host is down or unreachable (hosts: 10.0.0.1:9042 (down))"
