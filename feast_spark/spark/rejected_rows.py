@@ -55,7 +55,7 @@ def write_rejected(
 
     Args:
         spark: The session.
-        rejected: ``reason``, ``event_timestamp``, ``source_row`` (see sources.CheckedRows).
+        rejected: ``reason``, ``event_timestamp``, ``source_row`` (see row_checks.CheckedRows).
         path: The rejected-rows table (see :func:`rejected_table_path`); created if missing.
         job_id: The job.
         window: The job's window (recorded with each row).
