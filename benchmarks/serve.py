@@ -167,16 +167,10 @@ def run_wrk(url: str, script: Path, connections: int, duration: float) -> dict[s
     return result
 
 
-def run_open_loop(args: list[str], rate: float, duration: float) -> dict[str, Any]:
-    command = [
-        sys.executable,
-        str(HERE / "serve_load.py"),
-        *args,
-        "--rate",
-        str(rate),
-        "--duration",
-        str(duration),
-    ]
+def run_load(args: list[str], mode: list[str], duration: float) -> dict[str, Any]:
+    """Run ``serve_load.py`` once (``mode``: ``--rate R`` open loop or ``--closed N``); its JSON."""
+    command = [sys.executable, str(HERE / "serve_load.py"), *args, *mode]
+    command += ["--duration", str(duration)]
     try:
         out = subprocess.run(command, capture_output=True, text=True, timeout=duration + 120)
     except subprocess.TimeoutExpired:
@@ -185,26 +179,16 @@ def run_open_loop(args: list[str], rate: float, duration: float) -> dict[str, An
         return {"error": out.stderr.strip().splitlines()[-1:]}
     result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
     return result
+
+
+def run_open_loop(args: list[str], rate: float, duration: float) -> dict[str, Any]:
+    """Requests at a fixed rate, latency measured from each one's due time."""
+    return run_load(args, ["--rate", str(rate)], duration)
 
 
 def run_closed_raw(args: list[str], concurrency: int, duration: float) -> dict[str, Any]:
-    command = [
-        sys.executable,
-        str(HERE / "serve_load.py"),
-        *args,
-        "--closed",
-        str(concurrency),
-        "--duration",
-        str(duration),
-    ]
-    try:
-        out = subprocess.run(command, capture_output=True, text=True, timeout=duration + 120)
-    except subprocess.TimeoutExpired:
-        return {"error": "no result within the run's time limit"}
-    if out.returncode != 0:
-        return {"error": out.stderr.strip().splitlines()[-1:]}
-    result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
-    return result
+    """``concurrency`` requests always in flight: the peak rate."""
+    return run_load(args, ["--closed", str(concurrency)], duration)
 
 
 def group_cpu_seconds(pgid: int) -> float:
