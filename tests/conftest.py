@@ -200,7 +200,7 @@ def local_cassandra_cli() -> Callable[[str], subprocess.CompletedProcess[str]]:
 def cassandra_session(cassandra_node: CassandraNode) -> Iterator[Session]:
     """A cassandra-driver Session connected to the local node (no keyspace set)."""
     from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
-    from cassandra.policies import DCAwareRoundRobinPolicy
+    from cassandra.policies import ConstantReconnectionPolicy, DCAwareRoundRobinPolicy
 
     profile = ExecutionProfile(
         load_balancing_policy=DCAwareRoundRobinPolicy(local_dc=cassandra_node.local_dc),
@@ -211,6 +211,8 @@ def cassandra_session(cassandra_node: CassandraNode) -> Iterator[Session]:
         port=cassandra_node.port,
         execution_profiles={EXEC_PROFILE_DEFAULT: profile},
         connect_timeout=30,
+        # A fault test restarts the node: reconnect within a second, not after a growing backoff.
+        reconnection_policy=ConstantReconnectionPolicy(delay=1.0),
     )
     session = cluster.connect()
     try:

@@ -159,7 +159,7 @@ def test_twenty_jobs_started_at_once_on_a_bare_machine_all_succeed(tmp_path: Pat
     commands = [cli(config, "ingest", f"t{i}", "--no-wait") for i in range(INGESTS)] + [
         cli(config, "get-historical-features", "--features", "base:conv_rate",
             "--entities", str(tmp_path / "project" / "entities.parquet"),
-            "--output", str(tmp_path / "out" / f"r{i}"), "--no-wait")
+            "--output-path", str(tmp_path / "out" / f"r{i}"), "--no-wait")
         for i in range(RETRIEVALS)
     ]  # fmt: skip
     started = [

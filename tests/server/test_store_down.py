@@ -91,7 +91,7 @@ def test_store_down_at_start_is_served_once_it_comes_up(
 @pytest.mark.fault
 @pytest.mark.skipif(not os.environ.get("CI"), reason="stops the shared Cassandra node: CI only")
 def test_node_stopped_and_restarted(
-    cassandra_project: Project, start_server: Any, local_cassandra_cli: Any
+    cassandra_project: Project, start_server: Any, local_cassandra_cli: Any, cassandra_session: Any
 ) -> None:
     # given a server on the real node
     server = start_server(cassandra_project.config)
@@ -106,3 +106,19 @@ def test_node_stopped_and_restarted(
         assert local_cassandra_cli("start").returncode == 0
     assert wait_for(server, "/ready", 200, timeout=180)[0] == 200
     assert server.post(GOOD)[0] == 200
+    # and the tests' own session is back too (the fixtures after this one need it)
+    wait_until_reconnected(cassandra_session)
+
+
+def wait_until_reconnected(session: Any, timeout: float = 60) -> None:
+    from cassandra.cluster import NoHostAvailable
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            session.execute("SELECT release_version FROM system.local")
+            return
+        except NoHostAvailable:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
