@@ -117,13 +117,24 @@ class CassandraNode:
 CASSANDRA_FETCH_TIMEOUT_S = 1200
 
 
-def run_local_cassandra(command: str) -> subprocess.CompletedProcess[str]:
-    """Run ``conf/cassandra/local-cassandra.sh <command>`` and return its result (never raises on exit code)."""
+def run_local_cassandra(
+    command: str, *, restoring: bool = False
+) -> subprocess.CompletedProcess[str]:
+    """Run ``conf/cassandra/local-cassandra.sh <command>`` and return its result (never raises on exit code).
+
+    ``restoring``: the command brings back a node a test stopped. The node belongs to whoever
+    owned it before (the run's fixture stops its own by the script), so it does not carry the
+    run's tag and is not counted as a process the run left behind.
+    """
     start_timeout = int(os.environ.get("CASSANDRA_START_TIMEOUT", "180"))
+    env = dict(os.environ)
+    if restoring:
+        env.pop(RUN_ID_VARIABLE, None)
     return subprocess.run(
         [str(LOCAL_CASSANDRA), command],
         capture_output=True,
         text=True,
+        env=env,
         timeout=CASSANDRA_FETCH_TIMEOUT_S if command == "fetch" else start_timeout + 120,
         check=False,
     )
@@ -191,7 +202,7 @@ def cassandra_node() -> Iterator[CassandraNode]:
 
 
 @pytest.fixture(scope="session")
-def local_cassandra_cli() -> Callable[[str], subprocess.CompletedProcess[str]]:
+def local_cassandra_cli() -> Callable[..., subprocess.CompletedProcess[str]]:
     """``run("status")`` runs ``conf/cassandra/local-cassandra.sh status`` and returns the result."""
     return run_local_cassandra
 

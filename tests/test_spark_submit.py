@@ -10,6 +10,8 @@ import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import pytest
+
 from feast_spark.launcher.environment import package_zip
 
 if TYPE_CHECKING:
@@ -41,6 +43,8 @@ def summary_line(stdout: str) -> dict[str, Any]:
     raise AssertionError(f"no JSON summary in stdout:\n{stdout}")
 
 
+# A whole spark-submit.sh run (its own JVM, about a minute): CI runs it with the slow tests.
+@pytest.mark.slow
 def test_smoke_job_writes_a_delta_table_with_two_versions(
     spark: SparkSession, tmp_path: Path
 ) -> None:

@@ -91,6 +91,7 @@ def before_sending_writes(store: Any, monkeypatch: pytest.MonkeyPatch, action: A
 
 
 @pytest.mark.cassandra
+@pytest.mark.slow  # waits out the driver's retries against a dead node: CI runs it
 @pytest.mark.parametrize("when", ["before-the-write", "between-reading-and-writing"])
 def test_writes_to_a_node_that_went_down_are_retried_then_fail_naming_the_host(
     cassandra_node: Any,

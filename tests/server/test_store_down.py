@@ -103,7 +103,7 @@ def test_node_stopped_and_restarted(
         check_down(server, 9042)
     finally:
         # when it starts again: /ready 200 and reads succeed, without a restart
-        assert local_cassandra_cli("start").returncode == 0
+        assert local_cassandra_cli("start", restoring=True).returncode == 0
     assert wait_for(server, "/ready", 200, timeout=180)[0] == 200
     assert server.post(GOOD)[0] == 200
     # and the tests' own session is back too (the fixtures after this one need it)
