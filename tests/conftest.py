@@ -203,7 +203,10 @@ def cassandra_node() -> Iterator[CassandraNode]:
 
 @pytest.fixture(scope="session")
 def local_cassandra_cli() -> Callable[..., subprocess.CompletedProcess[str]]:
-    """``run("status")`` runs ``conf/cassandra/local-cassandra.sh status`` and returns the result."""
+    """``run("status")`` runs ``conf/cassandra/local-cassandra.sh status`` and returns the result.
+
+    ``run("start", restoring=True)`` brings back a node a test stopped (see run_local_cassandra).
+    """
     return run_local_cassandra
 
 
