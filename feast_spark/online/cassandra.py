@@ -13,8 +13,9 @@ Layout (readable with plain cqlsh; table names from :mod:`feast_spark.online.nam
 
 Which row is kept per key, whatever the order of writes, and how writes are timestamped, batched
 and retried: see :mod:`feast_spark.online.cassandra_writes` (the store's writer). Reads of all
-requested tables and keys run concurrently with prepared single-partition statements
-(:mod:`feast_spark.online.cassandra_reads`); a failed read is an error naming the hosts and the
+requested tables and keys run concurrently with prepared statements: one ``IN`` select per
+replica and few dozen keys of a table keyed by one entity, else one select per key
+(:mod:`feast_spark.online.cassandra_reads`). A failed read is an error naming the hosts and the
 cause, never a missing value. The rest lives in :mod:`~feast_spark.online.cassandra_connection`
 (cluster, profiles, TLS), :mod:`~feast_spark.online.cassandra_statements` (prepared statements)
 and :mod:`~feast_spark.online.cassandra_cql` (CQL and error texts).
@@ -49,7 +50,14 @@ from feast_spark.online.cassandra_cql import (
     replication_literal,
     string_literal,
 )
-from feast_spark.online.cassandra_reads import Fetch, PendingRead
+from feast_spark.online.cassandra_reads import (
+    EXACT_KEY_TYPES,
+    KEYS_PER_SELECT,
+    Fetch,
+    PendingRead,
+    Select,
+    routed_statement,
+)
 from feast_spark.online.cassandra_statements import PreparedStatements
 from feast_spark.online.cassandra_writes import CassandraWriter
 
@@ -269,15 +277,17 @@ class CassandraOnlineStore(ClosingStore):
     def start_read(
         self, requests: Sequence[ReadRequest], *, now: datetime | None = None
     ) -> PendingRead:
-        """Send every single-partition select of ``requests`` and return without waiting.
+        """Send every select of ``requests`` and return without waiting.
 
-        All selects go out at once (at most :data:`READ_CONCURRENCY` in flight; each answer sends
-        the next). ``result()`` waits for them; ``add_done_callback`` is told, from the driver's
-        thread, when the last one arrived, so an event loop can wait without blocking.
-        :meth:`read` is ``start_read(...).result()``.
+        A table keyed by one entity (of a type matched exactly) is read with one ``IN`` select
+        per group of keys sharing a primary replica (sent to that replica), others one partition
+        per select. All selects go out at once (at most :data:`READ_CONCURRENCY` in flight; each
+        answer sends the next). ``result()`` waits for them; ``add_done_callback`` is told, from
+        the driver's thread, when the last one arrived, so an event loop can wait without
+        blocking. :meth:`read` is ``start_read(...).result()``.
         """
-        plans: list[tuple[PreparedStatement, tuple[str, ...]] | None] = []
-        jobs: list[tuple[PreparedStatement, tuple[Any, ...], str]] = []
+        plans: list[tuple[tuple[str, ...], int] | None] = []
+        jobs: list[Select] = []
         for request in requests:
             metadata = self._table_metadata(request.schema.name)
             if metadata is None:
@@ -285,14 +295,43 @@ class CassandraOnlineStore(ClosingStore):
                 continue
             columns = metadata.columns
             present = tuple(f for f in request.features if f in columns)
-            statement = self._statements.select(request.schema, present)
-            plans.append((statement, present))
-            jobs.extend((statement, key, request.schema.name) for key in request.keys)
+            selects = self._selects(request, present)
+            plans.append((present, len(selects)))
+            jobs.extend(selects)
         fetch = Fetch(
             self._session, jobs, self._target, READ_PROFILE, READ_CONCURRENCY, driver_errors()
         )
         fetch.start()
         return PendingRead(fetch, requests, plans, now_micros(now))
+
+    def _selects(self, request: ReadRequest, present: tuple[str, ...]) -> list[Select]:
+        schema = request.schema
+        single = self._statements.select(schema, present)
+        keys = list(dict.fromkeys(request.keys))
+        if len(schema.entities) != 1 or schema.entities[0][1].value not in EXACT_KEY_TYPES:
+            return [(single, key, schema.name) for key in keys]
+        many = self._statements.select(schema, present, many=True)
+        selects: list[Select] = []
+        for group in self._replica_groups(single, keys):
+            for start in range(0, len(group), KEYS_PER_SELECT):
+                chunk = group[start : start + KEYS_PER_SELECT]
+                routing_key = single.bind(chunk[0]).routing_key
+                bound = routed_statement(many, routing_key).bind(([key[0] for key in chunk],))
+                selects.append((bound, None, schema.name))
+        return selects
+
+    def _replica_groups(
+        self, single: PreparedStatement, keys: list[tuple[Any, ...]]
+    ) -> list[list[tuple[Any, ...]]]:
+        """``keys`` grouped by their first replica (one group when the cluster has one node)."""
+        metadata = self._session.cluster.metadata
+        if len(keys) < 2 or len(metadata.all_hosts()) < 2:
+            return [keys] if keys else []
+        groups: dict[Any, list[tuple[Any, ...]]] = {}
+        for key in keys:
+            replicas = metadata.get_replicas(self._config.keyspace, single.bind(key).routing_key)
+            groups.setdefault(replicas[0] if replicas else None, []).append(key)
+        return list(groups.values())
 
     # --- repair ----------------------------------------------------------------------------------
 

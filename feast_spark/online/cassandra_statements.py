@@ -72,18 +72,31 @@ class PreparedStatements:
         # Idempotent: the explicit write timestamp makes a repeated write a no-op.
         return self.prepared(("insert", schema.name, columns, with_ttl), text, idempotent=True)
 
-    def select(self, schema: OnlineTableSchema, features: tuple[str, ...]) -> PreparedStatement:
-        """The single-partition select of ``features`` and the event time of one key."""
+    def select(
+        self, schema: OnlineTableSchema, features: tuple[str, ...], *, many: bool = False
+    ) -> PreparedStatement:
+        """The select of the key columns, ``features`` and the event time.
+
+        Of one key (one ``= ?`` per entity), or with ``many`` of a list of keys of a table keyed
+        by one entity (``IN ?``, bound to a list): one query for many partitions.
+        """
+        if many and len(schema.entity_names) != 1:
+            raise ValueError("a select of many keys needs a table keyed by one entity")
 
         def text() -> str:
+            if many:
+                where = f"{quote_identifier(schema.entity_names[0])} IN ?"
+            else:
+                where = " AND ".join(f"{quote_identifier(k)} = ?" for k in schema.entity_names)
+            columns = (*schema.entity_names, *features, EVENT_TIMESTAMP)
             return CQL["select"].format(
                 keyspace=self._keyspace,
                 table=quote_identifier(schema.name),
-                columns=", ".join(quote_identifier(c) for c in (*features, EVENT_TIMESTAMP)),
-                where=" AND ".join(f"{quote_identifier(k)} = ?" for k in schema.entity_names),
+                columns=", ".join(quote_identifier(c) for c in columns),
+                where=where,
             )
 
-        key = ("select", schema.name, features, schema.entity_names)
+        key = ("select", schema.name, features, schema.entity_names, many)
         return self.prepared(key, text, idempotent=True)
 
     def select_version(self, schema: OnlineTableSchema) -> PreparedStatement:

@@ -1,7 +1,8 @@
 """Online reads send every key at once and answer in request order (SQLite and Cassandra).
 
-Cassandra: ``start_read`` sends all single-partition selects (at most READ_CONCURRENCY in flight,
-each answer sending the next) and returns at once; ``read`` (what ``Client.get_online_features``
+Cassandra: ``start_read`` sends all selects (one ``IN`` select per KEYS_PER_SELECT keys of a
+one-entity table, one per key otherwise; at most READ_CONCURRENCY in flight, each answer sending
+the next) and returns at once; ``read`` (what ``Client.get_online_features``
 uses) waits on it. SQLite: one query per table and chunk of keys.
 """
 
@@ -22,15 +23,17 @@ from feast_spark.definitions import Entity, Feature, FeatureTable, FileSource
 from feast_spark.errors import OnlineStoreError
 from feast_spark.online.base import OnlineStore, OnlineTableSchema, ReadRequest
 from feast_spark.online.cassandra import READ_CONCURRENCY
-from feast_spark.online.cassandra_reads import Fetch
+from feast_spark.online.cassandra_reads import KEYS_PER_SELECT, Fetch
 from feast_spark.online.sqlite import READ_KEYS_PER_QUERY
 from feast_spark.online.stores import open_online_store
 
 SOURCE = FileSource(path="/tmp/unused", event_timestamp_column="ts")
 DRIVER = Entity("driver_id", "INT64")
 CUSTOMER = Entity("customer", "STRING")
+CODE = Entity("code", "STRING")
 SINGLE = FeatureTable("single", ["driver_id"], [Feature("rate", "DOUBLE")], SOURCE)
 PAIR = FeatureTable("pair", ["driver_id", "customer"], [Feature("n", "INT64")], SOURCE)
+CODES = FeatureTable("codes", ["code"], [Feature("n", "INT64")], SOURCE)
 KEYS = max(READ_CONCURRENCY, READ_KEYS_PER_QUERY) + 100  # more than one round of either
 
 
@@ -64,7 +67,7 @@ def open_store(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> Ite
 def write(
     store: OnlineStore, table: FeatureTable, columns: dict[str, list[Any]]
 ) -> OnlineTableSchema:
-    schema = OnlineTableSchema.of("p", table, [DRIVER, CUSTOMER])
+    schema = OnlineTableSchema.of("p", table, [DRIVER, CUSTOMER, CODE])
     store.ensure_table(schema)
     rows = len(next(iter(columns.values())))
     stamp = datetime.now(UTC) - timedelta(minutes=1)
@@ -104,6 +107,30 @@ def test_start_read_returns_at_once_and_calls_back_when_done(cassandra_store: On
     assert [None if r is None else r.values for r in pending.result(0)[0].rows] == [
         (0.1,), None, (0.2,),
     ]  # fmt: skip
+
+
+@pytest.mark.cassandra
+def test_a_one_entity_table_is_read_with_one_select_per_hundred_keys(
+    cassandra_store: OnlineStore,
+) -> None:
+    # given string keys that differ only in case, and a composite-key table
+    stored = [f"k{i}" for i in range(0, 250, 2)] + ["K0"]
+    codes = write(cassandra_store, CODES, {"code": stored, "n": list(range(len(stored)))})
+    pair = write(cassandra_store, PAIR, {"driver_id": [1], "customer": ["a"], "n": [10]})
+    # when 250 keys (each asked twice, some never stored) and 3 composite keys are read at once
+    keys = [(f"k{i}",) for i in range(250)] + [("K0",), ("k0",)] + [(f"k{i}",) for i in range(250)]
+    pending = cassandra_store.start_read([  # type: ignore[attr-defined]
+        ReadRequest(codes, ("n",), tuple(keys)),
+        ReadRequest(pair, ("n",), ((1, "a"), (2, "a"), (1, "b"))),
+    ])  # fmt: skip
+    answers = pending.result(30)
+    # then the 250 distinct keys take ceil(250 / KEYS_PER_SELECT) selects, the pairs one each
+    assert pending.selects == -(-251 // KEYS_PER_SELECT) + 3
+    # and every key, duplicates included, gets its own row in request order
+    position = {code: n for n, code in enumerate(stored)}
+    got = [None if row is None else row.values[0] for row in answers[0].rows]
+    assert got == [position.get(code) for (code,) in keys]
+    assert [None if row is None else row.values[0] for row in answers[1].rows] == [10, None, None]
 
 
 class _FailingFuture:
