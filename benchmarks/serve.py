@@ -252,8 +252,10 @@ class Server:
         self.log.close()
 
 
-def values_of(body: dict[str, Any]) -> list[Any]:
-    return [r["values"] for r in body["results"]]
+def values_of(body: dict[str, Any]) -> dict[str, Any]:
+    # By name: Feast's server may order the features of a table differently.
+    names = body["metadata"]["feature_names"]
+    return {name: r["values"] for name, r in zip(names, body["results"], strict=True)}
 
 
 def main() -> None:
@@ -343,7 +345,7 @@ def main() -> None:
         )
 
     results: dict[str, dict[str, Any]] = {}
-    reference: list[Any] | None = None
+    reference: dict[str, Any] | None = None
     check = {
         "features": [f"t{t}:{p}{i}" for t, p in enumerate(PREFIXES) for i in (0, 9)],
         "entities": {"driver_id": [0, 1, args.keys - 1, args.keys + 5]},
