@@ -42,7 +42,7 @@ class RetrievalJob:
             return read_delta_as_arrow(self.output_path)
         import pyarrow.dataset as ds
 
-        from feast_spark.job_results import pyarrow_uri
+        from feast_spark.storage import pyarrow_uri
 
         return ds.dataset(pyarrow_uri(self.output_path), format="parquet").to_table()
 
@@ -73,7 +73,7 @@ def read_delta_as_arrow(uri: str) -> pa.Table:
     from deltalake import DeltaTable, QueryBuilder
     from deltalake.exceptions import TableNotFoundError
 
-    from feast_spark.job_results import pyarrow_uri
+    from feast_spark.storage import pyarrow_uri
 
     location = pyarrow_uri(uri)  # s3a:// -> s3://, as pyarrow and delta-rs name them
     try:
