@@ -1,18 +1,14 @@
 """Files at any address: the one place that resolves, reads and writes them.
 
 The registry, the job store, staged inputs and job result records all go through here, so one
-address means one file whichever of them names it. An address is a local path or a URI:
+address means one file whichever of them names it. An address is a local path or a URI::
 
-=================================  ====================================================
-address                            resolves to
-=================================  ====================================================
-``data/r.json`` (relative)         ``<base>/data/r.json`` (base: the caller's, else cwd)
-``~/r.json``                       ``/home/<user>/r.json``
-``file:/p``, ``file:///p``         ``/p`` (Hadoop writes the short form)
-``s3a://b/k``, ``s3n://b/k``       ``s3://b/k`` (pyarrow's name for Hadoop's)
-``gcs://b/k``                      ``gs://b/k``
-``hdfs://nn:8020/p``, ``gs://b/k``  unchanged
-=================================  ====================================================
+    data/r.json (relative)      <base>/data/r.json (base: the caller's, else the cwd)
+    ~/r.json                    /home/<user>/r.json
+    file:/p, file:///p          /p (Spark and Hadoop print the short form)
+    s3a://b/k, s3n://b/k        s3://b/k (pyarrow's name for Hadoop's)
+    gcs://b/k                   gs://b/k
+    hdfs://nn:8020/p, gs://b/k  unchanged
 
 Local writes are atomic: a temporary file in the same folder, flushed to disk, then renamed over
 the target, so a reader sees the old file or the new one, never half of one. New files follow the
