@@ -118,8 +118,7 @@ def filesystem(address: str) -> tuple[pyarrow.fs.FileSystem, str]:
         cached = _FILESYSTEMS.get(key)
     if cached is not None and rest:
         return cached[0], cached[1] + rest
-    files, path = pyarrow.fs.FileSystem.from_uri(uri)
-    path = str(path)
+    files, path = _from_uri(uri)
     if rest and path.endswith(rest):  # learn where pyarrow puts the path (s3: after the bucket)
         with _FILESYSTEMS_LOCK:
             _FILESYSTEMS.setdefault(key, (files, path[: len(path) - len(rest)]))
@@ -164,9 +163,7 @@ def write_bytes(address: str, data: bytes) -> None:
         _atomic_write(Path(local), data)
         return
     files, path = filesystem(address)
-    parent = path.rstrip("/").rsplit("/", 1)[0]
-    if parent and parent != path:
-        files.create_dir(parent, recursive=True)
+    _make_parent(files, path)
     with files.open_output_stream(path) as stream:
         stream.write(data)
 
@@ -190,6 +187,7 @@ def copy_file(source: str, target: str) -> None:
     if target_files is not files:  # another bucket or file system: through this process
         write_bytes(target, read_bytes(source))
         return
+    _make_parent(files, target_path)
     files.copy_file(source_path, target_path)
 
 
@@ -242,6 +240,20 @@ def delete_dir(address: str, *, dry_run: bool = False) -> bool:
     if not dry_run:
         files.delete_dir(path)
     return True
+
+
+def _from_uri(uri: str) -> tuple[pyarrow.fs.FileSystem, str]:
+    """The one call that opens a file system (tests serve it from a local folder)."""
+    import pyarrow.fs
+
+    files, path = pyarrow.fs.FileSystem.from_uri(uri)
+    return files, str(path)
+
+
+def _make_parent(files: pyarrow.fs.FileSystem, path: str) -> None:
+    parent = path.rstrip("/").rsplit("/", 1)[0]
+    if parent and parent != path:
+        files.create_dir(parent, recursive=True)
 
 
 def _atomic_write(path: Path, data: bytes) -> None:

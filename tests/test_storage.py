@@ -98,7 +98,7 @@ def test_a_registry_and_a_job_store_at_the_same_s3a_address_ask_pyarrow_for_the_
         local = pyarrow.fs.SubTreeFileSystem(str(tmp_path), pyarrow.fs.LocalFileSystem())
         return local, path
 
-    monkeypatch.setattr(pyarrow.fs.FileSystem, "from_uri", staticmethod(from_uri))
+    monkeypatch.setattr(storage, "_from_uri", from_uri)
 
     # when a registry and a job store are both configured under s3a://bucket/x
     registry = Registry("s3a://bucket/x/registry.json")
