@@ -12,23 +12,30 @@ from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
+from feast_spark import storage
 from feast_spark.definitions.names import check_name
-from feast_spark.errors import ConfigError, DefinitionError
+from feast_spark.errors import ArgumentError, ConfigError, DefinitionError
 
-# Schemes pyarrow.fs opens (with Hadoop's s3a/s3n/gcs names translated): the registry, the job
-# store and the staging location are read and written through it, not only through Spark.
-ARROW_SCHEMES = ("file", "s3", "s3a", "s3n", "gs", "gcs", "hdfs", "viewfs", "abfs", "abfss")
+# The registry, the job store and the staging location are read and written through
+# feast_spark.storage (pyarrow.fs), not only through Spark: only its schemes are accepted.
+ARROW_SCHEMES = storage.SCHEMES
 _URI = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
 
 T = TypeVar("T")
 
 
 def resolve_location(value: str, base: Path) -> str:
-    """Resolve a relative local path against the config folder; leave URIs alone."""
-    if _URI.match(value) or value.startswith("file:"):
+    """Resolve a relative local path against the config folder; leave URIs alone.
+
+    A ``file:`` URI keeps its scheme (on a cluster a bare path may mean HDFS), made absolute if
+    it is relative (Hadoop's ``file:data``).
+    """
+    if storage.is_uri(value):
         return value
-    path = Path(value).expanduser()
-    return str(path if path.is_absolute() else (base / path).resolve())
+    if value.startswith("file:"):
+        path = value[len("file:") :]
+        return value if path.startswith("/") else "file:" + storage.absolute_path(path, base)
+    return storage.absolute_path(value, base)
 
 
 class ConfigReader:
@@ -63,13 +70,17 @@ class ConfigReader:
                     f"unknown file system '{scheme}://'; use a local path or a URI of "
                     + ", ".join(f"{s}://" for s in ARROW_SCHEMES if s != "file"),
                 )
+        try:
+            storage.local_path(text)  # a file:// URI naming another machine
+        except ArgumentError as error:
+            raise self.fail(key, text, error.reason) from None
         return resolve_location(text, base)
 
     def file_location(self, value: Any, key: str, base: Path) -> str:
         """A file's path or URI, refused when it is a local folder."""
         location = self._arrow_location(value, key, base)
-        local = location[len("file://") :] if location.startswith("file://") else location
-        if not _URI.match(local) and Path(local).is_dir():
+        local = storage.local_path(location)
+        if local is not None and Path(local).is_dir():
             raise self.fail(
                 key,
                 value,
@@ -80,8 +91,8 @@ class ConfigReader:
     def folder_location(self, value: Any, key: str, base: Path) -> str:
         """A folder's path or URI, refused when it is a local file."""
         location = self._arrow_location(value, key, base)
-        local = location[len("file://") :] if location.startswith("file://") else location
-        if not _URI.match(local) and Path(local).is_file():
+        local = storage.local_path(location)
+        if local is not None and Path(local).is_file():
             raise self.fail(key, value, "is a file; name a folder (it is created if missing)")
         return location
 

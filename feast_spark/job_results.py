@@ -1,9 +1,8 @@
 """Job result records: the JSON a job writes at ``JobSpec.result_path`` when it ends.
 
 A job writes exactly one record, SUCCEEDED or FAILED; the launcher reads it to learn the outcome
-and the counts. Pure Python: local paths are written atomically (temporary file, then rename);
-other URIs (``s3://``, ``s3a://``, ``gs://``, ``hdfs://``, ``abfss://``) go through ``pyarrow.fs``,
-whose object stores publish a file only when it is closed.
+and the counts. Pure Python; the record is read and written through :mod:`feast_spark.storage`
+(atomically on a local file system, published when closed on an object store).
 
 Example record::
 
@@ -19,30 +18,20 @@ Example record::
 from __future__ import annotations
 
 import json
-import os
-import re
-import shutil
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from feast_spark.errors import JobFailedError, NotFoundError
+from feast_spark.errors import JobFailedError
 from feast_spark.specs import Window
-
-if TYPE_CHECKING:
-    import pyarrow.fs
+from feast_spark.storage import read_text, write_text
 
 RESULT_VERSION = 1
 SUCCEEDED = "SUCCEEDED"
 FAILED = "FAILED"
 STATUSES = (SUCCEEDED, FAILED)
-
-_URI = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
-# Hadoop's names for file systems that pyarrow knows under another one.
-_PYARROW_SCHEMES = {"s3a": "s3", "s3n": "s3", "gcs": "gs", "abfs": "abfs", "abfss": "abfss"}
 
 
 @dataclass(frozen=True)
@@ -164,99 +153,6 @@ def read_result(path: str) -> JobResult:
         raise JobFailedError(
             Path(path).stem, "UNKNOWN", f"its result record {path} is unreadable: {error}"
         ) from None
-
-
-def read_text(path: str, *, kind: str = "file") -> str:
-    """The UTF-8 text at a local path or URI (also used to read job specs).
-
-    Raises:
-        NotFoundError: Nothing is at ``path``.
-    """
-    local = local_path(path)
-    if local is not None:
-        try:
-            return Path(local).read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise NotFoundError(kind, path) from None
-    files, inner = filesystem(path)
-    try:
-        with files.open_input_stream(inner) as stream:
-            data: bytes = stream.read()
-    except FileNotFoundError:
-        raise NotFoundError(kind, path) from None
-    return data.decode("utf-8")
-
-
-def write_text(path: str, text: str) -> None:
-    """Write UTF-8 ``text`` at a local path (atomically) or URI, creating parent folders."""
-    local = local_path(path)
-    if local is not None:
-        target = Path(local)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-        try:
-            with os.fdopen(handle, "w", encoding="utf-8") as out:
-                out.write(text)
-            os.replace(temporary, target)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
-        return
-    files, inner = filesystem(path)
-    parent = inner.rsplit("/", 1)[0]
-    if parent and parent != inner:
-        files.create_dir(parent, recursive=True)
-    with files.open_output_stream(inner) as stream:
-        stream.write(text.encode("utf-8"))
-
-
-def local_path(uri: str) -> str | None:
-    """The local path of a plain path or ``file:`` URI; None for any other URI."""
-    if uri.startswith("file://"):
-        return uri[len("file://") :]
-    if uri.startswith("file:"):
-        return uri[len("file:") :]
-    return None if _URI.match(uri) else uri
-
-
-def filesystem(uri: str) -> tuple[pyarrow.fs.FileSystem, str]:
-    """The pyarrow file system of a URI (Hadoop schemes translated) and the path within it."""
-    import pyarrow.fs
-
-    files, path = pyarrow.fs.FileSystem.from_uri(pyarrow_uri(uri))
-    return files, str(path)
-
-
-def delete_dir(uri: str, *, dry_run: bool = False) -> bool:
-    """Delete the folder at ``uri`` (a local path or a ``pyarrow.fs`` URI) with its contents.
-
-    Returns:
-        Whether it existed (and, unless ``dry_run``, was deleted).
-    """
-    local = local_path(uri)
-    if local is not None:
-        folder = Path(local).expanduser()
-        if not folder.is_dir():
-            return False
-        if not dry_run:
-            shutil.rmtree(folder)
-        return True
-    import pyarrow.fs
-
-    files, path = filesystem(uri)
-    if files.get_file_info(path).type != pyarrow.fs.FileType.Directory:
-        return False
-    if not dry_run:
-        files.delete_dir(path)
-    return True
-
-
-def pyarrow_uri(uri: str) -> str:
-    """The URI pyarrow.fs understands for a Hadoop one (``s3a://b/k`` -> ``s3://b/k``)."""
-    scheme, separator, rest = uri.partition("://")
-    if not separator:
-        return uri
-    return f"{_PYARROW_SCHEMES.get(scheme.lower(), scheme)}://{rest}"
 
 
 def _optional_int(value: Any) -> int | None:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from feast_spark import storage
 from feast_spark.config_reader import ConfigReader, identifier, resolve_location
 
 CONSISTENCY_LEVELS = (
@@ -100,12 +101,15 @@ def parse_online_store(
 ) -> OnlineStoreConfig:
     """The ``online_store`` section (omitted: SQLite beside the registry)."""
     if data is None:
-        return SqliteOnlineStoreConfig(path=f"{registry_dir}/online_store.db")
+        default = f"{registry_dir}/online_store.db"
+        # SQLite opens plain paths: a file: registry's folder is given as one.
+        return SqliteOnlineStoreConfig(path=storage.local_path(default) or default)
     kind = reader.section(data, "online_store", required={"type"}, allow_extra=True)["type"]
     if kind == "sqlite":
         section = reader.section(data, "online_store", required={"type"}, optional={"path"})
         path = reader.string(section.get("path", "online_store.db"), "online_store.path")
         resolved = resolve_location(path, base)
+        resolved = storage.local_path(resolved) or resolved  # SQLite opens plain paths
         if Path(resolved).is_dir():
             raise reader.fail(
                 "online_store.path", path, f"is a folder; name a file in it, e.g. {path}/online.db"

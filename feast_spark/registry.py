@@ -21,15 +21,15 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import random
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
+from feast_spark import storage
 from feast_spark.definitions import Entity, FeatureTable
 from feast_spark.definitions.names import check_name
 from feast_spark.errors import (
@@ -40,9 +40,6 @@ from feast_spark.errors import (
     RegistryConflictError,
     RegistryCorruptError,
 )
-
-if TYPE_CHECKING:
-    import pyarrow.fs
 
 FORMAT_VERSION = 1
 Action = Literal["created", "updated", "unchanged"]
@@ -334,11 +331,51 @@ def _now() -> str:
 
 
 class _Store:
+    """The registry file at an address, read and written through :mod:`feast_spark.storage`.
+
+    On a local file system commits are serialised with ``flock`` on ``<file>.lock`` and made
+    atomic by storage's replace; elsewhere the revision check narrows the race but cannot close it.
+    """
+
+    def __init__(self, uri: str) -> None:
+        # Resolved once: a relative path means the working directory the registry was opened in.
+        self.local = storage.local_path(uri)
+        self.where = self.local if self.local is not None else uri
+
     def read(self) -> tuple[int, Document | None]:
-        raise NotImplementedError
+        try:
+            return _parse(storage.read_bytes(self.where, kind="registry"), self.where)
+        except NotFoundError:
+            return 0, None
+        except IsADirectoryError:
+            raise FeastSparkError(
+                f"registry '{self.where}' is a folder; point 'registry' in feature_store.yaml at "
+                f"a file, e.g. {self.where}/registry.json"
+            ) from None
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        if self.local is None:  # no lock through pyarrow.fs: see the module's docstring
+            yield
+            return
+        import fcntl
+
+        Path(self.local).parent.mkdir(parents=True, exist_ok=True)
+        with open(f"{self.local}.lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
 
     def write_if_revision(self, expected: int, document: Document) -> bool:
-        raise NotImplementedError
+        with self._locked():
+            if self.read()[0] != expected:
+                return False
+            if expected > 0:  # keep the revision being replaced: the way back from damage
+                storage.copy_file(self.where, backup_uri(self.where))
+            storage.write_bytes(self.where, json.dumps(document, indent=1, sort_keys=True).encode())
+            return True
 
 
 def _parse(payload: bytes, where: str) -> tuple[int, Document]:
@@ -374,98 +411,15 @@ def _corrupt(where: str, reason: str) -> RegistryCorruptError:
     return RegistryCorruptError(where, reason, backup_uri(where))
 
 
-class _LocalStore(_Store):
-    """A local file; commits are serialised with ``flock`` and made atomic with ``os.replace``."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def read(self) -> tuple[int, Document | None]:
-        try:
-            return _parse(self.path.read_bytes(), str(self.path))
-        except FileNotFoundError:
-            return 0, None
-        except IsADirectoryError:
-            raise FeastSparkError(
-                f"registry '{self.path}' is a folder; point 'registry' in feature_store.yaml at "
-                f"a file, e.g. {self.path}/registry.json"
-            ) from None
-
-    @contextlib.contextmanager
-    def _locked(self) -> Iterator[None]:
-        import fcntl
-
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(f"{self.path}.lock", "a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(lock, fcntl.LOCK_UN)
-
-    def write_if_revision(self, expected: int, document: Document) -> bool:
-        with self._locked():
-            if self.read()[0] != expected:
-                return False
-            if expected > 0:  # keep the revision being replaced: the way back from damage
-                _atomic_write(Path(backup_uri(str(self.path))), self.path.read_bytes())
-            _atomic_write(self.path, json.dumps(document, indent=1, sort_keys=True).encode())
-            return True
-
-
-def _atomic_write(path: Path, payload: bytes) -> None:
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(temporary, "wb") as out:
-        out.write(payload)
-        out.flush()
-        os.fsync(out.fileno())  # the new name never points at data still in flight
-    os.replace(temporary, path)
-
-
-class _ArrowStore(_Store):
-    """Any ``pyarrow.fs`` file system (object stores, HDFS)."""
-
-    def __init__(self, filesystem: pyarrow.fs.FileSystem, path: str, uri: str) -> None:
-        self.filesystem = filesystem
-        self.path = path
-        self.uri = uri
-
-    def read(self) -> tuple[int, Document | None]:
-        import pyarrow.fs
-
-        if self.filesystem.get_file_info(self.path).type == pyarrow.fs.FileType.NotFound:
-            return 0, None
-        with self.filesystem.open_input_stream(self.path) as stream:
-            return _parse(stream.read(), self.uri)
-
-    def write_if_revision(self, expected: int, document: Document) -> bool:
-        if self.read()[0] != expected:
-            return False
-        parent = self.path.rsplit("/", 1)[0]
-        if parent and parent != self.path:
-            self.filesystem.create_dir(parent, recursive=True)
-        if expected > 0:
-            self.filesystem.copy_file(self.path, backup_uri(self.path))
-        with self.filesystem.open_output_stream(self.path) as stream:
-            stream.write(json.dumps(document, indent=1, sort_keys=True).encode())
-        return True
-
-
 def _open_store(uri: str) -> _Store:
-    if "://" not in uri:
-        return _LocalStore(Path(uri).expanduser().absolute())
-    if uri.startswith("file://"):
-        return _LocalStore(Path(uri[len("file://") :]))
-    import pyarrow as pa
-    import pyarrow.fs
+    if storage.local_path(uri) is None:
+        import pyarrow as pa
 
-    from feast_spark.job_results import pyarrow_uri
-
-    try:
-        filesystem, path = pyarrow.fs.FileSystem.from_uri(pyarrow_uri(uri))
-    except (pa.ArrowInvalid, ValueError) as error:
-        raise FeastSparkError(
-            f"registry '{uri}': {error}; use a local path or an s3://, gs://, hdfs:// or "
-            "abfss:// URI"
-        ) from None
-    return _ArrowStore(filesystem, path, uri)
+        try:
+            storage.filesystem(uri)  # an unknown scheme is an error now, not at the first read
+        except (pa.ArrowInvalid, ValueError) as error:
+            raise FeastSparkError(
+                f"registry '{uri}': {error}; use a local path or an s3://, gs://, hdfs:// or "
+                "abfss:// URI"
+            ) from None
+    return _Store(uri)

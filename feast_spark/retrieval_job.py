@@ -42,9 +42,9 @@ class RetrievalJob:
             return read_delta_as_arrow(self.output_path)
         import pyarrow.dataset as ds
 
-        from feast_spark.job_results import pyarrow_uri
+        from feast_spark.storage import resolve
 
-        return ds.dataset(pyarrow_uri(self.output_path), format="parquet").to_table()
+        return ds.dataset(resolve(self.output_path), format="parquet").to_table()
 
     def to_pandas(self, timeout: float | None = None) -> pd.DataFrame:
         """Wait, then read the dataset as pandas."""
@@ -73,9 +73,9 @@ def read_delta_as_arrow(uri: str) -> pa.Table:
     from deltalake import DeltaTable, QueryBuilder
     from deltalake.exceptions import TableNotFoundError
 
-    from feast_spark.job_results import pyarrow_uri
+    from feast_spark.storage import resolve
 
-    location = pyarrow_uri(uri)  # s3a:// -> s3://, as pyarrow and delta-rs name them
+    location = resolve(uri)  # s3a:// -> s3://, file:/p -> /p, as pyarrow and delta-rs name them
     try:
         table = DeltaTable(location)
     except TableNotFoundError:

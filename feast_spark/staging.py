@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from feast_spark.definitions import BatchSource, DeltaSource, FileSource
 from feast_spark.errors import ArgumentError
-from feast_spark.job_results import filesystem, local_path
+from feast_spark.storage import filesystem, local_path
 
 if TYPE_CHECKING:
     import pyarrow as pa

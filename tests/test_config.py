@@ -44,6 +44,25 @@ def test_uris_are_left_alone(tmp_path: Path) -> None:
     assert config.offline_store.path == "s3a://bucket/offline"
 
 
+def test_a_registry_in_hadoops_short_file_form_keeps_it_and_sqlite_lands_beside_it(
+    tmp_path: Path,
+) -> None:
+    # given a registry named in Hadoop's short form file:/abs/path (Spark reads the paths, and
+    # on a cluster a bare /abs/path may mean HDFS, so file: stays)
+    folder = tmp_path / "repo"
+    config = load_config(
+        write(tmp_path, MINIMAL.replace("data/registry.json", f"file:{folder}/registry.json"))
+    )
+    # then the job store follows it, and SQLite, which opens plain paths, gets the local path
+    assert config.registry == f"file:{folder}/registry.json"
+    assert config.launcher.job_store == f"file:{folder}/jobs"
+    assert isinstance(config.online_store, SqliteOnlineStoreConfig)
+    assert config.online_store.path == str(folder / "online_store.db")
+    # and a registry at a file: URI naming a folder is refused like a plain path is
+    with pytest.raises(ConfigError, match="is a folder"):
+        load_config(write(tmp_path, MINIMAL.replace("data/registry.json", f"file:{tmp_path}")))
+
+
 @pytest.mark.parametrize(
     ("extra", "key", "reason"),
     [

@@ -13,6 +13,7 @@ from feast_spark.errors import (
     RegistryConflictError,
     RegistryCorruptError,
 )
+from feast_spark.launcher.job_store import JobStore
 from feast_spark.registry import ApplyResult, Registry
 from feast_spark.types import ValueType
 
@@ -134,6 +135,29 @@ def test_uris_go_through_pyarrow_fs(tmp_path: Path) -> None:
     memory = Registry("mock:///registry/r.json")
     memory.apply("demo", [DRIVER])
     assert memory.get_entity("demo", "driver_id") == DRIVER
+
+
+def test_hadoop_short_file_uri_is_the_same_place_for_the_registry_and_the_job_store(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given a working directory elsewhere, and a registry and a job store named in Hadoop's
+    # short form file:/abs/path (what Spark prints and users copy)
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    repo = tmp_path / "repo"
+    registry = Registry(f"file:{repo}/registry.json")
+    store = JobStore(f"file:{repo}/jobs")
+
+    # when definitions are applied
+    registry.apply("demo", [DRIVER])
+
+    # then the registry is at the absolute path, beside the job store, and nothing lands under
+    # the working directory (it was written to ./file:/abs/path/registry.json)
+    assert (repo / "registry.json").is_file()
+    assert store.uri == str(repo / "jobs")
+    assert list(cwd.iterdir()) == []
+    assert Registry(str(repo / "registry.json")).get_entity("demo", "driver_id") == DRIVER
 
 
 def test_a_commit_that_keeps_losing_the_race_is_a_clear_error(

@@ -13,7 +13,9 @@ Each file has one writer at a time: ``job.json`` is written by the launcher when
 submitted and then by whoever learns a new state from the job's source of truth (a state that is
 final is never changed again); ``process.json``/``exit.json``/``driver.log`` only by the
 supervisor (:mod:`feast_spark.launcher.supervisor`), or by ``cancel`` once it has stopped it.
-Local files are replaced atomically; object stores publish a file when it is closed.
+Files are read and written through :mod:`feast_spark.storage`, so a store and a registry at the
+same address name the same place: local files are replaced atomically (and follow the umask);
+object stores publish a file when it is closed.
 
 For cluster deploy mode the store must be on storage the cluster shares (HDFS, S3, NFS): the
 driver reads the spec and writes the result record there.
@@ -27,14 +29,11 @@ import re
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from feast_spark import storage
 from feast_spark.errors import FeastSparkError, NotFoundError
-from feast_spark.job_results import delete_dir, filesystem, local_path, read_text, write_text
 from feast_spark.launcher.records import JobRecord, JobState
-
-if TYPE_CHECKING:
-    import pyarrow.fs
 
 RECORD_FILE = "job.json"
 SPEC_FILE = "spec.json"
@@ -72,8 +71,11 @@ class JobStore:
     """
 
     def __init__(self, uri: str) -> None:
-        self._local = _local_root(uri.rstrip("/") or "/")
-        self.uri = str(self._local) if self._local is not None else uri.rstrip("/")
+        local = storage.local_path(uri.rstrip("/") or "/")
+        self._local = Path(local) if local is not None else None
+        # A remote URI stays as given: Spark reads the spec and writes the result there, and
+        # Hadoop knows s3a://, not pyarrow's s3://.
+        self.uri = local if local is not None else uri.rstrip("/")
 
     def __repr__(self) -> str:
         return f"JobStore({self.uri!r})"
@@ -180,20 +182,20 @@ class JobStore:
 
     def delete(self, job_id: str) -> None:
         """Remove a job's folder: its record, spec, log and result."""
-        delete_dir(self.path(job_id, "").rstrip("/"))
+        storage.delete_dir(self.path(job_id, "").rstrip("/"))
 
     # --- files -----------------------------------------------------------------------------------
 
     def read_text(self, job_id: str, name: str) -> str | None:
         """A job's file as text, or None when it does not exist."""
         try:
-            return read_text(self.path(job_id, name), kind="job file")
+            return storage.read_text(self.path(job_id, name), kind="job file")
         except NotFoundError:
             return None
 
     def write_text(self, job_id: str, name: str, text: str) -> None:
         """Write a job's file (atomically on a local file system)."""
-        write_text(self.path(job_id, name), text)
+        storage.write_text(self.path(job_id, name), text)
 
     def read_json(self, job_id: str, name: str) -> dict[str, Any] | None:
         """A job's JSON file, or None when it does not exist or is not a JSON object."""
@@ -211,21 +213,7 @@ class JobStore:
         self.write_text(job_id, name, _dumps(data))
 
     def _job_ids(self) -> builtins.list[str]:
-        if self._local is not None:
-            if not self._local.is_dir():
-                return []
-            return sorted(
-                p.name for p in self._local.iterdir() if p.is_dir() and _JOB_ID.match(p.name)
-            )
-        import pyarrow.fs
-
-        filesystem, root = _filesystem(self.uri)
-        selector = pyarrow.fs.FileSelector(root, allow_not_found=True, recursive=False)
-        return sorted(
-            info.base_name
-            for info in filesystem.get_file_info(selector)
-            if info.type == pyarrow.fs.FileType.Directory and _JOB_ID.match(info.base_name)
-        )
+        return [name for name in storage.list_dirs(self.uri) if _JOB_ID.match(name)]
 
 
 def check_job_id(job_id: str) -> str:
@@ -251,13 +239,3 @@ def _parse_record(text: str, where: str) -> JobRecord:
 
 def _dumps(data: dict[str, Any]) -> str:
     return json.dumps(data, indent=1, sort_keys=True) + "\n"
-
-
-def _local_root(uri: str) -> Path | None:
-    local = local_path(uri)
-    return None if local is None else Path(local).expanduser().absolute()
-
-
-def _filesystem(uri: str) -> tuple[pyarrow.fs.FileSystem, str]:
-    files, path = filesystem(uri)
-    return files, path.rstrip("/")

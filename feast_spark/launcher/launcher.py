@@ -36,7 +36,6 @@ from pathlib import Path
 from feast_spark.config import RepoConfig
 from feast_spark.definitions.durations import format_duration
 from feast_spark.errors import ArgumentError, ConfigError
-from feast_spark.job_results import delete_dir
 from feast_spark.launcher import environment
 from feast_spark.launcher.base import Job, Target
 from feast_spark.launcher.commands import Runner, run_command
@@ -65,6 +64,7 @@ from feast_spark.launcher.submit import (
 from feast_spark.launcher.yarn import YarnClusterTarget
 from feast_spark.spark_conf import delta_jars_conf, find_defaults_file, read_properties
 from feast_spark.specs import JobSpec, Window, new_job_id
+from feast_spark.storage import delete_dir
 
 GUARDED_JOB_TYPES = ("ingest", "materialize")
 YARN_COMMAND_ENV = "FEAST_SPARK_YARN"

@@ -31,8 +31,9 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from feast_spark.errors import FeastSparkError, JobSpecError
-from feast_spark.job_results import FAILED, SUCCEEDED, JobResult, read_text, write_result
+from feast_spark.job_results import FAILED, SUCCEEDED, JobResult, write_result
 from feast_spark.specs import JobSpec
+from feast_spark.storage import read_text
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession

@@ -33,8 +33,9 @@ from ..launcher.test_process_jobs import FAKE_SPARK_SUBMIT
 SPEC_JOB = """
     import argparse, json, sys, time
     from datetime import UTC, datetime
-    from feast_spark.job_results import FAILED, SUCCEEDED, JobResult, read_text, write_result
+    from feast_spark.job_results import FAILED, SUCCEEDED, JobResult, write_result
     from feast_spark.specs import JobSpec
+    from feast_spark.storage import read_text
     parser = argparse.ArgumentParser()
     parser.add_argument("--spec", required=True)
     spec = JobSpec.from_json(read_text(parser.parse_args().spec))

@@ -15,15 +15,9 @@ import pytest
 
 from feast_spark.definitions import Entity, Feature, FeatureTable, FileSource
 from feast_spark.errors import JobFailedError, NotFoundError
-from feast_spark.job_results import (
-    FAILED,
-    SUCCEEDED,
-    JobResult,
-    pyarrow_uri,
-    read_result,
-    write_result,
-)
+from feast_spark.job_results import FAILED, SUCCEEDED, JobResult, read_result, write_result
 from feast_spark.specs import IngestOptions, JobSpec, Window
+from feast_spark.storage import pyarrow_uri
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession

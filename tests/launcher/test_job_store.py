@@ -125,14 +125,12 @@ def test_a_uri_store_goes_through_pyarrow_fs(
     # given a "fake://" URI that pyarrow.fs serves from a local folder (as it would S3 or HDFS)
     import pyarrow.fs
 
-    from feast_spark import job_results
-    from feast_spark.launcher import job_store
+    from feast_spark import storage
 
     def filesystem(uri: str) -> tuple[pyarrow.fs.FileSystem, str]:
         return pyarrow.fs.LocalFileSystem(), f"{tmp_path}/{uri.removeprefix('fake://')}".rstrip("/")
 
-    monkeypatch.setattr(job_store, "_filesystem", filesystem)
-    monkeypatch.setattr(job_results, "filesystem", filesystem)
+    monkeypatch.setattr(storage, "filesystem", filesystem)
     store = JobStore("fake://bucket/jobs")
     assert not store.is_local
 
