@@ -9,16 +9,15 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any
 
 from feast_spark.errors import OnlineStoreError
 from feast_spark.online.base import ReadRequest, StoredRow, TableRead, is_retained, read_error
+from feast_spark.online.cassandra_cql import STORE
 
 if TYPE_CHECKING:
     from cassandra.cluster import Session
     from cassandra.query import PreparedStatement
-
-STORE: Final = "cassandra"
 
 
 class PendingRead:
