@@ -2,7 +2,8 @@
 
 Layout: one table per project feature table (named by :mod:`feast_spark.online.naming`), the
 entity columns as primary key, one column per feature, ``event_timestamp`` and
-``created_timestamp`` (microseconds since the epoch). Column types: ``INTEGER`` for INT32,
+``created_timestamp`` (microseconds since the epoch). Column types
+(:attr:`~feast_spark.types.ValueType.sqlite_type`): ``INTEGER`` for INT32,
 INT64, BOOL and UNIX_TIMESTAMP (microseconds), ``REAL`` for FLOAT and DOUBLE, ``TEXT`` for
 STRING, ``BLOB`` for BYTES, and ``TEXT`` holding JSON for lists (BYTES_LIST elements as base64).
 

@@ -271,8 +271,7 @@ def read_offline_table(
     """Rows of the offline table with ``start <= event_timestamp < end``.
 
     Delta skips the files whose ``event_timestamp`` statistics lie outside the range; the bounds
-    are exact. ``version`` reads
-    an older snapshot (time travel).
+    are exact. ``version`` reads an older snapshot (time travel).
 
     Example (``start=2024-01-02, end=2024-01-03``)::
 
