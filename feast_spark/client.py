@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from feast_spark.columns import EVENT_TIMESTAMP
 from feast_spark.config import CassandraOnlineStoreConfig, RepoConfig, load_config
 from feast_spark.config_reader import resolve_location
 from feast_spark.definitions import BatchSource, Entity, FeatureTable, FileSource
@@ -201,7 +202,7 @@ class Client:
         feature_refs: Sequence[str] | str,
         entity_source: object,
         *,
-        timestamp_column: str = "event_timestamp",
+        timestamp_column: str = EVENT_TIMESTAMP,
         output_path: str | None = None,
         output_format: str = "parquet",
     ) -> RetrievalJob:
@@ -326,15 +327,9 @@ class Client:
         self._read_plans[refs] = (now, plan)
         return plan
 
-    def compact(
-        self, table: str, *, start: datetime | str | None = None, end: datetime | str | None = None
-    ) -> Job:
-        """Rewrite a table's Delta files in event-time order (OPTIMIZE ZORDER BY event_timestamp).
-
-        ``start`` and ``end`` pick days, on tables of the first, day-partitioned layout only.
-        """
-        window = _window(start, end)
-        return self._maintenance(table, MaintenanceOptions("compact"), window)
+    def compact(self, table: str) -> Job:
+        """Rewrite a table's Delta files in time order (OPTIMIZE ZORDER BY event_timestamp)."""
+        return self._maintenance(table, MaintenanceOptions("compact"), Window())
 
     def vacuum(self, table: str) -> Job:
         """Delete files of a table's Delta table that no version within the retention needs.

@@ -12,7 +12,10 @@ CREATED_TIMESTAMP = "created_timestamp"
 """When the row was written at its source; breaks ties between rows of one event time."""
 
 EVENT_DATE = "event_date"
-"""The UTC day of the event time; the partition column of the first, day-partitioned layout."""
+"""The partition column of the retired, day-partitioned layout: ingest refuses such a table.
+
+Still reserved, so that no feature of an old table can take its name.
+"""
 
 INGESTION_JOB_ID = "ingestion_job_id"
 """The id of the ingest job that wrote the row."""

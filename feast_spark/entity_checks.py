@@ -7,7 +7,6 @@ from typing import TYPE_CHECKING
 
 from feast_spark.definitions import Entity
 from feast_spark.errors import ENTITY_ROWS, SourceSchemaError
-from feast_spark.types import ValueType
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -46,7 +45,7 @@ def check_entity_schema(
                 f"is missing (an entity of a requested table); columns: {names}",
             )
         arrow_type = schema.field(entity.name).type
-        if not _key_fits(arrow_type, entity.value_type):
+        if not entity.value_type.holds_arrow(arrow_type):
             raise SourceSchemaError(
                 ENTITY_ROWS,
                 entity.name,
@@ -71,17 +70,3 @@ def check_entity_schema(
         raise SourceSchemaError(
             ENTITY_ROWS, timestamp_column, "has no rows; a training set needs some"
         )
-
-
-def _key_fits(arrow_type: pa.DataType, value_type: ValueType) -> bool:
-    import pyarrow.types as pt
-
-    if value_type in (ValueType.INT32, ValueType.INT64):
-        return bool(pt.is_integer(arrow_type))
-    if value_type is ValueType.STRING:
-        return bool(pt.is_string(arrow_type) or pt.is_large_string(arrow_type))
-    if value_type is ValueType.BYTES:
-        return bool(pt.is_binary(arrow_type) or pt.is_large_binary(arrow_type))
-    if value_type is ValueType.BOOL:
-        return bool(pt.is_boolean(arrow_type))
-    return bool(pt.is_timestamp(arrow_type) or pt.is_date(arrow_type))

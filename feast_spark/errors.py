@@ -117,6 +117,30 @@ class CompatibilityError(FeastSparkError, ValueError):
         )
 
 
+class OfflineLayoutError(FeastSparkError, ValueError):
+    """An offline table has a layout feast-spark no longer writes; it must be rewritten once.
+
+    Attributes:
+        table: The feature table.
+        path: Its Delta table.
+        layout: What the table has, e.g. ``partitioned by event_date``.
+        statement: The Delta SQL statement that rewrites it in the current layout, keeping its
+            history and table properties.
+
+    """
+
+    def __init__(self, table: str, path: str, layout: str, statement: str) -> None:
+        self.table = table
+        self.path = path
+        self.layout = layout
+        self.statement = statement
+        super().__init__(
+            f"feature table '{table}': offline table {path} is {layout}, a layout feast-spark no "
+            "longer writes; nothing was written. Rewrite it once (history and table properties "
+            f"are kept) in a Spark SQL session with Delta, then run again: {statement}"
+        )
+
+
 class RegistryConflictError(FeastSparkError, RuntimeError):
     """Another process kept changing the registry while this one tried to commit.
 

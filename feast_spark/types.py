@@ -1,4 +1,4 @@
-"""Value types and their one mapping to Spark, Arrow and CQL types.
+"""Value types and their one mapping to Spark, Arrow, CQL and SQLite types.
 
 Everything that needs a physical type asks :class:`ValueType`; no other module spells one.
 """
@@ -20,19 +20,24 @@ class _Physical:
     spark: str  # Spark SQL DDL
     arrow: str  # name of a pyarrow factory (see _ARROW_FACTORIES)
     cql: str
+    sqlite: str  # declared column type (its affinity)
+    holds: tuple[str, ...]  # pyarrow.types predicates of the Arrow types that hold its values
 
 
 # UNIX_TIMESTAMP is a CQL bigint of microseconds since the epoch: CQL's own `timestamp` keeps only
-# milliseconds, and a feature store must not truncate a value silently.
+# milliseconds, and a feature store must not truncate a value silently. SQLite has no boolean and
+# no timestamp type: booleans and microseconds since the epoch are INTEGERs.
 _SCALARS: dict[str, _Physical] = {
-    "BYTES": _Physical("binary", "binary", "blob"),
-    "STRING": _Physical("string", "string", "text"),
-    "INT32": _Physical("int", "int32", "int"),
-    "INT64": _Physical("bigint", "int64", "bigint"),
-    "DOUBLE": _Physical("double", "float64", "double"),
-    "FLOAT": _Physical("float", "float32", "float"),
-    "BOOL": _Physical("boolean", "bool_", "boolean"),
-    "UNIX_TIMESTAMP": _Physical("timestamp", "timestamp_us_utc", "bigint"),
+    "BYTES": _Physical("binary", "binary", "blob", "BLOB", ("is_binary", "is_large_binary")),
+    "STRING": _Physical("string", "string", "text", "TEXT", ("is_string", "is_large_string")),
+    "INT32": _Physical("int", "int32", "int", "INTEGER", ("is_integer",)),
+    "INT64": _Physical("bigint", "int64", "bigint", "INTEGER", ("is_integer",)),
+    "DOUBLE": _Physical("double", "float64", "double", "REAL", ("is_floating",)),
+    "FLOAT": _Physical("float", "float32", "float", "REAL", ("is_floating",)),
+    "BOOL": _Physical("boolean", "bool_", "boolean", "INTEGER", ("is_boolean",)),
+    "UNIX_TIMESTAMP": _Physical(
+        "timestamp", "timestamp_us_utc", "bigint", "INTEGER", ("is_timestamp", "is_date")
+    ),
 }
 
 
@@ -99,33 +104,26 @@ class ValueType(enum.Enum):
         scalar = pa.timestamp("us", tz="UTC") if name == "timestamp_us_utc" else getattr(pa, name)()
         return pa.list_(scalar) if self.is_list else scalar
 
-    @classmethod
-    def from_spark_ddl(cls, ddl: str) -> ValueType:
-        """Inverse of :attr:`spark_ddl` (``array<bigint>`` -> INT64_LIST)."""
-        text = ddl.strip().lower()
-        is_list = text.startswith("array<") and text.endswith(">")
-        inner = text[len("array<") : -1] if is_list else text
-        for name, physical in _SCALARS.items():
-            if physical.spark == inner:
-                return cls(name + ("_LIST" if is_list else ""))
-        raise LookupError(f"no value type maps to Spark type '{ddl}'")
+    @property
+    def sqlite_type(self) -> str:
+        """SQLite column type, e.g. ``INTEGER``; lists are JSON ``TEXT``."""
+        return "TEXT" if self.is_list else _SCALARS[self.value].sqlite
 
-    @classmethod
-    def from_arrow(cls, arrow_type: pa.DataType) -> ValueType:
-        """Inverse of :meth:`arrow_type`."""
-        for value_type in cls:
-            if value_type.arrow_type() == arrow_type:
-                return value_type
-        raise LookupError(f"no value type maps to Arrow type '{arrow_type}'")
+    def holds_arrow(self, arrow_type: pa.DataType) -> bool:
+        """Whether values of ``arrow_type`` can stand for this type (entity rows in memory).
 
-    @classmethod
-    def from_cql(cls, cql: str) -> ValueType:
-        """Inverse of :attr:`cql_type` where it is one-to-one.
-
-        CQL ``bigint`` stands for both INT64 and UNIX_TIMESTAMP; it reads back as INT64.
+        Any integer width for INT32 and INT64, large variants of strings and binaries, dates and
+        timestamps of any unit for UNIX_TIMESTAMP, any float width for FLOAT and DOUBLE; a list
+        type holds lists (large or fixed-size too) whose elements its element type holds.
         """
-        text = cql.strip().lower().replace(" ", "")
-        for value_type in cls:
-            if value_type.cql_type == text and value_type.element is not cls.UNIX_TIMESTAMP:
-                return value_type
-        raise LookupError(f"no value type maps to CQL type '{cql}'")
+        import pyarrow.types as pt
+
+        if self.is_list:
+            if not (
+                pt.is_list(arrow_type)
+                or pt.is_large_list(arrow_type)
+                or pt.is_fixed_size_list(arrow_type)
+            ):
+                return False
+            return self.element.holds_arrow(arrow_type.value_type)
+        return any(getattr(pt, check)(arrow_type) for check in _SCALARS[self.value].holds)

@@ -2,8 +2,8 @@
 
     ./spark-submit.sh --master 'local[2]' maintenance --spec /path/or/uri/of/spec.json
 
-Compaction merges small files (of the window's days when the spec has a window); data and
-readers are undisturbed. Vacuum deletes files that no version within the table's
+Compaction rewrites a whole table into time-ordered files (a spec with a window is refused); data
+and readers are undisturbed. Vacuum deletes files that no version within the table's
 ``delta.deletedFileRetentionDuration`` (7 days by default) needs; Delta's safety check against
 shorter retentions stays on.
 """
@@ -11,7 +11,7 @@ shorter retentions stays on.
 from __future__ import annotations
 
 import sys
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from feast_spark.errors import JobSpecError, NotFoundError
@@ -34,6 +34,10 @@ def run(
     options = spec.options
     if not isinstance(options, MaintenanceOptions):
         raise JobSpecError("options", "a maintenance job needs its options (action)")
+    if spec.window.start is not None or spec.window.end is not None:
+        raise JobSpecError(
+            "window", f"{options.action} works on whole tables; give the job no window"
+        )
     tables = progress.details.setdefault("tables", {})
     for table in spec.feature_tables:
         path = spec.offline_table_path(table.name)
@@ -45,13 +49,7 @@ def run(
                 f"'{table.name}' has no Delta table yet; ingest it first",
             )
         if options.action == "compact":
-            first = spec.window.start.astimezone(UTC).date() if spec.window.start else None
-            last = (
-                (spec.window.end.astimezone(UTC) - timedelta(microseconds=1)).date()
-                if spec.window.end
-                else None
-            )
-            tables[table.name] = compact(spark, path, first, last)
+            tables[table.name] = compact(spark, path)
         else:
             vacuum(spark, path)
             tables[table.name] = {"vacuumed": True}

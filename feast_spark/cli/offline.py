@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 import click
 
 from feast_spark.cli.context import CliContext, common_options, handle_errors, output_option
-from feast_spark.cli.types import INSTANT, WINDOW_HELP
 from feast_spark.cli.wait import run_or_print, wait_options
 
 
@@ -18,35 +15,13 @@ def offline() -> None:
 
 @offline.command("compact")
 @click.argument("table")
-@click.option(
-    "--start",
-    type=INSTANT,
-    help=f"Only days from this one (day-partitioned tables only): {WINDOW_HELP}.",
-)
-@click.option(
-    "--end",
-    type=INSTANT,
-    help=f"Only days before this one (day-partitioned tables only): {WINDOW_HELP}.",
-)
 @wait_options
 @common_options
 @output_option
 @handle_errors
-def offline_compact(
-    table: str,
-    start: datetime | None,
-    end: datetime | None,
-    wait: bool,
-    timeout: float | None,
-    output: str,
-) -> None:
+def offline_compact(table: str, wait: bool, timeout: float | None, output: str) -> None:
     """Rewrite TABLE's files in event-time order (Delta OPTIMIZE); data and readers undisturbed."""
-    run_or_print(
-        CliContext.current().client().compact(table, start=start, end=end),
-        wait,
-        timeout=timeout,
-        output=output,
-    )
+    run_or_print(CliContext.current().client().compact(table), wait, timeout=timeout, output=output)
 
 
 @offline.command("vacuum")

@@ -11,6 +11,7 @@ from feast_spark.cli.context import CliContext, common_options, handle_errors, o
 from feast_spark.cli.output import emit_json, emit_table
 from feast_spark.cli.types import INSTANT, WINDOW_HELP, entity_row
 from feast_spark.cli.wait import run_or_print, wait_options
+from feast_spark.columns import EVENT_TIMESTAMP
 
 if TYPE_CHECKING:
     from feast_spark.client import Client
@@ -58,7 +59,7 @@ def ingest(
 @click.option("--entities", required=True, help="Entity rows: parquet, csv, json or Delta path.")
 @click.option(
     "--timestamp-column",
-    default="event_timestamp",
+    default=EVENT_TIMESTAMP,
     show_default=True,
     help="The entity rows' timestamp column.",
 )

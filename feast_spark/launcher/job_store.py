@@ -41,6 +41,7 @@ RESULT_FILE = "result.json"
 PROCESS_FILE = "process.json"
 EXIT_FILE = "exit.json"
 LOG_FILE = "driver.log"
+SUBMIT_LOG_FILE = "submit.log"  # spark-submit's own output, where the driver runs elsewhere
 
 _JOB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
 

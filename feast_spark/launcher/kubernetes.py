@@ -27,7 +27,7 @@ from feast_spark.launcher import logparse
 from feast_spark.launcher.base import Observation
 from feast_spark.launcher.commands import CommandResult, Runner, run_command
 from feast_spark.launcher.errors import SubmitError, TrackingError
-from feast_spark.launcher.job_store import JobStore
+from feast_spark.launcher.job_store import SUBMIT_LOG_FILE, JobStore
 from feast_spark.launcher.records import JobRecord, JobState
 from feast_spark.launcher.secrets import private_properties
 from feast_spark.launcher.submit import (
@@ -38,7 +38,6 @@ from feast_spark.launcher.submit import (
     secret_values,
 )
 
-SUBMIT_LOG_FILE = "submit.log"
 DEFAULT_NAMESPACE = "default"
 # Settings the --status/--kill client needs (authentication, context, kill grace period).
 _CLIENT_KEYS = re.compile(

@@ -22,11 +22,10 @@ from feast_spark.launcher import logparse
 from feast_spark.launcher.base import Observation
 from feast_spark.launcher.commands import Runner, run_command
 from feast_spark.launcher.errors import SubmitError, TrackingError
-from feast_spark.launcher.job_store import JobStore
+from feast_spark.launcher.job_store import SUBMIT_LOG_FILE, JobStore
 from feast_spark.launcher.records import JobRecord, JobState
 from feast_spark.launcher.submit import mask_command, mask_text, secret_values
 
-SUBMIT_LOG_FILE = "submit.log"
 _REPORT_LINE = re.compile(r"^\s*(?P<key>[A-Za-z][A-Za-z -]*?)\s*:\s?(?P<value>.*)$")
 _PENDING_STATES = ("NEW", "NEW_SAVING", "SUBMITTED", "ACCEPTED")
 

@@ -46,7 +46,6 @@ from feast_spark.online.cassandra_cql import (
     STORE,
     cql_column_type,
     driver_errors,
-    quote_identifier,
     replication_literal,
     string_literal,
 )
@@ -60,6 +59,7 @@ from feast_spark.online.cassandra_reads import (
 )
 from feast_spark.online.cassandra_statements import PreparedStatements
 from feast_spark.online.cassandra_writes import CassandraWriter
+from feast_spark.online.naming import quote_identifier
 
 if TYPE_CHECKING:
     import pyarrow as pa

@@ -79,11 +79,6 @@ def cql_column_type(value_type: ValueType) -> str:
     return f"frozen<{value_type.cql_type}>" if value_type.is_list else value_type.cql_type
 
 
-def quote_identifier(identifier: str) -> str:
-    """``identifier`` as a quoted CQL identifier (``"name"``, inner quotes doubled)."""
-    return '"' + identifier.replace('"', '""') + '"'
-
-
 def string_literal(text: str) -> str:
     """``text`` as a CQL string literal (``'text'``, inner quotes doubled)."""
     return "'" + text.replace("'", "''") + "'"

@@ -17,12 +17,11 @@ from typing import TYPE_CHECKING, Any, Final
 
 from feast_spark.errors import OnlineStoreError
 from feast_spark.online.base import ReadRequest, StoredRow, TableRead, is_retained, read_error
+from feast_spark.online.cassandra_cql import STORE
 
 if TYPE_CHECKING:
     from cassandra.cluster import Session
     from cassandra.query import BoundStatement, PreparedStatement, Statement
-
-STORE: Final = "cassandra"
 
 #: Keys in one ``IN`` select at most: each select's partitions are read one after another by
 #: its coordinator, so a few selects per request spread over the node's read threads (100 keys x

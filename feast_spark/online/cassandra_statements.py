@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Any
 from feast_spark.columns import CREATED_TIMESTAMP, EVENT_TIMESTAMP
 from feast_spark.errors import OnlineStoreError
 from feast_spark.online.base import OnlineTableSchema
-from feast_spark.online.cassandra_cql import CQL, STORE, driver_errors, quote_identifier
+from feast_spark.online.cassandra_cql import CQL, STORE, driver_errors
+from feast_spark.online.naming import quote_identifier
 
 if TYPE_CHECKING:
     from cassandra.cluster import Session

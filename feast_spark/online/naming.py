@@ -1,4 +1,4 @@
-"""Names of online tables, shared by every online store.
+"""Names of online tables and how statements quote them, shared by every online store.
 
 Projects share one keyspace (or SQLite file), so a name must say which project and table it
 holds, and two different ``(project, table)`` pairs must never get the same name. The plain form
@@ -49,3 +49,12 @@ def online_table_name(project: str, table: str) -> str:
 def is_plain_project(project: str) -> bool:
     """Whether ``project``'s tables use the plain ``<project>__<table>`` form."""
     return "__" not in project and not project.endswith("_")
+
+
+def quote_identifier(identifier: str) -> str:
+    """``identifier`` as a quoted SQLite or CQL identifier (``"name"``, inner quotes doubled).
+
+    Both languages quote identifiers the same way; Spark's backticks are
+    :func:`feast_spark.spark.identifiers.quote`.
+    """
+    return '"' + identifier.replace('"', '""') + '"'

@@ -2,7 +2,8 @@
 
 Layout: one table per project feature table (named by :mod:`feast_spark.online.naming`), the
 entity columns as primary key, one column per feature, ``event_timestamp`` and
-``created_timestamp`` (microseconds since the epoch). Column types: ``INTEGER`` for INT32,
+``created_timestamp`` (microseconds since the epoch). Column types
+(:attr:`~feast_spark.types.ValueType.sqlite_type`): ``INTEGER`` for INT32,
 INT64, BOOL and UNIX_TIMESTAMP (microseconds), ``REAL`` for FLOAT and DOUBLE, ``TEXT`` for
 STRING, ``BLOB`` for BYTES, and ``TEXT`` holding JSON for lists (BYTES_LIST elements as base64).
 
@@ -53,6 +54,7 @@ from feast_spark.online.base import (
     read_error,
     retention_end_us,
 )
+from feast_spark.online.naming import quote_identifier
 from feast_spark.online.ordering import value_key
 from feast_spark.types import ValueType
 
@@ -95,26 +97,6 @@ ERRORS: Final = {
     ),
     "write": "writing {rows} rows to table {table} failed: {error_type}: {error}",
 }
-
-_AFFINITY: Final = {
-    ValueType.INT32: "INTEGER",
-    ValueType.INT64: "INTEGER",
-    ValueType.BOOL: "INTEGER",
-    ValueType.UNIX_TIMESTAMP: "INTEGER",
-    ValueType.FLOAT: "REAL",
-    ValueType.DOUBLE: "REAL",
-    ValueType.STRING: "TEXT",
-    ValueType.BYTES: "BLOB",
-}
-
-
-def sqlite_type(value_type: ValueType) -> str:
-    """The declared column type of a value type (lists are JSON text)."""
-    return "TEXT" if value_type.is_list else _AFFINITY[value_type]
-
-
-def _quote(identifier: str) -> str:
-    return '"' + identifier.replace('"', '""') + '"'
 
 
 def _encoder(value_type: ValueType) -> Callable[[Any], Any] | None:
@@ -207,12 +189,12 @@ class SqliteOnlineStore(ClosingStore):
         Raises:
             OnlineStoreError: The database refuses, or a column has another type.
         """
-        table = _quote(schema.name)
+        table = quote_identifier(schema.name)
         columns = [
-            *(f"{_quote(n)} {sqlite_type(t)} NOT NULL" for n, t in schema.entities),
-            *(f"{_quote(n)} {sqlite_type(t)}" for n, t in schema.features),
-            f"{_quote(EVENT_TIMESTAMP)} INTEGER NOT NULL",
-            f"{_quote(CREATED_TIMESTAMP)} INTEGER",
+            *(f"{quote_identifier(n)} {t.sqlite_type} NOT NULL" for n, t in schema.entities),
+            *(f"{quote_identifier(n)} {t.sqlite_type}" for n, t in schema.features),
+            f"{quote_identifier(EVENT_TIMESTAMP)} INTEGER NOT NULL",
+            f"{quote_identifier(CREATED_TIMESTAMP)} INTEGER",
         ]
         with self._lock:
             try:
@@ -220,17 +202,17 @@ class SqliteOnlineStore(ClosingStore):
                     SQL["create_table"].format(
                         table=table,
                         columns=", ".join(columns),
-                        keys=", ".join(_quote(n) for n in schema.entity_names),
+                        keys=", ".join(quote_identifier(n) for n in schema.entity_names),
                     )
                 )
                 existing = self._columns(schema.name, refresh=True) or {}
                 for name, value_type in (*schema.entities, *schema.features):
-                    expected = sqlite_type(value_type)
+                    expected = value_type.sqlite_type
                     actual = existing.get(name)
                     if actual is None:
                         self._connection.execute(
                             SQL["add_column"].format(
-                                table=table, column=_quote(name), type=expected
+                                table=table, column=quote_identifier(name), type=expected
                             )
                         )
                     elif actual != expected:
@@ -300,18 +282,20 @@ class SqliteOnlineStore(ClosingStore):
         return WriteCounts(written=len(parameters), expired=decoded.num_rows - len(parameters))
 
     def _upsert(self, schema: OnlineTableSchema) -> str:
-        table = _quote(schema.name)
+        table = quote_identifier(schema.name)
         columns = [*schema.entity_names, *schema.feature_names, EVENT_TIMESTAMP, CREATED_TIMESTAMP]
         updated = [*schema.feature_names, EVENT_TIMESTAMP, CREATED_TIMESTAMP]
-        features = [_quote(f) for f in schema.feature_names]
+        features = [quote_identifier(f) for f in schema.feature_names]
         return SQL["upsert"].format(
             table=table,
-            columns=", ".join(_quote(c) for c in columns),
+            columns=", ".join(quote_identifier(c) for c in columns),
             markers=", ".join("?" for _ in columns),
-            keys=", ".join(_quote(k) for k in schema.entity_names),
-            assignments=", ".join(f"{_quote(c)} = excluded.{_quote(c)}" for c in updated),
-            event=_quote(EVENT_TIMESTAMP),
-            created=_quote(CREATED_TIMESTAMP),
+            keys=", ".join(quote_identifier(k) for k in schema.entity_names),
+            assignments=", ".join(
+                f"{quote_identifier(c)} = excluded.{quote_identifier(c)}" for c in updated
+            ),
+            event=quote_identifier(EVENT_TIMESTAMP),
+            created=quote_identifier(CREATED_TIMESTAMP),
             oldest=_OLDEST,
             values_greater=self._values_greater(schema),
             new_values=", ".join(f"excluded.{f}" for f in features) or "NULL",
@@ -410,8 +394,8 @@ class SqliteOnlineStore(ClosingStore):
         if self._columns(schema.name, refresh=True) is None:
             return 0
         statement = "DELETE FROM {table} WHERE {where}".format(
-            table=_quote(schema.name),
-            where=" AND ".join(f"{_quote(k)} = ?" for k in schema.entity_names),
+            table=quote_identifier(schema.name),
+            where=" AND ".join(f"{quote_identifier(k)} = ?" for k in schema.entity_names),
         )
         with self._lock:
             try:
@@ -440,7 +424,7 @@ class SqliteOnlineStore(ClosingStore):
             return
         with self._lock:
             try:
-                self._connection.execute(f"DELETE FROM {_quote(schema.name)}")
+                self._connection.execute(f"DELETE FROM {quote_identifier(schema.name)}")
             except sqlite3.Error as error:
                 raise OnlineStoreError(
                     STORE, self._path, f"purging table {schema.name} failed: {error}"
@@ -453,13 +437,13 @@ def _select_keys(schema: OnlineTableSchema, present: tuple[str, ...], count: int
     names = schema.entity_names
     markers = "(" + ", ".join("?" for _ in names) + ")"
     if len(names) == 1:
-        keys, values = _quote(names[0]), ", ".join("?" for _ in range(count))
+        keys, values = quote_identifier(names[0]), ", ".join("?" for _ in range(count))
     else:
-        keys = "(" + ", ".join(_quote(k) for k in names) + ")"
+        keys = "(" + ", ".join(quote_identifier(k) for k in names) + ")"
         values = "VALUES " + ", ".join(markers for _ in range(count))
     return SQL["select_keys"].format(
-        columns=", ".join(_quote(c) for c in (*names, *present, EVENT_TIMESTAMP)),
-        table=_quote(schema.name),
+        columns=", ".join(quote_identifier(c) for c in (*names, *present, EVENT_TIMESTAMP)),
+        table=quote_identifier(schema.name),
         keys=keys,
         values=values,
     )

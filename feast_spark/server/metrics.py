@@ -15,7 +15,6 @@ Metrics:
 from __future__ import annotations
 
 import os
-from typing import Final
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -27,7 +26,7 @@ from prometheus_client import (
 )
 from prometheus_client.multiprocess import MultiProcessCollector
 
-MULTIPROC_ENV: Final = "PROMETHEUS_MULTIPROC_DIR"
+from feast_spark.server.settings import MULTIPROC_ENV
 
 REQUESTS = Counter(
     "feast_spark_serve_requests",

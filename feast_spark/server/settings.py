@@ -14,6 +14,9 @@ from typing import Any, Final
 from feast_spark.config import FeatureServerConfig
 
 SETTINGS_ENV: Final = "FEAST_SPARK_SERVE_SETTINGS"
+#: prometheus_client's multiprocess folder; here, not in metrics.py, because the parent process
+#: sets it before any worker imports prometheus_client (which reads it on import).
+MULTIPROC_ENV: Final = "PROMETHEUS_MULTIPROC_DIR"
 
 
 @dataclass(frozen=True)

@@ -18,13 +18,12 @@ import tempfile
 from types import FrameType
 
 from feast_spark.errors import AddressInUseError
-from feast_spark.server.settings import SETTINGS_ENV, ServeSettings
+from feast_spark.server.settings import MULTIPROC_ENV, SETTINGS_ENV, ServeSettings
 
 APP: str = "feast_spark.server.app:create_app"
 #: Seconds an idle keep-alive connection stays open (Feast's server: 30; longer than uvicorn's 5 s
 #: default so a client's pooled connections are not closed under it between bursts).
 KEEP_ALIVE_S: int = 30
-MULTIPROC_ENV: str = "PROMETHEUS_MULTIPROC_DIR"
 
 
 def check_port(host: str, port: int) -> None:

@@ -47,18 +47,16 @@ from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F  # noqa: N812 (the conventional alias)
 
-from feast_spark.columns import EVENT_DATE, EVENT_TIMESTAMP
+from feast_spark.columns import EVENT_TIMESTAMP
 from feast_spark.definitions import BatchSource, Entity, FeatureTable
 from feast_spark.errors import JobFailedError, JobSpecError
 from feast_spark.spark.commit_retry import DEFAULT_RETRY, RetryPolicy, _retrying
 from feast_spark.spark.identifiers import quote
 from feast_spark.spark.offline_store import (
     _add_missing_columns,
-    _day_partitioned,
     missing_columns,
     read_offline_table,
     table_version,
-    with_event_date,
 )
 from feast_spark.spark.offline_writes import _LAST_COMMIT, _aligned, _private_session, _write
 from feast_spark.spark.rejected_rows import rejected_table_path, write_rejected
@@ -167,6 +165,7 @@ def ingest_table(
 
     Raises:
         SourceSchemaError: The source does not fit the definition (before any Spark job).
+        OfflineLayoutError: The table is still partitioned by day (nothing committed).
         CompatibilityError: The table has a column of another type.
         JobSpecError: ``max_rejected_fraction`` is not within [0, 1].
         JobFailedError: Too many rows were rejected (nothing committed), or commits kept
@@ -371,8 +370,7 @@ def _merge_new_rows(
 
     target = DeltaTable.forPath(spark, path)
     schema = target.toDF().schema
-    day_partitioned = _day_partitioned(schema.fieldNames())
-    source = _aligned(with_event_date(rows) if day_partitioned else rows, schema)
+    source = _aligned(rows, schema)
     same = [f"t.{quote(c)} <=> s.{quote(c)}" for c in schema.fieldNames()]
     condition = F.expr(" AND ".join(same))
     if span.first_us is not None and span.last_us is not None:
@@ -382,9 +380,6 @@ def _merge_new_rows(
         )
         time = F.col(f"t.{EVENT_TIMESTAMP}")
         condition = condition & (time >= first) & (time <= last)
-        if day_partitioned:
-            day = F.col(f"t.{EVENT_DATE}")
-            condition = condition & (day >= F.to_date(first)) & (day <= F.to_date(last))
     spark.conf.unset(_LAST_COMMIT)
     spark.conf.set(_USER_METADATA, job_id)
     try:

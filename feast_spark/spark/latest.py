@@ -23,9 +23,9 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from feast_spark.columns import CREATED_TIMESTAMP, EVENT_TIMESTAMP
-from feast_spark.errors import SourceSchemaError
 from feast_spark.online.base import to_micros
 from feast_spark.spark.identifiers import quote as _quote
+from feast_spark.spark.schema import check_offline_rows, check_orderable
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame
@@ -118,13 +118,6 @@ def _check_inputs(
 ) -> list[str]:
     """Validate the arguments; return the non-key, non-timestamp columns in frame order."""
     from pyspark.sql import DataFrame
-    from pyspark.sql.types import (
-        ArrayType,
-        MapType,
-        StructType,
-        TimestampType,
-        VariantType,
-    )
 
     if not isinstance(rows, DataFrame):
         raise TypeError(f"rows must be a pyspark DataFrame, got {type(rows)!r}")
@@ -145,44 +138,8 @@ def _check_inputs(
     if start is not None and end is not None and not start < end:
         raise ValueError(f"start ({start.isoformat()}) must be before end ({end.isoformat()})")
 
-    names = [f.name for f in rows.schema.fields]
-    types = {f.name: f.dataType for f in rows.schema.fields}
-    for name in names:
-        if names.count(name) > 1:
-            raise SourceSchemaError(table_name, name, "appears more than once")
-    listing = ", ".join(names)
-    for column in (*keys, EVENT_TIMESTAMP, CREATED_TIMESTAMP):
-        if column not in types:
-            raise SourceSchemaError(table_name, column, f"is missing (columns: {listing})")
-    for column in (EVENT_TIMESTAMP, CREATED_TIMESTAMP):
-        if types[column] != TimestampType():
-            raise SourceSchemaError(
-                table_name,
-                column,
-                f"must be timestamp, got {types[column].simpleString()}; cast it first",
-            )
-    for key in keys:
-        if isinstance(types[key], (ArrayType, MapType, StructType)):
-            raise SourceSchemaError(
-                table_name, key, f"has type {types[key].simpleString()}, not a key type"
-            )
-
-    def orderable(data_type: object) -> bool:
-        if isinstance(data_type, (MapType, VariantType)):
-            return False
-        if isinstance(data_type, ArrayType):
-            return orderable(data_type.elementType)
-        if isinstance(data_type, StructType):
-            return all(orderable(f.dataType) for f in data_type.fields)
-        return True
-
-    others = [c for c in names if c not in keys and c not in (EVENT_TIMESTAMP, CREATED_TIMESTAMP)]
+    types = check_offline_rows(rows, keys, table_name, "in the rows")
+    others = [c for c in types if c not in keys and c not in (EVENT_TIMESTAMP, CREATED_TIMESTAMP)]
     for column in others:
-        if not orderable(types[column]):
-            raise SourceSchemaError(
-                table_name,
-                column,
-                f"has type {types[column].simpleString()}, which Spark cannot order "
-                "(needed to break ties deterministically)",
-            )
+        check_orderable(types, column, table_name)
     return others

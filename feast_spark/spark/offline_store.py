@@ -16,15 +16,14 @@ Layout of ``<offline root>/<project>/<table>``::
   :func:`~feast_spark.spark.maintenance.compact` rewrites a table loaded in one unordered
   backfill into time-ordered files (``OPTIMIZE ZORDER BY event_timestamp``).
 - Why not day partitions (this module's first layout): a partitioned write sorts every task by
-  day and writes tasks x days files. On a 30-day backfill of 10M rows that alone cost 1.5-1.75x
-  a plain Delta append, against 1.0x unpartitioned (``benchmarks/ingest.py``), and most feature
-  tables are far below the size at which Delta advises partitioning (about 1 GB per partition),
-  so days mean small files. Liquid clustering measured 2x a plain append here (it clusters on
-  write). What day partitions gave and this layout does not: Delta checks commit conflicts per
+  day and writes tasks x days files, and most feature tables are far below the size at which
+  Delta advises partitioning, so days mean small files (``BENCHMARKS.md`` has the measurements).
+  What day partitions gave and this layout does not: Delta checks commit conflicts per
   partition, so on an unpartitioned table two concurrent window writes conflict; the later one
   is retried from its source (see :func:`~feast_spark.spark.offline_writes.write_window`):
-  concurrent jobs all land, one after the other. Tables written with day partitions keep
-  working: writes fill their ``event_date`` and predicates keep the day bounds that prune them.
+  concurrent jobs all land, one after the other. A table still partitioned by ``event_date`` is
+  refused before anything is written (:class:`~feast_spark.errors.OfflineLayoutError`), with
+  the ``REPLACE TABLE`` statement that rewrites it unpartitioned (:func:`unpartition_statement`).
 - File statistics (data skipping) are kept for the keys and timestamps only
   (``delta.dataSkippingStatsColumns``): reads filter on those, and skipping per-feature
   statistics makes writes cheaper.
@@ -42,20 +41,20 @@ COLUMNS`` (``spark.databricks.delta.schema.autoMerge.enabled`` stays false). Rej
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 
 from pyspark.sql import DataFrame, SparkSession
-from pyspark.sql import functions as F  # noqa: N812 (the conventional alias)
 from pyspark.sql import types as T  # noqa: N812
 
 from feast_spark.columns import CREATED_TIMESTAMP, EVENT_DATE, EVENT_TIMESTAMP
 from feast_spark.definitions import Entity, FeatureTable
-from feast_spark.errors import CompatibilityError, SourceSchemaError
+from feast_spark.errors import CompatibilityError, OfflineLayoutError, SourceSchemaError
 from feast_spark.online.base import to_micros
 from feast_spark.spark.commit_retry import DEFAULT_RETRY, RetryPolicy, _retrying
 from feast_spark.spark.identifiers import quote as _quote
-from feast_spark.spark.sources import require_utc_session
 from feast_spark.specs import Window
+
+_STATS_COLUMNS = "delta.dataSkippingStatsColumns"
 
 
 def offline_schema(table: FeatureTable, entities: Sequence[Entity]) -> T.StructType:
@@ -76,18 +75,6 @@ def offline_schema(table: FeatureTable, entities: Sequence[Entity]) -> T.StructT
     return T.StructType(fields)
 
 
-def with_event_date(rows: DataFrame) -> DataFrame:
-    """Add ``event_date``, the UTC date of ``event_timestamp`` (for day-partitioned tables).
-
-    Example::
-
-        event_timestamp          ->  event_timestamp      event_date
-        2024-01-01 23:59:59          2024-01-01 23:59:59  2024-01-01
-    """
-    require_utc_session(rows.sparkSession)
-    return rows.withColumn(EVENT_DATE, F.to_date(F.col(EVENT_TIMESTAMP)))
-
-
 # --- schema -------------------------------------------------------------------------------------
 
 
@@ -99,18 +86,24 @@ def missing_columns(
     Commits nothing: reads the table's schema from its log.
 
     Raises:
+        OfflineLayoutError: The table is partitioned by ``event_date`` (the first layout).
         CompatibilityError: A column of the definition has another type in the table, or the
-            table is partitioned by a column other than ``event_date`` (it was not written by
-            feast-spark).
+            table is partitioned by another column (it was not written by feast-spark).
     """
     from delta.tables import DeltaTable
 
     if not DeltaTable.isDeltaTable(spark, path):
         return None
     partitions = _partition_columns(spark, path)
-    if partitions not in ([], [EVENT_DATE]):
-        raise CompatibilityError("feature table", table.name, "partitioning", partitions,
-                                 "none (or event_date, the first layout)")  # fmt: skip
+    if partitions == [EVENT_DATE]:
+        raise OfflineLayoutError(
+            table.name,
+            path,
+            f"partitioned by {EVENT_DATE}",
+            unpartition_statement(spark, path),
+        )
+    if partitions:
+        raise CompatibilityError("feature table", table.name, "partitioning", partitions, "none")
     existing = {f.name: f for f in spark.read.format("delta").load(path).schema.fields}
     missing = []
     for field in offline_schema(table, entities).fields:
@@ -136,6 +129,46 @@ def _partition_columns(spark: SparkSession, path: str) -> list[str]:
         return []
     section = names[names.index("# Partition Information") + 2 :]  # skip the "# col_name" header
     return [name for name in section if name and not name.startswith("#")]
+
+
+def unpartition_statement(spark: SparkSession, path: str) -> str:
+    """The Delta SQL that rewrites the day-partitioned table at ``path`` unpartitioned.
+
+    ``REPLACE TABLE ... AS SELECT`` of every column but ``event_date``: one commit, so the
+    table's history stays (time travel to the old versions still works), with the table's
+    properties restated so that they are kept.
+
+    Example::
+
+        REPLACE TABLE delta.`/offline/demo/driver_stats` USING delta
+        TBLPROPERTIES ('delta.dataSkippingStatsColumns' = 'driver_id,event_timestamp,...')
+        AS SELECT `driver_id`, `event_timestamp`, `created_timestamp`, `trips`
+        FROM delta.`/offline/demo/driver_stats`
+
+    (one line).
+    """
+    from delta.tables import DeltaTable
+
+    table = f"delta.{_quote(path)}"
+    columns = [c for c in spark.read.format("delta").load(path).columns if c != EVENT_DATE]
+    row = DeltaTable.forPath(spark, path).detail().select("properties").first()
+    properties = dict(row["properties"]) if row is not None and row["properties"] else {}
+    stats = properties.get(_STATS_COLUMNS)
+    if stats is not None:  # a statistics column that no longer exists would be refused
+        properties[_STATS_COLUMNS] = ",".join(c for c in stats.split(",") if c != EVENT_DATE)
+    restated = ", ".join(
+        f"{_string_literal(k)} = {_string_literal(v)}" for k, v in sorted(properties.items())
+    )
+    return (
+        f"REPLACE TABLE {table} USING delta"
+        + (f" TBLPROPERTIES ({restated})" if restated else "")
+        + f" AS SELECT {', '.join(_quote(c) for c in columns)} FROM {table}"
+    )
+
+
+def _string_literal(text: str) -> str:
+    """``text`` as a Spark SQL string literal (backslashes are escapes there)."""
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 def ensure_table(
@@ -197,38 +230,29 @@ def _add_missing_columns(
 def _table_properties(table: FeatureTable) -> dict[str, str]:
     # Statistics for keys and timestamps only: reads filter on those.
     stats = [*table.entities, EVENT_TIMESTAMP, CREATED_TIMESTAMP]
-    return {"delta.dataSkippingStatsColumns": ",".join(stats)}
+    return {_STATS_COLUMNS: ",".join(stats)}
 
 
 # --- writes -------------------------------------------------------------------------------------
 
 
-def replace_predicate(window: Window | None, *, day_partitioned: bool = False) -> str | None:
+def replace_predicate(window: Window | None) -> str | None:
     """The ``replaceWhere`` (and range read) predicate of a window; None: the whole table.
 
-    Bounds on ``event_timestamp``, which the files' statistics prune by. On a day-partitioned
-    table (the first layout) ``event_date`` bounds are added: they let Delta find the files by
-    partition and keep its conflict check to those partitions.
+    Bounds on ``event_timestamp``, which the files' statistics prune by.
 
     Example::
 
         [2024-01-01T12:00Z, 2024-01-03T00:00Z) ->
         event_timestamp >= timestamp_micros(1704110400000000)
         AND event_timestamp < timestamp_micros(1704240000000000)
-        (day-partitioned: event_date >= DATE'2024-01-01' AND event_timestamp >= ...
-        AND event_date <= DATE'2024-01-02' AND event_timestamp < ...)
     """
     if window is None:
         return None
     parts = []
     if window.start is not None:
-        if day_partitioned:
-            parts.append(f"{EVENT_DATE} >= DATE'{_utc_date(window.start)}'")
         parts.append(f"{EVENT_TIMESTAMP} >= timestamp_micros({to_micros(window.start)})")
     if window.end is not None:
-        if day_partitioned:
-            last = _utc_date(window.end - timedelta(microseconds=1))
-            parts.append(f"{EVENT_DATE} <= DATE'{last}'")
         parts.append(f"{EVENT_TIMESTAMP} < timestamp_micros({to_micros(window.end)})")
     return " AND ".join(parts) or None
 
@@ -246,9 +270,8 @@ def read_offline_table(
 ) -> DataFrame:
     """Rows of the offline table with ``start <= event_timestamp < end``.
 
-    Delta skips the files whose ``event_timestamp`` statistics lie outside the range (and, on a
-    day-partitioned table, the other days' partitions); the bounds are exact. ``version`` reads
-    an older snapshot (time travel).
+    Delta skips the files whose ``event_timestamp`` statistics lie outside the range; the bounds
+    are exact. ``version`` reads an older snapshot (time travel).
 
     Example (``start=2024-01-02, end=2024-01-03``)::
 
@@ -263,8 +286,7 @@ def read_offline_table(
     if version is not None:
         reader = reader.option("versionAsOf", str(version))
     frame = reader.load(path)
-    day_partitioned = _day_partitioned(frame.columns)
-    predicate = replace_predicate(Window(start, end), day_partitioned=day_partitioned)
+    predicate = replace_predicate(Window(start, end))
     return frame if predicate is None else frame.where(predicate)
 
 
@@ -278,17 +300,5 @@ def table_version(spark: SparkSession, path: str) -> int | None:
     return None if row is None else int(row["version"])
 
 
-def _day_partitioned(columns: Sequence[str]) -> bool:
-    """Whether a table with these columns has the first layout (``event_date`` partitions).
-
-    The column is enough: no other table has it, ``event_date`` being a reserved name.
-    """
-    return EVENT_DATE in columns
-
-
 def _spark_type(ddl: str) -> T.DataType:
     return T.DataType.fromDDL(ddl)
-
-
-def _utc_date(instant: datetime) -> str:
-    return instant.astimezone(UTC).date().isoformat()

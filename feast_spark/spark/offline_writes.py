@@ -16,18 +16,15 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F  # noqa: N812 (the conventional alias)
 from pyspark.sql import types as T  # noqa: N812
 
-from feast_spark.columns import EVENT_DATE
 from feast_spark.definitions import Entity, FeatureTable
 from feast_spark.errors import NotFoundError, SourceSchemaError
 from feast_spark.spark.commit_retry import DEFAULT_RETRY, RetryPolicy, _retrying
 from feast_spark.spark.identifiers import quote as _quote
 from feast_spark.spark.offline_store import (
-    _day_partitioned,
     _table_properties,
     offline_schema,
     replace_predicate,
     table_version,
-    with_event_date,
 )
 from feast_spark.specs import Window
 
@@ -55,7 +52,7 @@ def write_window(
       becomes exactly ``rows``. Ingest therefore calls this with both bounds only (or to create
       a table); without them it adds rows (:mod:`feast_spark.spark.ingest`).
     - Columns of the table that ``rows`` lacks (features removed from the definition) are
-      written as null; a day-partitioned table's ``event_date`` is added here.
+      written as null.
     - Commit conflicts with concurrent jobs are retried with backoff (the write is recomputed
       from its source each time); Delta never commits a partial write. On the unpartitioned
       layout every concurrent window write conflicts (Delta checks per partition), so
@@ -124,16 +121,13 @@ def _write(
         schema = offline_schema(table, entities)
     else:
         raise NotFoundError("offline table", path, hint="create it first with ensure_table")
-    day_partitioned = _day_partitioned(schema.fieldNames())
-    aligned = _aligned(with_event_date(rows) if day_partitioned else rows, schema)
+    aligned = _aligned(rows, schema)
     mode = "errorifexists" if create_only else "overwrite"
     writer = aligned.write.format("delta").mode(mode).option("userMetadata", job_id)
-    if day_partitioned:
-        writer = writer.partitionBy(EVENT_DATE)
     if not exists and table is not None:
         for key, value in _table_properties(table).items():
             writer = writer.option(key, value)  # "delta.*" options become table properties
-    predicate = replace_predicate(window, day_partitioned=day_partitioned)
+    predicate = replace_predicate(window)
     if predicate is not None:
         writer = writer.option("replaceWhere", predicate)
     before = table_version(spark, path) if exists else None

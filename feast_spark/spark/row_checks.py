@@ -256,26 +256,6 @@ def _landed_at(frame: DataFrame, ingested_at: datetime) -> Column:
     return landed
 
 
-def to_offline_rows(
-    frame: DataFrame,
-    table: FeatureTable,
-    entities: Sequence[Entity],
-    source: BatchSource,
-    window: Window | None,
-    ingested_at: datetime,
-) -> tuple[DataFrame, DataFrame]:
-    """``(valid rows, rejected rows)`` of :func:`check_rows`, for callers that need no counts.
-
-    Example (``trips`` declared INT64)::
-
-        driver_id  ts                    trips
-        1          2024-01-01T10:00:00Z  "7"     ->  valid:    1  2024-01-01 10:00:00  ...  7
-        2          2024-01-01T11:00:00Z  "x"         rejected: trips: x is not a valid INT64
-    """
-    checked = check_rows(frame, table, entities, source, window, ingested_at)
-    return checked.valid(), checked.rejected()
-
-
 def _column(
     table: FeatureTable,
     source: BatchSource,

@@ -6,8 +6,10 @@ Spark's own analysis errors.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from feast_spark.columns import CREATED_TIMESTAMP, EVENT_TIMESTAMP
 from feast_spark.errors import SourceSchemaError
 
 if TYPE_CHECKING:
@@ -53,6 +55,48 @@ def check_type(
             column,
             f"must be {expected.simpleString()} {where}, got {types[column].simpleString()}; "
             "cast it first (a timestamp without time zone is not an instant)",
+        )
+
+
+def check_offline_rows(
+    rows: DataFrame, keys: Sequence[str], owner: str, where: str
+) -> dict[str, DataType]:
+    """Check offline rows' own columns; return the frame's column types by name.
+
+    Offline rows hold the ``keys``, ``event_timestamp`` and ``created_timestamp`` (both
+    ``timestamp``, i.e. instants), each column once, and keys of a key type (:func:`check_key`).
+    ``owner`` and ``where`` as in :func:`check_type`.
+
+    Raises:
+        SourceSchemaError: Naming ``owner`` and the first column that breaks a rule.
+    """
+    from pyspark.sql.types import TimestampType
+
+    types = column_types(rows, owner)
+    for column in (EVENT_TIMESTAMP, CREATED_TIMESTAMP):
+        check_type(types, column, TimestampType(), owner, where)
+    for key in keys:
+        check_type(types, key, None, owner, where)
+        check_key(types, key, owner)
+    return types
+
+
+def check_key(types: dict[str, DataType], column: str, owner: str) -> None:
+    """Fail unless ``column`` (in ``types``) can be a key: not an array, map or struct."""
+    if not is_atomic(types[column]):
+        raise SourceSchemaError(
+            owner, column, f"has type {types[column].simpleString()}, not a key type"
+        )
+
+
+def check_orderable(types: dict[str, DataType], column: str, owner: str) -> None:
+    """Fail unless Spark can sort by ``column`` (in ``types``): ties are broken by its values."""
+    if not is_orderable(types[column]):
+        raise SourceSchemaError(
+            owner,
+            column,
+            f"has type {types[column].simpleString()}, which Spark cannot order "
+            "(needed to break ties deterministically)",
         )
 
 

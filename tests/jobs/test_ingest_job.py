@@ -170,6 +170,65 @@ def test_rejected_rows_are_counted_in_the_record(spark: SparkSession, tmp_path: 
     assert result.details["rejected_version"] == 0  # the first write creates the table
 
 
+def test_a_table_still_partitioned_by_day_is_refused_with_the_statement_that_rewrites_it(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    from delta.tables import DeltaTable
+    from pyspark.sql import functions as sf
+
+    # given an offline table of the retired layout (partitioned by event_date), with table
+    # properties and two versions of history
+    table_path = str(tmp_path / "offline" / "demo" / "driver_stats")
+    stats = "driver_id,event_timestamp,created_timestamp"
+    spark.createDataFrame(
+        [(1, at(1, 1), at(1, 1), 3)],
+        "driver_id bigint, event_timestamp timestamp, created_timestamp timestamp, trips bigint",
+    ).withColumn("event_date", sf.to_date("event_timestamp")).write.format("delta").partitionBy(
+        "event_date"
+    ).option("delta.dataSkippingStatsColumns", stats).save(table_path)
+    spark.sql(f"ALTER TABLE delta.`{table_path}` SET TBLPROPERTIES ('team' = 'rides')")
+
+    def version() -> int:
+        row = DeltaTable.forPath(spark, table_path).history(1).first()
+        assert row is not None
+        return int(row["version"])
+
+    assert version() == 1
+    source = write_source(spark, tmp_path / "source", [(2, at(2, 1), 5)])
+
+    # when a job ingests into it
+    status = load_job().main(["--spec", str(make_spec(tmp_path, source))], spark=spark)
+
+    # then it fails with one line that names the layout and carries the statement, and
+    # nothing was committed
+    assert status == 1
+    result = read_result(str(tmp_path / "results" / "ingest-driver-stats-1.json"))
+    assert result.status == FAILED and result.error is not None
+    assert "\n" not in result.error
+    assert "is partitioned by event_date" in result.error and "nothing was written" in result.error
+    statement = result.error[result.error.index("REPLACE TABLE") :]
+    assert version() == 1
+
+    # when the statement is run
+    spark.sql(statement)
+
+    # then the table is unpartitioned, its rows, properties and history kept
+    detail = DeltaTable.forPath(spark, table_path).detail().first()
+    assert detail is not None and list(detail["partitionColumns"]) == []
+    assert detail["properties"]["team"] == "rides"
+    assert detail["properties"]["delta.dataSkippingStatsColumns"] == stats
+    assert version() == 2
+    old = spark.read.format("delta").option("versionAsOf", "0").load(table_path)
+    assert [(r.driver_id, r.event_date) for r in old.collect()] == [(1, at(1).date())]
+
+    # and the ingest, run again, adds its row
+    spec_path = make_spec(tmp_path, source, job_id="ingest-driver-stats-2")
+    assert load_job().main(["--spec", str(spec_path)], spark=spark) == 0
+    rows = spark.read.format("delta").load(table_path)
+    assert "event_date" not in rows.columns
+    assert sorted((r.driver_id, r.trips) for r in rows.collect()) == [(1, 3), (2, 5)]
+
+
 def test_an_unreadable_spec_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert load_job().main(["--spec", str(tmp_path / "missing.json")]) == 2
     assert "job spec" in capsys.readouterr().err

@@ -1,11 +1,12 @@
-"""Online table names: one per (project, table), valid for Cassandra and SQLite, stable."""
+"""Online table names: one per (project, table), valid for Cassandra and SQLite, stable; quoting."""
 
 from __future__ import annotations
 
 import itertools
 import re
+import sqlite3
 
-from feast_spark.online.naming import MAX_TABLE_NAME_LENGTH, online_table_name
+from feast_spark.online.naming import MAX_TABLE_NAME_LENGTH, online_table_name, quote_identifier
 
 #: Cassandra accepts table names of word characters only, at most 48 of them.
 CASSANDRA_NAME = re.compile(r"\w{1,48}")
@@ -44,3 +45,17 @@ def test_names_of_existing_tables_do_not_change() -> None:
     assert online_table_name("_p", "_t") == "_p___t"
     long = online_table_name("project_" + "a" * 30, "table_" + "b" * 30)
     assert long == "project_aaaaaaaaaaaaaaaaaaaaaaaaaaa_f33950d91164"
+
+
+def test_quoted_identifiers_keep_any_name_literal_in_sqlite() -> None:
+    # given names a statement would otherwise misread: a keyword, a quote, a space
+    names = ["select", 'a"b', "two words"]
+    # when a table is created and read with them quoted
+    with sqlite3.connect(":memory:") as connection:
+        table = quote_identifier('t"1')
+        columns = ", ".join(f"{quote_identifier(n)} INTEGER" for n in names)
+        connection.execute(f"CREATE TABLE {table} ({columns})")
+        described = connection.execute("SELECT name FROM pragma_table_info(?)", ['t"1']).fetchall()
+    # then each is one column of exactly that name; CQL quotes the same way
+    assert [row[0] for row in described] == names
+    assert quote_identifier('a"b') == '"a""b"'

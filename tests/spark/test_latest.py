@@ -149,7 +149,7 @@ def test_missing_column(rows: DataFrame, column: str) -> None:
 
 def test_timestamp_type_checked(rows: DataFrame) -> None:
     as_string = rows.withColumn("event_timestamp", sf.col("event_timestamp").cast("string"))
-    with pytest.raises(SourceSchemaError, match="must be timestamp, got string"):
+    with pytest.raises(SourceSchemaError, match="must be timestamp in the rows, got string"):
         latest_rows(as_string, ["driver"])
 
 

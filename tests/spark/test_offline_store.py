@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Sequence
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -14,9 +14,8 @@ from delta.exceptions import ConcurrentAppendException
 from delta.tables import DeltaTable
 from pyspark.testing import assertDataFrameEqual
 
-from feast_spark.columns import EVENT_DATE
 from feast_spark.definitions import Entity, Feature, FeatureTable, FileSource
-from feast_spark.errors import CompatibilityError, JobFailedError, JobSpecError
+from feast_spark.errors import CompatibilityError, JobFailedError
 from feast_spark.spark.commit_retry import RetryPolicy, _retrying
 from feast_spark.spark.ingest import IngestOutcome, ingest_table
 from feast_spark.spark.maintenance import compact, vacuum
@@ -147,41 +146,14 @@ def test_ingest_creates_an_unpartitioned_table_with_time_statistics(store: Store
     assert store.history()[-1] == (outcome.delta_version, "WRITE", "job-1")
 
 
-def test_replace_predicate_cuts_by_instant_and_prunes_old_tables_by_day() -> None:
+def test_replace_predicate_cuts_by_instant() -> None:
     window = Window(at(1, 12), at(3))
     assert replace_predicate(window) == (
         "event_timestamp >= timestamp_micros(1704110400000000) "
         "AND event_timestamp < timestamp_micros(1704240000000000)"
     )
-    assert replace_predicate(window, day_partitioned=True) == (
-        "event_date >= DATE'2024-01-01' AND event_timestamp >= timestamp_micros(1704110400000000) "
-        "AND event_date <= DATE'2024-01-02' AND event_timestamp < timestamp_micros(1704240000000000)"
-    )
     assert replace_predicate(Window()) is None
     assert replace_predicate(None) is None
-
-
-def test_a_day_partitioned_table_of_the_first_layout_keeps_working(store: Store) -> None:
-    # given a table written with the first layout: partitioned by event_date
-    store.spark.createDataFrame(
-        [(10, at(1), at(1), date(2024, 1, 1), 1), (20, at(2), at(2), date(2024, 1, 2), 1)],
-        "driver_id bigint, event_timestamp timestamp, created_timestamp timestamp, "
-        "event_date date, trips bigint",
-    ).write.format("delta").partitionBy(EVENT_DATE).save(store.table_path)
-
-    # when day 2 is replaced and day 1 is compacted
-    store.ingest(store.source([(21, at(2, 5), at(2, 5), 7)]), Window(at(2), at(3)), "job-2")
-    compact(store.spark, store.table_path, date(2024, 1, 1), date(2024, 1, 1))
-
-    # then the table keeps its partitioning, new rows get their day, reads prune by day
-    detail = DeltaTable.forPath(store.spark, store.table_path).detail().first()
-    assert detail is not None and list(detail.partitionColumns) == [EVENT_DATE]
-    assert sorted((r.driver_id, r.event_date) for r in store.table().collect()) == [
-        (10, date(2024, 1, 1)), (21, date(2024, 1, 2))
-    ]  # fmt: skip
-    day2 = read_offline_table(store.spark, store.table_path, at(2), at(3))
-    assert [k[0] for k in store.triples(day2)] == [21]
-    assert scanned_files(day2, store.table_path) == 1
 
 
 # --- idempotency ----------------------------------------------------------------------------------
@@ -517,9 +489,6 @@ def test_compact_orders_a_backfill_by_time_and_vacuum_keeps_the_retention_check(
     assert scanned_files(day3, store.table_path) < metrics["files_added"] / 2
     assert sorted(store.table().collect()) == sorted(before)
     assert store.history()[-1][1] == "OPTIMIZE"
-    # and days cannot be chosen on an unpartitioned table
-    with pytest.raises(JobSpecError, match="compacted whole; omit --start and --end"):
-        compact(store.spark, store.table_path, date(2024, 1, 1))
 
     # and vacuum refuses a retention below Delta's safety limit, and works with the default
     with pytest.raises(Exception, match="retention"):

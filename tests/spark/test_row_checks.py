@@ -13,10 +13,10 @@ from pyspark.testing import assertDataFrameEqual
 
 from feast_spark.definitions import Feature, FileSource
 from feast_spark.errors import ConfigError, SourceSchemaError
-from feast_spark.spark.row_checks import check_rows, to_offline_rows
+from feast_spark.spark.row_checks import check_rows
 from feast_spark.specs import Window
 
-from .source_rows import DRIVER, INGESTED, at, checked, instant, table
+from .source_rows import DRIVER, INGESTED, at, checked, instant, table, to_offline_rows
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession

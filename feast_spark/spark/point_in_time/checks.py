@@ -10,7 +10,12 @@ from feast_spark.columns import CREATED_TIMESTAMP, EVENT_TIMESTAMP
 from feast_spark.errors import ENTITY_ROWS, DefinitionError, SourceSchemaError
 from feast_spark.spark.point_in_time import columns as cols
 from feast_spark.spark.point_in_time.inputs import FeatureTableInput
-from feast_spark.spark.schema import check_type, column_types, is_atomic, is_orderable
+from feast_spark.spark.schema import (
+    check_offline_rows,
+    check_orderable,
+    check_type,
+    column_types,
+)
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
@@ -45,13 +50,13 @@ def check_inputs(
         seen.add(table.name)
         check_table_definition(table)
 
-        table_types = column_types(table.rows, table.name)
-        for column in (EVENT_TIMESTAMP, CREATED_TIMESTAMP):
-            check_type(table_types, column, TimestampType(), table.name, "in the feature rows")
+        for name in (*table.entity_columns, *table.feature_columns):
+            if name.startswith(cols.RESERVED_PREFIX):
+                raise SourceSchemaError(table.name, name, "is a name reserved for the join")
+        table_types = check_offline_rows(
+            table.rows, table.entity_columns, table.name, "in the feature rows"
+        )
         for key in table.entity_columns:
-            if key.startswith(cols.RESERVED_PREFIX):
-                raise SourceSchemaError(table.name, key, "is a name reserved for the join")
-            check_type(table_types, key, None, table.name, "in the feature rows")
             if key not in entity_types:
                 raise SourceSchemaError(
                     table.name, key, "is missing from the entity rows (it is this table's key)"
@@ -63,21 +68,9 @@ def check_inputs(
                     f"is {table_types[key].simpleString()} in the feature rows but "
                     f"{entity_types[key].simpleString()} in the entity rows; cast one to the other",
                 )
-            if not is_atomic(table_types[key]):
-                raise SourceSchemaError(
-                    table.name, key, f"has type {table_types[key].simpleString()}, not a key type"
-                )
         for feature in table.feature_columns:
-            if feature.startswith(cols.RESERVED_PREFIX):
-                raise SourceSchemaError(table.name, feature, "is a name reserved for the join")
             check_type(table_types, feature, None, table.name, "in the feature rows")
-            if not is_orderable(table_types[feature]):
-                raise SourceSchemaError(
-                    table.name,
-                    feature,
-                    f"has type {table_types[feature].simpleString()}, which Spark cannot order "
-                    "(needed to break ties deterministically)",
-                )
+            check_orderable(table_types, feature, table.name)
             output = table.output_column(feature)
             if output.lower() in output_names:
                 raise SourceSchemaError(
