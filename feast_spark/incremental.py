@@ -278,8 +278,19 @@ class IncrementalBook:
         return self._change(tables, lambda state: state.settled(job_id, outcome))
 
     def reset(self, table: str) -> None:
-        """Forget the table's mark (after a purge of its online rows), in one commit."""
-        self._change([table], IncrementalState.reset)
+        """Forget the table's mark (after a purge of its online rows), in one commit.
+
+        A state that does not parse is replaced: the purge is the fix its error names.
+        """
+
+        def apply(name: str, stored: dict[str, Any]) -> dict[str, Any]:
+            try:
+                state = IncrementalState.parse(stored, table=name)
+            except IncrementalStateError:
+                state = IncrementalState()
+            return state.reset().serialize()
+
+        self.registry.change_table_states(self.project, [table], apply)
 
     def _change(
         self, tables: Sequence[str], change: Callable[[IncrementalState], IncrementalState]

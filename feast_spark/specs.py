@@ -20,8 +20,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
 from feast_spark.definitions import Entity, FeatureTable
+from feast_spark.definitions.names import check_name
 from feast_spark.definitions.sources import BatchSource, source_from_dict
-from feast_spark.errors import ArgumentError, FeastSparkError, JobSpecError
+from feast_spark.errors import ArgumentError, DefinitionError, FeastSparkError, JobSpecError
 from feast_spark.join_tuning import JoinTuning
 from feast_spark.online_store_config import (
     CassandraOnlineStoreConfig,
@@ -314,7 +315,10 @@ class JobSpec:
             )
         if self.job_type not in JOB_TYPES:
             raise JobSpecError("job_type", f"{self.job_type!r}; use one of {', '.join(JOB_TYPES)}")
-        _text(self.project, "project")
+        try:
+            check_name("project", self.project)
+        except DefinitionError as error:
+            raise JobSpecError("project", str(error)) from None
         _items(self.entities, Entity, "entities")
         _items(self.feature_tables, FeatureTable, "feature_tables")
         if not self.feature_tables:

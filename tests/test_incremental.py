@@ -240,3 +240,13 @@ def test_reset_forgets_the_mark_and_unknown_tables_are_refused(book: Incremental
     with pytest.raises(NotFoundError, match="feature table 'nope'"):
         book.begin(["a", "nope"], "m-2")
     assert book.state("a") == at(None)  # the commit is all or nothing
+
+
+def test_a_purge_resets_a_state_that_does_not_parse(book: IncrementalBook) -> None:
+    # given a mark no release writes
+    book.registry.update_table_state("demo", "a", materialized_until="yesterday")
+    with pytest.raises(IncrementalStateError, match="online purge"):
+        book.state("a")
+    # when reset (what `online purge` does after emptying the table), then it reads again
+    book.reset("a")
+    assert book.state("a") == at(None)

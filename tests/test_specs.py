@@ -120,6 +120,7 @@ SPEC_FIELDS = [
     ("ingest", ("job_id",), "a/b", "job_id"),
     ("ingest", ("job_type",), "stream", "job_type"),
     ("ingest", ("project",), "", "project"),
+    ("ingest", ("project",), "My Project", "project"),
     ("ingest", ("entities",), "driver_id", "entities"),
     ("ingest", ("entities",), [{"name": "driver_id"}], "entities"),
     ("ingest", ("feature_tables",), [], "feature_tables"),
