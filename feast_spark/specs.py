@@ -189,6 +189,9 @@ class HistoricalRetrievalOptions:
         """Inverse of :meth:`to_dict`."""
         data = _mapping(data, "options", cls.KEYS)
         refs = _required(data, "feature_refs", "options")
+        tuning = data.get("join_tuning")
+        if tuning is not None and not isinstance(tuning, Mapping):
+            raise JobSpecError("options.join_tuning", f"{tuning!r}; give a JSON object")
         return cls(
             feature_refs=tuple(refs) if isinstance(refs, list) else refs,
             entity_source=_field(
@@ -198,7 +201,7 @@ class HistoricalRetrievalOptions:
             ),
             output_path=_required(data, "output_path", "options"),
             output_format=data.get("output_format", "parquet"),
-            join_tuning=JoinTuning.from_dict(data.get("join_tuning")),
+            join_tuning=JoinTuning.from_dict(tuning),
         )
 
 

@@ -145,6 +145,7 @@ SPEC_FIELDS = [
     ("historical_retrieval", ("options", "output_path"), None, "options.output_path"),
     ("historical_retrieval", ("options", "output_format"), "csv", "options.output_format"),
     ("historical_retrieval", ("options", "join_tuning"), {"hot_keys_max": 0}, "hot_keys_max"),
+    ("historical_retrieval", ("options", "join_tuning"), "fast", "options.join_tuning"),
     ("historical_retrieval", ("options", "extra"), 1, "options.extra"),
     ("materialize", ("options",), None, "options"),
     ("materialize", ("options", "online_store"), None, "options.online_store"),
