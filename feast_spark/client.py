@@ -21,16 +21,11 @@ from feast_spark.definitions.yaml_files import load_definitions
 from feast_spark.entity_checks import check_entity_parquet, check_entity_rows
 from feast_spark.errors import ArgumentError, NotFoundError
 from feast_spark.feature_refs import parse_feature_refs, split_refs, table_names
-from feast_spark.launcher import Job, JobState, Launcher, PrunedJob
-from feast_spark.online.base import OnlineStore, OnlineTableSchema, online_store_mapping, stored_key
+from feast_spark.incremental import IncrementalBook, IncrementalState, JobOutcome
+from feast_spark.launcher import Job, JobRecord, JobState, Launcher, PrunedJob
+from feast_spark.online.base import OnlineStore, OnlineTableSchema, stored_key
 from feast_spark.online.naming import online_table_name
-from feast_spark.online.service import (
-    OnlineReadPlan,
-    OnlineResponse,
-    incremental_window,
-    materialized_state,
-    read_plan_from_registry,
-)
+from feast_spark.online.service import OnlineReadPlan, OnlineResponse, read_plan_from_registry
 from feast_spark.online.stores import open_online_store
 from feast_spark.registry import ApplyResult, Registry
 from feast_spark.retrieval_job import RetrievalJob
@@ -40,6 +35,7 @@ from feast_spark.specs import (
     JobOptions,
     JobSpec,
     MaintenanceOptions,
+    MaterializeOptions,
     Window,
     new_job_id,
     parse_instant,
@@ -84,6 +80,7 @@ class Client:
         loaded = config if isinstance(config, RepoConfig) else load_config(config)
         self.config = loaded.with_project(project)
         self.registry = Registry(self.config.registry)
+        self.incremental = IncrementalBook(self.registry, self.config.project)
         # online read plans by feature references: (time.monotonic() when built, plan)
         self._read_plans: dict[tuple[str, ...], tuple[float, OnlineReadPlan]] = {}
 
@@ -225,8 +222,7 @@ class Client:
             NotFoundError: A table or feature is not registered.
             SourceSchemaError: Staged entity rows miss a key or timestamp column, or are empty.
         """
-        if output_format not in ("parquet", "delta"):
-            raise ArgumentError("output_format", output_format, "use parquet or delta")
+        HistoricalRetrievalOptions.check_output_format(output_format)  # before staging anything
         parse_feature_refs(feature_refs, known_tables=self.list_feature_tables)  # syntax first
         tables = {name: self.get_feature_table(name) for name in table_names(feature_refs)}
         refs = parse_feature_refs(feature_refs, tables)
@@ -269,30 +265,34 @@ class Client:
         """Materialize each table from its high-water mark up to ``end`` (default: now).
 
         The first run starts at ``end - max_age`` (or at the table's first row when it has no
-        ``max_age``). The mark moves when the job succeeds: here when waited for, else at the
-        next call, which finds the job's outcome in the job store.
+        ``max_age``). The end is capped at now plus ``future_event_time_allowance``: the job
+        skips rows dated later, and a mark past them would never materialize them. The mark
+        moves when the job succeeds: when the returned job is seen to end (``wait()``,
+        ``result()``, ``status()``), else at the next call, which asks the job store.
 
         Returns:
-            The job, or None when every table is materialized up to ``end`` already.
+            The job, or None when every table is materialized up to the end already.
         """
-        until = _instant(end, "end") or datetime.now(UTC)
+        until = _instant(end, "end")
         definitions = [self.get_feature_table(name) for name in tables]
-        windows = set()
-        for table in definitions:
-            state = self.settle_incremental(table.name)
-            window = incremental_window(table, state, until)
-            if window is not None:
-                windows.add(window)
-        if not windows:
+        window = self.incremental.plan(
+            definitions,
+            datetime.now(UTC),
+            self._job_outcome,
+            end=until,
+            allowance=self.config.future_event_time_allowance,
+        )
+        if window is None:
             return None
-        # One job per call: tables share the earliest start (rerunning a window is harmless).
-        starts = [w.start for w in windows]
-        start = None if None in starts else min(s for s in starts if s is not None)
-        job = self._submit_materialize(definitions, Window(start, until))
-        for table in definitions:
-            self.registry.update_table_state(
-                self.project, table.name, pending_materialization=job.id
-            )
+        job = self._submit_materialize(definitions, window)
+        names = [table.name for table in definitions]
+        self.incremental.begin(names, job.id)
+
+        def settle(record: JobRecord) -> None:
+            outcome = JobOutcome(True, record.state is JobState.SUCCEEDED, record.window)
+            self.incremental.settle_job(names, record.job_id, outcome)
+
+        job.on_end(settle)
         return job
 
     def get_online_features(
@@ -442,7 +442,7 @@ class Client:
             OnlineStoreError: The store failed (Cassandra: TRUNCATE needs every node up).
         """
         self.online_store.purge(self._online_schema(table))
-        self.registry.update_table_state(self.project, table, materialized_until=None)
+        self.incremental.reset(table)
 
     def _online_schema(self, table: str) -> OnlineTableSchema:
         definition = self.get_feature_table(table)
@@ -453,33 +453,27 @@ class Client:
 
     def _submit_materialize(self, tables: Sequence[FeatureTable], window: Window) -> Job:
         job_id = new_job_id("materialize", tables[0].name if len(tables) == 1 else None)
-        spec = self._spec("materialize", job_id, tables, window, online=True)
+        options = MaterializeOptions(self.config.online_store)
+        spec = self._spec("materialize", job_id, tables, window, options=options)
         return self.launcher.submit(spec)
 
-    def settle_incremental(self, table: str) -> dict[str, Any]:
+    def settle_incremental(self, table: str) -> IncrementalState:
         """Fold the outcome of the table's last incremental job into its high-water mark.
 
         Returns:
             The table's state afterwards (``materialized_until``: the mark).
         """
-        state = self.registry.table_state(self.project, table)
-        pending = state.get("pending_materialization")
-        if not pending:
-            return state
+        return self.incremental.settle(table, self._job_outcome)
+
+    def _job_outcome(self, job_id: str) -> JobOutcome | None:
+        """A job's outcome from the job store (None: unknown there, e.g. pruned)."""
         try:
-            job = self.launcher.get(pending)
+            job = self.launcher.get(job_id)
         except NotFoundError:
-            job = None
+            return None
         # One status read: asking twice could see RUNNING, then SUCCEEDED, and drop the window.
-        status = None if job is None else job.status()
-        if job is not None and status is JobState.SUCCEEDED:
-            values = materialized_state(state, job.record.window)
-            self.registry.update_table_state(
-                self.project, table, pending_materialization=None, **values
-            )
-        elif status is None or status.is_final:
-            self.registry.update_table_state(self.project, table, pending_materialization=None)
-        return self.registry.table_state(self.project, table)
+        status = job.status()
+        return JobOutcome(status.is_final, status is JobState.SUCCEEDED, job.record.window)
 
     def _spec(
         self,
@@ -489,7 +483,6 @@ class Client:
         window: Window,
         *,
         options: JobOptions | None = None,
-        online: bool = False,
     ) -> JobSpec:
         entities = tuple(self._entities(_entity_names(tables)))
         tables = [self._with_absolute_source(table) for table in tables]
@@ -501,7 +494,6 @@ class Client:
             feature_tables=tuple(tables),
             offline_store_path=self.config.offline_store.path,
             window=window,
-            online_store=online_store_mapping(self.config.online_store) if online else None,
             options=options,
             future_event_time_allowance_s=self.config.future_event_time_allowance.total_seconds(),
         )

@@ -216,6 +216,22 @@ class JobSpecError(FeastSparkError, ValueError):
         super().__init__(f"job spec: field '{field}': {reason}")
 
 
+class IncrementalStateError(FeastSparkError, ValueError):
+    """A table's incremental materialization state (or a value given for it) is not valid.
+
+    Attributes:
+        key: The state's key (``<table>.materialized_until``) or argument.
+        value: The value found.
+        reason: What is wrong and how to fix it.
+    """
+
+    def __init__(self, key: str, value: Any, reason: str) -> None:
+        self.key = key
+        self.value = value
+        self.reason = reason
+        super().__init__(f"incremental state {key} = {value!r}: {reason}")
+
+
 class JobFailedError(FeastSparkError, RuntimeError):
     """A Spark job ended without success.
 

@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from feast_spark import storage
 from feast_spark.config_reader import ConfigReader, identifier, resolve_location
+from feast_spark.errors import ConfigError
 
 CONSISTENCY_LEVELS = (
     "ANY", "ONE", "TWO", "THREE", "QUORUM", "ALL", "LOCAL_QUORUM", "EACH_QUORUM", "LOCAL_ONE",
@@ -170,6 +171,33 @@ def parse_online_store(
             4096,
         ),
     )
+
+
+def parse_online_store_mapping(
+    mapping: Mapping[str, Any], *, source: str = "job spec"
+) -> OnlineStoreConfig:
+    """An ``online_store`` mapping (a job spec's, or a file's section) as a typed config.
+
+    Validated exactly as the section of ``feature_store.yaml`` is (unknown keys are errors);
+    relative SQLite paths resolve against the working directory.
+
+    Raises:
+        ConfigError: Not a mapping, an unknown key or a bad value (blamed on ``source``).
+    """
+    if not isinstance(mapping, Mapping):
+        raise ConfigError("online_store", mapping, source, "must be a mapping with a 'type'")
+    return parse_online_store(ConfigReader(source, {}), dict(mapping), Path.cwd(), ".")
+
+
+def serialize_online_store(config: OnlineStoreConfig) -> dict[str, Any]:
+    """Inverse of :func:`parse_online_store_mapping`: the JSON/YAML form, for a job spec."""
+    data = asdict(config)
+    if isinstance(config, CassandraOnlineStoreConfig):
+        data["hosts"] = list(config.hosts)
+        data["replication"] = dict(config.replication)
+        if config.tls is None:
+            data.pop("tls")
+    return data
 
 
 def parse_replication(reader: ConfigReader, data: Any) -> dict[str, Any]:

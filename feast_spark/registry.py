@@ -217,6 +217,33 @@ class Registry:
 
         self._commit(change)
 
+    def change_table_states(
+        self,
+        project: str,
+        tables: Sequence[str],
+        change: Callable[[str, dict[str, Any]], dict[str, Any]],
+    ) -> None:
+        """Replace tables' bookkeeping with ``change(table, state)`` in one commit.
+
+        ``change`` is a pure function of the stored state: on a conflict it runs again on the
+        newer document.
+
+        Raises:
+            NotFoundError: No such project or table.
+        """
+
+        def commit(document: Document) -> None:
+            known = self._project(document, project)["feature_tables"]
+            states = document["projects"][project].setdefault("table_state", {})
+            for table in tables:
+                if table not in known:
+                    raise NotFoundError("feature table", table, project, _known(known))
+                changed = change(table, dict(states.get(table, {})))
+                if changed != states.get(table, {}):
+                    states[table] = changed
+
+        self._commit(commit)
+
     # --- plumbing ------------------------------------------------------------------------------
 
     def _read(self) -> tuple[int, Document]:

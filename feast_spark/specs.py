@@ -1,29 +1,51 @@
 """Job specs: the one versioned JSON contract between the launcher and a Spark job.
 
 A spec carries everything a job needs, resolved: the definitions (jobs never read the registry),
-the store locations, the window and the job's own options. ``spec_version`` changes whenever a
-field changes meaning; a job refuses a version it does not know.
+the store locations, the window and the job's own options (one validated class per job type,
+:data:`OPTIONS_CLASSES`). ``spec_version`` changes whenever a field changes meaning; a job
+refuses any other version (the launcher and the job always come from the same release).
+
+Version 2 moved the online store's settings of a materialize job from the spec's top level into
+:class:`MaterializeOptions`, typed.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import secrets
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, ClassVar
 
 from feast_spark.definitions import Entity, FeatureTable
+from feast_spark.definitions.names import check_name
 from feast_spark.definitions.sources import BatchSource, source_from_dict
-from feast_spark.errors import ArgumentError, JobSpecError
+from feast_spark.errors import ArgumentError, DefinitionError, FeastSparkError, JobSpecError
 from feast_spark.join_tuning import JoinTuning
+from feast_spark.online_store_config import (
+    CassandraOnlineStoreConfig,
+    OnlineStoreConfig,
+    SqliteOnlineStoreConfig,
+    parse_online_store_mapping,
+    serialize_online_store,
+)
 
-SPEC_VERSION = 1
+SPEC_VERSION = 2
 JOB_TYPES = ("ingest", "historical_retrieval", "materialize", "maintenance")
 MAINTENANCE_ACTIONS = ("compact", "vacuum")
+OUTPUT_FORMATS = ("parquet", "delta")
 #: Default of ``future_event_time_allowance`` (feature_store.yaml), in seconds.
 DEFAULT_FUTURE_ALLOWANCE_S = 3600.0
+# Job ids name folders of the job store and Spark applications: no separators, no spaces.
+_JOB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_TOP_KEYS = frozenset(
+    {
+        "spec_version", "job_id", "job_type", "project", "entities", "feature_tables",
+        "offline_store_path", "window", "result_path", "options", "future_event_time_allowance_s",
+    }
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -36,6 +58,8 @@ class Window:
     def __post_init__(self) -> None:
         for name in ("start", "end"):
             value = getattr(self, name)
+            if value is not None and not isinstance(value, datetime):
+                raise JobSpecError(f"window.{name}", f"{value!r} is not a datetime")
             if value is not None and value.tzinfo is None:
                 raise JobSpecError(f"window.{name}", f"{value} has no time zone; give one (UTC)")
         if self.start is not None and self.end is not None and self.start >= self.end:
@@ -51,7 +75,7 @@ class Window:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None) -> Window:
         """Inverse of :meth:`to_dict`."""
-        data = data or {}
+        data = _mapping(data or {}, "window", {"start", "end"})
         return cls(
             _instant(data.get("start"), "window.start"), _instant(data.get("end"), "window.end")
         )
@@ -69,6 +93,17 @@ class IngestOptions:
     source: BatchSource | None = None
     max_rejected_fraction: float = 1.0
 
+    KEYS: ClassVar[frozenset[str]] = frozenset({"source", "max_rejected_fraction"})
+
+    def __post_init__(self) -> None:
+        if self.source is not None and not isinstance(self.source, BatchSource):
+            raise JobSpecError("options.source", f"{self.source!r} is not a batch source")
+        fraction = self.max_rejected_fraction
+        if not _is_number(fraction) or not 0.0 <= fraction <= 1.0:
+            raise JobSpecError(
+                "options.max_rejected_fraction", f"{fraction!r}; give a number from 0 to 1"
+            )
+
     def to_dict(self) -> dict[str, Any]:
         """JSON form."""
         return {
@@ -79,10 +114,11 @@ class IngestOptions:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> IngestOptions:
         """Inverse of :meth:`to_dict`."""
+        data = _mapping(data, "options", cls.KEYS)
         source = data.get("source")
         return cls(
-            source=source_from_dict(source) if source else None,
-            max_rejected_fraction=float(data.get("max_rejected_fraction", 1.0)),
+            source=_field("options.source", source_from_dict, source) if source else None,
+            max_rejected_fraction=data.get("max_rejected_fraction", 1.0),
         )
 
 
@@ -104,6 +140,40 @@ class HistoricalRetrievalOptions:
     output_format: str = "parquet"
     join_tuning: JoinTuning = field(default_factory=JoinTuning)
 
+    KEYS: ClassVar[frozenset[str]] = frozenset(
+        {"feature_refs", "entity_source", "output_path", "output_format", "join_tuning"}
+    )
+
+    def __post_init__(self) -> None:
+        refs = self.feature_refs
+        if (
+            not isinstance(refs, tuple)
+            or not refs
+            or not all(isinstance(r, str) and ":" in r for r in refs)
+        ):
+            raise JobSpecError(
+                "options.feature_refs", f"{refs!r}; give a non-empty list of 'table:feature'"
+            )
+        if not isinstance(self.entity_source, BatchSource):
+            raise JobSpecError(
+                "options.entity_source", f"{self.entity_source!r} is not a batch source"
+            )
+        _text(self.output_path, "options.output_path")
+        self.check_output_format(self.output_format)
+        if not isinstance(self.join_tuning, JoinTuning):
+            raise JobSpecError("options.join_tuning", f"{self.join_tuning!r} is not a JoinTuning")
+
+    @staticmethod
+    def check_output_format(value: object) -> str:
+        """``value`` if it is a dataset format jobs write (the one check of it).
+
+        Raises:
+            JobSpecError: Neither ``parquet`` nor ``delta``.
+        """
+        if value not in OUTPUT_FORMATS:
+            raise JobSpecError("options.output_format", f"{value!r}; use parquet or delta")
+        return str(value)
+
     def to_dict(self) -> dict[str, Any]:
         """JSON form."""
         return {
@@ -117,13 +187,58 @@ class HistoricalRetrievalOptions:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> HistoricalRetrievalOptions:
         """Inverse of :meth:`to_dict`."""
+        data = _mapping(data, "options", cls.KEYS)
+        refs = _required(data, "feature_refs", "options")
+        tuning = data.get("join_tuning")
+        if tuning is not None and not isinstance(tuning, Mapping):
+            raise JobSpecError("options.join_tuning", f"{tuning!r}; give a JSON object")
         return cls(
-            feature_refs=tuple(data["feature_refs"]),
-            entity_source=source_from_dict(data["entity_source"]),
-            output_path=data["output_path"],
+            feature_refs=tuple(refs) if isinstance(refs, list) else refs,
+            entity_source=_field(
+                "options.entity_source",
+                source_from_dict,
+                _required(data, "entity_source", "options"),
+            ),
+            output_path=_required(data, "output_path", "options"),
             output_format=data.get("output_format", "parquet"),
-            join_tuning=JoinTuning.from_dict(data.get("join_tuning")),
+            join_tuning=JoinTuning.from_dict(tuning),
         )
+
+
+@dataclass(frozen=True)
+class MaterializeOptions:
+    """Options of a materialize job.
+
+    Attributes:
+        online_store: The online store written to, as ``online_store`` of feature_store.yaml.
+    """
+
+    online_store: OnlineStoreConfig
+
+    KEYS: ClassVar[frozenset[str]] = frozenset({"online_store"})
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.online_store, SqliteOnlineStoreConfig | CassandraOnlineStoreConfig):
+            raise JobSpecError(
+                "options.online_store", f"{self.online_store!r} is not an online store config"
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form (the online store as in feature_store.yaml)."""
+        return {"online_store": serialize_online_store(self.online_store)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> MaterializeOptions:
+        """Inverse of :meth:`to_dict`; the store is validated as feature_store.yaml's is.
+
+        Raises:
+            ConfigError: A bad online store setting (named as in feature_store.yaml).
+        """
+        data = _mapping(data, "options", cls.KEYS)
+        store = _required(data, "online_store", "options")
+        if not isinstance(store, Mapping):
+            raise JobSpecError("options.online_store", f"{store!r}; give the store's settings")
+        return cls(parse_online_store_mapping(store, source="the job spec"))
 
 
 @dataclass(frozen=True)
@@ -138,6 +253,8 @@ class MaintenanceOptions:
 
     action: str
 
+    KEYS: ClassVar[frozenset[str]] = frozenset({"action"})
+
     def __post_init__(self) -> None:
         if self.action not in MAINTENANCE_ACTIONS:
             raise JobSpecError("options.action", f"{self.action!r}; use compact or vacuum")
@@ -149,10 +266,20 @@ class MaintenanceOptions:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> MaintenanceOptions:
         """Inverse of :meth:`to_dict`."""
-        return cls(data["action"])
+        data = _mapping(data, "options", cls.KEYS)
+        return cls(_required(data, "action", "options"))
 
 
-JobOptions = IngestOptions | HistoricalRetrievalOptions | MaintenanceOptions
+JobOptions = IngestOptions | HistoricalRetrievalOptions | MaterializeOptions | MaintenanceOptions
+#: The options class of each job type.
+OPTIONS_CLASSES: Mapping[str, type[JobOptions]] = {
+    "ingest": IngestOptions,
+    "historical_retrieval": HistoricalRetrievalOptions,
+    "materialize": MaterializeOptions,
+    "maintenance": MaintenanceOptions,
+}
+#: Job types that run with default options when a spec gives none.
+_OPTIONAL_OPTIONS = frozenset({"ingest"})
 
 
 @dataclass(frozen=True)
@@ -161,15 +288,14 @@ class JobSpec:
 
     Attributes:
         job_id: Unique id, also used in result and rejected-row records.
-        job_type: ``ingest``, ``historical_retrieval`` or ``materialize``.
+        job_type: ``ingest``, ``historical_retrieval``, ``materialize`` or ``maintenance``.
         project: The project the tables belong to.
         entities: Entity definitions the tables use.
-        feature_tables: The tables the job reads or writes.
+        feature_tables: The tables the job reads or writes (at least one).
         offline_store_path: Root of the Delta tables.
         window: Event-time window.
         result_path: Where the job writes its result record (JSON).
-        online_store: The online store's settings (materialize only), as in feature_store.yaml.
-        options: Type-specific options (ingest or historical retrieval).
+        options: The job type's options (:data:`OPTIONS_CLASSES`); only ingest may omit them.
         future_event_time_allowance_s: Event times later than the job's start plus this many
             seconds are rejected by ingest and skipped by materialize.
     """
@@ -182,15 +308,42 @@ class JobSpec:
     offline_store_path: str
     window: Window = field(default_factory=Window)
     result_path: str | None = None
-    online_store: Mapping[str, Any] | None = None
     options: JobOptions | None = None
     future_event_time_allowance_s: float = DEFAULT_FUTURE_ALLOWANCE_S
 
     def __post_init__(self) -> None:
+        if not isinstance(self.job_id, str) or not _JOB_ID.match(self.job_id):
+            raise JobSpecError(
+                "job_id", f"{self.job_id!r}; use letters, digits, '.', '_' and '-' only"
+            )
         if self.job_type not in JOB_TYPES:
             raise JobSpecError("job_type", f"{self.job_type!r}; use one of {', '.join(JOB_TYPES)}")
+        try:
+            check_name("project", self.project)
+        except DefinitionError as error:
+            raise JobSpecError("project", str(error)) from None
+        _items(self.entities, Entity, "entities")
+        _items(self.feature_tables, FeatureTable, "feature_tables")
+        if not self.feature_tables:
+            raise JobSpecError("feature_tables", "empty; a job needs at least one table")
+        _text(self.offline_store_path, "offline_store_path")
+        if not isinstance(self.window, Window):
+            raise JobSpecError("window", f"{self.window!r} is not a Window")
+        if self.result_path is not None:
+            _text(self.result_path, "result_path")
+        expected = OPTIONS_CLASSES[self.job_type]
+        if self.options is None and self.job_type not in _OPTIONAL_OPTIONS:
+            raise JobSpecError(
+                "options", f"missing; job type '{self.job_type}' needs {expected.__name__}"
+            )
+        if self.options is not None and not isinstance(self.options, expected):
+            raise JobSpecError(
+                "options",
+                f"{type(self.options).__name__}; job type '{self.job_type}' takes "
+                f"{expected.__name__}",
+            )
         allowance = self.future_event_time_allowance_s
-        if isinstance(allowance, bool) or not isinstance(allowance, int | float) or allowance < 0:
+        if not _is_number(allowance) or allowance < 0:
             raise JobSpecError("future_event_time_allowance_s", f"{allowance!r}; give seconds >= 0")
 
     @property
@@ -215,7 +368,6 @@ class JobSpec:
                 "offline_store_path": self.offline_store_path,
                 "window": self.window.to_dict(),
                 "result_path": self.result_path,
-                "online_store": dict(self.online_store) if self.online_store else None,
                 "options": self.options.to_dict() if self.options else None,
                 "future_event_time_allowance_s": self.future_event_time_allowance_s,
             },
@@ -228,7 +380,8 @@ class JobSpec:
         """Parse and check a spec.
 
         Raises:
-            JobSpecError: Not JSON, an unknown ``spec_version``, or a missing or bad field.
+            JobSpecError: Not JSON, another ``spec_version``, or a missing, unknown or bad field.
+            ConfigError: A bad online store or join tuning setting.
         """
         try:
             data = json.loads(text)
@@ -240,37 +393,36 @@ class JobSpec:
         if version != SPEC_VERSION:
             raise JobSpecError(
                 "spec_version",
-                f"{version!r} is not supported; this job reads version {SPEC_VERSION} "
-                "(launcher and job come from different feast-spark releases)",
+                f"{version!r}, but this job reads version {SPEC_VERSION}: the launcher and the "
+                "job come from different feast-spark releases; re-submit the job with this release",
             )
-        try:
-            job_type = data["job_type"]
-            raw_options = data.get("options")
-            readers: dict[str, Callable[[Mapping[str, Any]], JobOptions]] = {
-                "ingest": IngestOptions.from_dict,
-                "historical_retrieval": HistoricalRetrievalOptions.from_dict,
-                "maintenance": MaintenanceOptions.from_dict,
-            }
-            options: JobOptions | None = None
-            if raw_options is not None and job_type in readers:
-                options = readers[job_type](raw_options)
-            return cls(
-                job_id=data["job_id"],
-                job_type=job_type,
-                project=data["project"],
-                entities=tuple(Entity.from_dict(e) for e in data["entities"]),
-                feature_tables=tuple(FeatureTable.from_dict(t) for t in data["feature_tables"]),
-                offline_store_path=data["offline_store_path"],
-                window=Window.from_dict(data.get("window")),
-                result_path=data.get("result_path"),
-                online_store=data.get("online_store"),
-                options=options,
-                future_event_time_allowance_s=data.get(
-                    "future_event_time_allowance_s", DEFAULT_FUTURE_ALLOWANCE_S
-                ),
-            )
-        except KeyError as error:
-            raise JobSpecError(str(error.args[0]), "missing") from None
+        _mapping(data, "<document>", _TOP_KEYS)
+        job_type = _required(data, "job_type")
+        raw_options = data.get("options")
+        options: JobOptions | None = None
+        if raw_options is not None and job_type in OPTIONS_CLASSES:
+            options = OPTIONS_CLASSES[job_type].from_dict(raw_options)
+        entities = _required(data, "entities")
+        tables = _required(data, "feature_tables")
+        return cls(
+            job_id=_required(data, "job_id"),
+            job_type=job_type,
+            project=_required(data, "project"),
+            entities=tuple(
+                _field("entities", Entity.from_dict, e) for e in _list(entities, "entities")
+            ),
+            feature_tables=tuple(
+                _field("feature_tables", FeatureTable.from_dict, t)
+                for t in _list(tables, "feature_tables")
+            ),
+            offline_store_path=_required(data, "offline_store_path"),
+            window=Window.from_dict(data.get("window")),
+            result_path=data.get("result_path"),
+            options=options,
+            future_event_time_allowance_s=data.get(
+                "future_event_time_allowance_s", DEFAULT_FUTURE_ALLOWANCE_S
+            ),
+        )
 
 
 def new_job_id(job_type: str, table: str | None = None) -> str:
@@ -300,6 +452,56 @@ def parse_instant(value: str | datetime, *, name: str = "time") -> datetime:
     except OverflowError:
         raise ArgumentError(name, value, "is outside years 1 to 9999 in UTC") from None
     return parsed
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _text(value: object, name: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise JobSpecError(name, f"{value!r}; give a non-empty string")
+    return value
+
+
+def _items(values: object, kind: type, name: str) -> None:
+    if not isinstance(values, tuple) or not all(isinstance(v, kind) for v in values):
+        raise JobSpecError(name, f"{values!r}; give a tuple of {kind.__name__}")
+
+
+def _list(value: object, name: str) -> list[Any]:
+    if not isinstance(value, list):
+        raise JobSpecError(name, f"{value!r}; give a list")
+    return value
+
+
+def _mapping(data: object, name: str, keys: frozenset[str] | set[str]) -> Mapping[str, Any]:
+    """``data`` as a mapping of known keys only (an unknown key is a field of another version)."""
+    if not isinstance(data, Mapping):
+        raise JobSpecError(name, f"{data!r}; give a JSON object")
+    unknown = sorted(set(data) - set(keys))
+    if unknown:
+        where = "" if name == "<document>" else f"{name}."
+        raise JobSpecError(f"{where}{unknown[0]}", f"unknown; known: {', '.join(sorted(keys))}")
+    return data
+
+
+def _required(data: Mapping[str, Any], key: str, section: str = "") -> Any:
+    if key not in data:
+        raise JobSpecError(f"{section}.{key}" if section else key, "missing")
+    return data[key]
+
+
+def _field(name: str, parse: Any, value: Any) -> Any:
+    """``parse(value)``, a definition error reported against the spec field ``name``."""
+    if not isinstance(value, Mapping):
+        raise JobSpecError(name, f"{value!r}; give a JSON object")
+    try:
+        return parse(value)
+    except JobSpecError:
+        raise
+    except (FeastSparkError, TypeError, ValueError) as error:
+        raise JobSpecError(name, str(error)) from None
 
 
 def _instant(value: Any, field_name: str) -> datetime | None:

@@ -24,8 +24,6 @@ from feast_spark.specs import HistoricalRetrievalOptions, JobSpec
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
-OUTPUT_FORMATS = ("parquet", "delta")
-
 
 def run(
     spark: SparkSession, spec: JobSpec, started_at: datetime, progress: JobProgress
@@ -41,10 +39,6 @@ def run(
     options = spec.options
     if not isinstance(options, HistoricalRetrievalOptions):
         raise JobSpecError("options", "a historical retrieval job needs its options")
-    if options.output_format not in OUTPUT_FORMATS:
-        raise JobSpecError(
-            "options.output_format", f"{options.output_format!r}; use parquet or delta"
-        )
     tables = {t.name: t for t in spec.feature_tables}
     features = features_by_table(parse_feature_refs(options.feature_refs, tables))
     needed = {name for table in features for name in tables[table].entities}

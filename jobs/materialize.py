@@ -4,7 +4,7 @@
 
 The spec (feast_spark.specs.JobSpec, job_type "materialize") names the feature tables, their
 entities, the offline store root, the event-time window [start, end) (open bounds allowed) and
-the online store's settings (``online_store``, as in feature_store.yaml). For each table, in
+the online store's settings (``options.online_store``, as in feature_store.yaml). For each table, in
 order: create or extend the online table, read the window of its Delta table, skip rows dated
 after the job's start plus the spec's future_event_time_allowance_s (counted: rows_future), keep
 the latest row per key and write it from the executors (feast_spark.spark.materialize). The
@@ -24,9 +24,10 @@ from typing import TYPE_CHECKING, Any
 
 from feast_spark.errors import JobSpecError, NotFoundError
 from feast_spark.job_results import JobResult
-from feast_spark.online.base import OnlineTableSchema, online_store_config, online_store_mapping
+from feast_spark.online.base import OnlineTableSchema
+from feast_spark.online_store_config import serialize_online_store
 from feast_spark.spark.job_entry import JobProgress, run_job, succeeded
-from feast_spark.specs import JobSpec
+from feast_spark.specs import JobSpec, MaterializeOptions
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -48,11 +49,10 @@ def run(
     from feast_spark.spark.materialize import materialize_table
     from feast_spark.spark.offline_store import read_offline_table
 
-    if not spec.feature_tables:
-        raise JobSpecError("feature_tables", "a materialize job needs at least one table")
-    if not spec.online_store:
-        raise JobSpecError("online_store", "missing; give the online store's settings")
-    store = online_store_mapping(online_store_config(spec.online_store))
+    if not isinstance(spec.options, MaterializeOptions):  # JobSpec checks it: for mypy
+        raise JobSpecError("options", "a materialize job needs its options (online_store)")
+    # The writers on the executors get the plain mapping: it ships in a closure unchanged.
+    store = serialize_online_store(spec.options.online_store)
     done: list[TableOutcome] = []
     progress.rows_written, progress.details = 0, _details(store, done)
     schemas = [OnlineTableSchema.of(spec.project, t, spec.entities) for t in spec.feature_tables]

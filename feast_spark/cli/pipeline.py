@@ -135,7 +135,7 @@ def materialize(
 def materialize_incremental(
     tables: tuple[str, ...], end: datetime | None, wait: bool, timeout: float | None, output: str
 ) -> None:
-    """Materialize TABLES from their high-water marks up to --end."""
+    """Materialize TABLES from their high-water marks up to --end (at most now + the allowance)."""
     client = _client()
     job = client.materialize_incremental(list(tables), end)
     if job is None:
@@ -146,10 +146,7 @@ def materialize_incremental(
         else:
             click.echo(message)
         return
-    run_or_print(job, wait, timeout=timeout, output=output)
-    if wait:  # it succeeded (run_or_print raises otherwise): move the marks now
-        for table in tables:
-            client.settle_incremental(table)
+    run_or_print(job, wait, timeout=timeout, output=output)  # waiting settles the marks
 
 
 @click.command("get-online-features")

@@ -102,6 +102,7 @@ class Job:
         self._record = record
         self._store = store
         self._target = target
+        self._on_end: list[Callable[[JobRecord], None]] = []
 
     def __repr__(self) -> str:
         return f"Job({self.id!r}, {self._record.state.value})"
@@ -129,13 +130,26 @@ class Job:
         stored = self._store.get(self.id)
         if stored.state.is_final:
             self._record = stored
-            return stored
+            return self._ended(stored)
         observation = self._target.observe(stored)
         updated = self._apply(stored, observation)
         if updated != stored:
             updated = self._store.put(updated)
         self._record = updated
-        return updated
+        return self._ended(updated) if updated.state.is_final else updated
+
+    def on_end(self, callback: Callable[[JobRecord], None]) -> None:
+        """Call ``callback`` with the final record once this handle sees the job end.
+
+        Runs from :meth:`refresh` (so :meth:`status`, :meth:`wait` and :meth:`result`), once;
+        e.g. incremental materialization moves its high-water mark there. Its errors propagate.
+        """
+        self._on_end.append(callback)
+
+    def _ended(self, record: JobRecord) -> JobRecord:
+        while self._on_end:
+            self._on_end.pop(0)(record)
+        return record
 
     def status(self) -> JobState:
         """The job's state, from its source of truth (see :meth:`refresh`)."""

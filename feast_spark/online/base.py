@@ -32,21 +32,17 @@ import enum
 import functools
 import math
 import time
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol, Self
 
 from feast_spark.columns import CREATED_TIMESTAMP, EVENT_TIMESTAMP
-from feast_spark.config import (
-    CassandraOnlineStoreConfig,
-    OnlineStoreConfig,
-    parse_config,
-)
 from feast_spark.definitions import Entity, FeatureTable
 from feast_spark.errors import DefinitionError, NotFoundError, OnlineStoreError
 from feast_spark.online.naming import online_table_name
+from feast_spark.online_store_config import parse_online_store_mapping, serialize_online_store
 from feast_spark.types import ValueType
 
 if TYPE_CHECKING:
@@ -320,35 +316,10 @@ class ClosingStore:
 # --- opening a store ------------------------------------------------------------------------------
 
 
-def online_store_config(
-    mapping: Mapping[str, Any], *, source: str = "job spec"
-) -> OnlineStoreConfig:
-    """The ``online_store`` section of a ``feature_store.yaml`` (or a job spec) as a config.
-
-    Validated exactly as ``feature_store.yaml`` is; relative SQLite paths resolve against the
-    working directory.
-
-    Raises:
-        ConfigError: An unknown key or a bad value.
-    """
-    document = {
-        "project": "online_store",
-        "registry": "registry.json",
-        "offline_store": {"path": "offline"},
-        "online_store": dict(mapping),
-    }
-    return parse_config(document, source=source).online_store
-
-
-def online_store_mapping(config: OnlineStoreConfig) -> dict[str, Any]:
-    """Inverse of :func:`online_store_config`: the JSON/YAML form, for a job spec."""
-    data = asdict(config)
-    if isinstance(config, CassandraOnlineStoreConfig):
-        data["hosts"] = list(config.hosts)
-        data["replication"] = dict(config.replication)
-        if config.tls is None:
-            data.pop("tls")
-    return data
+# Names older callers use (benchmarks, the Spark writer's tests); the functions live beside the
+# config they parse.
+online_store_config = parse_online_store_mapping
+online_store_mapping = serialize_online_store
 
 
 # --- values ---------------------------------------------------------------------------------------

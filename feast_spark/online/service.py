@@ -1,4 +1,4 @@
-"""Online serving and incremental materialization windows: what the Client and the CLI call.
+"""Online serving: what the Client and the CLI call to read features.
 
 Reading::
 
@@ -13,9 +13,7 @@ Reading::
     #  "driver_stats:trips": [7, None],
     #  "driver_stats:trips__status": ["PRESENT", "NOT_FOUND"]}
 
-Incremental materialization: :func:`incremental_window` turns a table's bookkeeping
-(``Registry.table_state``) into the next window; after the job succeeds, merge
-:func:`materialized_state` into it with ``Registry.update_table_state``.
+Incremental materialization windows are :mod:`feast_spark.incremental`'s.
 """
 
 from __future__ import annotations
@@ -39,15 +37,12 @@ from feast_spark.online.base import (
     stored_key,
     user_value,
 )
-from feast_spark.specs import Window
 from feast_spark.types import ValueType
 
 if TYPE_CHECKING:
     import pandas as pd
     import pyarrow as pa
 
-#: Key of the materialization high-water mark in a table's state (ISO-8601 instant).
-MATERIALIZED_UNTIL: Final = "materialized_until"
 _MICROSECOND = timedelta(microseconds=1)
 PRESENT = FeatureStatus.PRESENT
 NULL_VALUE = FeatureStatus.NULL_VALUE
@@ -488,73 +483,3 @@ def _stored_keys(
             keys[name] = stored_key(row[name], value_type, entity=name, row=i)
         stored.append(keys)
     return stored
-
-
-# --- incremental materialization -----------------------------------------------------------------
-
-
-def incremental_window(
-    table: FeatureTable, state: Mapping[str, Any], end: datetime
-) -> Window | None:
-    """The window the next incremental materialization of ``table`` covers, ending at ``end``.
-
-    - After an earlier run: from its high-water mark (``state["materialized_until"]``).
-    - First run, table with ``max_age``: from ``end - max_age`` (older values would be withheld
-      as OUTSIDE_MAX_AGE anyway).
-    - First run, no ``max_age``: from the table's first row (an open start).
-
-    Args:
-        table: The feature table.
-        state: Its bookkeeping, ``Registry.table_state(project, table)``.
-        end: Exclusive end, an aware datetime (usually now).
-
-    Returns:
-        The window, or None when the table is materialized up to ``end`` already.
-
-    Raises:
-        ValueError: ``end`` has no time zone, or the state's mark is not an ISO-8601 instant.
-    """
-    if end.tzinfo is None or end.utcoffset() is None:
-        raise ValueError(f"end = {end.isoformat()} has no time zone; pass an aware datetime")
-    mark = state.get(MATERIALIZED_UNTIL)
-    start: datetime | None
-    if mark is not None:
-        try:
-            start = datetime.fromisoformat(str(mark))
-        except ValueError:
-            raise ValueError(
-                f"feature table '{table.name}': state {MATERIALIZED_UNTIL} = {mark!r} is not an "
-                "ISO-8601 instant"
-            ) from None
-        if start.tzinfo is None:
-            raise ValueError(
-                f"feature table '{table.name}': state {MATERIALIZED_UNTIL} = {mark!r} has no "
-                "time zone"
-            )
-    elif table.max_age is not None:
-        try:
-            start = end - table.max_age
-        except OverflowError:  # reaches before year one: every row is young enough
-            start = None
-    else:
-        start = None
-    if start is not None and start >= end:
-        return None
-    return Window(start, end)
-
-
-def materialized_state(state: Mapping[str, Any], window: Window) -> dict[str, Any]:
-    """Values to merge into a table's state after ``window`` was materialized successfully.
-
-    The high-water mark only moves forward: materializing an older window (a backfill) keeps it.
-    Pass the result to ``Registry.update_table_state(project, table, **values)``.
-
-    Raises:
-        ValueError: ``window`` has no end.
-    """
-    if window.end is None:
-        raise ValueError("a window without an end sets no high-water mark; give an end")
-    mark = state.get(MATERIALIZED_UNTIL)
-    if mark is not None and datetime.fromisoformat(str(mark)) >= window.end:
-        return {MATERIALIZED_UNTIL: str(mark)}
-    return {MATERIALIZED_UNTIL: window.end.isoformat()}

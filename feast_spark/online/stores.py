@@ -15,7 +15,8 @@ from feast_spark.config import (
     OnlineStoreConfig,
     SqliteOnlineStoreConfig,
 )
-from feast_spark.online.base import OnlineStore, online_store_config
+from feast_spark.online.base import OnlineStore
+from feast_spark.online_store_config import parse_online_store_mapping
 
 
 def open_online_store(config: OnlineStoreConfig | Mapping[str, Any]) -> OnlineStore:
@@ -28,7 +29,7 @@ def open_online_store(config: OnlineStoreConfig | Mapping[str, Any]) -> OnlineSt
         OnlineStoreError: The store cannot be reached (names the hosts or file and the error).
     """
     if isinstance(config, Mapping):
-        config = online_store_config(config)
+        config = parse_online_store_mapping(config)
     if isinstance(config, SqliteOnlineStoreConfig):
         from feast_spark.online.sqlite import SqliteOnlineStore
 

@@ -132,8 +132,8 @@ def write_online(
     Args:
         rows: Keys, features, ``event_timestamp`` (and ``created_timestamp``).
         schema: The online table.
-        store: The online store's settings as a mapping
-            (:func:`feast_spark.online.base.online_store_mapping`); shipped to the executors.
+        store: The online store's settings as a mapping, shipped to the executors
+            (:func:`feast_spark.online_store_config.serialize_online_store`).
         tasks: Write tasks at most (default: the cluster's default parallelism); each holds one
             session with ``write_concurrency`` writes in flight.
 

@@ -174,7 +174,7 @@ class Project:
         """The table's materialization high-water mark, as the registry holds it."""
         client = self.client()
         try:
-            return client.settle_incremental(TABLE).get("materialized_until")
+            return client.settle_incremental(TABLE).serialize()["materialized_until"]
         finally:
             client.close()
 

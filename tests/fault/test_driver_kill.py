@@ -221,7 +221,7 @@ def test_materialize_killed_after_its_writes_leaves_the_mark_and_a_rerun_is_exac
     if not (repo / "data" / "offline" / "faults" / "trips" / "_delta_log").exists():
         done = client.ingest("trips", start=T0, end=end)
         assert done.wait(WAIT_S, poll_interval=1) is JobState.SUCCEEDED, done.record.error
-    mark_before = client.registry.table_state("faults", "trips").get("materialized_until")
+    mark_before = client.incremental.state("trips").materialized_until
 
     # given an incremental materialization killed once its online writes are done
     job = launch_paused(
@@ -232,14 +232,14 @@ def test_materialize_killed_after_its_writes_leaves_the_mark_and_a_rerun_is_exac
 
     # then the high-water mark did not move
     state = client.settle_incremental("trips")
-    assert state.get("materialized_until") == mark_before
-    assert not state.get("pending_materialization")
+    assert state.materialized_until == mark_before
+    assert state.pending_job is None
 
     # when it is rerun, it succeeds, moves the mark to the end and serves the latest values
     rerun = client.materialize_incremental(["trips"], end)
     assert rerun is not None
     assert rerun.wait(WAIT_S, poll_interval=1) is JobState.SUCCEEDED, rerun.record.error
-    assert client.settle_incremental("trips")["materialized_until"] == end.isoformat()
+    assert client.settle_incremental("trips").materialized_until == end
     online = client.get_online_features(
         "trips:rate", [{"driver_id": key} for key in range(1, KEYS + 1)]
     ).to_dict()

@@ -18,12 +18,12 @@ import pytest
 from feast_spark.config import CassandraOnlineStoreConfig, SqliteOnlineStoreConfig
 from feast_spark.definitions import Entity, Feature, FeatureTable, FileSource
 from feast_spark.job_results import FAILED, SUCCEEDED, read_result
-from feast_spark.online.base import online_store_mapping
 from feast_spark.online.service import get_online_features
 from feast_spark.online.stores import open_online_store
+from feast_spark.online_store_config import serialize_online_store
 from feast_spark.spark.offline_store import ensure_table
 from feast_spark.spark.offline_writes import write_window
-from feast_spark.specs import JobSpec, Window
+from feast_spark.specs import JobSpec, MaterializeOptions, Window
 
 if TYPE_CHECKING:
     from cassandra.cluster import Session
@@ -108,7 +108,7 @@ def make_spec(
         offline_store_path=offline_root,
         window=window or Window(at(1), at(2)),
         result_path=str(result_path),
-        online_store=online_store_mapping(store),
+        options=MaterializeOptions(store),
     )
     path = tmp_path / f"{job_id}.spec.json"
     path.write_text(spec.to_json())
@@ -222,7 +222,7 @@ def test_a_write_task_failure_is_reported_with_the_store_error(
 
     store = SqliteOnlineStoreConfig(path=str(tmp_path / "online.db"))
     spec_path, result_path = make_spec(tmp_path, offline_root, store, tables=TABLES[:1])
-    broken = online_store_mapping(SqliteOnlineStoreConfig(path=str(tmp_path / "file" / "x.db")))
+    broken = serialize_online_store(SqliteOnlineStoreConfig(path=str(tmp_path / "file" / "x.db")))
     (tmp_path / "file").write_text("a file where the folder should be")
     original = materialize.write_online
     monkeypatch.setattr(
