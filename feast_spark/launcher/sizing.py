@@ -53,8 +53,9 @@ class JobFootprint:
 
     Attributes:
         delta_log_bytes: Bytes in the ``_delta_log`` folders of the job's tables (0: none yet).
-        input_bytes: Bytes of the job's inputs, or None when one of them could not be measured
-            from here (a remote URI): then the job is not treated as small.
+        input_bytes: Bytes of the job's inputs (counted up to just past
+            :data:`SMALL_INPUT_BYTES`), or None when one of them cannot be measured from here (a
+            remote URI, a glob): then the job is not treated as small.
     """
 
     delta_log_bytes: int = 0
@@ -90,7 +91,7 @@ def measure(spec: JobSpec, *, inputs: bool) -> JobFootprint:
     log_bytes = sum(_delta_log_bytes(table) for table in tables)
     if not inputs:
         return JobFootprint(log_bytes)
-    return JobFootprint(log_bytes, _local_bytes([*tables, *_source_paths(spec)]))
+    return JobFootprint(log_bytes, _local_bytes([*tables, *_source_paths(spec)], SMALL_INPUT_BYTES))
 
 
 def _source_paths(spec: JobSpec) -> list[str]:
@@ -125,18 +126,25 @@ def _delta_log_bytes(table: str) -> int:
     return sum(info.size or 0 for info in infos if info.type == pyarrow.fs.FileType.File)
 
 
-def _local_bytes(paths: Iterable[str]) -> int | None:
-    """Total bytes under local paths (files or folders); None when one is remote or a glob."""
+def _local_bytes(paths: Iterable[str], limit: int) -> int | None:
+    """Total bytes under local paths (files or folders), counting stops once over ``limit``.
+
+    None when a path is remote or a glob: its size is not known from here.
+    """
+    uris = list(paths)
+    local = [local_path(uri) for uri in uris]
+    if any(path is None or any(char in path for char in "*?[") for path in local):
+        return None
     total = 0
-    for uri in paths:
-        path = local_path(uri)
-        if path is None or any(char in path for char in "*?["):
-            return None
-        total += _tree_bytes(path)
+    for path in local:
+        total += _tree_bytes(str(path), limit - total)
+        if total > limit:
+            break
     return total
 
 
-def _tree_bytes(path: str) -> int:
+def _tree_bytes(path: str, limit: int) -> int:
+    """Bytes of a file or a folder's files; a large table is not walked past ``limit``."""
     if os.path.isfile(path):
         return os.path.getsize(path)
     total = 0
@@ -146,4 +154,6 @@ def _tree_bytes(path: str) -> int:
                 total += os.path.getsize(os.path.join(folder, name))
             except OSError:
                 continue  # removed while counting (a vacuum): it is not read either
+        if total > limit:
+            break
     return total
