@@ -11,6 +11,10 @@ interleaved so that load from elsewhere hits every tree alike:
   ``ingest driver_stats`` (720K rows), ``get-historical-features`` (2,000 entity rows over both
   tables) and ``materialize`` (both tables, 30 days, to SQLite).
 
+* ``jvm-options``: one quickstart project (untimed), then its three small jobs under each
+  ``--jvm NAME=OPTIONS`` of the driver JVM (default: none against ``-XX:TieredStopAtLevel=1``),
+  set as ``spark.driver.extraJavaOptions`` in its ``feature_store.yaml``.
+
 Each figure is printed with the 1-minute load average when it started (the machine may be
 shared); compare trees by their ratio within one run. With ``--event-logs DIR`` the small jobs
 write Spark event logs there, for ``benchmarks/job_timeline.py``.
@@ -19,6 +23,8 @@ Example::
 
     python benchmarks/whole_process.py quickstart --tree after=. --tree before=/work/main \\
         --repeat 2
+    python benchmarks/whole_process.py jvm-options --repeat 2 \\
+        --jvm none= --jvm c1=-XX:TieredStopAtLevel=1
 
 The helpers (:func:`run_timed`, :func:`cli_command`, :func:`load`) are also used by
 ``historical_retrieval.py --whole-process``.
@@ -143,8 +149,6 @@ def add_spark_conf(project: Path, conf: dict[str, str]) -> None:
 
 def quickstart_round(name: str, tree: Path, scratch: Path, event_logs: Path | None) -> list[Timed]:
     """One quickstart and its three small jobs as whole processes, for one source tree."""
-    from feast_spark.quickstart import ENTITY_ROWS, data_end, sample_entity_rows
-
     project = scratch / f"qs-{name}-{time.monotonic_ns()}"
     argv, env = cli_command(tree, "quickstart", str(project))
     runs = [run_timed(f"{name} quickstart", argv, cwd=scratch, env=env)]
@@ -154,10 +158,19 @@ def quickstart_round(name: str, tree: Path, scratch: Path, event_logs: Path | No
         add_spark_conf(
             project, {"spark.eventLog.enabled": "true", "spark.eventLog.dir": str(folder)}
         )
-    end = data_end()
-    rows = project / "entity_rows.parquet"
+    runs += small_jobs(name, tree, project, event_logs / name if event_logs else None)
+    shutil.rmtree(project, ignore_errors=True)
+    return runs
+
+
+def small_jobs(name: str, tree: Path, project: Path, event_logs: Path | None) -> list[Timed]:
+    """The quickstart project's ingest, training set and materialize, each a whole process."""
     import pyarrow.parquet as pq
 
+    from feast_spark.quickstart import ENTITY_ROWS, data_end, sample_entity_rows
+
+    end = data_end()
+    rows = project / "entity_rows.parquet"
     pq.write_table(sample_entity_rows(end, ENTITY_ROWS), rows)
     start = (end - timedelta(days=30)).isoformat()
     jobs = {
@@ -182,13 +195,37 @@ def quickstart_round(name: str, tree: Path, scratch: Path, event_logs: Path | No
             end.isoformat(),
         ],
     }
+    runs = []
     for label, args in jobs.items():
         argv, env = cli_command(tree, *args, "--config", str(project))
         runs.append(run_timed(f"{name} {label}", argv, cwd=project, env=env))
         if event_logs is not None:
-            print_job_timeline(runs[-1], project, event_logs / name)
-    shutil.rmtree(project, ignore_errors=True)
+            print_job_timeline(runs[-1], project, event_logs)
     return runs
+
+
+def jvm_options_rounds(
+    tree: Path, scratch: Path, variants: dict[str, str], repeat: int
+) -> dict[str, list[list[Timed]]]:
+    """The small jobs under each driver JVM option set, in one quickstart project.
+
+    The options go into ``spark.conf`` of ``feature_store.yaml`` as
+    ``spark.driver.extraJavaOptions``, which wins over the launcher's sizing; ``-Dnone=1``
+    stands for "no option".
+    """
+    project = scratch / "qs-jvm"
+    argv, env = cli_command(tree, "quickstart", str(project))
+    first = run_timed("setup quickstart", argv, cwd=scratch, env=env)
+    print(f"setup: quickstart {first.seconds:.1f}s (load {first.load:.1f})", flush=True)
+    results: dict[str, list[list[Timed]]] = {name: [] for name in variants}
+    for round_number in range(repeat):
+        for name, options in variants.items():
+            add_spark_conf(project, {"spark.driver.extraJavaOptions": options or "-Dnone=1"})
+            runs = small_jobs(name, tree, project, None)
+            results[name].append(runs)
+            shown = ", ".join(f"{r.label.split(' ', 1)[1]} {r.seconds:.1f}s" for r in runs)
+            print(f"round {round_number + 1} {name}: {shown} (load {runs[0].load:.1f})")
+    return results
 
 
 def print_job_timeline(run: Timed, project: Path, event_logs: Path) -> None:
@@ -211,6 +248,7 @@ def print_quickstart(results: dict[str, list[list[Timed]]]) -> None:
     """Best of the rounds per tree and command, with every run and its load average."""
     names = list(results)
     labels = [run.label.split(" ", 1)[1] for run in results[names[0]][0]]
+    with_quickstart = labels[0] == "quickstart"
     print("\ncommand (whole process)   " + "".join(f"{n:>14}" for n in names) + "   runs (load)")
     for index, label in enumerate(labels):
         cells, notes = [], []
@@ -227,10 +265,12 @@ def print_quickstart(results: dict[str, list[list[Timed]]]) -> None:
                 theirs = min(r[index].seconds for r in results[base])
                 print(f"ratio {name}/{base} {label}: {mine / theirs:.2f}")
     for name in names:
-        best = min(results[name], key=lambda r: r[0].seconds)[0]
-        steps = ", ".join(f"[{k}] {v:.1f}s" for k, v in best.steps.items())
-        print(f"{name} quickstart steps (best run): {steps}")
-        for run in min(results[name], key=lambda r: sum(x.seconds for x in r[1:]))[1:]:
+        if with_quickstart:
+            best = min(results[name], key=lambda r: r[0].seconds)[0]
+            steps = ", ".join(f"[{k}] {v:.1f}s" for k, v in best.steps.items())
+            print(f"{name} quickstart steps (best run): {steps}")
+        jobs = slice(1, None) if with_quickstart else slice(None)
+        for run in min(results[name], key=lambda r: sum(x.seconds for x in r[jobs]))[jobs]:
             if run.job_seconds is not None:
                 print(
                     f"{run.label}: {run.seconds:.1f}s whole process, job record "
@@ -240,7 +280,7 @@ def print_quickstart(results: dict[str, list[list[Timed]]]) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("what", choices=["quickstart"])
+    parser.add_argument("what", choices=["quickstart", "jvm-options"])
     parser.add_argument(
         "--tree",
         action="append",
@@ -250,12 +290,29 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeat", type=int, default=1, help="rounds (best is reported)")
     parser.add_argument("--tmp", default=None, help="scratch directory")
     parser.add_argument("--event-logs", default=None, help="write the small jobs' event logs here")
+    parser.add_argument(
+        "--jvm",
+        action="append",
+        default=[],
+        help="jvm-options: NAME=OPTIONS of the driver JVM to compare (repeat)",
+    )
     args = parser.parse_args(argv)
     print("command: python benchmarks/whole_process.py " + " ".join(argv or sys.argv[1:]))
     trees = dict(t.split("=", 1) for t in args.tree) or {"this": str(ROOT)}
     scratch = Path(tempfile.mkdtemp(prefix="whole-process-", dir=args.tmp))
     event_logs = Path(args.event_logs).resolve() if args.event_logs else None
     results: dict[str, list[list[Timed]]] = {name: [] for name in trees}
+    if args.what == "jvm-options":
+        variants = dict(v.split("=", 1) for v in args.jvm) or {
+            "none": "",
+            "c1": "-XX:TieredStopAtLevel=1",
+        }
+        try:
+            tree = Path(next(iter(trees.values())))
+            print_quickstart(jvm_options_rounds(tree, scratch, variants, args.repeat))
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+        return
     try:
         for round_number in range(args.repeat):
             for name, path in trees.items():
