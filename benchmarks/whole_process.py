@@ -62,6 +62,7 @@ class Timed:
     output: str
     job_seconds: float | None = None  # the job's own duration, as its summary line says
     steps: dict[str, float] = field(default_factory=dict)
+    started: float = 0.0  # epoch seconds
 
 
 class CommandFailedError(RuntimeError):
@@ -99,6 +100,7 @@ def run_timed(
         CommandFailedError: It exited with a non-zero status (the message: its output's tail).
     """
     started_load = load()
+    started_at = time.time()
     started = time.perf_counter()
     done = subprocess.run(
         argv,
@@ -116,7 +118,8 @@ def run_timed(
         raise CommandFailedError(f"{label}: exit {done.returncode} after {seconds:.1f}s:\n{tail}")
     found = _JOB_SUMMARY.findall(done.stdout)
     job_seconds = float(found[-1][2]) if found else None
-    return Timed(label, seconds, started_load, done.stdout, job_seconds, _steps(done.stdout))
+    steps = _steps(done.stdout)
+    return Timed(label, seconds, started_load, done.stdout, job_seconds, steps, started_at)
 
 
 def _steps(output: str) -> dict[str, float]:
@@ -242,6 +245,12 @@ def print_job_timeline(run: Timed, project: Path, event_logs: Path) -> None:
         timeline = job_timeline.read_event_log(event_log, timeline)
     print(f"\n{run.label}: {run.seconds:.1f}s whole process (load {run.load:.1f})")
     job_timeline.print_timeline(timeline)
+    if timeline.submitted and timeline.exited:
+        print(
+            f"command start -> submitted: {timeline.submitted - run.started:.2f}s (CLI, "
+            f"registry, spec); exit recorded -> command exit: "
+            f"{run.started + run.seconds - timeline.exited:.2f}s (noticing the end, exiting)"
+        )
 
 
 def print_quickstart(results: dict[str, list[list[Timed]]]) -> None:
