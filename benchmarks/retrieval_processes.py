@@ -115,7 +115,7 @@ def make_project(
     (project / "definitions.yaml").write_text(
         DEFINITIONS.format(max_age_s=max_age_s, features=features)
     )
-    for args in (["apply", "definitions.yaml"], ["ingest", "t"]):
+    for args in (["apply", "-f", "definitions.yaml"], ["ingest", "t"]):
         argv, env = cli_command(tree, *args)
         done = run_timed(f"setup {args[0]}", argv, cwd=project, env=env)
         print(f"  setup: feast-spark {' '.join(args)} {done.seconds:.1f}s", flush=True)

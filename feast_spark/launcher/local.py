@@ -186,23 +186,26 @@ class ProcessTarget:
         spark-submit runs on) this is a plain sleep: a wait that polls instead adds up to a
         poll interval to every command that waits for a job.
         """
+        # A supervisor that had already ended when the pause began was seen by the look just
+        # before it (the job is over, or spark-submit runs on without it): sleep, do not spin.
         child = _CHILDREN.get(record.job_id)
-        if child is not None:
+        if child is not None and child.poll() is None:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 child.wait(seconds)
             return
         local = record.host == socket.gethostname()
-        if record.pid is not None and local and hasattr(os, "pidfd_open"):
+        if child is None and record.pid is not None and local and hasattr(os, "pidfd_open"):
             try:
                 handle = os.pidfd_open(record.pid)
             except OSError:
-                pass  # gone already (observe() decides what that means), or not ours to watch
-            else:
+                handle = None  # gone already, or not ours to watch
+            if handle is not None:
                 try:
-                    select.select([handle], [], [], seconds)
+                    if not select.select([handle], [], [], 0)[0]:
+                        select.select([handle], [], [], seconds)
+                        return
                 finally:
                     os.close(handle)
-                return
         time.sleep(seconds)
 
     def kill(self, record: JobRecord) -> None:
