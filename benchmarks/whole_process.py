@@ -13,7 +13,9 @@ interleaved so that load from elsewhere hits every tree alike:
 
 * ``jvm-options``: one quickstart project (untimed), then its three small jobs under each
   ``--jvm NAME=OPTIONS`` of the driver JVM (default: none against ``-XX:TieredStopAtLevel=1``),
-  set as ``spark.driver.extraJavaOptions`` in its ``feature_store.yaml``.
+  set as ``spark.driver.extraJavaOptions`` in its ``feature_store.yaml``, or each
+  ``--conf-variant NAME=key=value;key=value`` of Spark settings (the JVM options then left to
+  the launcher).
 
 Each figure is printed with the 1-minute load average when it started (the machine may be
 shared); compare trees by their ratio within one run. With ``--event-logs DIR`` the small jobs
@@ -207,27 +209,31 @@ def small_jobs(name: str, tree: Path, project: Path, event_logs: Path | None) ->
     return runs
 
 
-def jvm_options_rounds(
-    tree: Path, scratch: Path, variants: dict[str, str], repeat: int
+def variant_rounds(
+    tree: Path, scratch: Path, variants: dict[str, dict[str, str]], repeat: int
 ) -> dict[str, list[list[Timed]]]:
-    """The small jobs under each driver JVM option set, in one quickstart project.
+    """The small jobs under each set of Spark settings, in one quickstart project.
 
-    The options go into ``spark.conf`` of ``feature_store.yaml`` as
-    ``spark.driver.extraJavaOptions``, which wins over the launcher's sizing; ``-Dnone=1``
-    stands for "no option".
+    The settings go into ``spark.conf`` of ``feature_store.yaml``, which wins over the launcher's
+    sizing (``spark.driver.extraJavaOptions=-Dnone=1`` stands for "no JVM option"); each
+    variant's settings are removed again before the next.
     """
-    project = scratch / "qs-jvm"
+    project = scratch / "qs-variants"
     argv, env = cli_command(tree, "quickstart", str(project))
     first = run_timed("setup quickstart", argv, cwd=scratch, env=env)
     print(f"setup: quickstart {first.seconds:.1f}s (load {first.load:.1f})", flush=True)
+    config_file = project / "feature_store.yaml"
+    original = config_file.read_text()
     results: dict[str, list[list[Timed]]] = {name: [] for name in variants}
     for round_number in range(repeat):
-        for name, options in variants.items():
-            add_spark_conf(project, {"spark.driver.extraJavaOptions": options or "-Dnone=1"})
+        for name, conf in variants.items():
+            config_file.write_text(original)
+            add_spark_conf(project, conf)
             runs = small_jobs(name, tree, project, None)
             results[name].append(runs)
             shown = ", ".join(f"{r.label.split(' ', 1)[1]} {r.seconds:.1f}s" for r in runs)
             print(f"round {round_number + 1} {name}: {shown} (load {runs[0].load:.1f})")
+    config_file.write_text(original)
     return results
 
 
@@ -305,6 +311,12 @@ def main(argv: list[str] | None = None) -> None:
         default=[],
         help="jvm-options: NAME=OPTIONS of the driver JVM to compare (repeat)",
     )
+    parser.add_argument(
+        "--conf-variant",
+        action="append",
+        default=[],
+        help="jvm-options: NAME=key=value;key=value Spark settings to compare (repeat)",
+    )
     args = parser.parse_args(argv)
     print("command: python benchmarks/whole_process.py " + " ".join(argv or sys.argv[1:]))
     trees = dict(t.split("=", 1) for t in args.tree) or {"this": str(ROOT)}
@@ -312,13 +324,22 @@ def main(argv: list[str] | None = None) -> None:
     event_logs = Path(args.event_logs).resolve() if args.event_logs else None
     results: dict[str, list[list[Timed]]] = {name: [] for name in trees}
     if args.what == "jvm-options":
-        variants = dict(v.split("=", 1) for v in args.jvm) or {
-            "none": "",
-            "c1": "-XX:TieredStopAtLevel=1",
+        variants: dict[str, dict[str, str]] = {
+            name: {"spark.driver.extraJavaOptions": options or "-Dnone=1"}
+            for name, options in (v.split("=", 1) for v in args.jvm)
+        }
+        for variant in args.conf_variant:
+            name, _, settings = variant.partition("=")
+            variants[name] = dict(
+                item.split("=", 1) for item in settings.split(";") if item.strip()
+            )
+        variants = variants or {
+            "none": {"spark.driver.extraJavaOptions": "-Dnone=1"},
+            "c1": {"spark.driver.extraJavaOptions": "-XX:TieredStopAtLevel=1"},
         }
         try:
             tree = Path(next(iter(trees.values())))
-            print_quickstart(jvm_options_rounds(tree, scratch, variants, args.repeat))
+            print_quickstart(variant_rounds(tree, scratch, variants, args.repeat))
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
         return
