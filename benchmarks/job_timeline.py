@@ -2,7 +2,7 @@
 
 Reads what a job leaves behind, all optional but the first:
 
-* its folder in the job store (``record.json``: submitted, supervisor started; ``exit.json``:
+* its folder in the job store (``job.json``: submitted, supervisor started; ``exit.json``:
   spark-submit exited; ``driver.log``; the result record: the Python job's own start and end);
 * ``--event-log FILE`` or ``--event-log-dir DIR`` (the file whose application name holds the job
   id): a Spark event log (``spark.eventLog.enabled``), giving the SparkContext's start and end
@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import subprocess
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -90,7 +91,7 @@ def _log_instant(text: str) -> float:
 
 def read_job_dir(folder: Path) -> tuple[Timeline, str]:
     """The instants of a job's folder in the job store, and its driver log."""
-    record = _json(folder / "record.json")
+    record = _json(folder / "job.json")
     exit_doc = _json(folder / "exit.json")
     result_path = record.get("result_path") or str(folder / "result.json")
     result = _json(Path(result_path.removeprefix("file:")))
@@ -115,11 +116,26 @@ def read_job_dir(folder: Path) -> tuple[Timeline, str]:
     return timeline, log
 
 
+def event_lines(path: Path) -> list[str]:
+    """The lines of an event log: a file, or Spark 4's folder of (zstd-compressed) parts."""
+    parts = sorted(path.glob("events_*")) if path.is_dir() else [path]
+    lines: list[str] = []
+    for part in parts:
+        if part.suffix in (".zstd", ".zst"):
+            text = subprocess.run(
+                ["zstd", "-dc", str(part)], capture_output=True, text=True, check=False
+            ).stdout
+        else:
+            text = part.read_text(errors="replace")
+        lines += text.splitlines()
+    return lines
+
+
 def read_event_log(path: Path, timeline: Timeline) -> Timeline:
     """Fill the SparkContext's start and end and the Spark jobs from an event log."""
     starts: dict[int, tuple[float, str, int]] = {}
     jobs = []
-    for line in path.read_text(errors="replace").splitlines():
+    for line in event_lines(path):
         try:
             event = json.loads(line)
         except json.JSONDecodeError:
@@ -146,13 +162,11 @@ def read_event_log(path: Path, timeline: Timeline) -> Timeline:
 def find_event_log(folder: Path, job_id: str) -> Path | None:
     """The event log in ``folder`` whose application name holds ``job_id``."""
     for path in sorted(folder.iterdir(), key=lambda p: p.stat().st_mtime, reverse=True):
-        if not path.is_file():
+        if path.name.startswith("."):
             continue
-        with open(path, errors="replace") as handle:
-            for _ in range(5):
-                line = handle.readline()
-                if '"SparkListenerApplicationStart"' in line and job_id in line:
-                    return path
+        head = event_lines(path)[:5]
+        if any('"SparkListenerApplicationStart"' in line and job_id in line for line in head):
+            return path
     return None
 
 

@@ -161,7 +161,13 @@ def quickstart_round(name: str, tree: Path, scratch: Path, event_logs: Path | No
         folder = event_logs / name
         folder.mkdir(parents=True, exist_ok=True)
         add_spark_conf(
-            project, {"spark.eventLog.enabled": "true", "spark.eventLog.dir": str(folder)}
+            project,
+            {
+                "spark.eventLog.enabled": "true",
+                "spark.eventLog.dir": str(folder),
+                "spark.eventLog.compress": "false",
+                "spark.eventLog.rolling.enabled": "false",
+            },
         )
     runs += small_jobs(name, tree, project, event_logs / name if event_logs else None)
     shutil.rmtree(project, ignore_errors=True)
@@ -245,6 +251,8 @@ def print_job_timeline(run: Timed, project: Path, event_logs: Path) -> None:
     if not found:
         return
     folder = project / "data" / "jobs" / found[-1][0]
+    if folder.is_dir():  # kept beside the event logs: the project is removed after the round
+        shutil.copytree(folder, event_logs / f"job-{folder.name}", dirs_exist_ok=True)
     timeline, _log = job_timeline.read_job_dir(folder)
     event_log = job_timeline.find_event_log(event_logs, folder.name)
     if event_log is not None:
