@@ -131,8 +131,7 @@ def _local_bytes(paths: Iterable[str], limit: int) -> int | None:
 
     None when a path is remote or a glob: its size is not known from here.
     """
-    uris = list(paths)
-    local = [local_path(uri) for uri in uris]
+    local = [local_path(uri) for uri in dict.fromkeys(paths)]  # a shared source counts once
     if any(path is None or any(char in path for char in "*?[") for path in local):
         return None
     total = 0
