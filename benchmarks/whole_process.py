@@ -37,6 +37,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import resource
 import shutil
 import subprocess
 import sys
@@ -65,6 +66,7 @@ class Timed:
     job_seconds: float | None = None  # the job's own duration, as its summary line says
     steps: dict[str, float] = field(default_factory=dict)
     started: float = 0.0  # epoch seconds
+    cpu: float = 0.0  # CPU seconds (user + system) of the process and every child it reaped
 
 
 class CommandFailedError(RuntimeError):
@@ -103,6 +105,7 @@ def run_timed(
     """
     started_load = load()
     started_at = time.time()
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     done = subprocess.run(
         argv,
@@ -120,8 +123,10 @@ def run_timed(
         raise CommandFailedError(f"{label}: exit {done.returncode} after {seconds:.1f}s:\n{tail}")
     found = _JOB_SUMMARY.findall(done.stdout)
     job_seconds = float(found[-1][2]) if found else None
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     steps = _steps(done.stdout)
-    return Timed(label, seconds, started_load, done.stdout, job_seconds, steps, started_at)
+    return Timed(label, seconds, started_load, done.stdout, job_seconds, steps, started_at, cpu)
 
 
 def _steps(output: str) -> dict[str, float]:
@@ -243,6 +248,44 @@ def variant_rounds(
     return results
 
 
+SMOKE_JOB = ROOT / "jobs" / "smoke.py"
+
+
+def jvm_smoke(variants: dict[str, str], repeat: int, scratch: Path) -> None:
+    """``spark-submit jobs/smoke.py`` (a tiny Delta write, append, time travel) per JVM option set.
+
+    The smallest job there is: nearly all of it is the fixed cost. CPU seconds are reported
+    beside the wall clock: on a loaded machine they move far less than the wall clock does.
+    """
+    from feast_spark.launcher.environment import package_zip, spark_home
+    from feast_spark.spark_conf import delta_jars_conf, find_defaults_file, read_properties
+
+    defaults = read_properties(find_defaults_file(required=True) or Path())
+    base = [str(spark_home() / "bin" / "spark-submit"), "--master", "local[2]"]
+    base += ["--jars", delta_jars_conf()["spark.jars"], "--py-files", str(package_zip())]
+    for key, value in {**defaults, "spark.sql.shuffle.partitions": "2"}.items():
+        if key not in ("spark.jars.excludes",):
+            base += ["--conf", f"{key}={value}"]
+    runs: dict[str, list[Timed]] = {name: [] for name in variants}
+    for round_number in range(repeat):
+        for name, options in variants.items():
+            argv = [*base, "--conf", f"spark.driver.extraJavaOptions={options or '-Dnone=1'}"]
+            argv += [str(SMOKE_JOB), str(scratch / f"smoke-{name}-{round_number}")]
+            timed = run_timed(f"smoke {name}", argv, cwd=scratch)
+            runs[name].append(timed)
+            print(
+                f"round {round_number + 1} {name}: {timed.seconds:.1f}s wall, cpu "
+                f"{timed.cpu:.1f}s (load {timed.load:.1f})",
+                flush=True,
+            )
+    for name, timed_runs in runs.items():
+        print(
+            f"{name:<12} best wall {min(r.seconds for r in timed_runs):6.1f}s, best cpu "
+            f"{min(r.cpu for r in timed_runs):6.1f}s, mean cpu "
+            f"{sum(r.cpu for r in timed_runs) / len(timed_runs):6.1f}s"
+        )
+
+
 def print_job_timeline(run: Timed, project: Path, event_logs: Path) -> None:
     """Where the time of a small job went (benchmarks/job_timeline.py), under its figure."""
     import job_timeline
@@ -303,7 +346,7 @@ def print_quickstart(results: dict[str, list[list[Timed]]]) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("what", choices=["quickstart", "jvm-options"])
+    parser.add_argument("what", choices=["quickstart", "jvm-options", "jvm-smoke"])
     parser.add_argument(
         "--tree",
         action="append",
@@ -331,6 +374,16 @@ def main(argv: list[str] | None = None) -> None:
     scratch = Path(tempfile.mkdtemp(prefix="whole-process-", dir=args.tmp))
     event_logs = Path(args.event_logs).resolve() if args.event_logs else None
     results: dict[str, list[list[Timed]]] = {name: [] for name in trees}
+    if args.what == "jvm-smoke":
+        options = dict(v.split("=", 1) for v in args.jvm) or {
+            "none": "",
+            "c1": "-XX:TieredStopAtLevel=1",
+        }
+        try:
+            jvm_smoke(options, args.repeat, scratch)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+        return
     if args.what == "jvm-options":
         variants: dict[str, dict[str, str]] = {
             name: {"spark.driver.extraJavaOptions": options or "-Dnone=1"}
