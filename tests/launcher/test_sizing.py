@@ -84,7 +84,7 @@ def test_a_small_local_job_gets_c1_only_and_a_cluster_job_never_does() -> None:
     }
 
 
-@pytest.mark.parametrize("input_bytes", [None, 257 * MIB])
+@pytest.mark.parametrize("input_bytes", [None, 65 * MIB])
 def test_a_large_or_unmeasured_local_job_keeps_the_full_jit(input_bytes: int | None) -> None:
     footprint = JobFootprint(delta_log_bytes=0, input_bytes=input_bytes)
     assert sized_conf(footprint, local_master=True) == {
