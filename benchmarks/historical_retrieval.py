@@ -27,6 +27,17 @@ Example (reduced sizes for a 2-core machine)::
         --entity-rows 100000 --keys 100000 --dense-keys 1000 --scale 1,2,4 --repeat 3
 
 Times are the best of --repeat runs, interleaved across methods (shared machines are noisy).
+
+``--whole-process`` times what users run instead, each method a fresh process from its start to
+its exit (``retrieval_processes.py``): ``ours`` is ``feast-spark get-historical-features`` on a
+project whose table was ingested from the same parquet, ``floor`` the floor above as its own
+spark-submit; ``--peer-job PATH`` (implies ``--whole-process``) adds feast-spark 0.2.7's
+``historical_feature_retrieval_job.py`` in its own spark-submit on the same parquet and max_age.
+The issue's shapes, as whole processes (``--max-age-days 7`` for both)::
+
+    python benchmarks/historical_retrieval.py --whole-process --peer-job \
+        /work/peers/feast-spark-0.2.7/historical_feature_retrieval_job.py --shape dense \
+        --feature-rows 5000000 --dense-keys 5000 --entity-rows 1000000 --max-age-days 7
 """
 
 from __future__ import annotations
@@ -46,6 +57,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from feast_spark.spark.point_in_time import FeatureTableInput, point_in_time_join
 
@@ -274,6 +286,19 @@ def run_shape(
             f"{time.perf_counter() - started:.1f}s",
             flush=True,
         )
+        if args.whole_process:
+            from retrieval_processes import run_whole_process
+
+            run_whole_process(
+                f"{shape.label} {scale}x",
+                directory,
+                features,
+                entities,
+                int(shape.max_age.total_seconds()),
+                methods,
+                args,
+            )
+            return results
         spark_methods: dict[str, Callable[..., None]] = {
             "floor": floor,
             "ours": ours,
@@ -437,7 +462,25 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--repeat", type=int, default=1, help="runs per method (best is reported)")
     parser.add_argument("--no-warmup", action="store_true", help="skip the untimed tiny run")
+    parser.add_argument(
+        "--whole-process",
+        action="store_true",
+        help="time ours (the CLI command) and the floor as whole processes",
+    )
+    parser.add_argument(
+        "--peer-job",
+        default=None,
+        help="feast-spark 0.2.7's historical_feature_retrieval_job.py, timed as a whole "
+        "process beside ours (implies --whole-process)",
+    )
+    parser.add_argument(
+        "--tree", default=None, help="with --whole-process: the feast-spark tree to run"
+    )
+    parser.add_argument(
+        "--max-age-days", type=int, default=None, help="max_age of both shapes (default 7/30)"
+    )
     args = parser.parse_args(argv)
+    args.whole_process = args.whole_process or bool(args.peer_job)
     print("command: python benchmarks/historical_retrieval.py " + " ".join(argv or sys.argv[1:]))
 
     from feast_spark.spark.session import build_spark_session
@@ -458,7 +501,7 @@ def main(argv: list[str] | None = None) -> None:
             args.feature_rows,
             args.keys,
             args.entity_rows,
-            timedelta(days=7),
+            timedelta(days=args.max_age_days or 7),
             args.hot_key_share,
             args.hot_feature_share,
         ),
@@ -467,14 +510,15 @@ def main(argv: list[str] | None = None) -> None:
             args.feature_rows,
             args.dense_keys,
             args.entity_rows,
-            timedelta(days=30),
+            timedelta(days=args.max_age_days or 30),
             args.hot_key_share,
             args.hot_feature_share,
         ),
     }
     chosen = ["sparse", "dense"] if args.shape == "both" else [args.shape]
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-    if not args.no_warmup:  # JIT and first-use costs of the JVM, outside the figures
+    # JIT and first-use costs of the JVM, outside the figures (a whole process pays its own)
+    if not args.no_warmup and not args.whole_process:
         print("warm-up on a tiny shape...", flush=True)
         tiny = Shape("dense", 20_000, 100, 2_000, timedelta(days=30))
         once = argparse.Namespace(**{**vars(args), "repeat": 1, "verify": False})
@@ -487,7 +531,8 @@ def main(argv: list[str] | None = None) -> None:
                 unskewed = replace(shape, hot_key_share=0.0, hot_feature_share=0.0)
                 results += run_shape(spark, unskewed, scale, methods, args)
             results += run_shape(spark, shape, scale, methods, args)
-    print_table(results)
+    if results:
+        print_table(results)
     spark.stop()
 
 

@@ -31,7 +31,6 @@ spark:
   master: "local[2]"
   conf:
     spark.sql.shuffle.partitions: "4"
-    spark.databricks.delta.snapshotPartitions: "2"
     spark.ui.showConsoleProgress: "false"
 launcher:
   type: local

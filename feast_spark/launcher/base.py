@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from feast_spark.errors import JobFailedError, NotFoundError
 from feast_spark.job_results import read_result
@@ -24,7 +24,7 @@ from feast_spark.launcher.records import JobRecord, JobState
 if TYPE_CHECKING:
     from feast_spark.launcher.job_store import JobStore
 
-__all__ = ["Job", "JobRecord", "JobState", "Observation", "Progress", "Target"]
+__all__ = ["EndWatcher", "Job", "JobRecord", "JobState", "Observation", "Progress", "Target"]
 
 # Consecutive failures to reach a job's source of truth that `wait` tolerates before it gives up
 # with a TrackingError (a master restarting, a network blip).
@@ -83,6 +83,15 @@ class Target(Protocol):
 
     def read_log(self, record: JobRecord) -> str | None:
         """The driver's log so far, or None when it cannot be read from here."""
+        ...
+
+
+@runtime_checkable
+class EndWatcher(Protocol):
+    """A target that can see a job end as it happens (its process on this machine)."""
+
+    def pause(self, record: JobRecord, seconds: float) -> None:
+        """Sleep up to ``seconds``, returning as soon as the job may have ended."""
         ...
 
 
@@ -164,9 +173,12 @@ class Job:
     ) -> JobState:
         """Block until the job ends and return its final state (whatever it is).
 
+        A job whose process runs on this machine is seen ending at once, whatever
+        ``poll_interval``: each pause ends when its supervisor exits (:class:`EndWatcher`).
+
         Args:
             timeout: Seconds to wait at most; None waits as long as it takes.
-            poll_interval: Seconds between two looks at the job.
+            poll_interval: Seconds between two looks at the job (and its progress).
             on_progress: Called after each look with the record and the Spark progress (None when
                 the driver UI does not answer).
 
@@ -195,7 +207,10 @@ class Job:
             pause = poll_interval
             if deadline is not None:
                 pause = max(0.0, min(pause, deadline - time.monotonic()))
-            time.sleep(pause)
+            if isinstance(self._target, EndWatcher):
+                self._target.pause(record, pause)
+            else:
+                time.sleep(pause)
 
     def result(self, timeout: float | None = None) -> dict[str, Any]:
         """Wait for the job and return its result record (counts, versions, ...).

@@ -36,7 +36,7 @@ from pathlib import Path
 from feast_spark.config import RepoConfig
 from feast_spark.definitions.durations import format_duration
 from feast_spark.errors import ArgumentError, ConfigError
-from feast_spark.launcher import environment
+from feast_spark.launcher import environment, sizing
 from feast_spark.launcher.base import Job, Target
 from feast_spark.launcher.commands import Runner, run_command
 from feast_spark.launcher.errors import JobConflictError, SubmitError, TrackingError
@@ -138,7 +138,9 @@ class Launcher:
 
         Args:
             spec: The job spec (``job_id`` from :func:`feast_spark.specs.new_job_id`).
-            conf: Spark settings for this job only.
+            conf: Spark settings for this job only. Settings sized to the job
+                (:mod:`feast_spark.launcher.sizing`: Delta snapshot partitions from its tables'
+                log size, JVM options of a small local job) go beneath these and ``spark.conf``.
 
         Returns:
             The running job (``wait()`` for it, or pick it up later with :meth:`get`).
@@ -151,6 +153,8 @@ class Launcher:
         check_job_id(spec.job_id)
         if spec.result_path is None:
             spec = replace(spec, result_path=self.store.path(spec.job_id, RESULT_FILE))
+        local = self.target.kind == "local"
+        sized = sizing.sized_conf(sizing.measure(spec, inputs=local), local_master=local)
         return self._launch(
             job_id=spec.job_id,
             job_type=spec.job_type,
@@ -162,6 +166,7 @@ class Launcher:
             result_path=spec.result_path,
             conf=conf,
             spec_text=spec.to_json(),
+            sized=sized,
         )
 
     def submit_file(
@@ -357,11 +362,12 @@ class Launcher:
         result_path: str | None,
         conf: Mapping[str, str] | None,
         spec_text: str | None,
+        sized: Mapping[str, str] | None = None,
     ) -> Job:
         self._check_target()
         target = replace(self.target, spark_submit=self._spark_submit())
         settings = self.settings()
-        launch = JobLaunch(job_id, str(job_file), app_args, dict(conf or {}))
+        launch = JobLaunch(job_id, str(job_file), app_args, dict(conf or {}), dict(sized or {}))
         record = JobRecord(
             job_id=job_id,
             job_type=job_type,

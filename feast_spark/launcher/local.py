@@ -22,12 +22,15 @@ out. A job whose host is gone for good is marked ABANDONED with ``Launcher.aband
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import select
 import signal
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -173,6 +176,37 @@ class ProcessTarget:
             ),
             outcome_known=False,
         )
+
+    def pause(self, record: JobRecord, seconds: float) -> None:
+        """Sleep up to ``seconds``; return as soon as the job's supervisor exits.
+
+        The supervisor writes ``exit.json`` before it exits, so its end is the job's end: one
+        this process started is waited for as a child, another one on this machine through a
+        pidfd (Linux). Otherwise (another machine, no pidfd, the supervisor gone while
+        spark-submit runs on) this is a plain sleep: a wait that polls instead adds up to a
+        poll interval to every command that waits for a job.
+        """
+        # A supervisor that had already ended when the pause began was seen by the look just
+        # before it (the job is over, or spark-submit runs on without it): sleep, do not spin.
+        child = _CHILDREN.get(record.job_id)
+        if child is not None and child.poll() is None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                child.wait(seconds)
+            return
+        local = record.host == socket.gethostname()
+        if child is None and record.pid is not None and local and hasattr(os, "pidfd_open"):
+            try:
+                handle = os.pidfd_open(record.pid)
+            except OSError:
+                handle = None  # gone already, or not ours to watch
+            if handle is not None:
+                try:
+                    if not select.select([handle], [], [], 0)[0]:
+                        select.select([handle], [], [], seconds)
+                        return
+                finally:
+                    os.close(handle)
+        time.sleep(seconds)
 
     def kill(self, record: JobRecord) -> None:
         """Ask the supervisor to stop spark-submit's process group (it records CANCELLED).

@@ -13,8 +13,10 @@ and ``spark.submit.pyFiles`` are joined instead):
    files (resolved once per machine before the first submission), or ``--packages`` on request;
 3. the Python of the driver and executors (``spark.pyspark.python``,
    ``spark.pyspark.driver.python``);
-4. ``spark.conf`` of ``feature_store.yaml``, then the job's own settings;
-5. the settings the launcher needs to track the job (:func:`tracking_conf`): not overridable.
+4. the settings sized to the job (:mod:`feast_spark.launcher.sizing`: Delta snapshot partitions
+   from its tables' log size, JVM options of a short local run);
+5. ``spark.conf`` of ``feature_store.yaml``, then the job's own settings;
+6. the settings the launcher needs to track the job (:func:`tracking_conf`): not overridable.
 
 ``launcher.spark_submit_args`` go after the ``--conf`` options and before the job file.
 
@@ -117,12 +119,15 @@ class JobLaunch:
         job_file: The job's Python file.
         app_args: Its arguments, e.g. ``("--spec", "s3://bucket/jobs/<id>/spec.json")``.
         conf: Spark settings for this job only.
+        sized: Settings sized to the job's inputs (:mod:`feast_spark.launcher.sizing`); below
+            ``spark.conf`` and ``conf``, which a user sets on purpose.
     """
 
     job_id: str
     job_file: str
     app_args: tuple[str, ...] = ()
     conf: Mapping[str, str] = field(default_factory=dict)
+    sized: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def app_name(self) -> str:
@@ -164,6 +169,7 @@ def effective_conf(target: SparkTarget, job: JobLaunch, settings: SparkSettings)
                 "spark.pyspark.python": settings.python,
                 "spark.pyspark.driver.python": settings.python,
             },
+            job.sized,
             settings.conf,
             job.conf,
             {"spark.submit.pyFiles": ",".join(settings.py_files)} if settings.py_files else {},

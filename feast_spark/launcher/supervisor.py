@@ -123,7 +123,9 @@ def _run_child(
             elif not killed and time.monotonic() - stop.requested_at > grace_s:
                 processes.signal_group(child.pid, processes.KILL)
                 killed = True
-        time.sleep(POLL_S)
+        # Returns the moment spark-submit exits: exit.json is written without a poll's delay.
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            child.wait(POLL_S)
     # spark-submit is gone; leave no driver or Python worker of its group behind.
     _clear_group(child.pid, grace_s if stop.requested_at is not None else 2.0)
     return child.returncode, None

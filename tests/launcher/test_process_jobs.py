@@ -33,6 +33,7 @@ from feast_spark.launcher import (
     SubmitError,
     processes,
 )
+from feast_spark.launcher import local as local_target
 from feast_spark.launcher.submit import SparkSettings, SparkTarget
 from feast_spark.specs import Window
 
@@ -134,6 +135,36 @@ def test_a_job_that_succeeds_carries_its_result(launcher: Launcher, jobs_dir: Pa
     assert record.command[0].endswith("spark-submit")
     assert record.ui_url is None or record.ui_url == "http://127.0.0.1:4999"
     assert "done" in job.logs()
+
+
+def test_wait_returns_when_the_job_ends_not_at_the_next_poll(
+    launcher: Launcher, jobs_dir: Path
+) -> None:
+    # given a job of half a second, waited for with a poll interval far longer than that
+    job = launcher.submit_file(jobs_dir / "sleep.py", job_id="short-1", app_args=["0.5"])
+    started = time.monotonic()
+
+    # when it is waited for
+    state = job.wait(120, poll_interval=60)
+
+    # then the wait ends with the job, not a poll interval later
+    assert state is JobState.SUCCEEDED, job.logs()
+    assert time.monotonic() - started < 20
+
+
+def test_another_process_also_sees_the_end_at_once(launcher: Launcher, jobs_dir: Path) -> None:
+    # given a job this process did not start (its supervisor is not our child)
+    job = launcher.submit_file(jobs_dir / "sleep.py", job_id="short-2", app_args=["0.5"])
+    supervisor = local_target._CHILDREN.pop(job.id)
+    started = time.monotonic()
+
+    # when a fresh handle waits for it
+    state = launcher.get(job.id).wait(120, poll_interval=60)
+
+    # then it sees the end through the supervisor's pid
+    assert state is JobState.SUCCEEDED
+    assert time.monotonic() - started < 20
+    supervisor.wait(10)  # reaped
 
 
 def test_a_failing_job_carries_its_own_error(launcher: Launcher, jobs_dir: Path) -> None:
@@ -274,6 +305,7 @@ def test_an_overlapping_materialization_is_refused(launcher: Launcher, jobs_dir:
 PROBE = """
 import json, sys
 from feast_spark.launcher import JobStore, Launcher
+from feast_spark.launcher import local as local_target
 from feast_spark.launcher.submit import SparkSettings, SparkTarget
 launcher = Launcher(SparkTarget("local", "local[1]", "client", sys.argv[2]), JobStore(sys.argv[1]),
                     settings=SparkSettings(python=sys.executable))

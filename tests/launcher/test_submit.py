@@ -162,6 +162,38 @@ def test_tracking_settings_win_over_the_users() -> None:
     assert "spark.yarn.submit.waitAppCompletion=true" not in argv
 
 
+def test_sized_settings_are_below_the_users_and_above_the_defaults() -> None:
+    # given defaults, a config that sets the driver's JVM options, and settings sized to the job
+    settings = SparkSettings(
+        defaults={"spark.databricks.delta.snapshotPartitions": "50"},
+        conf={"spark.driver.extraJavaOptions": "-Xss4m"},
+        python=PY,
+    )
+    launch = JobLaunch(
+        "j",
+        JOB,
+        sized={
+            "spark.databricks.delta.snapshotPartitions": "3",
+            "spark.driver.extraJavaOptions": "-XX:TieredStopAtLevel=1",
+        },
+    )
+
+    # when the command is built
+    argv = build_spark_submit_command(
+        SparkTarget("local", "local[2]", "client", SUBMIT), launch, settings
+    )
+
+    # then the sized partitions replace the default, and the user's JVM options stay
+    assert argv == [
+        SUBMIT, "--master", "local[2]", "--deploy-mode", "client", "--name", "feast-spark-j",
+        "--conf", "spark.databricks.delta.snapshotPartitions=3",
+        "--conf", "spark.driver.extraJavaOptions=-Xss4m",
+        "--conf", f"spark.pyspark.driver.python={PY}",
+        "--conf", f"spark.pyspark.python={PY}",
+        JOB,
+    ]  # fmt: skip
+
+
 def test_packages_and_user_jars_are_joined() -> None:
     settings = SparkSettings(
         jars={"spark.jars.packages": "io.delta:delta-spark_2.13:4.4.0"},
