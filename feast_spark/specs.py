@@ -246,7 +246,7 @@ class MaintenanceOptions:
     """Options of a maintenance job on offline tables.
 
     Attributes:
-        action: ``compact`` (Delta OPTIMIZE; of the window's days on day-partitioned tables)
+        action: ``compact`` (Delta OPTIMIZE ZORDER BY event_timestamp of the whole table)
             or ``vacuum`` (with the table's ``delta.deletedFileRetentionDuration``, 7 days by
             default: Delta 4.4 ignores a retention given to the call).
     """

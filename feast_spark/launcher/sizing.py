@@ -32,8 +32,8 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from feast_spark.storage import filesystem, local_path
 from feast_spark.specs import HistoricalRetrievalOptions, IngestOptions, JobSpec
+from feast_spark.storage import filesystem, local_path
 
 MIB = 1024 * 1024
 SNAPSHOT_PARTITIONS = "spark.databricks.delta.snapshotPartitions"
