@@ -87,6 +87,48 @@ class IngestOptions:
 
 
 @dataclass(frozen=True)
+class DatasetOptions:
+    """What a historical retrieval records about its dataset, and what a rebuild pins.
+
+    Attributes:
+        record_path: Where the job writes the dataset record (:mod:`feast_spark.datasets`).
+        registry_revision: The registry revision the definitions were read at (None: unknown).
+        table_versions: Delta version to read per offline table (a rebuild); tables not named
+            are read at their latest version, resolved once when the job starts.
+        entity_files: Expected entity files (a rebuild): ``{"path", "size", "sha256", ...}``
+            each; the job refuses to run when the files it would read differ.
+        rebuild_of: The dataset this run rebuilds, if any.
+    """
+
+    record_path: str
+    registry_revision: int | None = None
+    table_versions: Mapping[str, int] = field(default_factory=dict)
+    entity_files: tuple[Mapping[str, Any], ...] = ()
+    rebuild_of: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form."""
+        return {
+            "record_path": self.record_path,
+            "registry_revision": self.registry_revision,
+            "table_versions": dict(self.table_versions),
+            "entity_files": [dict(f) for f in self.entity_files],
+            "rebuild_of": self.rebuild_of,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> DatasetOptions:
+        """Inverse of :meth:`to_dict`."""
+        return cls(
+            record_path=data["record_path"],
+            registry_revision=data.get("registry_revision"),
+            table_versions={str(k): int(v) for k, v in (data.get("table_versions") or {}).items()},
+            entity_files=tuple(dict(f) for f in data.get("entity_files") or ()),
+            rebuild_of=data.get("rebuild_of"),
+        )
+
+
+@dataclass(frozen=True)
 class HistoricalRetrievalOptions:
     """Options of a historical retrieval job.
 
@@ -96,6 +138,7 @@ class HistoricalRetrievalOptions:
         output_path: Where the dataset is written.
         output_format: ``parquet`` or ``delta``.
         join_tuning: The point-in-time join's tuning (defaults suit most).
+        dataset: Record the dataset (and, for a rebuild, pin what it reads); None: no record.
     """
 
     feature_refs: tuple[str, ...]
@@ -103,6 +146,7 @@ class HistoricalRetrievalOptions:
     output_path: str
     output_format: str = "parquet"
     join_tuning: JoinTuning = field(default_factory=JoinTuning)
+    dataset: DatasetOptions | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form."""
@@ -112,6 +156,7 @@ class HistoricalRetrievalOptions:
             "output_path": self.output_path,
             "output_format": self.output_format,
             "join_tuning": self.join_tuning.to_dict(),
+            **({"dataset": self.dataset.to_dict()} if self.dataset else {}),
         }
 
     @classmethod
@@ -123,6 +168,7 @@ class HistoricalRetrievalOptions:
             output_path=data["output_path"],
             output_format=data.get("output_format", "parquet"),
             join_tuning=JoinTuning.from_dict(data.get("join_tuning")),
+            dataset=DatasetOptions.from_dict(data["dataset"]) if data.get("dataset") else None,
         )
 
 
@@ -134,9 +180,12 @@ class MaintenanceOptions:
         action: ``compact`` (Delta OPTIMIZE; of the window's days on day-partitioned tables)
             or ``vacuum`` (with the table's ``delta.deletedFileRetentionDuration``, 7 days by
             default: Delta 4.4 ignores a retention given to the call).
+        keep_versions: Vacuum only: per table, ``{dataset id: Delta version}`` of the kept
+            datasets that read it; the vacuum is refused if it would delete a file of one.
     """
 
     action: str
+    keep_versions: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.action not in MAINTENANCE_ACTIONS:
@@ -144,12 +193,17 @@ class MaintenanceOptions:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form."""
-        return {"action": self.action}
+        keep = {table: dict(versions) for table, versions in self.keep_versions.items()}
+        return {"action": self.action, **({"keep_versions": keep} if keep else {})}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> MaintenanceOptions:
         """Inverse of :meth:`to_dict`."""
-        return cls(data["action"])
+        keep = data.get("keep_versions") or {}
+        return cls(
+            data["action"],
+            {str(t): {str(d): int(v) for d, v in versions.items()} for t, versions in keep.items()},
+        )
 
 
 JobOptions = IngestOptions | HistoricalRetrievalOptions | MaintenanceOptions
