@@ -18,6 +18,7 @@ from pyspark.sql import SparkSession
 from feast_spark.columns import EVENT_DATE, EVENT_TIMESTAMP
 from feast_spark.errors import JobSpecError, VacuumRefusedError
 from feast_spark.spark.commit_retry import DEFAULT_RETRY, RetryPolicy, _retrying
+from feast_spark.spark.dataset_pins import time_travel_past_retention
 from feast_spark.spark.offline_store import _day_partitioned
 
 
@@ -119,8 +120,9 @@ def check_vacuum_keeps(spark: SparkSession, path: str, table: str, keep: Mapping
         readers[int(version)].append(dataset)
     for version, datasets in sorted(readers.items()):
         try:
-            reader = spark.read.format("delta").option("versionAsOf", str(version))
-            files = reader.load(path).inputFiles()
+            with time_travel_past_retention(spark):  # the log only: no file is read
+                reader = spark.read.format("delta").option("versionAsOf", str(version))
+                files = reader.load(path).inputFiles()
         except AnalysisException:
             continue  # no longer in the log: nothing left to keep
         if any(_file_name(f) in doomed for f in files):
