@@ -34,6 +34,7 @@ from feast_spark.online.stores import open_online_store
 from feast_spark.registry import ApplyResult, Registry
 from feast_spark.retrieval_job import RetrievalJob
 from feast_spark.specs import (
+    AuditOptions,
     HistoricalRetrievalOptions,
     IngestOptions,
     JobOptions,
@@ -344,6 +345,19 @@ class Client:
         passed to VACUUM, and its safety check against short retentions stays on.
         """
         return self._maintenance(table, MaintenanceOptions("vacuum"), Window())
+
+    def audit(self, table: str, sample: int | None = None, *, examples: int = 5) -> Job:
+        """Compare a table's online rows with its offline latest row per key (a Spark job).
+
+        ``sample`` random offline keys, or every key (None; the online table is then enumerated
+        too). ``AuditReport.from_dict(job.result()["details"])`` (:mod:`feast_spark.audit`)
+        is the report; its ``consistent`` is False when anything differs.
+        """
+        options = AuditOptions(sample=sample, examples=examples)
+        definition = self.get_feature_table(table)
+        job_id = new_job_id("audit", definition.name)
+        spec = self._spec("audit", job_id, [definition], Window(), options=options, online=True)
+        return self.launcher.submit(spec)
 
     def list_jobs(
         self,

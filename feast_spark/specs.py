@@ -20,7 +20,7 @@ from feast_spark.errors import ArgumentError, JobSpecError
 from feast_spark.join_tuning import JoinTuning
 
 SPEC_VERSION = 1
-JOB_TYPES = ("ingest", "historical_retrieval", "materialize", "maintenance")
+JOB_TYPES = ("ingest", "historical_retrieval", "materialize", "maintenance", "audit")
 MAINTENANCE_ACTIONS = ("compact", "vacuum")
 #: Default of ``future_event_time_allowance`` (feature_store.yaml), in seconds.
 DEFAULT_FUTURE_ALLOWANCE_S = 3600.0
@@ -152,7 +152,39 @@ class MaintenanceOptions:
         return cls(data["action"])
 
 
-JobOptions = IngestOptions | HistoricalRetrievalOptions | MaintenanceOptions
+@dataclass(frozen=True)
+class AuditOptions:
+    """Options of an online/offline consistency audit job.
+
+    Attributes:
+        sample: Audit this many random offline keys (None: every key, and the online table is
+            enumerated to find keys that have no offline row).
+        examples: Examples kept per kind of finding.
+    """
+
+    sample: int | None = None
+    examples: int = 5
+
+    def __post_init__(self) -> None:
+        if self.sample is not None and (
+            isinstance(self.sample, bool) or not isinstance(self.sample, int) or self.sample < 1
+        ):
+            raise JobSpecError("options.sample", f"{self.sample!r}; give a whole number >= 1")
+        examples = self.examples
+        if isinstance(examples, bool) or not isinstance(examples, int) or examples < 0:
+            raise JobSpecError("options.examples", f"{self.examples!r}; give a whole number >= 0")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form."""
+        return {"sample": self.sample, "examples": self.examples}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> AuditOptions:
+        """Inverse of :meth:`to_dict`."""
+        return cls(sample=data.get("sample"), examples=data.get("examples", 5))
+
+
+JobOptions = IngestOptions | HistoricalRetrievalOptions | MaintenanceOptions | AuditOptions
 
 
 @dataclass(frozen=True)
@@ -250,6 +282,7 @@ class JobSpec:
                 "ingest": IngestOptions.from_dict,
                 "historical_retrieval": HistoricalRetrievalOptions.from_dict,
                 "maintenance": MaintenanceOptions.from_dict,
+                "audit": AuditOptions.from_dict,
             }
             options: JobOptions | None = None
             if raw_options is not None and job_type in readers:

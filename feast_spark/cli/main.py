@@ -11,6 +11,7 @@ import sys
 
 import click
 
+from feast_spark.cli.audit import audit
 from feast_spark.cli.context import common_options
 from feast_spark.cli.definitions import apply, entities, feature_tables, projects
 from feast_spark.cli.jobs import jobs
@@ -47,6 +48,7 @@ for _command in (
     materialize_incremental,
     get_online_features,
     # operations
+    audit,
     offline,
     online,
     jobs,
