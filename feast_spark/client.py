@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from feast_spark.audit import audit_options
 from feast_spark.config import CassandraOnlineStoreConfig, RepoConfig, load_config
 from feast_spark.config_reader import resolve_location
 from feast_spark.definitions import BatchSource, Entity, FeatureTable, FileSource
@@ -34,7 +35,6 @@ from feast_spark.online.stores import open_online_store
 from feast_spark.registry import ApplyResult, Registry
 from feast_spark.retrieval_job import RetrievalJob
 from feast_spark.specs import (
-    AuditOptions,
     HistoricalRetrievalOptions,
     IngestOptions,
     JobOptions,
@@ -347,13 +347,13 @@ class Client:
         return self._maintenance(table, MaintenanceOptions("vacuum"), Window())
 
     def audit(self, table: str, sample: int | None = None, *, examples: int = 5) -> Job:
-        """Compare a table's online rows with its offline latest row per key (a Spark job).
+        """Start a job comparing a table's online rows with its offline latest row per key.
 
-        ``sample`` random offline keys, or every key (None; the online table is then enumerated
-        too). ``AuditReport.from_dict(job.result()["details"])`` (:mod:`feast_spark.audit`)
-        is the report; its ``consistent`` is False when anything differs.
+        ``sample`` random offline keys, or every key (None: the online table is enumerated too);
+        ``AuditReport.from_dict(job.result()["details"])`` (:mod:`feast_spark.audit`) is the
+        report. Raises ArgumentError for a ``sample`` below 1 or ``examples`` below 0.
         """
-        options = AuditOptions(sample=sample, examples=examples)
+        options = audit_options(sample, examples)
         definition = self.get_feature_table(table)
         job_id = new_job_id("audit", definition.name)
         spec = self._spec("audit", job_id, [definition], Window(), options=options, online=True)
