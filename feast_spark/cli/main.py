@@ -25,6 +25,7 @@ from feast_spark.cli.pipeline import (
 )
 from feast_spark.cli.quickstart import quickstart
 from feast_spark.cli.serve import serve
+from feast_spark.cli.stats import stats
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -48,6 +49,7 @@ for _command in (
     get_online_features,
     # operations
     offline,
+    stats,
     online,
     jobs,
     serve,
