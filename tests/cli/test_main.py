@@ -28,6 +28,7 @@ COMMANDS = {
     "materialize-incremental": set(),
     "get-online-features": set(),
     "offline": {"compact", "vacuum"},
+    "stats": set(),
     "online": {"delete", "purge"},
     "jobs": {"list", "describe", "logs", "cancel", "abandon", "wait", "prune"},
     "serve": set(),
