@@ -20,7 +20,7 @@ from feast_spark.errors import ArgumentError, JobSpecError
 from feast_spark.join_tuning import JoinTuning
 
 SPEC_VERSION = 1
-JOB_TYPES = ("ingest", "historical_retrieval", "materialize", "maintenance")
+JOB_TYPES = ("ingest", "historical_retrieval", "materialize", "maintenance", "stream_ingestion")
 MAINTENANCE_ACTIONS = ("compact", "vacuum")
 #: Default of ``future_event_time_allowance`` (feature_store.yaml), in seconds.
 DEFAULT_FUTURE_ALLOWANCE_S = 3600.0
@@ -152,7 +152,64 @@ class MaintenanceOptions:
         return cls(data["action"])
 
 
-JobOptions = IngestOptions | HistoricalRetrievalOptions | MaintenanceOptions
+STREAM_TARGETS = ("online", "both")
+
+
+@dataclass(frozen=True)
+class StreamOptions:
+    """Options of a stream ingestion job (a long-running Structured Streaming query).
+
+    Attributes:
+        checkpoint_path: The query's checkpoint folder, one per table: a new start resumes
+            from the offsets it holds.
+        stop_path: A file whose appearance asks the job to stop once the current micro-batch
+            is done (``feast-spark stream stop``).
+        to: ``online`` (the online store only) or ``both`` (also appended to the Delta
+            offline table, once per micro-batch).
+        trigger_interval_s: Seconds between micro-batches (None: the next one starts as soon
+            as the previous ends).
+        progress_path: Where the job writes its progress record (rates, last batch) as it runs.
+    """
+
+    checkpoint_path: str
+    stop_path: str
+    to: str = "online"
+    trigger_interval_s: float | None = None
+    progress_path: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.to not in STREAM_TARGETS:
+            raise JobSpecError("options.to", f"{self.to!r}; use online or both")
+        for name in ("checkpoint_path", "stop_path"):
+            if not isinstance(getattr(self, name), str) or not getattr(self, name):
+                raise JobSpecError(f"options.{name}", "missing; give a path or URI")
+        interval = self.trigger_interval_s
+        if interval is not None and (isinstance(interval, bool) or not interval > 0):
+            raise JobSpecError("options.trigger_interval_s", f"{interval!r}; give seconds > 0")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form."""
+        return {
+            "checkpoint_path": self.checkpoint_path,
+            "stop_path": self.stop_path,
+            "to": self.to,
+            "trigger_interval_s": self.trigger_interval_s,
+            "progress_path": self.progress_path,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> StreamOptions:
+        """Inverse of :meth:`to_dict`."""
+        return cls(
+            checkpoint_path=data["checkpoint_path"],
+            stop_path=data["stop_path"],
+            to=data.get("to", "online"),
+            trigger_interval_s=data.get("trigger_interval_s"),
+            progress_path=data.get("progress_path"),
+        )
+
+
+JobOptions = IngestOptions | HistoricalRetrievalOptions | MaintenanceOptions | StreamOptions
 
 
 @dataclass(frozen=True)
@@ -250,6 +307,7 @@ class JobSpec:
                 "ingest": IngestOptions.from_dict,
                 "historical_retrieval": HistoricalRetrievalOptions.from_dict,
                 "maintenance": MaintenanceOptions.from_dict,
+                "stream_ingestion": StreamOptions.from_dict,
             }
             options: JobOptions | None = None
             if raw_options is not None and job_type in readers:

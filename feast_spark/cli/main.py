@@ -25,6 +25,7 @@ from feast_spark.cli.pipeline import (
 )
 from feast_spark.cli.quickstart import quickstart
 from feast_spark.cli.serve import serve
+from feast_spark.cli.stream import stream
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -46,6 +47,7 @@ for _command in (
     materialize,
     materialize_incremental,
     get_online_features,
+    stream,
     # operations
     offline,
     online,
