@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterator
-from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -45,16 +44,16 @@ def make_spec(tmp_path: Path, job_type: str = "ingest", **changes: object) -> Jo
         FeatureTable(name, ("driver_id",), (Feature("trips", "INT64"),), source)
         for name in ("trips", "new_table")
     )
-    spec = JobSpec(
+    fields: dict[str, object] = {"window": Window(T0, T1), **changes}
+    return JobSpec(
         f"{job_type}-trips-1",
         job_type,
         "demo",
         (driver,),
         tables,
         str(tmp_path / "offline"),
-        Window(T0, T1),
+        **fields,  # type: ignore[arg-type]
     )
-    return replace(spec, **changes)  # type: ignore[arg-type]
 
 
 @pytest.fixture()
