@@ -53,13 +53,14 @@ class JobFootprint:
     """What the launcher measured of a job's inputs.
 
     Attributes:
-        delta_log_bytes: Bytes in the ``_delta_log`` folders of the job's tables (0: none yet).
+        delta_log_bytes: Bytes in the ``_delta_log`` folders of the job's tables (0: none yet),
+            or None when one cannot be listed from here: then Delta's own default is kept.
         input_bytes: Bytes of the job's inputs (counted up to just past
             :data:`SMALL_INPUT_BYTES`), or None when one of them cannot be measured from here (a
             remote URI, a glob): then the job is not treated as small.
     """
 
-    delta_log_bytes: int = 0
+    delta_log_bytes: int | None = 0
     input_bytes: int | None = None
 
 
@@ -76,7 +77,9 @@ def snapshot_partitions(delta_log_bytes: int) -> int:
 
 def sized_conf(footprint: JobFootprint, *, local_master: bool) -> dict[str, str]:
     """The settings sized to ``footprint`` (see the module docstring)."""
-    conf = {SNAPSHOT_PARTITIONS: str(snapshot_partitions(footprint.delta_log_bytes))}
+    conf = {}
+    if footprint.delta_log_bytes is not None:
+        conf[SNAPSHOT_PARTITIONS] = str(snapshot_partitions(footprint.delta_log_bytes))
     small = footprint.input_bytes is not None and footprint.input_bytes <= SMALL_INPUT_BYTES
     if local_master and small:
         conf[DRIVER_JAVA_OPTIONS] = SHORT_RUN_JVM_OPTIONS
@@ -89,7 +92,8 @@ def measure(spec: JobSpec, *, inputs: bool) -> JobFootprint:
     A table or source that does not exist yet counts 0 bytes (an ingest creating its table).
     """
     tables = [spec.offline_table_path(table.name) for table in spec.feature_tables]
-    log_bytes = sum(_delta_log_bytes(table) for table in tables)
+    sizes = [_delta_log_bytes(table) for table in tables]
+    log_bytes = None if None in sizes else sum(size or 0 for size in sizes)
     if not inputs:
         return JobFootprint(log_bytes)
     return JobFootprint(log_bytes, _local_bytes([*tables, *_source_paths(spec)], SMALL_INPUT_BYTES))
@@ -107,8 +111,8 @@ def _source_paths(spec: JobSpec) -> list[str]:
     return [table.batch_source.path for table in spec.feature_tables if table.batch_source]
 
 
-def _delta_log_bytes(table: str) -> int:
-    """Bytes of the files directly in ``<table>/_delta_log`` (0 when there is none)."""
+def _delta_log_bytes(table: str) -> int | None:
+    """Bytes of the files directly in ``<table>/_delta_log`` (0: none; None: cannot list it)."""
     log = f"{table.rstrip('/')}/_delta_log"
     path = local_path(log)
     if path is not None:
@@ -123,7 +127,7 @@ def _delta_log_bytes(table: str) -> int:
         files, inner = filesystem(log)
         infos = files.get_file_info(pyarrow.fs.FileSelector(inner, allow_not_found=True))
     except (OSError, ValueError):  # pyarrow's errors subclass these
-        return 0  # cannot be listed from here: the smallest setting, as for a new table
+        return None  # not the smallest setting: the table may have a large log
     return sum(info.size or 0 for info in infos if info.type == pyarrow.fs.FileType.File)
 
 

@@ -44,14 +44,17 @@ def make_spec(tmp_path: Path, job_type: str = "ingest", **changes: object) -> Jo
         FeatureTable(name, ("driver_id",), (Feature("trips", "INT64"),), source)
         for name in ("trips", "new_table")
     )
-    fields: dict[str, object] = {"window": Window(T0, T1), **changes}
+    fields: dict[str, object] = {
+        "offline_store_path": str(tmp_path / "offline"),
+        "window": Window(T0, T1),
+        **changes,
+    }
     return JobSpec(
         f"{job_type}-trips-1",
         job_type,
         "demo",
         (driver,),
         tables,
-        str(tmp_path / "offline"),
         **fields,  # type: ignore[arg-type]
     )
 
@@ -174,3 +177,16 @@ def test_a_setting_the_caller_gives_wins_over_the_sized_one(
     assert job.wait(60) is JobState.SUCCEEDED, job.logs()
     assert "spark.databricks.delta.snapshotPartitions=7" in job.record.command
     assert "spark.databricks.delta.snapshotPartitions=3" not in job.record.command
+
+
+def test_a_log_that_cannot_be_listed_leaves_deltas_default(tmp_path: Path) -> None:
+    # given a table on a file system the launcher cannot reach (no HDFS client here)
+    spec = make_spec(tmp_path, offline_store_path="hdfs://nowhere:9000/offline")
+    # when it is measured
+    footprint = measure(spec, inputs=False)
+    # then its log size is unknown, and no snapshot setting is chosen for it: a large table
+    # must not be read with the single partition of a one-commit table
+    assert footprint == JobFootprint(delta_log_bytes=None)
+    assert "spark.databricks.delta.snapshotPartitions" not in sized_conf(
+        footprint, local_master=False
+    )
