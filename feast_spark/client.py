@@ -12,9 +12,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from feast_spark.client_datasets import DatasetMethods
 from feast_spark.columns import EVENT_TIMESTAMP
 from feast_spark.config import CassandraOnlineStoreConfig, RepoConfig, load_config
 from feast_spark.config_reader import resolve_location
+from feast_spark.datasets import STAGED_ENTITY_ROWS, keep_versions
 from feast_spark.definitions import BatchSource, Entity, FeatureTable, FileSource
 from feast_spark.definitions.durations import parse_duration
 from feast_spark.definitions.yaml_files import load_definitions
@@ -30,6 +32,7 @@ from feast_spark.online.stores import open_online_store
 from feast_spark.registry import ApplyResult, Registry
 from feast_spark.retrieval_job import RetrievalJob
 from feast_spark.specs import (
+    DatasetOptions,
     HistoricalRetrievalOptions,
     IngestOptions,
     JobOptions,
@@ -58,8 +61,8 @@ class DeletedTable:
     left_behind: tuple[str, ...]
 
 
-class Client:
-    """Manage definitions and run jobs for one project.
+class Client(DatasetMethods):
+    """Manage definitions, run jobs and rebuild training datasets for one project.
 
     Args:
         config: Settings, a path to ``feature_store.yaml`` (or its folder), or None to search the
@@ -224,6 +227,7 @@ class Client:
         """
         HistoricalRetrievalOptions.check_output_format(output_format)  # before staging anything
         parse_feature_refs(feature_refs, known_tables=self.list_feature_tables)  # syntax first
+        revision = self.registry.revision()  # the definitions below are of it or later
         tables = {name: self.get_feature_table(name) for name in table_names(feature_refs)}
         refs = parse_feature_refs(feature_refs, tables)
         entities = self._entities(_entity_names(tables.values()))
@@ -238,15 +242,16 @@ class Client:
                 str(entity_source)
                 if isinstance(entity_source, str | Path)
                 else self._stage(
-                    arrow if arrow is not None else entity_source, job_id, "entity_rows"
+                    arrow if arrow is not None else entity_source, job_id, STAGED_ENTITY_ROWS
                 )
             )
             source = source_at(path, FileSource(path=path, event_timestamp_column=timestamp_column))
             if arrow is None and _is_local_parquet(source):
                 check_entity_parquet(source.path, entities, timestamp_column)
         output = output_path or f"{self.config.launcher.staging_location}/{job_id}/dataset"
+        record = DatasetOptions(self.datasets.path(job_id), registry_revision=revision)
         options = HistoricalRetrievalOptions(
-            tuple(str(r) for r in refs), source, output, output_format
+            tuple(str(r) for r in refs), source, output, output_format, dataset=record
         )
         spec = self._spec(
             "historical_retrieval", job_id, list(tables.values()), Window(), options=options
@@ -331,14 +336,17 @@ class Client:
         """Rewrite a table's Delta files in time order (OPTIMIZE ZORDER BY event_timestamp)."""
         return self._maintenance(table, MaintenanceOptions("compact"), Window())
 
-    def vacuum(self, table: str) -> Job:
+    def vacuum(self, table: str, *, force: bool = False) -> Job:
         """Delete files of a table's Delta table that no version within the retention needs.
 
         The retention is the table's ``delta.deletedFileRetentionDuration`` (7 days by default;
         change it with ``ALTER TABLE ... SET TBLPROPERTIES``): Delta 4.4 ignores a retention
-        passed to VACUUM, and its safety check against short retentions stays on.
+        passed to VACUUM, and its safety check against short retentions stays on. The job
+        fails, deleting nothing, if it would delete a file of a version that a kept dataset
+        read (:meth:`list_datasets`), unless ``force``.
         """
-        return self._maintenance(table, MaintenanceOptions("vacuum"), Window())
+        keep = {} if force else {table: keep_versions(self.list_datasets(), self.project, table)}
+        return self._maintenance(table, MaintenanceOptions("vacuum", keep), Window())
 
     def list_jobs(
         self,

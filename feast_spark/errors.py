@@ -324,3 +324,42 @@ class AddressInUseError(FeastSparkError, OSError):
 
     def __str__(self) -> str:
         return str(self.args[0])
+
+
+class DatasetGoneError(FeastSparkError, FileNotFoundError):
+    """A training dataset cannot be rebuilt: something it read is gone or changed.
+
+    Attributes:
+        dataset: The dataset id.
+        what: What is gone (a vacuumed Delta version, a changed or deleted entity file).
+        fix: How to keep it next time (or restore it now).
+
+    """
+
+    def __init__(self, dataset: str, what: str, fix: str) -> None:
+        self.dataset = dataset
+        self.what = what
+        self.fix = fix
+        super().__init__(f"dataset '{dataset}' cannot be rebuilt: {what}; {fix}")
+
+
+class VacuumRefusedError(FeastSparkError, RuntimeError):
+    """A vacuum would delete files of an offline table version that a kept dataset read.
+
+    Attributes:
+        table: The feature table.
+        version: The Delta version the dataset needs.
+        datasets: The datasets that read it.
+
+    """
+
+    def __init__(self, table: str, version: int, datasets: list[str]) -> None:
+        self.table = table
+        self.version = version
+        self.datasets = datasets
+        names = ", ".join(datasets)
+        super().__init__(
+            f"offline table '{table}': vacuum refused: it would delete files of version {version},"
+            f" which dataset(s) {names} read; delete those records first (feast-spark datasets "
+            "delete ID) or vacuum with --force (they can then no longer be rebuilt)"
+        )

@@ -76,6 +76,10 @@ class Registry:
 
     # --- reads ---------------------------------------------------------------------------------
 
+    def revision(self) -> int:
+        """The registry's revision (0 before the first commit); every commit adds one."""
+        return self._read()[0]
+
     def list_projects(self) -> list[str]:
         """Names of all projects, sorted."""
         return sorted(self._read()[1]["projects"])

@@ -123,6 +123,53 @@ class IngestOptions:
 
 
 @dataclass(frozen=True)
+class DatasetOptions:
+    """What a historical retrieval records about its dataset, and what a rebuild pins.
+
+    Attributes:
+        record_path: Where the job writes the dataset record (:mod:`feast_spark.datasets`).
+        registry_revision: The registry revision the definitions were read at (None: unknown).
+        table_versions: Delta version to read per offline table (a rebuild); tables not named
+            are read at their latest version, resolved once when the job starts.
+        entity_files: Expected entity files (a rebuild): ``{"path", "size", "sha256", ...}``
+            each; the job refuses to run when the files it would read differ.
+        rebuild_of: The dataset this run rebuilds, if any.
+    """
+
+    record_path: str
+    registry_revision: int | None = None
+    table_versions: Mapping[str, int] = field(default_factory=dict)
+    entity_files: tuple[Mapping[str, Any], ...] = ()
+    rebuild_of: str | None = None
+
+    KEYS: ClassVar[frozenset[str]] = frozenset(
+        {"record_path", "registry_revision", "table_versions", "entity_files", "rebuild_of"}
+    )
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form."""
+        return {
+            "record_path": self.record_path,
+            "registry_revision": self.registry_revision,
+            "table_versions": dict(self.table_versions),
+            "entity_files": [dict(f) for f in self.entity_files],
+            "rebuild_of": self.rebuild_of,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> DatasetOptions:
+        """Inverse of :meth:`to_dict`."""
+        data = _mapping(data, "options.dataset", cls.KEYS)
+        return cls(
+            record_path=_text(_required(data, "record_path", "options.dataset"), "record_path"),
+            registry_revision=data.get("registry_revision"),
+            table_versions={str(k): int(v) for k, v in (data.get("table_versions") or {}).items()},
+            entity_files=tuple(dict(f) for f in data.get("entity_files") or ()),
+            rebuild_of=data.get("rebuild_of"),
+        )
+
+
+@dataclass(frozen=True)
 class HistoricalRetrievalOptions:
     """Options of a historical retrieval job.
 
@@ -132,6 +179,7 @@ class HistoricalRetrievalOptions:
         output_path: Where the dataset is written.
         output_format: ``parquet`` or ``delta``.
         join_tuning: The point-in-time join's tuning (defaults suit most).
+        dataset: Record the dataset (and, for a rebuild, pin what it reads); None: no record.
     """
 
     feature_refs: tuple[str, ...]
@@ -139,9 +187,10 @@ class HistoricalRetrievalOptions:
     output_path: str
     output_format: str = "parquet"
     join_tuning: JoinTuning = field(default_factory=JoinTuning)
+    dataset: DatasetOptions | None = None
 
     KEYS: ClassVar[frozenset[str]] = frozenset(
-        {"feature_refs", "entity_source", "output_path", "output_format", "join_tuning"}
+        {"feature_refs", "entity_source", "output_path", "output_format", "join_tuning", "dataset"}
     )
 
     def __post_init__(self) -> None:
@@ -182,6 +231,7 @@ class HistoricalRetrievalOptions:
             "output_path": self.output_path,
             "output_format": self.output_format,
             "join_tuning": self.join_tuning.to_dict(),
+            **({"dataset": self.dataset.to_dict()} if self.dataset else {}),
         }
 
     @classmethod
@@ -202,6 +252,9 @@ class HistoricalRetrievalOptions:
             output_path=_required(data, "output_path", "options"),
             output_format=data.get("output_format", "parquet"),
             join_tuning=JoinTuning.from_dict(tuning),
+            dataset=_field("options.dataset", DatasetOptions.from_dict, data["dataset"])
+            if data.get("dataset") is not None
+            else None,
         )
 
 
@@ -249,11 +302,14 @@ class MaintenanceOptions:
         action: ``compact`` (Delta OPTIMIZE ZORDER BY event_timestamp of the whole table)
             or ``vacuum`` (with the table's ``delta.deletedFileRetentionDuration``, 7 days by
             default: Delta 4.4 ignores a retention given to the call).
+        keep_versions: Vacuum only: per table, ``{dataset id: Delta version}`` of the kept
+            datasets that read it; the vacuum is refused if it would delete a file of one.
     """
 
     action: str
+    keep_versions: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
 
-    KEYS: ClassVar[frozenset[str]] = frozenset({"action"})
+    KEYS: ClassVar[frozenset[str]] = frozenset({"action", "keep_versions"})
 
     def __post_init__(self) -> None:
         if self.action not in MAINTENANCE_ACTIONS:
@@ -261,13 +317,22 @@ class MaintenanceOptions:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form."""
-        return {"action": self.action}
+        keep = {table: dict(versions) for table, versions in self.keep_versions.items()}
+        return {"action": self.action, **({"keep_versions": keep} if keep else {})}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> MaintenanceOptions:
         """Inverse of :meth:`to_dict`."""
         data = _mapping(data, "options", cls.KEYS)
-        return cls(_required(data, "action", "options"))
+        keep = data.get("keep_versions") or {}
+        if not isinstance(keep, Mapping) or not all(isinstance(v, Mapping) for v in keep.values()):
+            raise JobSpecError(
+                "options.keep_versions", f"{keep!r}; give {{table: {{dataset: version}}}}"
+            )
+        return cls(
+            _required(data, "action", "options"),
+            {str(t): {str(d): int(v) for d, v in versions.items()} for t, versions in keep.items()},
+        )
 
 
 JobOptions = IngestOptions | HistoricalRetrievalOptions | MaterializeOptions | MaintenanceOptions

@@ -4,17 +4,21 @@
 
 The spec (job_type "historical_retrieval") carries the requested tables with their entities,
 the feature references, the entity source and the output location and format. The work is
-feast_spark.spark.training_data; this file wires it up and writes the dataset, then the result
-record (feast_spark.spark.job_entry).
+feast_spark.spark.training_data; this file wires it up and writes the dataset, its dataset record
+when the spec asks for one (feast_spark.datasets: the versions read, pinned at the start by
+feast_spark.spark.dataset_pins), then the result record (feast_spark.spark.job_entry).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import sys
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+import feast_spark
+from feast_spark.datasets import DatasetRecord, EntitySourceRecord, FileChecksum, write_record
+from feast_spark.definitions import BatchSource
 from feast_spark.errors import FeastSparkError, JobSpecError
 from feast_spark.feature_refs import features_by_table, parse_feature_refs
 from feast_spark.job_results import JobResult
@@ -47,9 +51,16 @@ def run(
         missing = sorted(needed - {e.name for e in entities})
         raise JobSpecError("entities", f"no definition of {', '.join(missing)}")
 
+    paths = {name: spec.offline_table_path(name) for name in features}
+    # Pinned once, before anything is read: the dataset record names exactly what was read.
+    pins = _pins(spark, spec, options, paths)
     key_sets = [tables[name].entities for name in features]
     entity_rows = prepare_entity_rows(
-        spark, options.entity_source, entities, key_sets, options.join_tuning
+        spark,
+        pins.entity_source if pins else options.entity_source,
+        entities,
+        key_sets,
+        options.join_tuning,
     )
     # The join reads the entity rows once per key set (time ranges) and once for the union:
     # read and convert the source once.
@@ -61,8 +72,9 @@ def run(
         entity_rows,
         [tables[name] for name in features],
         features,
-        {name: spec.offline_table_path(name) for name in features},
+        paths,
         options.join_tuning,
+        table_versions=pins.table_versions if pins else None,
     )
     counted = Observation("rows")
     try:
@@ -83,6 +95,8 @@ def run(
         entity_rows.rows.unpersist()
     rows = int(counted.get["rows"])
     progress.rows_written = rows
+    if pins is not None:
+        _write_dataset_record(spec, options, pins, paths, rows, dataset.columns)
     return succeeded(
         spec,
         started_at,
@@ -96,8 +110,74 @@ def run(
                 entity_rows.earliest.isoformat(),
                 entity_rows.latest.isoformat(),
             ],
+            **({"dataset_id": spec.job_id, "table_versions": pins.table_versions} if pins else {}),
         },
     )
+
+
+@dataclasses.dataclass(frozen=True)
+class _Pins:
+    """What the job reads, pinned: offline table versions and the entity source."""
+
+    table_versions: dict[str, int]
+    entity_source: BatchSource
+    entity_record: EntitySourceRecord
+
+
+def _pins(
+    spark: SparkSession, spec: JobSpec, options: HistoricalRetrievalOptions, paths: dict[str, str]
+) -> _Pins | None:
+    """Resolve (or, for a rebuild, check) the versions and entity files; None: no record."""
+    from feast_spark.spark.dataset_pins import pin_entity_source, pin_table_versions
+
+    wanted = options.dataset
+    if wanted is None:
+        return None
+    dataset_id = wanted.rebuild_of or spec.job_id
+    versions = pin_table_versions(spark, paths, wanted.table_versions, dataset_id=dataset_id)
+    source, record = pin_entity_source(
+        spark,
+        options.entity_source,
+        dataset_id=dataset_id,
+        expected_files=[FileChecksum.from_dict(f) for f in wanted.entity_files],
+        rebuild=wanted.rebuild_of is not None,
+    )
+    return _Pins(versions, source, record)
+
+
+def _write_dataset_record(
+    spec: JobSpec,
+    options: HistoricalRetrievalOptions,
+    pins: _Pins,
+    paths: dict[str, str],
+    rows: int,
+    columns: list[str],
+) -> None:
+    wanted = options.dataset
+    if wanted is None:  # pragma: no cover - pins exist only with dataset options
+        return
+    record = DatasetRecord(
+        dataset_id=spec.job_id,
+        project=spec.project,
+        created_at=datetime.now(UTC),
+        feature_refs=options.feature_refs,
+        entity_source=pins.entity_record,
+        tables={
+            name: {"path": paths[name], "version": version}
+            for name, version in pins.table_versions.items()
+        },
+        entities=tuple(e.to_dict() for e in spec.entities),
+        feature_tables=tuple(t.to_dict() for t in spec.feature_tables),
+        registry_revision=wanted.registry_revision,
+        feast_spark_version=feast_spark.__version__,
+        rows=rows,
+        columns=tuple(columns),
+        output_path=options.output_path,
+        output_format=options.output_format,
+        join_tuning=options.join_tuning.to_dict(),
+        rebuild_of=wanted.rebuild_of,
+    )
+    write_record(wanted.record_path, record)
 
 
 def main(argv: list[str] | None = None, *, spark: SparkSession | None = None) -> int:

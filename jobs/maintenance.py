@@ -5,7 +5,8 @@
 Compaction rewrites a whole table into time-ordered files (a spec with a window is refused); data
 and readers are undisturbed. Vacuum deletes files that no version within the table's
 ``delta.deletedFileRetentionDuration`` (7 days by default) needs; Delta's safety check against
-shorter retentions stays on.
+shorter retentions stays on. A vacuum that would delete a file of a version that a kept
+training dataset read (the spec's ``keep_versions``) fails first, deleting nothing.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ def run(
     """Compact or vacuum every table of the spec; return the SUCCEEDED record."""
     from delta.tables import DeltaTable
 
-    from feast_spark.spark.maintenance import compact, vacuum
+    from feast_spark.spark.maintenance import check_vacuum_keeps, compact, vacuum
 
     options = spec.options
     if not isinstance(options, MaintenanceOptions):
@@ -51,6 +52,7 @@ def run(
         if options.action == "compact":
             tables[table.name] = compact(spark, path)
         else:
+            check_vacuum_keeps(spark, path, table.name, options.keep_versions.get(table.name, {}))
             vacuum(spark, path)
             tables[table.name] = {"vacuumed": True}
     return succeeded(

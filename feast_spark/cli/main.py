@@ -12,6 +12,7 @@ import sys
 import click
 
 from feast_spark.cli.context import common_options
+from feast_spark.cli.datasets import datasets
 from feast_spark.cli.definitions import apply, entities, feature_tables, projects
 from feast_spark.cli.jobs import jobs
 from feast_spark.cli.offline import offline
@@ -46,6 +47,7 @@ for _command in (
     materialize,
     materialize_incremental,
     get_online_features,
+    datasets,
     # operations
     offline,
     online,

@@ -26,13 +26,21 @@ def offline_compact(table: str, wait: bool, timeout: float | None, output: str) 
 
 @offline.command("vacuum")
 @click.argument("table")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Vacuum even if it deletes versions that kept training datasets read.",
+)
 @wait_options
 @common_options
 @output_option
 @handle_errors
-def offline_vacuum(table: str, wait: bool, timeout: float | None, output: str) -> None:
+def offline_vacuum(table: str, force: bool, wait: bool, timeout: float | None, output: str) -> None:
     """Delete TABLE's files that no version within its retention needs (Delta VACUUM).
 
-    The retention is the table's delta.deletedFileRetentionDuration (7 days by default).
+    The retention is the table's delta.deletedFileRetentionDuration (7 days by default). The
+    job fails, deleting nothing, if a version a kept dataset read would lose files (see
+    'feast-spark datasets list'), unless --force.
     """
-    run_or_print(CliContext.current().client().vacuum(table), wait, timeout=timeout, output=output)
+    job = CliContext.current().client().vacuum(table, force=force)
+    run_or_print(job, wait, timeout=timeout, output=output)

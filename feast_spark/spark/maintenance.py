@@ -7,9 +7,15 @@ needs. ``jobs/maintenance.py`` runs them as a job.
 
 from __future__ import annotations
 
+from collections import defaultdict
+from collections.abc import Mapping
+from urllib.parse import unquote
+
+from pyspark.errors import AnalysisException
 from pyspark.sql import SparkSession
 
 from feast_spark.columns import EVENT_TIMESTAMP
+from feast_spark.errors import VacuumRefusedError
 from feast_spark.spark.commit_retry import DEFAULT_RETRY, RetryPolicy, _retrying
 
 
@@ -54,3 +60,45 @@ def vacuum(spark: SparkSession, path: str, retention_hours: float | None = None)
     from delta.tables import DeltaTable
 
     DeltaTable.forPath(spark, path).vacuum(retention_hours)
+
+
+def check_vacuum_keeps(spark: SparkSession, path: str, table: str, keep: Mapping[str, int]) -> None:
+    """Refuse a vacuum that would delete a file of a version a kept dataset read.
+
+    Asks Delta which files the vacuum would delete (``VACUUM ... DRY RUN``, same retention),
+    then looks for them among each kept version's files (its log only; no data is read).
+
+    Args:
+        spark: The session.
+        path: The Delta table.
+        table: The feature table, for the message.
+        keep: ``{dataset id: version}`` of the kept datasets that read the table.
+
+    Raises:
+        VacuumRefusedError: Names the version and the datasets that need it.
+    """
+    if not keep:
+        return
+    quoted = path.replace("`", "``")
+    doomed = {_same(row["path"]) for row in spark.sql(f"VACUUM delta.`{quoted}` DRY RUN").collect()}
+    if not doomed:
+        return
+    readers: dict[int, list[str]] = defaultdict(list)
+    for dataset, version in keep.items():
+        readers[int(version)].append(dataset)
+    for version, datasets in sorted(readers.items()):
+        try:
+            reader = spark.read.format("delta").option("versionAsOf", str(version))
+            files = reader.load(path).inputFiles()
+        except AnalysisException:
+            continue  # no longer in the log: nothing left to keep
+        if any(_same(f) in doomed for f in files):
+            raise VacuumRefusedError(table, version, sorted(datasets))
+
+
+def _same(uri: str) -> str:
+    """One spelling of a file URI (``file:/x``, ``file:///x``, percent-encoding)."""
+    text = unquote(uri)
+    if text.startswith("file:"):
+        return "/" + text[len("file:") :].lstrip("/")
+    return text

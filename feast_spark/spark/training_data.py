@@ -130,6 +130,8 @@ def build_training_dataset(
     features: Mapping[str, Sequence[str]],
     table_paths: Mapping[str, str],
     tuning: JoinTuning = DEFAULT_TUNING,
+    *,
+    table_versions: Mapping[str, int] | None = None,
 ) -> DataFrame:
     """Join every table's requested features to the entity rows, point in time correct.
 
@@ -147,6 +149,7 @@ def build_training_dataset(
         features: Requested features per table name.
         table_paths: Delta table path per table name.
         tuning: The join's tuning.
+        table_versions: Delta version to read per table name (time travel); others at latest.
     """
     inputs = []
     for table in tables:
@@ -158,7 +161,8 @@ def build_training_dataset(
             else None
         )
         end = entity_rows.latest + timedelta(microseconds=1)  # the bound is exclusive
-        rows = read_offline_table(spark, table_paths[table.name], start, end)
+        version = (table_versions or {}).get(table.name)
+        rows = read_offline_table(spark, table_paths[table.name], start, end, version=version)
         inputs.append(
             FeatureTableInput(
                 name=table.name,

@@ -27,6 +27,7 @@ COMMANDS = {
     "materialize": set(),
     "materialize-incremental": set(),
     "get-online-features": set(),
+    "datasets": {"list", "describe", "rebuild", "delete"},
     "offline": {"compact", "vacuum"},
     "online": {"delete", "purge"},
     "jobs": {"list", "describe", "logs", "cancel", "abandon", "wait", "prune"},
