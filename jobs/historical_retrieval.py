@@ -17,8 +17,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 import feast_spark
-from feast_spark.datasets import DatasetRecord, EntitySourceRecord, FileChecksum, write_record
-from feast_spark.definitions import BatchSource
+from feast_spark.datasets import DatasetRecord, write_record
 from feast_spark.errors import FeastSparkError, JobSpecError
 from feast_spark.feature_refs import features_by_table, parse_feature_refs
 from feast_spark.job_results import JobResult
@@ -27,6 +26,8 @@ from feast_spark.specs import HistoricalRetrievalOptions, JobSpec
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
+
+    from feast_spark.spark.dataset_pins import DatasetPins
 
 
 def run(
@@ -38,6 +39,7 @@ def run(
     from pyspark.sql import Observation
     from pyspark.sql import functions as F  # noqa: N812
 
+    from feast_spark.spark.dataset_pins import pin_dataset
     from feast_spark.spark.training_data import build_training_dataset, prepare_entity_rows
 
     options = spec.options
@@ -53,7 +55,7 @@ def run(
 
     paths = {name: spec.offline_table_path(name) for name in features}
     # Pinned once, before anything is read: the dataset record names exactly what was read.
-    pins = _pins(spark, spec, options, paths)
+    pins = pin_dataset(spark, spec.job_id, options, paths)
     key_sets = [tables[name].entities for name in features]
     entity_rows = prepare_entity_rows(
         spark,
@@ -115,40 +117,10 @@ def run(
     )
 
 
-@dataclasses.dataclass(frozen=True)
-class _Pins:
-    """What the job reads, pinned: offline table versions and the entity source."""
-
-    table_versions: dict[str, int]
-    entity_source: BatchSource
-    entity_record: EntitySourceRecord
-
-
-def _pins(
-    spark: SparkSession, spec: JobSpec, options: HistoricalRetrievalOptions, paths: dict[str, str]
-) -> _Pins | None:
-    """Resolve (or, for a rebuild, check) the versions and entity files; None: no record."""
-    from feast_spark.spark.dataset_pins import pin_entity_source, pin_table_versions
-
-    wanted = options.dataset
-    if wanted is None:
-        return None
-    dataset_id = wanted.rebuild_of or spec.job_id
-    versions = pin_table_versions(spark, paths, wanted.table_versions, dataset_id=dataset_id)
-    source, record = pin_entity_source(
-        spark,
-        options.entity_source,
-        dataset_id=dataset_id,
-        expected_files=[FileChecksum.from_dict(f) for f in wanted.entity_files],
-        rebuild=wanted.rebuild_of is not None,
-    )
-    return _Pins(versions, source, record)
-
-
 def _write_dataset_record(
     spec: JobSpec,
     options: HistoricalRetrievalOptions,
-    pins: _Pins,
+    pins: DatasetPins,
     paths: dict[str, str],
     rows: int,
     columns: list[str],

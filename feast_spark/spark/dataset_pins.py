@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import PurePosixPath
 
 from pyspark.errors import AnalysisException
@@ -37,12 +38,57 @@ from feast_spark.datasets import (
 from feast_spark.definitions import BatchSource, DeltaSource, FileSource
 from feast_spark.errors import DatasetGoneError
 from feast_spark.spark.offline_store import table_version
+from feast_spark.specs import HistoricalRetrievalOptions
 
 KEEP_VERSIONS = (
     "a kept dataset's versions survive 'feast-spark offline vacuum' unless --force is given; "
     "Delta also drops versions older than the table's delta.logRetentionDuration (30 days by "
     "default): raise it on tables whose datasets must be rebuilt later"
 )
+
+
+@dataclass(frozen=True)
+class DatasetPins:
+    """What a retrieval reads, pinned.
+
+    Attributes:
+        table_versions: Delta version to read per feature table.
+        entity_source: The entity source to read (a Delta source with ``versionAsOf`` set).
+        entity_record: How the dataset record describes the entity source.
+    """
+
+    table_versions: dict[str, int]
+    entity_source: BatchSource
+    entity_record: EntitySourceRecord
+
+
+def pin_dataset(
+    spark: SparkSession,
+    job_id: str,
+    options: HistoricalRetrievalOptions,
+    paths: Mapping[str, str],
+) -> DatasetPins | None:
+    """Resolve (or, in a rebuild, check) the versions and entity files of a retrieval.
+
+    Returns:
+        The pins, or None when the spec asks for no dataset record (nothing is pinned then).
+
+    Raises:
+        DatasetGoneError: A rebuild's version or entity file is gone or changed.
+    """
+    wanted = options.dataset
+    if wanted is None:
+        return None
+    dataset_id = wanted.rebuild_of or job_id
+    versions = pin_table_versions(spark, paths, wanted.table_versions, dataset_id=dataset_id)
+    source, record = pin_entity_source(
+        spark,
+        options.entity_source,
+        dataset_id=dataset_id,
+        expected_files=[FileChecksum.from_dict(f) for f in wanted.entity_files],
+        rebuild=wanted.rebuild_of is not None,
+    )
+    return DatasetPins(versions, source, record)
 
 
 def pin_table_versions(

@@ -80,7 +80,8 @@ def check_vacuum_keeps(spark: SparkSession, path: str, table: str, keep: Mapping
     if not keep:
         return
     quoted = path.replace("`", "``")
-    doomed = {_same(row["path"]) for row in spark.sql(f"VACUUM delta.`{quoted}` DRY RUN").collect()}
+    listed = spark.sql(f"VACUUM delta.`{quoted}` DRY RUN").collect()
+    doomed = {_file_name(row["path"]) for row in listed}
     if not doomed:
         return
     readers: dict[int, list[str]] = defaultdict(list)
@@ -92,13 +93,13 @@ def check_vacuum_keeps(spark: SparkSession, path: str, table: str, keep: Mapping
             files = reader.load(path).inputFiles()
         except AnalysisException:
             continue  # no longer in the log: nothing left to keep
-        if any(_same(f) in doomed for f in files):
+        if any(_file_name(f) in doomed for f in files):
             raise VacuumRefusedError(table, version, sorted(datasets))
 
 
-def _same(uri: str) -> str:
-    """One spelling of a file URI (``file:/x``, ``file:///x``, percent-encoding)."""
-    text = unquote(uri)
-    if text.startswith("file:"):
-        return "/" + text[len("file:") :].lstrip("/")
-    return text
+def _file_name(uri: str) -> str:
+    """A data file's name, however a listing spells its path (``file:/x``, relative, encoded).
+
+    Delta names every data file with a UUID, so the name alone identifies it.
+    """
+    return unquote(uri).rstrip("/").rpartition("/")[2]
