@@ -34,6 +34,23 @@ def run(
     spark: SparkSession, spec: JobSpec, started_at: datetime, progress: JobProgress
 ) -> JobResult:
     """Build the dataset, write it, and return the SUCCEEDED record."""
+    from feast_spark.spark.dataset_pins import time_travel_past_retention
+
+    options = spec.options
+    if (
+        isinstance(options, HistoricalRetrievalOptions)
+        and options.dataset
+        and options.dataset.rebuild_of
+    ):
+        # A rebuild reads old versions, each checked to still have every file.
+        with time_travel_past_retention(spark):
+            return _run(spark, spec, started_at, progress)
+    return _run(spark, spec, started_at, progress)
+
+
+def _run(
+    spark: SparkSession, spec: JobSpec, started_at: datetime, progress: JobProgress
+) -> JobResult:
     from pyspark import StorageLevel
     from pyspark.errors import AnalysisException
     from pyspark.sql import Observation

@@ -18,7 +18,8 @@ Rules:
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
@@ -40,6 +41,11 @@ from feast_spark.errors import DatasetGoneError
 from feast_spark.spark.offline_store import table_version
 from feast_spark.specs import HistoricalRetrievalOptions
 
+#: Delta refuses by default to read a version older than the table's
+#: ``delta.deletedFileRetentionDuration``, as vacuum may have deleted its files.
+ENFORCE_RETENTION_CONF = (
+    "spark.databricks.delta.vacuum.enforceTimeTravelWithinDeletedFileRetentionDuration"
+)
 KEEP_VERSIONS = (
     "a kept dataset's versions survive 'feast-spark offline vacuum' unless --force is given; "
     "Delta also drops versions older than the table's delta.logRetentionDuration (30 days by "
@@ -60,6 +66,26 @@ class DatasetPins:
     table_versions: dict[str, int]
     entity_source: BatchSource
     entity_record: EntitySourceRecord
+
+
+@contextmanager
+def time_travel_past_retention(spark: SparkSession) -> Iterator[None]:
+    """Let reads within reach versions older than ``delta.deletedFileRetentionDuration``.
+
+    Delta blocks such reads because vacuum may have deleted their files; a rebuild checks that
+    every file of its pinned versions still exists (:func:`check_version_readable`), so a kept
+    dataset stays rebuildable after the retention as long as no vacuum removed its files. The
+    session's setting is restored afterwards.
+    """
+    before = spark.conf.get(ENFORCE_RETENTION_CONF, None)
+    spark.conf.set(ENFORCE_RETENTION_CONF, "false")
+    try:
+        yield
+    finally:
+        if before is None:
+            spark.conf.unset(ENFORCE_RETENTION_CONF)
+        else:
+            spark.conf.set(ENFORCE_RETENTION_CONF, before)
 
 
 def pin_dataset(

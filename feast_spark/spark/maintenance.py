@@ -17,6 +17,7 @@ from pyspark.sql import SparkSession
 from feast_spark.columns import EVENT_TIMESTAMP
 from feast_spark.errors import VacuumRefusedError
 from feast_spark.spark.commit_retry import DEFAULT_RETRY, RetryPolicy, _retrying
+from feast_spark.spark.dataset_pins import time_travel_past_retention
 
 
 def compact(
@@ -89,8 +90,9 @@ def check_vacuum_keeps(spark: SparkSession, path: str, table: str, keep: Mapping
         readers[int(version)].append(dataset)
     for version, datasets in sorted(readers.items()):
         try:
-            reader = spark.read.format("delta").option("versionAsOf", str(version))
-            files = reader.load(path).inputFiles()
+            with time_travel_past_retention(spark):  # the log only: no file is read
+                reader = spark.read.format("delta").option("versionAsOf", str(version))
+                files = reader.load(path).inputFiles()
         except AnalysisException:
             continue  # no longer in the log: nothing left to keep
         if any(_file_name(f) in doomed for f in files):
