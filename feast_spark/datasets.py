@@ -43,9 +43,9 @@ from typing import Any
 from feast_spark.definitions import Entity, FeatureTable
 from feast_spark.definitions.sources import BatchSource, DeltaSource, source_from_dict
 from feast_spark.errors import ArgumentError, DatasetGoneError, NotFoundError
-from feast_spark.job_results import filesystem, local_path, read_text, write_text
 from feast_spark.join_tuning import JoinTuning
 from feast_spark.specs import DatasetOptions, HistoricalRetrievalOptions, JobSpec
+from feast_spark.storage import filesystem, local_path, read_text, write_text
 
 RECORD_VERSION = 1
 #: The folder of dataset records under the job store's root (never a job id: ids start with
