@@ -32,6 +32,7 @@ from feast_spark.online.stores import open_online_store
 from feast_spark.registry import ApplyResult, Registry
 from feast_spark.retrieval_job import RetrievalJob
 from feast_spark.specs import (
+    AuditOptions,
     DatasetOptions,
     HistoricalRetrievalOptions,
     IngestOptions,
@@ -347,6 +348,19 @@ class Client(DatasetMethods):
         """
         keep = {} if force else {table: keep_versions(self.list_datasets(), self.project, table)}
         return self._maintenance(table, MaintenanceOptions("vacuum", keep), Window())
+
+    def audit(self, table: str, sample: int | None = None, *, examples: int = 5) -> Job:
+        """Compare a table's online rows with its offline latest row per key (a Spark job).
+
+        ``sample`` random offline keys, or every key (None; the online table is then enumerated
+        too). ``AuditReport.from_dict(job.result()["details"])`` (:mod:`feast_spark.audit`)
+        is the report; its ``consistent`` is False when anything differs.
+        """
+        options = AuditOptions(self.config.online_store, sample=sample, examples=examples)
+        definition = self.get_feature_table(table)
+        job_id = new_job_id("audit", definition.name)
+        spec = self._spec("audit", job_id, [definition], Window(), options=options)
+        return self.launcher.submit(spec)
 
     def list_jobs(
         self,

@@ -33,7 +33,7 @@ from feast_spark.online_store_config import (
 )
 
 SPEC_VERSION = 2
-JOB_TYPES = ("ingest", "historical_retrieval", "materialize", "maintenance")
+JOB_TYPES = ("ingest", "historical_retrieval", "materialize", "maintenance", "audit")
 MAINTENANCE_ACTIONS = ("compact", "vacuum")
 OUTPUT_FORMATS = ("parquet", "delta")
 #: Default of ``future_event_time_allowance`` (feature_store.yaml), in seconds.
@@ -335,13 +335,69 @@ class MaintenanceOptions:
         )
 
 
-JobOptions = IngestOptions | HistoricalRetrievalOptions | MaterializeOptions | MaintenanceOptions
+@dataclass(frozen=True)
+class AuditOptions:
+    """Options of an online/offline consistency audit job.
+
+    Attributes:
+        sample: Audit this many random offline keys (None: every key, and the online table is
+            enumerated to find keys that have no offline row).
+        examples: Examples kept per kind of finding.
+        online_store: The online store audited, as ``online_store`` of feature_store.yaml.
+    """
+
+    online_store: OnlineStoreConfig
+    sample: int | None = None
+    examples: int = 5
+
+    KEYS: ClassVar[frozenset[str]] = frozenset({"online_store", "sample", "examples"})
+
+    def __post_init__(self) -> None:
+        MaterializeOptions(self.online_store)  # the same check of the store
+        if self.sample is not None and (
+            isinstance(self.sample, bool) or not isinstance(self.sample, int) or self.sample < 1
+        ):
+            raise JobSpecError("options.sample", f"{self.sample!r}; give a whole number >= 1")
+        examples = self.examples
+        if isinstance(examples, bool) or not isinstance(examples, int) or examples < 0:
+            raise JobSpecError("options.examples", f"{self.examples!r}; give a whole number >= 0")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form."""
+        return {
+            "online_store": serialize_online_store(self.online_store),
+            "sample": self.sample,
+            "examples": self.examples,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> AuditOptions:
+        """Inverse of :meth:`to_dict`.
+
+        Raises:
+            ConfigError: A bad online store setting (named as in feature_store.yaml).
+        """
+        data = _mapping(data, "options", cls.KEYS)
+        store = MaterializeOptions.from_dict(
+            {"online_store": _required(data, "online_store", "options")}
+        )
+        return cls(store.online_store, sample=data.get("sample"), examples=data.get("examples", 5))
+
+
+JobOptions = (
+    IngestOptions
+    | HistoricalRetrievalOptions
+    | MaterializeOptions
+    | MaintenanceOptions
+    | AuditOptions
+)
 #: The options class of each job type.
 OPTIONS_CLASSES: Mapping[str, type[JobOptions]] = {
     "ingest": IngestOptions,
     "historical_retrieval": HistoricalRetrievalOptions,
     "materialize": MaterializeOptions,
     "maintenance": MaintenanceOptions,
+    "audit": AuditOptions,
 }
 #: Job types that run with default options when a spec gives none.
 _OPTIONAL_OPTIONS = frozenset({"ingest"})

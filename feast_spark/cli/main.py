@@ -11,6 +11,7 @@ import sys
 
 import click
 
+from feast_spark.cli.audit import audit
 from feast_spark.cli.context import common_options
 from feast_spark.cli.datasets import datasets
 from feast_spark.cli.definitions import apply, entities, feature_tables, projects
@@ -49,6 +50,7 @@ for _command in (
     get_online_features,
     datasets,
     # operations
+    audit,
     offline,
     online,
     jobs,
