@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterator, Mapping
+from pathlib import Path
 from typing import Any, Final
 
 from feast_spark.columns import EVENT_TIMESTAMP
@@ -95,7 +96,8 @@ def _scan_sqlite(
 
     bools = [i for i, (_, t) in enumerate(schema.entities) if t is ValueType.BOOL]
     try:
-        connection = sqlite3.connect(f"file:{config.path}?mode=ro", uri=True)
+        uri = Path(config.path).absolute().as_uri() + "?mode=ro"  # as_uri escapes ? and #
+        connection = sqlite3.connect(uri, uri=True)
     except sqlite3.Error:
         return  # no database file: no table, no keys
     try:
