@@ -54,8 +54,13 @@ batch_source: {{type: file, path: data/{name}.parquet, event_timestamp_column: t
 """
 
 
+ROOT = Path(__file__).resolve().parents[2]
+
+
 @pytest.fixture
-def project(repo: Path) -> Path:  # noqa: F811 - the imported fixture
+def project(repo: Path, monkeypatch: pytest.MonkeyPatch) -> Path:  # noqa: F811 - the fixture
+    # the stand-in job imports feast_spark from this checkout (not another installed copy)
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))
     for name in ("clean", "drifted"):
         (repo / f"{name}.yaml").write_text(DEFINITIONS.format(name=name))
         assert invoke(repo, "apply", "-f", str(repo / f"{name}.yaml")).exit_code == 0
