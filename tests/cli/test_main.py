@@ -28,6 +28,7 @@ COMMANDS = {
     "materialize-incremental": set(),
     "get-online-features": set(),
     "datasets": {"list", "describe", "rebuild", "delete"},
+    "audit": set(),
     "offline": {"compact", "vacuum"},
     "online": {"delete", "purge"},
     "jobs": {"list", "describe", "logs", "cancel", "abandon", "wait", "prune"},
