@@ -38,6 +38,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from feast_spark.columns import EVENT_TIMESTAMP
+from feast_spark.errors import ArgumentError
 from feast_spark.online.base import (
     OnlineTableSchema,
     StoredRow,
@@ -45,6 +46,8 @@ from feast_spark.online.base import (
     is_retained,
     user_value,
 )
+from feast_spark.online_store_config import OnlineStoreConfig
+from feast_spark.specs import AuditOptions
 
 MISSING_ONLINE = "missing_online"
 ONLINE_ONLY = "online_only"
@@ -174,6 +177,20 @@ def compare_row(
     if not cells:
         return None
     return Finding(DIFFERS, key_document(schema, key, stored=True), tuple(cells), offline, online)
+
+
+def audit_options(
+    online_store: OnlineStoreConfig, sample: int | None, examples: int = DEFAULT_EXAMPLES
+) -> AuditOptions:
+    """The audit job's options from a caller's values.
+
+    Raises:
+        ArgumentError: ``sample`` is not a whole number >= 1, or ``examples`` one >= 0.
+    """
+    for name, value, least in (("sample", sample, 1), ("examples", examples, 0)):
+        if value is not None and (type(value) is not int or value < least):
+            raise ArgumentError(name, value, f"give a whole number >= {least}")
+    return AuditOptions(online_store, sample=sample, examples=examples)
 
 
 class Tally:

@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from feast_spark.audit import audit_options
 from feast_spark.client_datasets import DatasetMethods
 from feast_spark.columns import EVENT_TIMESTAMP
 from feast_spark.config import CassandraOnlineStoreConfig, RepoConfig, load_config
@@ -32,7 +33,6 @@ from feast_spark.online.stores import open_online_store
 from feast_spark.registry import ApplyResult, Registry
 from feast_spark.retrieval_job import RetrievalJob
 from feast_spark.specs import (
-    AuditOptions,
     DatasetOptions,
     HistoricalRetrievalOptions,
     IngestOptions,
@@ -350,13 +350,13 @@ class Client(DatasetMethods):
         return self._maintenance(table, MaintenanceOptions("vacuum", keep), Window())
 
     def audit(self, table: str, sample: int | None = None, *, examples: int = 5) -> Job:
-        """Compare a table's online rows with its offline latest row per key (a Spark job).
+        """Start a job comparing a table's online rows with its offline latest row per key.
 
-        ``sample`` random offline keys, or every key (None; the online table is then enumerated
-        too). ``AuditReport.from_dict(job.result()["details"])`` (:mod:`feast_spark.audit`)
-        is the report; its ``consistent`` is False when anything differs.
+        ``sample`` random offline keys, or every key (None: the online table is enumerated too);
+        ``AuditReport.from_dict(job.result()["details"])`` (:mod:`feast_spark.audit`) is the
+        report. Raises ArgumentError for a ``sample`` below 1 or ``examples`` below 0.
         """
-        options = AuditOptions(self.config.online_store, sample=sample, examples=examples)
+        options = audit_options(self.config.online_store, sample, examples)
         definition = self.get_feature_table(table)
         job_id = new_job_id("audit", definition.name)
         spec = self._spec("audit", job_id, [definition], Window(), options=options)

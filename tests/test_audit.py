@@ -16,12 +16,13 @@ from feast_spark.audit import (
     AuditReport,
     Finding,
     Tally,
+    audit_options,
     compare_row,
     json_value,
     same_value,
 )
 from feast_spark.definitions import Entity, Feature, FeatureTable, FileSource
-from feast_spark.errors import JobSpecError
+from feast_spark.errors import ArgumentError, JobSpecError
 from feast_spark.online.base import OnlineTableSchema, StoredRow, to_micros
 from feast_spark.online.key_scan import MAX_TOKEN, MIN_TOKEN, token_ranges
 from feast_spark.specs import AuditOptions, JobSpec
@@ -165,3 +166,11 @@ def test_token_ranges_cover_the_ring_without_overlap() -> None:
         assert all(a[1] + 1 == b[0] for a, b in itertools.pairwise(ranges))
     with pytest.raises(ValueError, match="at least 1"):
         token_ranges(0)
+
+
+def test_a_caller_s_bad_sample_or_examples_is_an_argument_error() -> None:
+    assert audit_options(None) == AuditOptions()
+    assert audit_options(10, 2) == AuditOptions(sample=10, examples=2)
+    for sample, examples in ((0, 5), (True, 5), (None, -1), (2.5, 5)):
+        with pytest.raises(ArgumentError, match="give a whole number"):
+            audit_options(sample, examples)  # type: ignore[arg-type]
