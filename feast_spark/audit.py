@@ -22,8 +22,8 @@ A key whose offline row has expired and that the online store does not hold is c
 Example (one differing cell)::
 
     Finding(kind="differs", key={"driver_id": 1001}, cells=("conv_rate",),
-            offline={"event_timestamp": "2024-01-01T10:00:00+00:00", "conv_rate": 0.5},
-            online={"event_timestamp": "2024-01-01T10:00:00+00:00", "conv_rate": 0.7})
+            offline={"event_timestamp": "2024-01-01T10:00:00.000000+00:00", "conv_rate": 0.5},
+            online={"event_timestamp": "2024-01-01T10:00:00.000000+00:00", "conv_rate": 0.7})
 """
 
 from __future__ import annotations
@@ -96,9 +96,11 @@ class Finding:
 
 
 def json_value(value: Any) -> Any:
-    """A value in user form as JSON: instants ISO-8601, bytes base64, NaN/inf as strings."""
+    """A value in user form as JSON: instants ISO-8601 UTC, bytes base64, NaN/inf as strings."""
     if isinstance(value, datetime):
-        return (value.astimezone(UTC) if value.tzinfo else value).isoformat()
+        # one form for every instant, as the CLI's JSON: UTC with microseconds
+        moment = value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
+        return moment.isoformat(timespec="microseconds")
     if isinstance(value, bytes | bytearray | memoryview):
         return base64.b64encode(bytes(value)).decode("ascii")
     if isinstance(value, float) and not math.isfinite(value):
@@ -162,10 +164,10 @@ def compare_row(
         return Finding(
             MISSING_ONLINE,
             key_document(schema, key, stored=True),
-            offline={EVENT_TIMESTAMP: from_micros(event_us).isoformat()},
+            offline={EVENT_TIMESTAMP: json_value(from_micros(event_us))},
         )
-    offline: dict[str, Any] = {EVENT_TIMESTAMP: from_micros(event_us).isoformat()}
-    online: dict[str, Any] = {EVENT_TIMESTAMP: from_micros(stored.event_timestamp_us).isoformat()}
+    offline: dict[str, Any] = {EVENT_TIMESTAMP: json_value(from_micros(event_us))}
+    online: dict[str, Any] = {EVENT_TIMESTAMP: json_value(from_micros(stored.event_timestamp_us))}
     cells = [EVENT_TIMESTAMP] if stored.event_timestamp_us != event_us else []
     for (name, value_type), mine, theirs in zip(
         schema.features, values, stored.values, strict=True

@@ -59,7 +59,9 @@ def test_a_missing_retained_key_is_missing_online_but_an_expired_one_is_not() ->
 
     # then only the retained one is missing online
     assert found == Finding(
-        MISSING_ONLINE, {"driver_id": 7}, offline={"event_timestamp": "2024-03-01T11:30:00+00:00"}
+        MISSING_ONLINE,
+        {"driver_id": 7},
+        offline={"event_timestamp": "2024-03-01T11:30:00.000000+00:00"},
     )
     assert gone is None
 
@@ -76,9 +78,9 @@ def test_differing_cells_are_named_with_both_sides_in_user_form() -> None:
     assert found is not None and found.kind == DIFFERS
     assert found.cells == ("event_timestamp", "trips", "seen")
     assert found.offline == {
-        "event_timestamp": "2024-03-01T11:00:00+00:00",
+        "event_timestamp": "2024-03-01T11:00:00.000000+00:00",
         "trips": 3,
-        "seen": "2024-03-01T12:00:00+00:00",
+        "seen": "2024-03-01T12:00:00.000000+00:00",
     }
     assert found.online == {
         "event_timestamp": "2024-03-01T10:59:59.999999+00:00",

@@ -33,7 +33,7 @@ AUDIT_JOB = """
         tally.add(None)
     if table == "drifted":
         tally.add(Finding("missing_online", {"driver_id": 1},
-                          offline={"event_timestamp": "2024-01-01T00:00:00+00:00"}))
+                          offline={"event_timestamp": "2024-01-01T00:00:00.000000+00:00"}))
         tally.add(Finding("differs", {"driver_id": 2}, ("rate",), {"rate": 0.5}, {"rate": 0.7}))
     report = AuditReport.from_records(
         tally.records(), table=table, online_table="demo__" + table, store="sqlite",

@@ -135,8 +135,8 @@ def assert_finds_exactly_the_changes(report: AuditReport) -> None:
     assert differs[2]["cells"] == ["rate"]
     assert (differs[2]["offline"]["rate"], differs[2]["online"]["rate"]) == (0.3, 0.75)
     assert differs[3]["cells"] == ["event_timestamp", "trips", "rate"]
-    assert differs[3]["offline"]["event_timestamp"] == "2024-01-02T01:00:00+00:00"
-    assert differs[3]["online"]["event_timestamp"] == "2024-01-01T03:00:00+00:00"
+    assert differs[3]["offline"]["event_timestamp"] == "2024-01-02T01:00:00.000000+00:00"
+    assert differs[3]["online"]["event_timestamp"] == "2024-01-01T03:00:00.000000+00:00"
     assert dict(report.cells) == {"event_timestamp": 1, "trips": 1, "rate": 2}
 
 
