@@ -21,12 +21,14 @@ from feast_spark.audit import (
     json_value,
     same_value,
 )
+from feast_spark.config import SqliteOnlineStoreConfig
 from feast_spark.definitions import Entity, Feature, FeatureTable, FileSource
 from feast_spark.errors import ArgumentError, JobSpecError
 from feast_spark.online.base import OnlineTableSchema, StoredRow, to_micros
 from feast_spark.online.key_scan import MAX_TOKEN, MIN_TOKEN, token_ranges
 from feast_spark.specs import AuditOptions, JobSpec
 
+STORE = SqliteOnlineStoreConfig(path="/tmp/online.db")
 NOW = datetime(2024, 3, 1, 12, tzinfo=UTC)
 NOW_US = to_micros(NOW)
 HOUR_US = 3_600_000_000
@@ -148,17 +150,16 @@ def test_audit_options_travel_in_the_spec_and_are_checked() -> None:
     spec = JobSpec(
         job_id="audit-1", job_type="audit", project="demo", entities=(Entity("driver_id", "INT64"),),
         feature_tables=(TABLE,), offline_store_path="/tmp/offline",
-        online_store={"type": "sqlite", "path": "/tmp/online.db"},
-        options=AuditOptions(sample=100, examples=3),
+        options=AuditOptions(STORE, sample=100, examples=3),
     )  # fmt: skip
 
     # when written and read, then the options come back
-    assert JobSpec.from_json(spec.to_json()).options == AuditOptions(sample=100, examples=3)
+    assert JobSpec.from_json(spec.to_json()).options == AuditOptions(STORE, sample=100, examples=3)
     # and bad options are refused
     with pytest.raises(JobSpecError, match="options.sample"):
-        AuditOptions(sample=0)
+        AuditOptions(STORE, sample=0)
     with pytest.raises(JobSpecError, match="options.examples"):
-        AuditOptions(examples=-1)
+        AuditOptions(STORE, examples=-1)
 
 
 def test_token_ranges_cover_the_ring_without_overlap() -> None:
@@ -171,8 +172,8 @@ def test_token_ranges_cover_the_ring_without_overlap() -> None:
 
 
 def test_a_caller_s_bad_sample_or_examples_is_an_argument_error() -> None:
-    assert audit_options(None) == AuditOptions()
-    assert audit_options(10, 2) == AuditOptions(sample=10, examples=2)
+    assert audit_options(STORE, None) == AuditOptions(STORE)
+    assert audit_options(STORE, 10, 2) == AuditOptions(STORE, sample=10, examples=2)
     for sample, examples in ((0, 5), (True, 5), (None, -1), (2.5, 5)):
         with pytest.raises(ArgumentError, match="give a whole number"):
-            audit_options(sample, examples)  # type: ignore[arg-type]
+            audit_options(STORE, sample, examples)  # type: ignore[arg-type]

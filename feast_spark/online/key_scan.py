@@ -133,7 +133,8 @@ def _scan_cassandra(
     from cassandra.query import SimpleStatement
 
     from feast_spark.online.cassandra_connection import READ_PROFILE, connect
-    from feast_spark.online.cassandra_cql import STORE, driver_errors, quote_identifier
+    from feast_spark.online.cassandra_cql import STORE, driver_errors
+    from feast_spark.online.naming import quote_identifier
 
     target = ",".join(f"{host}:{config.port}" for host in config.hosts)
     cluster, session = connect(config, target)

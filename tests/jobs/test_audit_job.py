@@ -21,11 +21,11 @@ from feast_spark.audit import DIFFERS, MISSING_ONLINE, ONLINE_ONLY, AuditReport
 from feast_spark.config import CassandraOnlineStoreConfig, SqliteOnlineStoreConfig
 from feast_spark.definitions import Entity, Feature, FeatureTable, FileSource
 from feast_spark.job_results import SUCCEEDED, read_result
-from feast_spark.online.base import OnlineTableSchema, online_store_mapping, to_micros
+from feast_spark.online.base import OnlineTableSchema, to_micros
 from feast_spark.online.stores import open_online_store
 from feast_spark.spark.offline_store import ensure_table
 from feast_spark.spark.offline_writes import write_window
-from feast_spark.specs import AuditOptions, JobSpec, Window
+from feast_spark.specs import AuditOptions, JobSpec, MaterializeOptions, Window
 
 if TYPE_CHECKING:
     from cassandra.cluster import Session
@@ -84,12 +84,13 @@ def run_job(
     spark: SparkSession, tmp_path: Path, root: Path, store: Any, job_type: str,
     table: FeatureTable, options: AuditOptions | None = None,
 ) -> dict[str, Any]:  # fmt: skip
+    options = options or MaterializeOptions(store)
     job_id = f"{job_type}-{uuid.uuid4().hex[:6]}"
     result_path = tmp_path / f"{job_id}.result.json"
     spec = JobSpec(
         job_id=job_id, job_type=job_type, project="demo", entities=(DRIVER,),
         feature_tables=(table,), offline_store_path=str(root), result_path=str(result_path),
-        online_store=online_store_mapping(store), options=options,
+        options=options,
     )  # fmt: skip
     spec_path = tmp_path / f"{job_id}.spec.json"
     spec_path.write_text(spec.to_json())
@@ -101,7 +102,9 @@ def run_job(
 
 def audit(spark: SparkSession, tmp_path: Path, root: Path, store: Any, table: FeatureTable,
           sample: int | None = None) -> AuditReport:  # fmt: skip
-    details = run_job(spark, tmp_path, root, store, "audit", table, AuditOptions(sample=sample))
+    details = run_job(
+        spark, tmp_path, root, store, "audit", table, AuditOptions(store, sample=sample)
+    )
     return AuditReport.from_dict(details)
 
 
