@@ -24,6 +24,7 @@ from feast_spark.online.base import (
     is_retained,
     read_error,
 )
+from feast_spark.online.naming import quote_identifier
 from feast_spark.online_store_config import parse_online_store_mapping
 from feast_spark.types import ValueType
 
@@ -85,10 +86,6 @@ def scan_keys(
     raise TypeError(f"not an online store configuration: {config!r}")
 
 
-def _quote(identifier: str) -> str:
-    return '"' + identifier.replace('"', '""') + '"'
-
-
 def _scan_sqlite(
     config: SqliteOnlineStoreConfig, schema: OnlineTableSchema, now_us: int
 ) -> Iterator[tuple[tuple[Any, ...], int]]:
@@ -106,8 +103,8 @@ def _scan_sqlite(
         ).fetchone()
         if exists is None:
             return
-        columns = ", ".join(_quote(c) for c in (*schema.entity_names, EVENT_TIMESTAMP))
-        cursor = connection.execute(f"SELECT {columns} FROM {_quote(schema.name)}")
+        columns = ", ".join(quote_identifier(c) for c in (*schema.entity_names, EVENT_TIMESTAMP))
+        cursor = connection.execute(f"SELECT {columns} FROM {quote_identifier(schema.name)}")
         width = len(schema.entities)
         for row in cursor:
             event_us = row[width]
@@ -134,7 +131,6 @@ def _scan_cassandra(
 
     from feast_spark.online.cassandra_connection import READ_PROFILE, connect
     from feast_spark.online.cassandra_cql import STORE, driver_errors
-    from feast_spark.online.naming import quote_identifier
 
     target = ",".join(f"{host}:{config.port}" for host in config.hosts)
     cluster, session = connect(config, target)
