@@ -45,6 +45,7 @@ from feast_spark.specs import (
     parse_instant,
 )
 from feast_spark.staging import is_spark_dataframe, source_at, stage, to_arrow_table
+from feast_spark.statistics import IngestStatistics, read_statistics
 
 _MAX_CACHED_READ_PLANS = 256
 
@@ -361,6 +362,15 @@ class Client(DatasetMethods):
         job_id = new_job_id("audit", definition.name)
         spec = self._spec("audit", job_id, [definition], Window(), options=options)
         return self.launcher.submit(spec)
+
+    def feature_statistics(self, table: str, versions: int = 5) -> list[IngestStatistics]:
+        """Feature statistics of a table's last ``versions`` ingests, oldest first (no Spark).
+
+        See :mod:`feast_spark.statistics`; empty when no ingest recorded any yet.
+        """
+        name = self.get_feature_table(table).name  # an unknown table is a NotFoundError
+        path = f"{self.config.offline_store.path.rstrip('/')}/{self.project}/{name}"
+        return read_statistics(path, versions)
 
     def list_jobs(
         self,

@@ -363,3 +363,23 @@ class VacuumRefusedError(FeastSparkError, RuntimeError):
             f" which dataset(s) {names} read; delete those records first (feast-spark datasets "
             "delete ID) or vacuum with --force (they can then no longer be rebuilt)"
         )
+
+
+class StatisticsReadError(FeastSparkError, OSError):
+    """The statistics table of an offline table exists but cannot be read.
+
+    Attributes:
+        path: The statistics table.
+        reason: What went wrong.
+    """
+
+    def __init__(self, path: str, reason: str) -> None:
+        self.path = path
+        self.reason = reason
+        super().__init__(
+            f"feature statistics '{path}': {reason}; check the offline store's path and "
+            "credentials, or read it with Spark (spark.read.format('delta').load(path))"
+        )
+
+    def __str__(self) -> str:
+        return str(self.args[0])

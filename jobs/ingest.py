@@ -78,6 +78,7 @@ def run(
             "table_path": outcome.table_path,
             "rejected_path": outcome.rejected_path,
             "rejected_version": outcome.rejected_version,
+            "statistics_recorded": outcome.statistics is not None,
         },
     )
 

@@ -27,6 +27,7 @@ from feast_spark.cli.pipeline import (
 )
 from feast_spark.cli.quickstart import quickstart
 from feast_spark.cli.serve import serve
+from feast_spark.cli.stats import stats
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -52,6 +53,7 @@ for _command in (
     # operations
     audit,
     offline,
+    stats,
     online,
     jobs,
     serve,

@@ -38,19 +38,20 @@ Example (table: Jan 1 and Jan 2; source: one Jan 2 row)::
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
 from pyspark.errors import AnalysisException
-from pyspark.sql import DataFrame, Observation, SparkSession
+from pyspark.sql import Column, DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F  # noqa: N812 (the conventional alias)
 
 from feast_spark.columns import EVENT_TIMESTAMP
 from feast_spark.definitions import BatchSource, Entity, FeatureTable
 from feast_spark.errors import JobFailedError, JobSpecError
 from feast_spark.spark.commit_retry import DEFAULT_RETRY, RetryPolicy, _retrying
+from feast_spark.spark.feature_statistics import statistics_columns, to_statistics, write_statistics
 from feast_spark.spark.identifiers import quote
 from feast_spark.spark.offline_store import (
     _add_missing_columns,
@@ -60,9 +61,10 @@ from feast_spark.spark.offline_store import (
 )
 from feast_spark.spark.offline_writes import _LAST_COMMIT, _aligned, _private_session, _write
 from feast_spark.spark.rejected_rows import rejected_table_path, write_rejected
-from feast_spark.spark.row_checks import CheckedRows, check_rows
+from feast_spark.spark.row_checks import REJECT_REASON, CheckedRows, check_rows
 from feast_spark.spark.sources import read_source
 from feast_spark.specs import Window
+from feast_spark.statistics import IngestStatistics, statistics_table_path
 
 REPLACE = "replace"
 ADD = "add"
@@ -87,6 +89,8 @@ class IngestOutcome:
         rows_deleted: Rows removed from the table (replace mode: the window's rows before).
         rows_present: Add mode: valid rows the table held already (not added again).
         committed: Whether the offline table got a new version.
+        statistics: The feature statistics recorded for that version (None: nothing committed,
+            or statistics off); see :mod:`feast_spark.statistics`.
     """
 
     rows_read: int
@@ -100,6 +104,7 @@ class IngestOutcome:
     rows_deleted: int = 0
     rows_present: int = 0
     committed: bool = True
+    statistics: IngestStatistics | None = None
 
 
 def ingest_mode(window: Window | None) -> str:
@@ -122,6 +127,7 @@ def ingest_table(
     max_rejected_fraction: float = 1.0,
     future_allowance: timedelta | None = None,
     retry: RetryPolicy = DEFAULT_RETRY,
+    statistics: bool = True,
 ) -> IngestOutcome:
     """Read ``source``, check its rows and replace ``window`` with them, or add them.
 
@@ -138,6 +144,8 @@ def ingest_table(
     5. When rows were rejected: one commit of them to the rejected-rows table (a second pass
        over the source, filtered to the rejected rows). If the job dies between 4 and 5, its
        result is missing or FAILED and a rerun writes both again.
+    6. When 4 committed: one row of feature statistics, computed by the pass of 4 (or, for a
+       merge, by its time-range pass), appended to ``<table_path>.statistics``.
 
     Example (window ``[Jan 1, Jan 2)``)::
 
@@ -159,6 +167,7 @@ def ingest_table(
         future_allowance: Reject rows whose event time is later than ``ingested_at`` plus
             this (None: no limit).
         retry: Conflict retry policy.
+        statistics: Record feature statistics (:mod:`feast_spark.statistics`).
 
     Returns:
         Counts, versions and paths.
@@ -182,7 +191,13 @@ def ingest_table(
     checked = check_rows(frame, table, entities, source, window, ingested_at, latest_event=latest)
     # Type conflicts fail here, before any pass over the data.
     missing = missing_columns(session, table_path, table, entities)
-    span = _span(checked) if max_rejected_fraction < 1.0 else None
+    mode = ingest_mode(window)
+    # Add mode's merge gets its figures from the time-range pass, where rejected rows pass too.
+    figures = statistics_columns(table) if statistics else None
+    span_figures = statistics_columns(table, F.col(REJECT_REASON).isNull()) if figures else None
+    span = None
+    if max_rejected_fraction < 1.0:
+        span = _span(checked, span_figures if mode == ADD else None)
     if span is not None:
         _check_rejected(job_id, span.rows, span.rejected, max_rejected_fraction)
     if missing:
@@ -193,17 +208,24 @@ def ingest_table(
             retry=retry,
         )
 
-    if ingest_mode(window) == ADD:
-        outcome = _add(session, checked, span, table_path, job_id, table, entities, retry)
+    if mode == ADD:
+        outcome, values = _add(session, checked, span, table_path, job_id, table, entities,
+                               retry, figures, span_figures)  # fmt: skip
     else:
-        outcome = _replace(session, checked, table_path, window, job_id, table, entities, retry)
+        outcome, values = _replace(session, checked, table_path, window, job_id, table,
+                                   entities, retry, figures)  # fmt: skip
     rejected_version = None
     if outcome.rows_rejected:
         rejected_version = write_rejected(
             session, checked.rejected(), outcome.rejected_path, job_id, window, ingested_at,
             retry=retry, private=True,
         )  # fmt: skip
-    return replace(outcome, rejected_version=rejected_version)
+    recorded = None
+    if outcome.committed and outcome.delta_version is not None and values is not None:
+        recorded = to_statistics(values, table, version=outcome.delta_version, job_id=job_id,
+                                 ingested_at=ingested_at, mode=mode)  # fmt: skip
+        write_statistics(session, recorded, statistics_table_path(table_path), retry=retry)
+    return replace(outcome, rejected_version=rejected_version, statistics=recorded)
 
 
 # --- replace mode -------------------------------------------------------------------------------
@@ -218,21 +240,25 @@ def _replace(
     table: FeatureTable,
     entities: Sequence[Entity],
     retry: RetryPolicy,
-) -> IngestOutcome:
+    figures: list[Column] | None,
+) -> tuple[IngestOutcome, Mapping[str, Any] | None]:
     counts: dict[str, Any] = {}
+    values: dict[str, Any] = {}
 
     def attempt() -> int | None:
         observation = Observation()  # one per action: a retry recounts
-        rows = checked.observed(observation).valid()
+        rows, measured = _measured(checked.observed(observation).valid(), figures)
         version = _write(session, rows, table_path, window, job_id, table=table,
                          entities=entities, private=True)  # fmt: skip
         counts.update(observation.get)
+        if measured is not None:
+            values.update(measured.get)
         return version
 
     version = _retrying(attempt, what=f"write {table_path}", job_id=job_id, retry=retry)
     rows_read, rows_rejected = int(counts["rows"]), int(counts["rejected"])
     deleted = 0 if version is None else _rows_replaced(session, table_path, version, window)
-    return IngestOutcome(
+    outcome = IngestOutcome(
         rows_read=rows_read,
         rows_written=rows_read - rows_rejected,
         rows_rejected=rows_rejected,
@@ -244,6 +270,17 @@ def _replace(
         rows_deleted=deleted,
         committed=version is not None,
     )
+    return outcome, (values if figures is not None else None)
+
+
+def _measured(
+    rows: DataFrame, figures: list[Column] | None
+) -> tuple[DataFrame, Observation | None]:
+    """``rows`` with the statistics ``figures`` observed as they pass (None: no statistics)."""
+    if figures is None:
+        return rows, None
+    observation = Observation()
+    return rows.observe(observation, *figures), observation
 
 
 def _rows_replaced(spark: SparkSession, path: str, version: int, window: Window | None) -> int:
@@ -275,28 +312,29 @@ def _rows_replaced(spark: SparkSession, path: str, version: int, window: Window 
 
 @dataclass(frozen=True)
 class _Span:
-    """Counts of the checked rows and the valid rows' event-time range."""
+    """Counts of the checked rows and the valid rows' event-time range (and statistics)."""
 
     rows: int
     rejected: int
     first_us: int | None
     last_us: int | None
+    figures: Mapping[str, Any] | None = None
 
 
-def _span(checked: CheckedRows) -> _Span:
-    """One pass: rows, rejected rows, earliest and latest valid event time."""
-    from feast_spark.spark.row_checks import REJECT_REASON
-
+def _span(checked: CheckedRows, figures: list[Column] | None = None) -> _Span:
+    """One pass: rows, rejected rows, earliest and latest valid event time; ``figures`` too."""
     valid_us = F.when(F.col(REJECT_REASON).isNull(), F.unix_micros(F.col(EVENT_TIMESTAMP)))
     row = checked.rows.agg(
         F.count(F.lit(1)).alias("rows"),
         F.count(F.col(REJECT_REASON)).alias("rejected"),
         F.min(valid_us).alias("first"),
         F.max(valid_us).alias("last"),
+        *(figures or []),
     ).first()
     if row is None:  # pragma: no cover - a global aggregate always returns a row
         return _Span(0, 0, None, None)
-    return _Span(int(row["rows"]), int(row["rejected"]), row["first"], row["last"])
+    values = row.asDict() if figures else None
+    return _Span(int(row["rows"]), int(row["rejected"]), row["first"], row["last"], values)
 
 
 def _add(
@@ -308,16 +346,22 @@ def _add(
     table: FeatureTable,
     entities: Sequence[Entity],
     retry: RetryPolicy,
-) -> IngestOutcome:
-    """Add mode (module docstring); ``span`` is computed here when a merge needs it."""
-    done: dict[str, Any] = {"span": span}
+    figures: list[Column] | None = None,
+    span_figures: list[Column] | None = None,
+) -> tuple[IngestOutcome, Mapping[str, Any] | None]:
+    """Add mode (module docstring); ``span`` is computed here when a merge needs it.
+
+    Statistics: ``figures`` observed on the first write, which creates the table; else
+    ``span_figures`` computed by the span pass (over the source's valid rows).
+    """
+    done: dict[str, Any] = {"span": span, "figures": None}
 
     def attempt() -> int | None:
         if table_version(session, table_path) is None:
             # The first write creates the table, counting as it goes. If another job creates it
             # meanwhile, this write fails or conflicts, and the rows are merged into that table.
             observation = Observation()
-            rows = checked.observed(observation).valid()
+            rows, measured = _measured(checked.observed(observation).valid(), figures)
             try:
                 version = _write(session, rows, table_path, Window(), job_id, table=table,
                                  entities=entities, private=True, create_only=True)  # fmt: skip
@@ -328,10 +372,12 @@ def _add(
                 counts = observation.get
                 done["span"] = _Span(int(counts["rows"]), int(counts["rejected"]), None, None)
                 done["added"] = int(counts["rows"]) - int(counts["rejected"])
+                done["figures"] = None if measured is None else measured.get
                 return version
-        if done["span"] is None:
-            done["span"] = _span(checked)
+        if done["span"] is None or (span_figures and done["span"].figures is None):
+            done["span"] = _span(checked, span_figures)
         rows_span: _Span = done["span"]
+        done["figures"] = rows_span.figures
         done["added"] = 0
         if rows_span.rows == rows_span.rejected:
             return None
@@ -344,7 +390,7 @@ def _add(
     version = _retrying(attempt, what=f"add to {table_path}", job_id=job_id, retry=retry)
     final: _Span = done["span"]
     added = int(done["added"])
-    return IngestOutcome(
+    outcome = IngestOutcome(
         rows_read=final.rows,
         rows_written=added,
         rows_rejected=final.rejected,
@@ -356,6 +402,7 @@ def _add(
         rows_present=final.rows - final.rejected - added,
         committed=version is not None,
     )
+    return outcome, done["figures"]
 
 
 def _merge_new_rows(

@@ -1,0 +1,241 @@
+"""Feature statistics recorded by ingests: equal to pandas on the rows written, keyed by version."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from delta.tables import DeltaTable
+
+from feast_spark.definitions import Entity, Feature, FeatureTable, FileSource
+from feast_spark.spark.commit_retry import RetryPolicy
+from feast_spark.spark.ingest import IngestOutcome, ingest_table
+from feast_spark.specs import Window
+from feast_spark.statistics import (
+    QUANTILE_ACCURACY,
+    FeatureStatistics,
+    IngestStatistics,
+    drift_flags,
+    read_statistics,
+    statistics_table_path,
+)
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+DRIVER = Entity("driver_id", "INT64")
+INGESTED = datetime(2024, 2, 1, tzinfo=UTC)
+FAST_RETRY = RetryPolicy(attempts=10, first_delay_s=0.05, max_delay_s=1.0)
+SOURCE_DDL = (
+    "driver_id bigint, ts timestamp, created timestamp, trips string, rating double, "
+    "label string, tags array<string>"
+)
+FEATURES = (
+    Feature("trips", "INT64"),
+    Feature("rating", "DOUBLE"),
+    Feature("label", "STRING"),
+    Feature("tags", "STRING_LIST"),
+)
+
+
+def at(day: int, hour: int = 0, minute: int = 0) -> datetime:
+    return datetime(2024, 1, day, hour, minute, tzinfo=UTC)
+
+
+class Store:
+    def __init__(self, spark: SparkSession, root: Path) -> None:
+        self.spark = spark
+        self.root = root
+        self.table_path = str(root / "offline" / "demo" / "driver_stats")
+        self.sources = 0
+
+    def source(self, rows: list[tuple[Any, ...]]) -> str:
+        self.sources += 1
+        path = str(self.root / f"source{self.sources}")
+        self.spark.createDataFrame(rows, SOURCE_DDL).write.parquet(path)
+        return path
+
+    def ingest(
+        self, path: str, window: Window | None, job_id: str, *, statistics: bool = True
+    ) -> IngestOutcome:
+        table = FeatureTable(
+            name="driver_stats",
+            entities=["driver_id"],
+            features=list(FEATURES),
+            batch_source=FileSource(
+                path=path, event_timestamp_column="ts", created_timestamp_column="created"
+            ),
+        )
+        return ingest_table(
+            self.spark,
+            table=table,
+            entities=[DRIVER],
+            source=table.batch_source,
+            window=window,
+            table_path=self.table_path,
+            job_id=job_id,
+            ingested_at=INGESTED,
+            retry=FAST_RETRY,
+            statistics=statistics,
+        )
+
+    def written(self, version: int) -> pd.DataFrame:
+        """The offline table at ``version``, as pandas."""
+        frame = self.spark.read.format("delta").option("versionAsOf", version)
+        return frame.load(self.table_path).toPandas()
+
+
+@pytest.fixture
+def store(spark: SparkSession, tmp_path: Path) -> Store:
+    return Store(spark, tmp_path)
+
+
+def rows_of_day(
+    day: int, count: int, *, mean: float = 50.0, null_every: int = 10, seed: int = 1
+) -> list[tuple[Any, ...]]:
+    """``count`` rows on ``day``: every ``null_every``-th rating null, every 7th trips invalid."""
+    draw = random.Random(seed)
+    rows = []
+    for i in range(count):
+        ts = at(day) + timedelta(seconds=i * 86_399 // count)
+        invalid = i % 7 == 3
+        trips = "x" if invalid else (None if i % 11 == 0 else str(draw.randint(0, 500)))
+        # A rejected row carries an outlier: if it were counted, max would show it.
+        rating = 1e9 if invalid else (None if i % null_every == 0 else draw.gauss(mean, 5.0))
+        label = None if i % 13 == 0 else "x" * draw.randint(1, 9)
+        tags = None if i % 17 == 0 else ["t"] * draw.randint(0, 4)
+        rows.append((i % 50, ts, ts, trips, rating, label, tags))
+    return rows
+
+
+def expected(values: pd.Series, measure: str = "value") -> dict[str, Any]:
+    """What the statistics should say about ``values`` (pandas)."""
+    present = values.dropna()
+    if measure == "length":
+        present = present.map(len)
+    return {
+        "count": int(present.size),
+        "nulls": int(values.size - present.size),
+        "min": None if present.empty else present.min(),
+        "max": None if present.empty else present.max(),
+        "mean": None if present.empty else float(present.astype(float).mean()),
+    }
+
+
+def assert_matches(feature: FeatureStatistics, values: pd.Series, measure: str = "value") -> None:
+    want = expected(values, measure)
+    assert (feature.count, feature.nulls) == (want["count"], want["nulls"])
+    assert (feature.min, feature.max) == (want["min"], want["max"])
+    assert feature.mean == pytest.approx(want["mean"], rel=1e-9)
+
+
+def assert_quantiles_within_error(
+    record: IngestStatistics, feature: FeatureStatistics, values: pd.Series
+) -> None:
+    """Each quantile is a value whose rank is within rows / accuracy of the exact rank."""
+    data = np.sort(values.dropna().to_numpy(dtype=float))
+    assert feature.quantiles is not None
+    slack = 1.0 / QUANTILE_ACCURACY + 1.0 / data.size
+    for probability, quantile in zip(record.quantile_probabilities, feature.quantiles, strict=True):
+        low = np.quantile(data, max(0.0, probability - slack), method="lower")
+        high = np.quantile(data, min(1.0, probability + slack), method="higher")
+        assert low <= quantile <= high, (probability, quantile, low, high)
+
+
+def test_statistics_equal_pandas_on_the_rows_written(store: Store) -> None:
+    # given a day of rows, some rejected (with outliers), some outside the window
+    rows = rows_of_day(1, 1500) + rows_of_day(2, 200, mean=1000.0, seed=2)
+    # when the window of day 1 is replaced with them
+    outcome = store.ingest(store.source(rows), Window(at(1), at(2)), "ingest-1")
+    # then the statistics describe exactly the rows written (pandas on the table's version)
+    record = outcome.statistics
+    assert record is not None and outcome.delta_version is not None
+    assert record.version == outcome.delta_version and record.job_id == "ingest-1"
+    assert record.rows == outcome.rows_written and outcome.rows_rejected > 0
+    written = store.written(outcome.delta_version)
+    assert len(written) == record.rows
+    trips, rating = record.feature("trips"), record.feature("rating")
+    assert trips is not None and rating is not None
+    assert_matches(trips, written["trips"])
+    assert_matches(rating, written["rating"])
+    assert rating.max < 1e9  # the rejected rows' outliers are not counted
+    assert_matches(record.feature("label"), written["label"], "length")  # type: ignore[arg-type]
+    assert_matches(record.feature("tags"), written["tags"], "length")  # type: ignore[arg-type]
+    assert_quantiles_within_error(record, trips, written["trips"])
+    assert_quantiles_within_error(record, rating, written["rating"])
+    # and the statistics table holds the same record, keyed by the version, read without Spark
+    assert read_statistics(store.table_path, versions=5) == [record]
+
+
+def test_an_empty_window_records_a_version_without_rows(store: Store) -> None:
+    # given day 1 ingested
+    store.ingest(store.source(rows_of_day(1, 100)), Window(at(1), at(2)), "ingest-1")
+    # when day 1 is replaced by a source without rows in it (its rows are deleted)
+    outcome = store.ingest(store.source(rows_of_day(3, 10)), Window(at(1), at(2)), "ingest-2")
+    # then that version's statistics say no rows, no values
+    record = outcome.statistics
+    assert outcome.committed and record is not None and record.rows == 0
+    for feature in record.features:
+        assert (feature.count, feature.nulls, feature.min, feature.max) == (0, 0, None, None)
+        assert feature.mean is None and feature.quantiles is None
+        assert feature.null_fraction is None
+    # and an empty window over an empty window commits nothing, so records nothing
+    again = store.ingest(store.source(rows_of_day(3, 10)), Window(at(1), at(2)), "ingest-3")
+    assert not again.committed and again.statistics is None
+    assert [s.job_id for s in read_statistics(store.table_path, 5)] == ["ingest-1", "ingest-2"]
+
+
+@pytest.mark.slow
+def test_a_shifted_second_ingest_is_flagged_and_a_steady_one_is_not(store: Store) -> None:
+    # given three daily ingests: day 2 like day 1, day 3 shifted and with more nulls
+    store.ingest(store.source(rows_of_day(1, 700)), Window(at(1), at(2)), "day-1")
+    store.ingest(store.source(rows_of_day(2, 700, seed=5)), Window(at(2), at(3)), "day-2")
+    shifted = rows_of_day(3, 700, mean=80.0, null_every=3, seed=6)
+    store.ingest(store.source(shifted), Window(at(3), at(4)), "day-3")
+    # when the last ingests are compared
+    history = read_statistics(store.table_path, versions=3)
+    flags = drift_flags(history, null_threshold=0.05)
+    # then only rating on day 3 is flagged, by both rules
+    assert [s.job_id for s in history] == ["day-1", "day-2", "day-3"]
+    assert sorted((f.feature, f.version, f.rule) for f in flags) == [
+        ("rating", history[2].version, "median"),
+        ("rating", history[2].version, "nulls"),
+    ]
+
+
+@pytest.mark.slow
+def test_add_mode_records_the_valid_source_rows_and_a_rerun_records_nothing(store: Store) -> None:
+    # given a table created by an add-mode ingest (its statistics observed on that write)
+    first = store.ingest(store.source(rows_of_day(1, 300)), None, "add-1")
+    assert first.statistics is not None and first.statistics.rows == first.rows_written
+    # when a second source is merged in (half its rows are already there)
+    rows = rows_of_day(1, 300) + rows_of_day(2, 300, seed=9)
+    second = store.ingest(store.source(rows), None, "add-2")
+    # then its statistics describe the source's valid rows, computed with the merge's range pass
+    record = second.statistics
+    assert record is not None and second.mode == "add" and second.rows_present > 0
+    assert record.rows == second.rows_read - second.rows_rejected
+    valid = pd.DataFrame(
+        [r for i, r in enumerate(rows) if (i % 300) % 7 != 3],
+        columns=["driver_id", "ts", "created", "trips", "rating", "label", "tags"],
+    )
+    assert_matches(record.feature("rating"), valid["rating"])  # type: ignore[arg-type]
+    # and a rerun adds nothing, commits nothing, records nothing
+    rerun = store.ingest(store.source(rows), None, "add-3")
+    assert not rerun.committed and rerun.statistics is None
+    assert [s.job_id for s in read_statistics(store.table_path, 5)] == ["add-1", "add-2"]
+
+
+def test_statistics_off_records_nothing(store: Store) -> None:
+    outcome = store.ingest(
+        store.source(rows_of_day(1, 20)), Window(at(1), at(2)), "quiet", statistics=False
+    )
+    assert outcome.committed and outcome.statistics is None
+    statistics_path = statistics_table_path(store.table_path)
+    assert not DeltaTable.isDeltaTable(store.spark, statistics_path)
+    assert read_statistics(store.table_path, 5) == []

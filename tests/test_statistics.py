@@ -1,0 +1,107 @@
+"""Feature statistics records: JSON round trip, drift rules, reading without Spark."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+from deltalake import write_deltalake
+
+from feast_spark.errors import StatisticsReadError
+from feast_spark.statistics import (
+    FeatureStatistics,
+    IngestStatistics,
+    drift_flags,
+    read_statistics,
+    statistics_table_path,
+)
+
+AT = datetime(2024, 2, 1, tzinfo=UTC)
+
+
+def ingest(
+    version: int, *, nulls: int = 0, quartiles: tuple[float, float, float] = (10, 20, 30)
+) -> IngestStatistics:
+    """An ingest of 100 rows: ``trips`` numeric with these quartiles, ``label`` a string."""
+    q25, q50, q75 = quartiles
+    trips = FeatureStatistics(
+        "trips", "INT64", "value", 100 - nulls, nulls, 0, 0, 99, 20.0,
+        (0.0, 2.0, q25, q50, q75, 90.0, 99.0),
+    )  # fmt: skip
+    label = FeatureStatistics("label", "STRING", "length", 100, 0, 0, 1, 9, 5.0)
+    return IngestStatistics(version, f"job-{version}", AT, "replace", 100, (trips, label))
+
+
+def stats_rows(records: list[IngestStatistics]) -> pa.Table:
+    """The statistics table's rows, as the ingest writes them."""
+    return pa.Table.from_pylist(
+        [
+            {
+                "version": r.version,
+                "job_id": r.job_id,
+                "ingested_at": r.ingested_at,
+                "mode": r.mode,
+                "rows": r.rows,
+                "statistics": r.statistics_json(),
+            }
+            for r in records
+        ]
+    )
+
+
+def test_a_record_round_trips_through_its_table_row() -> None:
+    record = ingest(3, nulls=4)
+    row = stats_rows([record]).to_pylist()[0]
+    assert IngestStatistics.from_row(row) == record
+    assert record.quantile(record.features[0], 0.5) == 20
+    assert record.quantile(record.features[1], 0.5) is None  # strings have no quantiles
+
+
+def test_steady_ingests_are_not_flagged() -> None:
+    history = [ingest(1, nulls=2), ingest(2, nulls=6, quartiles=(12, 25, 31))]
+    assert drift_flags(history, null_threshold=0.05) == []
+
+
+def test_a_null_fraction_move_beyond_the_threshold_is_flagged() -> None:
+    history = [ingest(1, nulls=2), ingest(2, nulls=8)]
+    flags = drift_flags(history, null_threshold=0.05)
+    assert [(f.feature, f.version, f.previous_version, f.rule) for f in flags] == [
+        ("trips", 2, 1, "nulls")
+    ]
+    assert flags[0].detail == "null fraction 2.0% -> 8.0%"
+    assert drift_flags(history, null_threshold=0.1) == []
+
+
+def test_a_median_outside_the_previous_quartiles_is_flagged() -> None:
+    history = [ingest(1), ingest(2, quartiles=(30, 31, 40)), ingest(3, quartiles=(1, 5, 33))]
+    flags = drift_flags(history)
+    assert [(f.version, f.rule) for f in flags] == [(2, "median"), (3, "median")]
+    assert flags[0].detail == "median 31 outside the previous [q25, q75] = [10, 30]"
+
+
+def test_a_new_feature_or_an_empty_ingest_is_not_flagged() -> None:
+    empty = IngestStatistics(2, "job-2", AT, "replace", 0, (
+        FeatureStatistics("trips", "INT64", "value", 0, 0),
+        FeatureStatistics("added", "DOUBLE", "value", 10, 90),
+    ))  # fmt: skip
+    assert drift_flags([ingest(1), empty]) == []
+
+
+def test_read_statistics_returns_the_last_versions_in_order(tmp_path: Path) -> None:
+    table_path = str(tmp_path / "driver_stats")
+    records = [ingest(v) for v in (0, 2, 5, 7)]
+    write_deltalake(statistics_table_path(table_path), stats_rows(records[:2]))
+    write_deltalake(statistics_table_path(table_path), stats_rows(records[2:]), mode="append")
+    assert read_statistics(table_path, versions=3) == records[1:]
+    assert read_statistics(table_path, versions=10) == records
+
+
+def test_read_statistics_of_a_table_never_ingested_is_empty(tmp_path: Path) -> None:
+    assert read_statistics(str(tmp_path / "driver_stats"), versions=5) == []
+
+
+def test_an_unreadable_statistics_table_is_one_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(StatisticsReadError, match=r"feature statistics 'nope://x/t.statistics'"):
+        read_statistics("nope://x/t", versions=5)
