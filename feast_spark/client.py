@@ -368,6 +368,8 @@ class Client(DatasetMethods):
 
         See :mod:`feast_spark.statistics`; empty when no ingest recorded any yet.
         """
+        if versions < 1:
+            raise ArgumentError("versions", versions, "give the number of ingests to show (>= 1)")
         name = self.get_feature_table(table).name  # an unknown table is a NotFoundError
         path = f"{self.config.offline_store.path.rstrip('/')}/{self.project}/{name}"
         return read_statistics(path, versions)

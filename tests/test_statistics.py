@@ -103,5 +103,8 @@ def test_read_statistics_of_a_table_never_ingested_is_empty(tmp_path: Path) -> N
 
 
 def test_an_unreadable_statistics_table_is_one_clear_error(tmp_path: Path) -> None:
-    with pytest.raises(StatisticsReadError, match=r"feature statistics 'nope://x/t.statistics'"):
-        read_statistics("nope://x/t", versions=5)
+    log = Path(statistics_table_path(str(tmp_path / "t"))) / "_delta_log"
+    log.mkdir(parents=True)
+    (log / "00000000000000000000.json").write_text("not json\n")
+    with pytest.raises(StatisticsReadError, match=r"feature statistics '.*t.statistics': "):
+        read_statistics(str(tmp_path / "t"), versions=5)
