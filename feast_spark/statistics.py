@@ -1,18 +1,14 @@
 """Feature statistics per ingest: what each Delta version of an offline table brought.
 
-Every ingest that commits records one row in ``<offline table path>.statistics``, a small Delta
-table beside the offline table (like ``.rejected``), keyed by the offline table's version:
+Every ingest that commits writes one small JSON file, named by the offline table version it
+committed, beside the offline table (like ``.rejected``)::
 
-==============  ==============================================================================
-column          meaning
-==============  ==============================================================================
-version         the offline table's Delta version the ingest committed
-job_id          the ingest job
-ingested_at     the job's start
-mode            ``replace`` or ``add``
-rows            rows the statistics describe (see below)
-statistics      JSON: ``{"quantile_probabilities": [...], "features": [{...}, ...]}``
-==============  ==============================================================================
+    <offline table path>.statistics/00000000000000000007.json
+
+    {"version": 7, "job_id": "ingest-...", "ingested_at": "2024-01-05T02:00:00+00:00",
+     "mode": "replace", "rows": 86400, "quantile_probabilities": [0.01, ..., 0.99],
+     "features": [{"name": "conv_rate", "value_type": "DOUBLE", "measure": "value",
+                   "count": 85536, "nulls": 864, "min": 0.0001, ..., "quantiles": [...]}]}
 
 Per feature: ``count`` (non-null values), ``nulls``, ``non_finite`` (NaN and infinities of
 floating-point features, left out of the other figures), ``min``, ``max``, ``mean`` and, for
@@ -37,11 +33,13 @@ window; in add mode the valid rows of the source, rows the table already held in
 computed while the rows are written, from the same pass (``DataFrame.observe``), or in add mode
 from the pass that finds the source's time range; see :mod:`feast_spark.spark.feature_statistics`.
 
-Why a table beside and not the commit's own ``userMetadata``: the figures exist only once the
-write's Spark job has run, and Delta fixes a commit's ``userMetadata`` before that job starts.
-A commit after the data commit would take a version of the offline table itself. The table
-beside is keyed by version all the same, is read without Spark (the ``deltalake`` package), and
-travels with the offline table when its folder's parent is copied.
+Why files beside the table, and not the commit's own ``userMetadata``: the figures exist only
+once the write's Spark job has run, and Delta fixes a commit's ``userMetadata`` before that job
+starts; a second commit would take a version of the offline table itself. Why not a Delta table
+beside it: appending one row costs a Spark job and a commit per ingest (seconds on a busy
+machine), a file costs one write, is keyed by the version through its name (a rerun that
+commits the same version again cannot happen: each commit is a new version) and is read
+without Spark (``pyarrow.fs``: local, ``s3a://``, ``gs://``, ``hdfs://``).
 
 Drift (:func:`drift_flags`) compares each ingest with the one before it: a feature is flagged when
 its null fraction moved by more than a threshold (absolute), or when its median left the previous
@@ -52,9 +50,11 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from feast_spark.errors import StatisticsReadError
@@ -64,15 +64,17 @@ QUANTILE_PROBABILITIES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
 #: percentile_approx's accuracy: a quantile's rank error is at most rows / accuracy.
 QUANTILE_ACCURACY = 1000
 DEFAULT_NULL_THRESHOLD = 0.05
-STATISTICS_DDL = (
-    "version bigint, job_id string, ingested_at timestamp, mode string, rows bigint, "
-    "statistics string"
-)
+_FILE_NAME = re.compile(r"^\d{20}\.json$")
 
 
 def statistics_table_path(table_path: str) -> str:
-    """Where the statistics of the offline table at ``table_path`` go (``<path>.statistics``)."""
+    """The folder of the statistics of the offline table at ``table_path``."""
     return table_path.rstrip("/") + STATISTICS_SUFFIX
+
+
+def statistics_file(table_path: str, version: int) -> str:
+    """The statistics file of ``version`` of the offline table at ``table_path``."""
+    return f"{statistics_table_path(table_path)}/{version:020d}.json"
 
 
 @dataclass(frozen=True)
@@ -142,44 +144,33 @@ class IngestStatistics:
             return None
         return feature.quantiles[self.quantile_probabilities.index(probability)]
 
-    def statistics_json(self) -> str:
-        """The ``statistics`` column: probabilities and features as compact JSON."""
-        return json.dumps(
-            {
-                "quantile_probabilities": list(self.quantile_probabilities),
-                "features": [_feature_dict(f) for f in self.features],
-            },
-            separators=(",", ":"),
-            allow_nan=False,
-        )
-
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dictionary (``-o json``)."""
+        """A JSON-ready dictionary (the file's content, ``-o json``)."""
         return {
             "version": self.version,
             "job_id": self.job_id,
-            "ingested_at": self.ingested_at,
+            "ingested_at": self.ingested_at.isoformat(),
             "mode": self.mode,
             "rows": self.rows,
             "quantile_probabilities": list(self.quantile_probabilities),
             "features": [_feature_dict(f) for f in self.features],
         }
 
+    def to_json(self) -> str:
+        """The statistics file's text (compact; non-finite numbers are never written)."""
+        return json.dumps(self.to_dict(), separators=(",", ":"), allow_nan=False) + "\n"
+
     @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> IngestStatistics:
-        """Read one row of the statistics table."""
-        document = json.loads(row["statistics"])
-        ingested_at = row["ingested_at"]
-        if isinstance(ingested_at, datetime) and ingested_at.tzinfo is None:
-            ingested_at = ingested_at.replace(tzinfo=UTC)
+    def from_dict(cls, data: Mapping[str, Any]) -> IngestStatistics:
+        """Read :meth:`to_dict`'s output."""
         return cls(
-            version=int(row["version"]),
-            job_id=str(row["job_id"]),
-            ingested_at=ingested_at,
-            mode=str(row["mode"]),
-            rows=int(row["rows"]),
-            features=tuple(_feature_from(f) for f in document["features"]),
-            quantile_probabilities=tuple(document["quantile_probabilities"]),
+            version=int(data["version"]),
+            job_id=str(data["job_id"]),
+            ingested_at=datetime.fromisoformat(data["ingested_at"]),
+            mode=str(data["mode"]),
+            rows=int(data["rows"]),
+            features=tuple(_feature_from(f) for f in data["features"]),
+            quantile_probabilities=tuple(data["quantile_probabilities"]),
         )
 
 
@@ -301,35 +292,57 @@ def _feature_flags(
 # --- reading --------------------------------------------------------------------------------
 
 
+def write_statistics(table_path: str, statistics: IngestStatistics) -> str:
+    """Write ``statistics`` to its file beside the offline table at ``table_path``; its path.
+
+    One write (atomic on a local disk; a single object on object stores).
+    """
+    from feast_spark.job_results import write_text
+
+    path = statistics_file(table_path, statistics.version)
+    write_text(path, statistics.to_json())
+    return path
+
+
 def read_statistics(table_path: str, versions: int) -> list[IngestStatistics]:
     """The statistics of the last ``versions`` ingests of the offline table at ``table_path``.
 
-    Read with the ``deltalake`` package (no Spark, no JVM). Ascending by version; empty when no
-    ingest recorded statistics yet.
+    Read with ``pyarrow.fs`` (no Spark, no JVM). Ascending by version; empty when no ingest
+    recorded statistics yet.
 
     Raises:
-        StatisticsReadError: The statistics table exists but cannot be read.
+        StatisticsReadError: A statistics file or the folder cannot be read.
     """
-    import pyarrow as pa
-    from deltalake import DeltaTable, QueryBuilder
-    from deltalake.exceptions import TableNotFoundError
+    from feast_spark.job_results import read_text
 
-    from feast_spark.job_results import pyarrow_uri
+    folder = statistics_table_path(table_path)
+    try:
+        names = sorted(n for n in _file_names(folder) if _FILE_NAME.match(n))
+    except OSError as error:
+        raise StatisticsReadError(folder, _one_line(error)) from None
+    records = []
+    for name in names[-versions:] if versions > 0 else []:
+        path = f"{folder}/{name}"
+        try:
+            records.append(IngestStatistics.from_dict(json.loads(read_text(path))))
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            raise StatisticsReadError(path, _one_line(error)) from None
+    return records
 
-    path = statistics_table_path(table_path)
-    try:
-        table = DeltaTable(pyarrow_uri(path))
-    except TableNotFoundError:
-        return []
-    except Exception as error:  # delta-rs raises plain exceptions for unknown schemes, I/O
-        raise StatisticsReadError(path, _one_line(error)) from None
-    try:
-        query = f"SELECT * FROM s ORDER BY version DESC LIMIT {max(int(versions), 0)}"
-        batches = QueryBuilder().register("s", table).execute(query)
-        rows = pa.RecordBatchReader.from_stream(batches).read_all().to_pylist()
-    except Exception as error:  # e.g. a reader feature delta-rs does not support yet
-        raise StatisticsReadError(path, _one_line(error)) from None
-    return sorted((IngestStatistics.from_row(row) for row in rows), key=lambda s: s.version)
+
+def _file_names(folder: str) -> list[str]:
+    """Names of the files in ``folder`` (none when it does not exist)."""
+    from feast_spark.job_results import filesystem, local_path
+
+    local = local_path(folder)
+    if local is not None:
+        path = Path(local)
+        return [p.name for p in path.iterdir()] if path.is_dir() else []
+    import pyarrow.fs
+
+    files, inner = filesystem(folder)
+    selector = pyarrow.fs.FileSelector(inner, allow_not_found=True)
+    return [info.base_name for info in files.get_file_info(selector)]
 
 
 def _one_line(error: Exception) -> str:

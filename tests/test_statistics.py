@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 
-import pyarrow as pa
 import pytest
-from deltalake import write_deltalake
 
 from feast_spark.errors import StatisticsReadError
 from feast_spark.statistics import (
@@ -16,6 +15,7 @@ from feast_spark.statistics import (
     drift_flags,
     read_statistics,
     statistics_table_path,
+    write_statistics,
 )
 
 AT = datetime(2024, 2, 1, tzinfo=UTC)
@@ -34,27 +34,11 @@ def ingest(
     return IngestStatistics(version, f"job-{version}", AT, "replace", 100, (trips, label))
 
 
-def stats_rows(records: list[IngestStatistics]) -> pa.Table:
-    """The statistics table's rows, as the ingest writes them."""
-    return pa.Table.from_pylist(
-        [
-            {
-                "version": r.version,
-                "job_id": r.job_id,
-                "ingested_at": r.ingested_at,
-                "mode": r.mode,
-                "rows": r.rows,
-                "statistics": r.statistics_json(),
-            }
-            for r in records
-        ]
-    )
-
-
-def test_a_record_round_trips_through_its_table_row() -> None:
+def test_a_record_round_trips_through_its_file(tmp_path: Path) -> None:
     record = ingest(3, nulls=4)
-    row = stats_rows([record]).to_pylist()[0]
-    assert IngestStatistics.from_row(row) == record
+    path = write_statistics(str(tmp_path / "driver_stats"), record)
+    assert path == str(tmp_path / "driver_stats.statistics" / "00000000000000000003.json")
+    assert IngestStatistics.from_dict(json.loads(Path(path).read_text())) == record
     assert record.quantile(record.features[0], 0.5) == 20
     assert record.quantile(record.features[1], 0.5) is None  # strings have no quantiles
 
@@ -91,9 +75,10 @@ def test_a_new_feature_or_an_empty_ingest_is_not_flagged() -> None:
 
 def test_read_statistics_returns_the_last_versions_in_order(tmp_path: Path) -> None:
     table_path = str(tmp_path / "driver_stats")
-    records = [ingest(v) for v in (0, 2, 5, 7)]
-    write_deltalake(statistics_table_path(table_path), stats_rows(records[:2]))
-    write_deltalake(statistics_table_path(table_path), stats_rows(records[2:]), mode="append")
+    records = [ingest(v) for v in (0, 2, 5, 11)]
+    for record in reversed(records):
+        write_statistics(table_path, record)
+    (tmp_path / "driver_stats.statistics" / ".00000000000000000012.json.tmp").write_text("{")
     assert read_statistics(table_path, versions=3) == records[1:]
     assert read_statistics(table_path, versions=10) == records
 
@@ -102,9 +87,11 @@ def test_read_statistics_of_a_table_never_ingested_is_empty(tmp_path: Path) -> N
     assert read_statistics(str(tmp_path / "driver_stats"), versions=5) == []
 
 
-def test_an_unreadable_statistics_table_is_one_clear_error(tmp_path: Path) -> None:
-    log = Path(statistics_table_path(str(tmp_path / "t"))) / "_delta_log"
-    log.mkdir(parents=True)
-    (log / "00000000000000000000.json").write_text("not json\n")
-    with pytest.raises(StatisticsReadError, match=r"feature statistics '.*t.statistics': "):
+def test_an_unreadable_statistics_file_is_one_clear_error(tmp_path: Path) -> None:
+    folder = Path(statistics_table_path(str(tmp_path / "t")))
+    folder.mkdir()
+    (folder / "00000000000000000004.json").write_text("not json\n")
+    with pytest.raises(
+        StatisticsReadError, match=r"feature statistics '.*/00000000000000000004.json': "
+    ):
         read_statistics(str(tmp_path / "t"), versions=5)

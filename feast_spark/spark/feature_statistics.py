@@ -4,8 +4,8 @@
 that Spark evaluates as rows flow through the write: attached with ``DataFrame.observe``, the
 aggregates are folded into the write's own tasks and collected when it finishes, or added to a
 pass that runs anyway (add mode's time-range pass). :func:`to_statistics` turns the collected row
-into an :class:`~feast_spark.statistics.IngestStatistics`; :func:`write_statistics` appends it to
-the statistics table beside the offline table.
+into an :class:`~feast_spark.statistics.IngestStatistics`, which
+:func:`feast_spark.statistics.write_statistics` writes beside the offline table.
 
 Example (feature ``trips`` INT64, rows 3, 5, null)::
 
@@ -23,16 +23,14 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import Column
 from pyspark.sql import functions as F  # noqa: N812 (the conventional alias)
 
 from feast_spark.definitions import FeatureTable
-from feast_spark.spark.commit_retry import DEFAULT_RETRY, RetryPolicy, _retrying
 from feast_spark.spark.identifiers import quote
 from feast_spark.statistics import (
     QUANTILE_ACCURACY,
     QUANTILE_PROBABILITIES,
-    STATISTICS_DDL,
     FeatureStatistics,
     IngestStatistics,
 )
@@ -159,34 +157,3 @@ def _instant(micros: Any) -> str | None:
         return None
     moment: datetime = _EPOCH + timedelta(microseconds=int(micros))
     return moment.isoformat()
-
-
-def write_statistics(
-    spark: SparkSession,
-    statistics: IngestStatistics,
-    path: str,
-    *,
-    retry: RetryPolicy = DEFAULT_RETRY,
-) -> None:
-    """Append ``statistics`` to the statistics table at ``path`` (created if missing).
-
-    A blind append: concurrent ingests of one table do not conflict, except when two create
-    the table at once (the later one is retried).
-    """
-    frame: DataFrame = spark.createDataFrame(
-        [
-            (
-                statistics.version,
-                statistics.job_id,
-                statistics.ingested_at,
-                statistics.mode,
-                statistics.rows,
-                statistics.statistics_json(),
-            )
-        ],
-        STATISTICS_DDL,
-    ).coalesce(1)
-    writer = frame.write.format("delta").mode("append").option("userMetadata", statistics.job_id)
-    _retrying(
-        lambda: writer.save(path), what=f"write {path}", job_id=statistics.job_id, retry=retry
-    )

@@ -51,7 +51,7 @@ from feast_spark.columns import EVENT_TIMESTAMP
 from feast_spark.definitions import BatchSource, Entity, FeatureTable
 from feast_spark.errors import JobFailedError, JobSpecError
 from feast_spark.spark.commit_retry import DEFAULT_RETRY, RetryPolicy, _retrying
-from feast_spark.spark.feature_statistics import statistics_columns, to_statistics, write_statistics
+from feast_spark.spark.feature_statistics import statistics_columns, to_statistics
 from feast_spark.spark.identifiers import quote
 from feast_spark.spark.offline_store import (
     _add_missing_columns,
@@ -64,7 +64,7 @@ from feast_spark.spark.rejected_rows import rejected_table_path, write_rejected
 from feast_spark.spark.row_checks import REJECT_REASON, CheckedRows, check_rows
 from feast_spark.spark.sources import read_source
 from feast_spark.specs import Window
-from feast_spark.statistics import IngestStatistics, statistics_table_path
+from feast_spark.statistics import IngestStatistics, write_statistics
 
 REPLACE = "replace"
 ADD = "add"
@@ -144,8 +144,8 @@ def ingest_table(
     5. When rows were rejected: one commit of them to the rejected-rows table (a second pass
        over the source, filtered to the rejected rows). If the job dies between 4 and 5, its
        result is missing or FAILED and a rerun writes both again.
-    6. When 4 committed: one row of feature statistics, computed by the pass of 4 (or, for a
-       merge, by its time-range pass), appended to ``<table_path>.statistics``.
+    6. When 4 committed: the feature statistics, computed by the pass of 4 (or, for a merge,
+       by its time-range pass), written to ``<table_path>.statistics/<version>.json``.
 
     Example (window ``[Jan 1, Jan 2)``)::
 
@@ -224,7 +224,7 @@ def ingest_table(
     if outcome.committed and outcome.delta_version is not None and values is not None:
         recorded = to_statistics(values, table, version=outcome.delta_version, job_id=job_id,
                                  ingested_at=ingested_at, mode=mode)  # fmt: skip
-        write_statistics(session, recorded, statistics_table_path(table_path), retry=retry)
+        write_statistics(table_path, recorded)
     return replace(outcome, rejected_version=rejected_version, statistics=recorded)
 
 

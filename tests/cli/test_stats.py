@@ -7,13 +7,12 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from deltalake import write_deltalake
 
 from feast_spark.cli import cli
 from feast_spark.client import Client
-from feast_spark.statistics import statistics_table_path
+from feast_spark.statistics import write_statistics
 
-from ..test_statistics import ingest, stats_rows
+from ..test_statistics import ingest
 
 REPO = Path(__file__).parents[2]
 EXAMPLE = REPO / "conf" / "example"
@@ -27,8 +26,8 @@ def project(tmp_path: Path) -> Path:
     assert run(tmp_path, "apply", "-f", str(EXAMPLE / "definitions"))[0] == 0
     client = Client(str(tmp_path))
     table_path = f"{client.config.offline_store.path}/demo/driver_stats"
-    records = [ingest(0), ingest(1, nulls=3), ingest(2, nulls=30, quartiles=(50, 60, 70))]
-    write_deltalake(statistics_table_path(table_path), stats_rows(records))
+    for record in [ingest(0), ingest(1, nulls=3), ingest(2, nulls=30, quartiles=(50, 60, 70))]:
+        write_statistics(table_path, record)
     return tmp_path
 
 
