@@ -30,6 +30,7 @@ COMMANDS = {
     "datasets": {"list", "describe", "rebuild", "delete"},
     "audit": set(),
     "offline": {"compact", "vacuum"},
+    "stats": set(),
     "online": {"delete", "purge"},
     "jobs": {"list", "describe", "logs", "cancel", "abandon", "wait", "prune"},
     "serve": set(),
