@@ -13,8 +13,9 @@ committed, beside the offline table (like ``.rejected``)::
 Per feature: ``count`` (non-null values), ``nulls``, ``non_finite`` (NaN and infinities of
 floating-point features, left out of the other figures), ``min``, ``max``, ``mean`` and, for
 numeric features, approximate ``quantiles`` at :data:`QUANTILE_PROBABILITIES` (Spark's
-``percentile_approx``: each is a value of the data whose rank is within
-``rows / QUANTILE_ACCURACY`` of the exact one).
+``percentile_approx``, rank error at most 1/:data:`QUANTILE_ACCURACY` of the rows it saw: every
+row of a small ingest, a sample of about :data:`QUANTILE_SAMPLE_TARGET` rows of a large one,
+picked by a hash of keys and event time, which adds a sampling error of about 0.5/sqrt(sample)).
 What ``min``/``max``/``mean`` measure depends on the type (``measure``):
 
 ===========================  =========  ====================================================
@@ -63,6 +64,9 @@ STATISTICS_SUFFIX = ".statistics"
 QUANTILE_PROBABILITIES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
 #: percentile_approx's accuracy: a quantile's rank error is at most rows / accuracy.
 QUANTILE_ACCURACY = 1000
+#: Quantiles are computed from a sample of about this many rows of a large ingest (chosen by
+#: a hash of keys and event time); a small one feeds them every row.
+QUANTILE_SAMPLE_TARGET = 20_000
 DEFAULT_NULL_THRESHOLD = 0.05
 _FILE_NAME = re.compile(r"^\d{20}\.json$")
 

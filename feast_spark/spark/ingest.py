@@ -44,14 +44,19 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from pyspark.errors import AnalysisException
-from pyspark.sql import Column, DataFrame, Observation, SparkSession
+from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F  # noqa: N812 (the conventional alias)
 
 from feast_spark.columns import EVENT_TIMESTAMP
 from feast_spark.definitions import BatchSource, Entity, FeatureTable
 from feast_spark.errors import JobFailedError, JobSpecError
 from feast_spark.spark.commit_retry import DEFAULT_RETRY, RetryPolicy, _retrying
-from feast_spark.spark.feature_statistics import statistics_columns, to_statistics
+from feast_spark.spark.feature_statistics import (
+    StatisticsPlan,
+    quantile_sample,
+    statistics_plan,
+    to_statistics,
+)
 from feast_spark.spark.identifiers import quote
 from feast_spark.spark.offline_store import (
     _add_missing_columns,
@@ -193,8 +198,10 @@ def ingest_table(
     missing = missing_columns(session, table_path, table, entities)
     mode = ingest_mode(window)
     # Add mode's merge gets its figures from the time-range pass, where rejected rows pass too.
-    figures = statistics_columns(table) if statistics else None
-    span_figures = statistics_columns(table, F.col(REJECT_REASON).isNull()) if figures else None
+    sample = quantile_sample(checked.rows) if statistics else 1
+    figures = statistics_plan(table, sample=sample) if statistics else None
+    valid = F.col(REJECT_REASON).isNull()
+    span_figures = statistics_plan(table, valid, sample=sample) if statistics else None
     span = None
     if max_rejected_fraction < 1.0:
         span = _span(checked, span_figures if mode == ADD else None)
@@ -240,7 +247,7 @@ def _replace(
     table: FeatureTable,
     entities: Sequence[Entity],
     retry: RetryPolicy,
-    figures: list[Column] | None,
+    figures: StatisticsPlan | None,
 ) -> tuple[IngestOutcome, Mapping[str, Any] | None]:
     counts: dict[str, Any] = {}
     values: dict[str, Any] = {}
@@ -274,13 +281,10 @@ def _replace(
 
 
 def _measured(
-    rows: DataFrame, figures: list[Column] | None
+    rows: DataFrame, figures: StatisticsPlan | None
 ) -> tuple[DataFrame, Observation | None]:
     """``rows`` with the statistics ``figures`` observed as they pass (None: no statistics)."""
-    if figures is None:
-        return rows, None
-    observation = Observation()
-    return rows.observe(observation, *figures), observation
+    return (rows, None) if figures is None else figures.observe(rows)
 
 
 def _rows_replaced(spark: SparkSession, path: str, version: int, window: Window | None) -> int:
@@ -321,15 +325,16 @@ class _Span:
     figures: Mapping[str, Any] | None = None
 
 
-def _span(checked: CheckedRows, figures: list[Column] | None = None) -> _Span:
+def _span(checked: CheckedRows, figures: StatisticsPlan | None = None) -> _Span:
     """One pass: rows, rejected rows, earliest and latest valid event time; ``figures`` too."""
     valid_us = F.when(F.col(REJECT_REASON).isNull(), F.unix_micros(F.col(EVENT_TIMESTAMP)))
-    row = checked.rows.agg(
+    rows = checked.rows if figures is None else figures.widen(checked.rows)
+    row = rows.agg(
         F.count(F.lit(1)).alias("rows"),
         F.count(F.col(REJECT_REASON)).alias("rejected"),
         F.min(valid_us).alias("first"),
         F.max(valid_us).alias("last"),
-        *(figures or []),
+        *(figures.aggregates if figures else ()),
     ).first()
     if row is None:  # pragma: no cover - a global aggregate always returns a row
         return _Span(0, 0, None, None)
@@ -346,8 +351,8 @@ def _add(
     table: FeatureTable,
     entities: Sequence[Entity],
     retry: RetryPolicy,
-    figures: list[Column] | None = None,
-    span_figures: list[Column] | None = None,
+    figures: StatisticsPlan | None = None,
+    span_figures: StatisticsPlan | None = None,
 ) -> tuple[IngestOutcome, Mapping[str, Any] | None]:
     """Add mode (module docstring); ``span`` is computed here when a merge needs it.
 
