@@ -167,7 +167,7 @@ def quantile_sample(rows: DataFrame, target: int = QUANTILE_SAMPLE_TARGET) -> in
     """
     try:
         plan = rows._jdf.queryExecution().optimizedPlan()
-        size = int(plan.stats().sizeInBytes().toString())
+        size = int(str(plan.stats().sizeInBytes()))  # a Python int or a JVM BigInt
     except Exception:  # pragma: no cover - an estimate is an optimisation only
         return 1
     if size >= 2**62:  # Spark's "unknown" (Long.MaxValue and above)
