@@ -13,6 +13,7 @@ import pytest
 
 from feast_spark.definitions import Entity, Feature, FeatureTable, FileSource
 from feast_spark.spark.commit_retry import RetryPolicy
+from feast_spark.spark.feature_statistics import quantile_sample, statistics_plan, to_statistics
 from feast_spark.spark.ingest import IngestOutcome, ingest_table
 from feast_spark.specs import Window
 from feast_spark.statistics import (
@@ -204,7 +205,6 @@ def test_a_shifted_second_ingest_is_flagged_and_a_steady_one_is_not(store: Store
     ]
 
 
-@pytest.mark.slow
 def test_add_mode_records_the_valid_source_rows_and_a_rerun_records_nothing(store: Store) -> None:
     # given a table created by an add-mode ingest (its statistics observed on that write)
     first = store.ingest(store.source(rows_of_day(1, 300)), None, "add-1")
@@ -234,3 +234,47 @@ def test_statistics_off_records_nothing(store: Store) -> None:
     assert outcome.committed and outcome.statistics is None
     assert not Path(statistics_table_path(store.table_path)).exists()
     assert read_statistics(store.table_path, 5) == []
+
+
+def test_a_large_ingest_samples_its_quantiles_by_hash_and_keeps_exact_counts(
+    spark: SparkSession,
+) -> None:
+    # given 40,000 rows, quantiles fed by one row in 8 (as a large source would get)
+    table = FeatureTable(
+        name="t",
+        entities=["driver_id"],
+        features=[Feature("rating", "DOUBLE")],
+        batch_source=FileSource(path="x", event_timestamp_column="ts"),
+    )
+    frame = spark.range(40_000).selectExpr(
+        "id AS driver_id",
+        "timestamp_micros(id * 1000000) AS event_timestamp",
+        "CASE WHEN id % 10 = 0 THEN NULL ELSE CAST((id * 7919) % 1000 AS DOUBLE) / 10 END"
+        " AS rating",
+    )
+    plan = statistics_plan(table, sample=8)
+    # when the figures are aggregated (twice)
+    values = [plan.widen(frame).agg(*plan.aggregates).first().asDict() for _ in range(2)]
+    record = to_statistics(values[0], table, version=0, job_id="j", ingested_at=INGESTED,
+                           mode="add")  # fmt: skip
+    # then counts, min, max and mean are exact, and a rerun samples the same rows
+    assert_matches(record.features[0], frame.toPandas()["rating"])
+    assert values[0] == values[1]
+    # and each quantile is within the sample's error (5,000 rows: 4 sigma is about 3% of ranks)
+    data = np.sort(frame.toPandas()["rating"].dropna().to_numpy())
+    for probability, quantile in zip(
+        record.quantile_probabilities, record.features[0].quantiles or (), strict=True
+    ):
+        low = np.quantile(data, max(0.0, probability - 0.03), method="lower")
+        high = np.quantile(data, min(1.0, probability + 0.03), method="higher")
+        assert low <= quantile <= high, (probability, quantile)
+
+
+def test_the_quantile_sample_follows_the_source_size(spark: SparkSession, tmp_path: Path) -> None:
+    small = spark.range(100).selectExpr("id", "id * 2 AS x")
+    assert quantile_sample(small) == 1
+    path = str(tmp_path / "big")
+    spark.range(400_000).selectExpr("id", "rand(1) AS x").write.parquet(path)
+    big = spark.read.parquet(path)
+    assert quantile_sample(big, target=1000) > 1
+    assert quantile_sample(big, target=10**9) == 1
