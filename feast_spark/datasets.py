@@ -45,7 +45,7 @@ from feast_spark.definitions.sources import BatchSource, DeltaSource, source_fro
 from feast_spark.errors import ArgumentError, DatasetGoneError, NotFoundError
 from feast_spark.join_tuning import JoinTuning
 from feast_spark.specs import DatasetOptions, HistoricalRetrievalOptions, JobSpec
-from feast_spark.storage import filesystem, local_path, read_text, write_text
+from feast_spark.storage import filesystem, list_files, local_path, read_text, write_text
 
 RECORD_VERSION = 1
 #: The folder of dataset records under the job store's root (never a job id: ids start with
@@ -323,22 +323,7 @@ class DatasetStore:
         files.delete_file(inner)
 
     def _ids(self) -> builtins.list[str]:
-        local = local_path(self.uri)
-        if local is not None:
-            folder = Path(local).expanduser()
-            if not folder.is_dir():
-                return []
-            names = [p.name for p in folder.iterdir() if p.is_file()]
-        else:
-            import pyarrow.fs
-
-            files, root = filesystem(self.uri)
-            selector = pyarrow.fs.FileSelector(root, allow_not_found=True, recursive=False)
-            names = [
-                info.base_name
-                for info in files.get_file_info(selector)
-                if info.type == pyarrow.fs.FileType.File
-            ]
+        names = list_files(self.uri)
         return sorted(n[: -len(".json")] for n in names if n.endswith(".json") and n[0] != ".")
 
 

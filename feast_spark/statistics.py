@@ -55,10 +55,10 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 from feast_spark.errors import StatisticsReadError
+from feast_spark.storage import list_files, read_text, write_text
 
 STATISTICS_SUFFIX = ".statistics"
 QUANTILE_PROBABILITIES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
@@ -301,8 +301,6 @@ def write_statistics(table_path: str, statistics: IngestStatistics) -> str:
 
     One write (atomic on a local disk; a single object on object stores).
     """
-    from feast_spark.job_results import write_text
-
     path = statistics_file(table_path, statistics.version)
     write_text(path, statistics.to_json())
     return path
@@ -317,11 +315,9 @@ def read_statistics(table_path: str, versions: int) -> list[IngestStatistics]:
     Raises:
         StatisticsReadError: A statistics file or the folder cannot be read.
     """
-    from feast_spark.job_results import read_text
-
     folder = statistics_table_path(table_path)
     try:
-        names = sorted(n for n in _file_names(folder) if _FILE_NAME.match(n))
+        names = sorted(n for n in list_files(folder) if _FILE_NAME.match(n))
     except OSError as error:
         raise StatisticsReadError(folder, _one_line(error)) from None
     records = []
@@ -332,21 +328,6 @@ def read_statistics(table_path: str, versions: int) -> list[IngestStatistics]:
         except (OSError, ValueError, KeyError, TypeError) as error:
             raise StatisticsReadError(path, _one_line(error)) from None
     return records
-
-
-def _file_names(folder: str) -> list[str]:
-    """Names of the files in ``folder`` (none when it does not exist)."""
-    from feast_spark.job_results import filesystem, local_path
-
-    local = local_path(folder)
-    if local is not None:
-        path = Path(local)
-        return [p.name for p in path.iterdir()] if path.is_dir() else []
-    import pyarrow.fs
-
-    files, inner = filesystem(folder)
-    selector = pyarrow.fs.FileSelector(inner, allow_not_found=True)
-    return [info.base_name for info in files.get_file_info(selector)]
 
 
 def _one_line(error: Exception) -> str:

@@ -204,19 +204,29 @@ def exists(address: str) -> bool:
 
 def list_dirs(address: str) -> list[str]:
     """Names of the folders directly in the folder at ``address``, sorted; [] when it is missing."""
+    return _list(address, directories=True)
+
+
+def list_files(address: str) -> list[str]:
+    """Names of the files directly in the folder at ``address``, sorted; [] when it is missing."""
+    return _list(address, directories=False)
+
+
+def _list(address: str, *, directories: bool) -> list[str]:
     local = local_path(address)
     if local is not None:
-        folder = Path(local)
-        return sorted(p.name for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
+        folder = Path(local).expanduser()
+        if not folder.is_dir():
+            return []
+        return sorted(
+            p.name for p in folder.iterdir() if (p.is_dir() if directories else p.is_file())
+        )
     import pyarrow.fs
 
     files, path = filesystem(address)
     selector = pyarrow.fs.FileSelector(path.rstrip("/"), allow_not_found=True, recursive=False)
-    return sorted(
-        info.base_name
-        for info in files.get_file_info(selector)
-        if info.type == pyarrow.fs.FileType.Directory
-    )
+    wanted = pyarrow.fs.FileType.Directory if directories else pyarrow.fs.FileType.File
+    return sorted(info.base_name for info in files.get_file_info(selector) if info.type == wanted)
 
 
 def delete_dir(address: str, *, dry_run: bool = False) -> bool:
