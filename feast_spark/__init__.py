@@ -23,6 +23,7 @@ if TYPE_CHECKING:
         Feature,
         FeatureTable,
         FileSource,
+        KafkaSource,
     )
     from feast_spark.types import ValueType
 
@@ -35,6 +36,7 @@ _PUBLIC = {
     "BatchSource": "feast_spark.definitions",
     "FileSource": "feast_spark.definitions",
     "DeltaSource": "feast_spark.definitions",
+    "KafkaSource": "feast_spark.definitions",
     "ValueType": "feast_spark.types",
 }
 
@@ -46,6 +48,7 @@ __all__ = [
     "Feature",
     "FeatureTable",
     "FileSource",
+    "KafkaSource",
     "ValueType",
     "__version__",
 ]

@@ -33,7 +33,14 @@ from feast_spark.online_store_config import (
 )
 
 SPEC_VERSION = 2
-JOB_TYPES = ("ingest", "historical_retrieval", "materialize", "maintenance", "audit")
+JOB_TYPES = (
+    "ingest",
+    "historical_retrieval",
+    "materialize",
+    "maintenance",
+    "audit",
+    "stream_ingestion",
+)
 MAINTENANCE_ACTIONS = ("compact", "vacuum")
 OUTPUT_FORMATS = ("parquet", "delta")
 #: Default of ``future_event_time_allowance`` (feature_store.yaml), in seconds.
@@ -384,12 +391,94 @@ class AuditOptions:
         return cls(store.online_store, sample=data.get("sample"), examples=data.get("examples", 5))
 
 
+STREAM_TARGETS = ("online", "both")
+
+
+@dataclass(frozen=True)
+class StreamOptions:
+    """Options of a stream ingestion job (a long-running Structured Streaming query).
+
+    Attributes:
+        checkpoint_path: The query's checkpoint folder, one per table: a new start resumes
+            from the offsets it holds.
+        stop_path: A file whose appearance asks the job to stop once the current micro-batch
+            is done (``feast-spark stream stop``).
+        to: ``online`` (the online store only) or ``both`` (also appended to the Delta
+            offline table, once per micro-batch).
+        trigger_interval_s: Seconds between micro-batches (None: the next one starts as soon
+            as the previous ends).
+        progress_path: Where the job writes its progress record (rates, last batch) as it runs.
+        online_store: The online store written to, as ``online_store`` of feature_store.yaml.
+    """
+
+    online_store: OnlineStoreConfig
+    checkpoint_path: str
+    stop_path: str
+    to: str = "online"
+    trigger_interval_s: float | None = None
+    progress_path: str | None = None
+
+    KEYS: ClassVar[frozenset[str]] = frozenset(
+        {
+            "online_store",
+            "checkpoint_path",
+            "stop_path",
+            "to",
+            "trigger_interval_s",
+            "progress_path",
+        }
+    )
+
+    def __post_init__(self) -> None:
+        MaterializeOptions(self.online_store)  # the same check of the store
+        if self.to not in STREAM_TARGETS:
+            raise JobSpecError("options.to", f"{self.to!r}; use online or both")
+        for name in ("checkpoint_path", "stop_path"):
+            if not isinstance(getattr(self, name), str) or not getattr(self, name):
+                raise JobSpecError(f"options.{name}", "missing; give a path or URI")
+        interval = self.trigger_interval_s
+        if interval is not None and (isinstance(interval, bool) or not interval > 0):
+            raise JobSpecError("options.trigger_interval_s", f"{interval!r}; give seconds > 0")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form."""
+        return {
+            "online_store": serialize_online_store(self.online_store),
+            "checkpoint_path": self.checkpoint_path,
+            "stop_path": self.stop_path,
+            "to": self.to,
+            "trigger_interval_s": self.trigger_interval_s,
+            "progress_path": self.progress_path,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> StreamOptions:
+        """Inverse of :meth:`to_dict`.
+
+        Raises:
+            ConfigError: A bad online store setting (named as in feature_store.yaml).
+        """
+        data = _mapping(data, "options", cls.KEYS)
+        store = MaterializeOptions.from_dict(
+            {"online_store": _required(data, "online_store", "options")}
+        )
+        return cls(
+            store.online_store,
+            checkpoint_path=_required(data, "checkpoint_path", "options"),
+            stop_path=_required(data, "stop_path", "options"),
+            to=data.get("to", "online"),
+            trigger_interval_s=data.get("trigger_interval_s"),
+            progress_path=data.get("progress_path"),
+        )
+
+
 JobOptions = (
     IngestOptions
     | HistoricalRetrievalOptions
     | MaterializeOptions
     | MaintenanceOptions
     | AuditOptions
+    | StreamOptions
 )
 #: The options class of each job type.
 OPTIONS_CLASSES: Mapping[str, type[JobOptions]] = {
@@ -398,6 +487,7 @@ OPTIONS_CLASSES: Mapping[str, type[JobOptions]] = {
     "materialize": MaterializeOptions,
     "maintenance": MaintenanceOptions,
     "audit": AuditOptions,
+    "stream_ingestion": StreamOptions,
 }
 #: Job types that run with default options when a spec gives none.
 _OPTIONAL_OPTIONS = frozenset({"ingest"})

@@ -1,4 +1,4 @@
-"""Shared fixtures: one small local SparkSession per test run; the local Cassandra node.
+"""Shared fixtures: one local SparkSession per test run; the local Cassandra node; Kafka.
 
 The ``cassandra_node`` fixture uses a node that already answers on 127.0.0.1:9042 and leaves it
 running; otherwise it starts one (``conf/cassandra/local-cassandra.sh start``) and stops it at the
@@ -233,6 +233,46 @@ def cassandra_session(cassandra_node: CassandraNode) -> Iterator[Session]:
         yield session
     finally:
         cluster.shutdown()
+
+
+# --- Kafka ---------------------------------------------------------------------------------------
+
+LOCAL_KAFKA = REPO_ROOT / "conf" / "kafka" / "local-kafka.sh"
+KAFKA_PORT = int(os.environ.get("LOCAL_KAFKA_PORT", "9092"))
+# The first start fetches the broker's jars with Maven (an empty ~/.m2 included).
+KAFKA_START_TIMEOUT_S = 1200
+
+
+@pytest.fixture(scope="session")
+def kafka_broker() -> Iterator[str]:
+    """``host:port`` of the local Kafka broker (``conf/kafka/local-kafka.sh``).
+
+    A broker that already answers on the port is used and left running; otherwise the run starts
+    one and stops it at the end (tests marked ``kafka``).
+    """
+    if port_answers("127.0.0.1", KAFKA_PORT):
+        yield f"127.0.0.1:{KAFKA_PORT}"
+        return
+    started = subprocess.run(
+        [str(LOCAL_KAFKA), "start"], capture_output=True, text=True,
+        timeout=KAFKA_START_TIMEOUT_S, check=False,
+    )  # fmt: skip
+    try:
+        if started.returncode != 0:
+            pytest.fail(
+                f"{LOCAL_KAFKA} start failed with exit code {started.returncode}:\n"
+                f"{started.stdout}\n{started.stderr}",
+                pytrace=False,
+            )
+        yield f"127.0.0.1:{KAFKA_PORT}"
+    finally:
+        if "started Kafka (pid" in started.stdout:  # also after a start that never answered
+            stopped = subprocess.run(
+                [str(LOCAL_KAFKA), "stop"], capture_output=True, text=True, timeout=120,
+                check=False,
+            )  # fmt: skip
+            if stopped.returncode != 0:
+                print(f"{LOCAL_KAFKA} stop failed:\n{stopped.stdout}\n{stopped.stderr}")
 
 
 # --- processes started by the run --------------------------------------------------------------

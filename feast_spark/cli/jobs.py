@@ -70,7 +70,7 @@ def jobs_list(state: str | None, table: str | None, job_type: str | None, output
             (
                 r.job_id,
                 r.job_type,
-                r.state.value,
+                _state(r),
                 ",".join(r.tables) or "-",
                 _window(r),
                 r.submitted_at.strftime("%Y-%m-%d %H:%M:%S"),
@@ -185,6 +185,17 @@ def jobs_prune(older_than: timedelta, dry_run: bool, output: str) -> None:
     )
     verb = "would delete" if dry_run else "deleted"
     click.echo(f"{verb} {len(pruned)} job{'' if len(pruned) == 1 else 's'}", err=True)
+
+
+def _state(record: JobRecord) -> str:
+    """The state; a running stream's also with its last rates and lag (``stream status``)."""
+    if record.job_type != "stream_ingestion" or record.state.is_final:
+        return record.state.value
+    from feast_spark.streams import describe_progress, stream_progress
+
+    progress = stream_progress(launcher().store, record.job_id)
+    text = describe_progress(progress) if progress else ""
+    return f"{record.state.value} ({text})" if text else record.state.value
 
 
 def _ended(record: JobRecord) -> str:

@@ -28,6 +28,7 @@ from feast_spark.cli.pipeline import (
 from feast_spark.cli.quickstart import quickstart
 from feast_spark.cli.serve import serve
 from feast_spark.cli.stats import stats
+from feast_spark.cli.stream import stream
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -50,6 +51,7 @@ for _command in (
     materialize_incremental,
     get_online_features,
     datasets,
+    stream,
     # operations
     audit,
     offline,

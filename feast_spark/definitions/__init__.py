@@ -3,5 +3,14 @@
 from feast_spark.definitions.entity import Entity
 from feast_spark.definitions.feature_table import Feature, FeatureTable
 from feast_spark.definitions.sources import BatchSource, DeltaSource, FileSource
+from feast_spark.definitions.stream_sources import KafkaSource
 
-__all__ = ["BatchSource", "DeltaSource", "Entity", "Feature", "FeatureTable", "FileSource"]
+__all__ = [
+    "BatchSource",
+    "DeltaSource",
+    "Entity",
+    "Feature",
+    "FeatureTable",
+    "FileSource",
+    "KafkaSource",
+]

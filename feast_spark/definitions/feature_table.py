@@ -11,6 +11,11 @@ from feast_spark.definitions._fields import check_keys, string_map
 from feast_spark.definitions.durations import format_duration, parse_duration
 from feast_spark.definitions.names import check_name, check_not_reserved
 from feast_spark.definitions.sources import BatchSource, source_from_dict
+from feast_spark.definitions.stream_sources import (
+    KafkaSource,
+    StreamSource,
+    stream_source_from_dict,
+)
 from feast_spark.errors import DefinitionError
 from feast_spark.types import ValueType
 
@@ -64,6 +69,8 @@ class FeatureTable:
         max_age: How old a value may be and still be served or joined; ``None`` for no limit.
         description: Free text.
         labels: Free-form string tags.
+        stream_source: Optional Kafka topic that feeds the table continuously
+            (``feast-spark stream start``).
 
     """
 
@@ -74,6 +81,7 @@ class FeatureTable:
     max_age: timedelta | None = None
     description: str = ""
     labels: Mapping[str, str] = field(default_factory=dict)
+    stream_source: StreamSource | None = None
 
     def __post_init__(self) -> None:
         kind = "feature table"
@@ -114,6 +122,8 @@ class FeatureTable:
                     kind, self.name, f"max_age must be positive, got {format_duration(max_age)}"
                 )
             object.__setattr__(self, "max_age", max_age)
+        if self.stream_source is not None and not isinstance(self.stream_source, KafkaSource):
+            raise DefinitionError(kind, self.name, "stream_source must be a KafkaSource")
         object.__setattr__(self, "entities", entities)
         object.__setattr__(self, "features", features)
         object.__setattr__(self, "labels", string_map(kind, self.name, "labels", self.labels))
@@ -140,8 +150,12 @@ class FeatureTable:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        """The table as a JSON/YAML document (``max_age`` as a duration string)."""
-        return {
+        """The table as a JSON/YAML document (``max_age`` as a duration string).
+
+        ``stream_source`` appears only when the table has one, so the documents of tables
+        without one are unchanged.
+        """
+        document = {
             "name": self.name,
             "entities": list(self.entities),
             "features": [f.to_dict() for f in self.features],
@@ -150,6 +164,9 @@ class FeatureTable:
             "description": self.description,
             "labels": dict(self.labels),
         }
+        if self.stream_source is not None:
+            document["stream_source"] = self.stream_source.to_dict()
+        return document
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> FeatureTable:
@@ -160,7 +177,7 @@ class FeatureTable:
             name,
             data,
             {"name", "entities", "features", "batch_source"},
-            {"max_age", "description", "labels"},
+            {"max_age", "description", "labels", "stream_source"},
         )
         features = data["features"]
         if not isinstance(features, list):
@@ -173,4 +190,9 @@ class FeatureTable:
             max_age=data.get("max_age"),
             description=data.get("description") or "",
             labels=data.get("labels") or {},
+            stream_source=(
+                stream_source_from_dict(data["stream_source"])
+                if data.get("stream_source") is not None
+                else None
+            ),
         )

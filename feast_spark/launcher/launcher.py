@@ -15,9 +15,10 @@ yarn        spark-submit process          ``yarn application -status/-kill``
 kubernetes  spark-submit process          ``spark-submit --status/--kill``
 ==========  ============================  ================================================
 
-Double runs: an ``ingest`` or ``materialize`` job is **refused** (:class:`JobConflictError`, naming
-the other job) while another job of the same type writes one of its tables over an overlapping
-window in the same project. The launcher refuses rather than waits: a scheduler retries the
+Double runs: an ``ingest``, ``materialize`` or ``stream_ingestion`` job is **refused**
+(:class:`JobConflictError`, naming the other job) while another job of the same type writes one
+of its tables over an overlapping window in the same project (a stream's window is open: one
+stream per table). The launcher refuses rather than waits: a scheduler retries the
 task, a person decides. The check is "write my record, then look": of two launchers racing, the
 later-submitted job is the one refused, so at most one runs.
 """
@@ -66,7 +67,7 @@ from feast_spark.spark_conf import delta_jars_conf, find_defaults_file, read_pro
 from feast_spark.specs import JobSpec, Window, new_job_id
 from feast_spark.storage import delete_dir
 
-GUARDED_JOB_TYPES = ("ingest", "materialize")
+GUARDED_JOB_TYPES = ("ingest", "materialize", "stream_ingestion")
 YARN_COMMAND_ENV = "FEAST_SPARK_YARN"
 # Set by a PySpark driver; a spark-submit started from inside one must not inherit them.
 _GATEWAY_VARIABLES = ("PYSPARK_GATEWAY_PORT", "PYSPARK_GATEWAY_SECRET")

@@ -29,6 +29,7 @@ COMMANDS = {
     "get-online-features": set(),
     "datasets": {"list", "describe", "rebuild", "delete"},
     "audit": set(),
+    "stream": {"start", "stop", "status"},
     "offline": {"compact", "vacuum"},
     "stats": set(),
     "online": {"delete", "purge"},

@@ -1,0 +1,375 @@
+"""Stream ingestion, one micro-batch at a time: Kafka messages to online (and offline) rows.
+
+A micro-batch of Kafka records (``key, value, topic, partition, offset, timestamp``) goes through
+the same checks as a batch ingest (:func:`feast_spark.spark.row_checks.check_rows`), then:
+
+1. **online**: the latest valid row per key is written with the materialize writer
+   (:func:`feast_spark.spark.materialize.write_online`). The event time is the write timestamp
+   and the store keeps a row only if it is newer than the one it holds, so late, out-of-order,
+   duplicated and replayed messages never regress a value; rows older than ``max_age`` expire.
+2. **rejected rows**: unparseable messages and rows that fail a check go to the table's
+   rejected-rows table with their reason; ``source_row`` carries the message's fields and its
+   Kafka coordinates (``_kafka_topic``, ``_kafka_partition``, ``_kafka_offset``). They are
+   recorded under the id ``<stream id>-<batch id>``, replaced when the batch is replayed.
+3. **offline** (``--to both``): the valid rows are appended to the Delta offline table in one
+   commit carrying Delta's transaction identifier (``txnAppId`` = the stream id, ``txnVersion``
+   = the batch id): a batch replayed after a crash is skipped by Delta, so the table gets each
+   batch exactly once.
+
+Every step is idempotent, so a batch interrupted anywhere is replayed whole from the checkpoint.
+
+Message rules (format ``json``): each message value is one JSON object whose fields are the
+table's columns (renamed by ``field_mapping``). Fields are read as text and converted by the
+batch rules (:mod:`feast_spark.spark.conversions`), so ``"7"`` and ``7`` are both a valid INT64
+and ``"x"`` rejects its row with a reason; ``BYTES`` values are base64 text; lists are JSON
+arrays. A message that is not a JSON object (or has no value) is rejected as unparseable. When
+the source names no created-timestamp field, the message's Kafka timestamp is the created time:
+of two messages with the same event time, the one produced later wins.
+
+Example (``trips`` INT64, one batch)::
+
+    offset  value                                            online / rejected
+    0       {"driver_id": 1, "ts": "2024-01-01T10:00Z", "trips": 7}
+    1       {"driver_id": 1, "ts": "2024-01-01T10:05Z", "trips": 9}   online: 1 -> 9 (10:05)
+    2       {"driver_id": 2, "ts": "2024-01-01T10:00Z", "trips": "x"} rejected: trips: x is not a
+                                                                      valid INT64 (offset 2)
+    3       not json                                                  rejected: message is not a
+                                                                      JSON object (offset 3)
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F  # noqa: N812 (the conventional alias)
+from pyspark.sql import types as T  # noqa: N812
+
+from feast_spark.columns import EVENT_TIMESTAMP
+from feast_spark.definitions import Entity, FeatureTable, FileSource
+from feast_spark.definitions.stream_sources import KafkaSource
+from feast_spark.online.base import OnlineTableSchema
+from feast_spark.spark.commit_retry import DEFAULT_RETRY, _retrying
+from feast_spark.spark.identifiers import quote
+from feast_spark.spark.materialize import online_rows, write_online
+from feast_spark.spark.offline_writes import _aligned
+from feast_spark.spark.rejected_rows import write_rejected
+from feast_spark.spark.row_checks import REJECT_REASON, CheckedRows, check_rows
+from feast_spark.specs import Window
+from feast_spark.types import ValueType
+
+_log = logging.getLogger("feast_spark.spark.stream")
+
+#: The Kafka coordinates kept beside each message's fields (and in its rejected ``source_row``).
+KAFKA_TOPIC = "_kafka_topic"
+KAFKA_PARTITION = "_kafka_partition"
+KAFKA_OFFSET = "_kafka_offset"
+KAFKA_TIMESTAMP = "_kafka_timestamp"
+_CORRUPT = "_feast_corrupt_message"
+UNPARSEABLE = "message is not a JSON object"
+
+
+def message_fields(table: FeatureTable, source: KafkaSource) -> T.StructType:
+    """The JSON fields read from each message: every column the table needs, as text.
+
+    Lists are arrays of text; everything else is text (a JSON number or boolean keeps its
+    literal spelling), converted afterwards by the batch rules.
+    """
+    fields: dict[str, T.DataType] = {}
+    for name in table.entities:
+        fields[source.source_column(name)] = T.StringType()
+    fields[source.event_timestamp_column] = T.StringType()
+    if source.created_timestamp_column:
+        fields[source.created_timestamp_column] = T.StringType()
+    for feature in table.features:
+        kind: T.DataType = T.StringType()
+        if feature.dtype.is_list:
+            kind = T.ArrayType(T.StringType())
+        fields[source.source_column(feature.name)] = kind
+    return T.StructType(
+        [T.StructField(n, k) for n, k in fields.items()] + [T.StructField(_CORRUPT, T.StringType())]
+    )
+
+
+def check_source(source: KafkaSource) -> FileSource:
+    """The batch-source view of ``source`` that :func:`check_rows` reads its mapping from.
+
+    Without a created-timestamp field, the Kafka timestamp column stands in for it.
+    """
+    return FileSource(
+        path=f"kafka://{source.bootstrap_servers}/{source.topic}",
+        event_timestamp_column=source.event_timestamp_column,
+        created_timestamp_column=source.created_timestamp_column or KAFKA_TIMESTAMP,
+        field_mapping=dict(source.field_mapping),
+        timestamp_format=source.timestamp_format,
+    )
+
+
+def parse_messages(
+    records: DataFrame, table: FeatureTable, source: KafkaSource
+) -> tuple[DataFrame, DataFrame]:
+    """``(messages, unparseable)`` of a batch of Kafka records.
+
+    Args:
+        records: Spark's Kafka source rows (``value`` binary, ``topic``, ``partition``,
+            ``offset``, ``timestamp``).
+        table: The feature table.
+        source: Its stream source.
+
+    Returns:
+        The parsed messages (one column per message field, ``BYTES`` fields decoded from
+        base64, plus the Kafka coordinates), and the rejected rows of the messages that are not
+        JSON objects (``reason``, ``event_timestamp`` null, ``source_row``).
+    """
+    schema = message_fields(table, source)
+    text = F.col("value").cast("string")
+    parsed = F.from_json(
+        text, schema, {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": _CORRUPT}
+    )
+    coordinates = [
+        F.col("topic").alias(KAFKA_TOPIC),
+        F.col("partition").alias(KAFKA_PARTITION),
+        F.col("offset").alias(KAFKA_OFFSET),
+        F.col("timestamp").alias(KAFKA_TIMESTAMP),
+    ]
+    frame = records.select(parsed.alias("_m"), text.alias("_value"), *coordinates)
+    bad = F.col("_m").isNull() | F.col(f"_m.{quote(_CORRUPT)}").isNotNull()
+    decoded = {source.source_column(f.name) for f in table.features if f.dtype == ValueType.BYTES}
+    columns = [
+        (
+            F.try_to_binary(F.col(f"_m.{quote(name)}"), F.lit("base64"))
+            if name in decoded
+            else F.col(f"_m.{quote(name)}")
+        ).alias(name)
+        for name in schema.fieldNames()
+        if name != _CORRUPT
+    ]
+    names = [KAFKA_TOPIC, KAFKA_PARTITION, KAFKA_OFFSET]
+    messages = frame.where(~bad).select(*columns, *names, KAFKA_TIMESTAMP)
+    unparseable = frame.where(bad).select(
+        F.lit(UNPARSEABLE).alias("reason"),
+        F.lit(None).cast("timestamp").alias(EVENT_TIMESTAMP),
+        F.to_json(
+            F.struct(F.col("_value").alias("_kafka_value"), *[F.col(n) for n in names])
+        ).alias("source_row"),
+    )
+    return messages, unparseable
+
+
+def check_messages(
+    messages: DataFrame,
+    table: FeatureTable,
+    entities: Sequence[Entity],
+    source: KafkaSource,
+    received_at: datetime,
+    latest_event: datetime | None,
+) -> CheckedRows:
+    """The batch checks on parsed messages (:func:`check_rows`, no window)."""
+    return check_rows(
+        messages, table, entities, check_source(source), None, received_at,
+        latest_event=latest_event,
+    )  # fmt: skip
+
+
+@dataclass
+class StreamTotals:
+    """What a stream has done since its job started (updated after each micro-batch).
+
+    Attributes:
+        batches: Micro-batches processed.
+        messages: Kafka messages read.
+        rows_rejected: Messages rejected (unparseable or failing a check).
+        rows_written: Rows written online (one per key and batch).
+        rows_expired: Latest rows not written online because ``max_age`` had passed.
+        rows_offline: Rows appended to the offline table (``--to both``).
+        last_batch_id: The last batch's id.
+        last_batch_s: The last batch's duration in seconds.
+    """
+
+    batches: int = 0
+    messages: int = 0
+    rows_rejected: int = 0
+    rows_written: int = 0
+    rows_expired: int = 0
+    rows_offline: int = 0
+    last_batch_id: int | None = None
+    last_batch_s: float | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form."""
+        with self.lock:
+            return {
+                "batches": self.batches,
+                "messages": self.messages,
+                "rows_rejected": self.rows_rejected,
+                "rows_written": self.rows_written,
+                "rows_expired": self.rows_expired,
+                "rows_offline": self.rows_offline,
+                "last_batch_id": self.last_batch_id,
+                "last_batch_s": self.last_batch_s,
+            }
+
+
+@dataclass
+class BatchWriter:
+    """The ``foreachBatch`` function of a stream: checks and writes one micro-batch.
+
+    Attributes:
+        table: The feature table.
+        entities: Its entities.
+        source: Its stream source.
+        schema: The online table (created before the query starts).
+        store: The online store's settings as a mapping.
+        rejected_path: The rejected-rows table.
+        future_allowance: Rows whose event time is later than the batch's start plus this are
+            rejected (None: no limit).
+        offline_path: The Delta offline table, created before the query starts (None: online
+            only).
+        totals: Updated after each batch.
+    """
+
+    table: FeatureTable
+    entities: Sequence[Entity]
+    source: KafkaSource
+    schema: OnlineTableSchema
+    store: Mapping[str, Any]
+    rejected_path: str
+    future_allowance: timedelta | None = None
+    offline_path: str | None = None
+    totals: StreamTotals = field(default_factory=StreamTotals)
+    stream_id: str | None = None
+    _ready: threading.Event = field(default_factory=threading.Event, repr=False)
+    _offline_schema: T.StructType | None = field(default=None, repr=False)
+
+    def start(self, stream_id: str) -> None:
+        """Set the stream's stable id (the query's id, kept in its checkpoint); batches wait."""
+        self.stream_id = stream_id
+        self._ready.set()
+
+    def __call__(self, records: DataFrame, batch_id: int) -> None:
+        """Process one micro-batch (Spark calls this; a replayed batch gives the same result)."""
+        started = time.monotonic()
+        if not self._ready.wait(timeout=600):
+            raise RuntimeError("the stream's id was never set; call BatchWriter.start")
+        stream_id = str(self.stream_id)
+        session = records.sparkSession
+        received_at = datetime.now(UTC)
+        latest = None if self.future_allowance is None else received_at + self.future_allowance
+        records = records.persist()
+        try:
+            messages, unparseable = parse_messages(records, self.table, self.source)
+            checked = check_messages(
+                messages, self.table, self.entities, self.source, received_at, latest
+            )
+            rows = checked.rows.persist()
+            try:
+                checked = CheckedRows(rows, checked.columns)
+                counts = self._write(session, checked, unparseable, stream_id, batch_id,
+                                     received_at)  # fmt: skip
+            finally:
+                rows.unpersist()
+        finally:
+            records.unpersist()
+        elapsed = time.monotonic() - started
+        with self.totals.lock:
+            totals = self.totals
+            totals.batches += 1
+            totals.messages += counts["messages"]
+            totals.rows_rejected += counts["rejected"]
+            totals.rows_written += counts["written"]
+            totals.rows_expired += counts["expired"]
+            totals.rows_offline += counts["offline"]
+            totals.last_batch_id, totals.last_batch_s = batch_id, round(elapsed, 3)
+        _log.info("batch %d: %s in %.2f s", batch_id, counts, elapsed)
+
+    def _write(
+        self,
+        session: SparkSession,
+        checked: CheckedRows,
+        unparseable: DataFrame,
+        stream_id: str,
+        batch_id: int,
+        received_at: datetime,
+    ) -> dict[str, int]:
+        summary = checked.rows.agg(
+            F.count(F.lit(1)).alias("rows"), F.count(F.col(REJECT_REASON)).alias("rejected")
+        ).first()
+        rows = int(summary["rows"]) if summary else 0
+        rejected = int(summary["rejected"]) if summary else 0
+        broken = unparseable.count()
+        counts = {"messages": rows + broken, "rejected": rejected + broken, "written": 0,
+                  "expired": 0, "offline": 0}  # fmt: skip
+        valid = rows - rejected
+        if valid:
+            online = write_online(online_rows(checked.valid(), self.table, Window()), self.schema,
+                                  self.store)  # fmt: skip
+            counts["written"], counts["expired"] = online.written, online.expired
+        if rejected or broken:
+            write_rejected(
+                session, checked.rejected().unionByName(unparseable), self.rejected_path,
+                f"{stream_id}-{batch_id}", None, received_at, private=True,
+            )  # fmt: skip
+        if valid and self.offline_path is not None:
+            self._offline_schema = append_offline(
+                checked.valid(), self.offline_path, stream_id, batch_id, self._offline_schema
+            )
+            counts["offline"] = valid
+        return counts
+
+
+def append_offline(
+    rows: DataFrame,
+    path: str,
+    stream_id: str,
+    batch_id: int,
+    schema: T.StructType | None = None,
+) -> T.StructType:
+    """Append one micro-batch's valid rows to the offline table, exactly once per batch id.
+
+    Delta records ``(txnAppId, txnVersion)`` in the commit and skips a later write with a
+    version it has already seen for that app id: a replayed batch adds nothing. The table must
+    exist (and hold every declared column): see
+    :func:`~feast_spark.spark.offline_store.ensure_table`. Returns the table's schema, which a
+    caller passes back as ``schema`` to spare reading it for every batch.
+    """
+    if schema is None:
+        schema = rows.sparkSession.read.format("delta").load(path).schema
+    aligned = _aligned(rows, schema)
+
+    def attempt() -> None:
+        (
+            aligned.write.format("delta")
+            .mode("append")
+            .option("txnAppId", stream_id)
+            .option("txnVersion", str(batch_id))
+            .option("userMetadata", f"{stream_id}-{batch_id}")
+            .save(path)
+        )
+
+    _retrying(attempt, what=f"append to {path}", job_id=stream_id, retry=DEFAULT_RETRY)
+    return schema
+
+
+def kafka_reader(spark: SparkSession, source: KafkaSource) -> DataFrame:
+    """The streaming DataFrame of ``source``'s topic (Spark's Kafka source).
+
+    A stream whose checkpoint points at offsets the topic no longer retains goes on from the
+    earliest retained one (``failOnDataLoss`` false) rather than stopping for good.
+    """
+    reader = (
+        spark.readStream.format("kafka")
+        .option("kafka.bootstrap.servers", source.bootstrap_servers)
+        .option("subscribe", source.topic)
+        .option("startingOffsets", source.starting_offsets)
+        .option("failOnDataLoss", "false")
+    )
+    for key, value in source.options.items():
+        reader = reader.option(key, value)
+    return reader.load()
