@@ -344,6 +344,23 @@ def test_the_shipped_lock_is_the_pom_delta_release() -> None:
     assert f"io.delta:delta-storage:{version}" in coordinates
 
 
+def test_the_shipped_lock_has_the_kafka_connector_of_the_installed_spark() -> None:
+    # given the lock, the pom and the installed pyspark
+    from importlib.metadata import version as installed
+
+    lock = JarLock.read(LOCK_FILE)
+    pom = ET.parse(POM).getroot()
+    spark = pom.findtext(f"{MAVEN}properties/{MAVEN}spark.version")
+
+    # then the pom's Spark is pyspark's, and the lock pins its Kafka connector and token provider
+    assert spark == installed("pyspark")
+    coordinates = {jar.coordinate for jar in lock.jars}
+    assert f"org.apache.spark:spark-sql-kafka-0-10_2.13:{spark}" in coordinates
+    assert f"org.apache.spark:spark-token-provider-kafka-0-10_2.13:{spark}" in coordinates
+    assert any(c.startswith("org.apache.kafka:kafka-clients:") for c in coordinates)
+    assert any(c.startswith("org.apache.commons:commons-pool2:") for c in coordinates)
+
+
 def test_a_lock_is_made_from_maven_s_listing(tmp_path: Path) -> None:
     # given `mvn dependency:list -DoutputAbsoluteArtifactFilename=true` output
     jar = tmp_path / "alpha-1.0.jar"

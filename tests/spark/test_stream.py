@@ -1,0 +1,271 @@
+"""Stream ingestion in the test session: Kafka messages to SQLite online values, rejected rows and
+Delta offline rows; stop and resume from the checkpoint; a replayed micro-batch writes nothing twice.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from feast_spark.config import SqliteOnlineStoreConfig
+from feast_spark.definitions import Entity, Feature, FeatureTable, FileSource, KafkaSource
+from feast_spark.online.base import OnlineTableSchema, online_store_mapping
+from feast_spark.online.service import get_online_features
+from feast_spark.online.stores import open_online_store
+from feast_spark.specs import JobSpec, StreamOptions
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+DRIVER = Entity("driver_id", "INT64")
+FEATURES = [Feature("trips", "INT64"), Feature("rate", "DOUBLE"), Feature("tags", "STRING_LIST")]
+FEATURE_REFS = ["driver_stream:trips", "driver_stream:rate", "driver_stream:tags"]
+
+
+def table_for(source: KafkaSource) -> FeatureTable:
+    return FeatureTable(
+        "driver_stream", ["driver_id"], FEATURES,
+        FileSource(path="/tmp/unused", event_timestamp_column="ts"), stream_source=source,
+    )  # fmt: skip
+
+
+def message(driver: int | None, hour: int, **features: Any) -> str:
+    document: dict[str, Any] = {"ts": f"2024-01-01T{hour:02d}:00:00Z", **features}
+    if driver is not None:
+        document["driver_id"] = driver
+    return json.dumps(document)
+
+
+@pytest.fixture()
+def topic(kafka_broker: str) -> str:
+    return f"drivers_{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture()
+def produce(kafka_broker: str) -> Callable[[str, list[str]], None]:
+    """``produce(topic, values)``: send the values in order and wait until the broker has them."""
+    from confluent_kafka import Producer
+
+    producer = Producer({"bootstrap.servers": kafka_broker, "linger.ms": 5})
+
+    def send(topic: str, values: list[str]) -> None:
+        for value in values:
+            producer.produce(topic, value=value.encode())
+        assert producer.flush(30) == 0
+
+    return send
+
+
+class Stream:
+    """``run_stream`` in a thread of the test's session; ``stop()`` asks it through its stop file."""
+
+    def __init__(self, spark: SparkSession, spec: JobSpec) -> None:
+        from feast_spark.spark.stream_query import run_stream
+
+        self.final: dict[str, Any] = {}
+        self.error: BaseException | None = None
+        assert isinstance(spec.options, StreamOptions)
+        self.options = spec.options
+
+        def target() -> None:
+            try:
+                self.final = run_stream(spark, spec, install_signals=False)
+            except BaseException as error:  # reported by stop()
+                self.error = error
+
+        self.thread = threading.Thread(target=target, daemon=True)
+        self.thread.start()
+
+    def stop(self) -> dict[str, Any]:
+        Path(self.options.stop_path).write_text("test")
+        self.thread.join(180)
+        assert not self.thread.is_alive(), "the stream did not stop within 180 s"
+        Path(self.options.stop_path).unlink()
+        if self.error is not None:
+            raise self.error
+        return self.final
+
+
+@pytest.fixture()
+def streams() -> Iterator[list[Stream]]:
+    started: list[Stream] = []
+    yield started
+    for stream in started:  # a failed test must not leave a query running
+        if stream.thread.is_alive():
+            stream.stop()
+
+
+def make_spec(tmp_path: Path, table: FeatureTable, store: Any, to: str) -> JobSpec:
+    return JobSpec(
+        job_id=f"stream-{uuid.uuid4().hex[:6]}",
+        job_type="stream_ingestion",
+        project="demo",
+        entities=(DRIVER,),
+        feature_tables=(table,),
+        offline_store_path=str(tmp_path / "offline"),
+        online_store=online_store_mapping(store),
+        options=StreamOptions(
+            checkpoint_path=str(tmp_path / "checkpoint"),
+            stop_path=str(tmp_path / "stop"),
+            to=to,
+            progress_path=str(tmp_path / "progress.json"),
+        ),
+    )
+
+
+def online(store: Any, table: FeatureTable, drivers: list[int]) -> dict[str, list[Any]]:
+    with open_online_store(store) as opened:
+        return get_online_features(
+            opened, "demo", [table], [DRIVER], FEATURE_REFS, [{"driver_id": d} for d in drivers]
+        ).to_dict()
+
+
+def wait_until(condition: Callable[[], bool], what: str, timeout_s: float = 180) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+
+
+def offline_rows(spark: SparkSession, path: str) -> list[tuple[Any, ...]]:
+    rows = spark.read.format("delta").load(path).orderBy("driver_id", "event_timestamp")
+    return [(r["driver_id"], r["event_timestamp"].hour, r["trips"]) for r in rows.collect()]
+
+
+@pytest.mark.kafka
+def test_messages_reach_online_rejected_and_offline_then_resume_from_the_checkpoint(
+    spark: SparkSession,
+    tmp_path: Path,
+    topic: str,
+    kafka_broker: str,
+    produce: Callable[[str, list[str]], None],
+    streams: list[Stream],
+) -> None:
+    # given a table whose stream source is a fresh topic, and a first lot of messages
+    table = table_for(KafkaSource(bootstrap_servers=kafka_broker, topic=topic,
+                                  event_timestamp_column="ts", starting_offsets="earliest"))  # fmt: skip
+    store = SqliteOnlineStoreConfig(path=str(tmp_path / "online.db"))
+    produce(topic, [
+        message(1, 10, trips=7, rate=0.5, tags=["a"]),
+        message(1, 12, trips=9, rate=0.7, tags=[]),       # driver 1's latest
+        message(2, 10, trips="x", rate=0.1),              # offset 2: trips is not an integer
+        "not json",                                        # offset 3: unparseable
+        message(None, 10, trips=1),                        # offset 4: no key
+        json.dumps({"driver_id": 3, "ts": "yesterday"}),   # offset 5: bad event time
+        message(3, 10, trips="5", rate=1, tags=["b", 2]),  # text and numbers convert
+    ])  # fmt: skip
+
+    # when the stream runs to both stores
+    spec = make_spec(tmp_path, table, store, "both")
+    streams.append(Stream(spark, spec))
+    wait_until(lambda: online(store, table, [1, 3])["driver_stream:trips"] == [9, 5], "batch 1")
+    # and then an older message of driver 1 (out of order), a duplicate and a new driver arrive
+    produce(topic, [message(1, 11, trips=8), message(1, 12, trips=9, rate=0.7, tags=[]),
+                    message(4, 9, trips=40)])  # fmt: skip
+    wait_until(lambda: online(store, table, [4])["driver_stream:trips"] == [40], "batch 2")
+    final = streams[-1].stop()
+
+    # then online values are each key's latest message, never regressed by the older one
+    values = online(store, table, [1, 2, 3, 4])
+    assert values["driver_stream:trips"] == [9, None, 5, 40]
+    assert values["driver_stream:rate"] == [0.7, None, 1.0, None]
+    assert values["driver_stream:tags"] == [[], None, ["b", "2"], None]
+    # and the four bad messages are rejected with their reason and Kafka offset
+    offline_path = spec.offline_table_path(table.name)
+    rejected = spark.read.format("delta").load(offline_path + ".rejected").collect()
+    by_offset = {json.loads(r["source_row"])["_kafka_offset"]: r["reason"] for r in rejected}
+    assert sorted(by_offset) == [2, 3, 4, 5]
+    assert "trips: x is not a valid INT64" in by_offset[2]
+    assert by_offset[3] == "message is not a JSON object"
+    assert "driver_id: entity key is null" in by_offset[4]
+    assert "yesterday" in by_offset[5]
+    assert all(json.loads(r["source_row"])["_kafka_topic"] == topic for r in rejected)
+    # and the offline table holds every valid message once
+    assert offline_rows(spark, offline_path) == [
+        (1, 10, 7), (1, 11, 8), (1, 12, 9), (1, 12, 9), (3, 10, 5), (4, 9, 40),
+    ]  # fmt: skip
+    assert (final["messages"], final["rows_rejected"], final["rows_offline"]) == (10, 4, 6)
+    assert final["stopped_by"].startswith("stop requested")
+    progress = json.loads((tmp_path / "progress.json").read_text())
+    assert progress["messages"] == 10 and "input_rows_per_s" in progress
+
+    # when a message arrives while stopped, and the stream starts again from its checkpoint
+    produce(topic, [message(5, 10, trips=50)])
+    streams.append(Stream(spark, spec))
+    wait_until(lambda: online(store, table, [5])["driver_stream:trips"] == [50], "the restart")
+    again = streams[-1].stop()
+
+    # then only the new message is read, and added once offline
+    assert again["messages"] == 1
+    assert len(offline_rows(spark, offline_path)) == 7
+
+
+def kafka_records(spark: SparkSession, topic: str, values: list[str]) -> DataFrame:
+    """What Spark's Kafka source gives foreachBatch, built in memory."""
+    now = datetime.now(UTC)
+    return spark.createDataFrame(
+        [(None, v.encode(), topic, 0, offset, now, 0) for offset, v in enumerate(values)],
+        "key binary, value binary, topic string, partition int, offset long, "
+        "timestamp timestamp, timestampType int",
+    )
+
+
+def test_a_replayed_micro_batch_writes_nothing_twice(spark: SparkSession, tmp_path: Path) -> None:
+    from feast_spark.spark.offline_store import ensure_table
+    from feast_spark.spark.rejected_rows import rejected_table_path
+    from feast_spark.spark.stream import BatchWriter
+
+    # given a writer to SQLite and an existing offline table, and one batch of records
+    source = KafkaSource(bootstrap_servers="127.0.0.1:1", topic="t", event_timestamp_column="ts")
+    table = table_for(source)
+    store = online_store_mapping(SqliteOnlineStoreConfig(path=str(tmp_path / "online.db")))
+    schema = OnlineTableSchema.of("demo", table, [DRIVER])
+    with open_online_store(store) as opened:
+        opened.ensure_table(schema)
+    offline_path = str(tmp_path / "offline" / "demo" / table.name)
+    ensure_table(spark, offline_path, table, [DRIVER])
+    writer = BatchWriter(
+        table=table, entities=[DRIVER], source=source, schema=schema, store=store,
+        rejected_path=rejected_table_path(offline_path), offline_path=offline_path,
+    )  # fmt: skip
+    writer.start("feast-spark-stream-test")
+    batch = kafka_records(spark, "t", [message(1, 10, trips=7), message(2, 10, trips="x")])
+
+    # when the same batch id is processed twice (a replay after a crash), then a new batch
+    writer(batch, 0)
+    writer(batch, 0)
+    writer(kafka_records(spark, "t", [message(1, 11, trips=8)]), 1)
+
+    # then the offline table got batch 0 once, the rejected rows table its bad row once
+    assert offline_rows(spark, offline_path) == [(1, 10, 7), (1, 11, 8)]
+    rejected = spark.read.format("delta").load(rejected_table_path(offline_path))
+    assert [r["ingestion_job_id"] for r in rejected.collect()] == ["feast-spark-stream-test-0"]
+    assert writer.totals.batches == 3 and writer.totals.rows_offline == 3
+
+
+def test_query_rates_read_the_query_progress() -> None:
+    from feast_spark.spark.stream_query import query_rates
+
+    # given a StreamingQueryProgress document of a Kafka source
+    progress = {
+        "inputRowsPerSecond": 1000.0,
+        "processedRowsPerSecond": 2500.04,
+        "durationMs": {"triggerExecution": 412},
+        "sources": [{"metrics": {"maxOffsetsBehindLatest": "17"}}],
+    }
+    # then the rates, the last trigger's duration and the lag are read; nothing known: None
+    assert query_rates(progress) == {
+        "input_rows_per_s": 1000.0, "processed_rows_per_s": 2500.0,
+        "last_trigger_s": 0.412, "kafka_lag": 17,
+    }  # fmt: skip
+    assert set(query_rates(None).values()) == {None}
