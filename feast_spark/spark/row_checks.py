@@ -106,6 +106,7 @@ def check_rows(
     ingested_at: datetime,
     *,
     latest_event: datetime | None = None,
+    landed_at: Column | None = None,
 ) -> CheckedRows:
     """Map, cast and validate the rows of ``frame`` that fall in ``window``.
 
@@ -158,6 +159,8 @@ def check_rows(
         ingested_at: The job's start (aware): the created timestamp of rows with none that were
             not read from files.
         latest_event: The latest event time accepted (None: no limit).
+        landed_at: When each row's data landed, for rows without a created time, instead of
+            its file's modification time (a stream gives each message's Kafka timestamp).
 
     Returns:
         The checked rows; see :class:`CheckedRows` for the valid and rejected views.
@@ -190,7 +193,7 @@ def check_rows(
     if latest_event is not None:
         event = _no_later_than(event, latest_event, label)
     outputs.append((EVENT_TIMESTAMP, event))
-    fallback = _landed_at(frame, ingested_at)
+    fallback = _landed_at(frame, ingested_at) if landed_at is None else landed_at
     if source.created_timestamp_column:
         created = _column(table, source, schema, CREATED_TIMESTAMP,
                           source.created_timestamp_column, ValueType.UNIX_TIMESTAMP)  # fmt: skip

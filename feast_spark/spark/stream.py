@@ -98,14 +98,11 @@ def message_fields(table: FeatureTable, source: KafkaSource) -> T.StructType:
 
 
 def check_source(source: KafkaSource) -> FileSource:
-    """The batch-source view of ``source`` that :func:`check_rows` reads its mapping from.
-
-    Without a created-timestamp field, the Kafka timestamp column stands in for it.
-    """
+    """The batch-source view of ``source`` that :func:`check_rows` reads its mapping from."""
     return FileSource(
         path=f"kafka://{source.bootstrap_servers}/{source.topic}",
         event_timestamp_column=source.event_timestamp_column,
-        created_timestamp_column=source.created_timestamp_column or KAFKA_TIMESTAMP,
+        created_timestamp_column=source.created_timestamp_column,
         field_mapping=dict(source.field_mapping),
         timestamp_format=source.timestamp_format,
     )
@@ -170,11 +167,18 @@ def check_messages(
     received_at: datetime,
     latest_event: datetime | None,
 ) -> CheckedRows:
-    """The batch checks on parsed messages (:func:`check_rows`, no window)."""
+    """The batch checks on parsed messages (:func:`check_rows`, no window).
+
+    A message without a created time gets its Kafka timestamp as one.
+    """
     return check_rows(
         messages, table, entities, check_source(source), None, received_at,
-        latest_event=latest_event,
+        latest_event=latest_event, landed_at=F.col(KAFKA_TIMESTAMP),
     )  # fmt: skip
+
+
+class StreamStoppingError(RuntimeError):
+    """A micro-batch that began while the stream was stopping (it is replayed at the next start)."""
 
 
 @dataclass
@@ -247,14 +251,32 @@ class BatchWriter:
     stream_id: str | None = None
     _ready: threading.Event = field(default_factory=threading.Event, repr=False)
     _offline_schema: T.StructType | None = field(default=None, repr=False)
+    _busy: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _closed: bool = field(default=False, repr=False)
 
     def start(self, stream_id: str) -> None:
         """Set the stream's stable id (the query's id, kept in its checkpoint); batches wait."""
         self.stream_id = stream_id
         self._ready.set()
 
+    def close(self) -> None:
+        """Wait for the micro-batch in progress to finish; refuse any later one.
+
+        Called before ``query.stop()``, which interrupts the query's thread: its writes are then
+        never cut short. A batch refused here raises, so Spark does not commit it and the next
+        start replays it.
+        """
+        with self._busy:
+            self._closed = True
+
     def __call__(self, records: DataFrame, batch_id: int) -> None:
         """Process one micro-batch (Spark calls this; a replayed batch gives the same result)."""
+        with self._busy:
+            if self._closed:
+                raise StreamStoppingError(f"batch {batch_id} refused: the stream is stopping")
+            self._process(records, batch_id)
+
+    def _process(self, records: DataFrame, batch_id: int) -> None:
         started = time.monotonic()
         if not self._ready.wait(timeout=600):
             raise RuntimeError("the stream's id was never set; call BatchWriter.start")

@@ -111,6 +111,7 @@ def run_stream(
             if reason:
                 stop.reason = reason
                 _log.info("stopping the stream of %s: %s", table.name, reason)
+                writer.close()  # the batch in progress ends first: no write is cut short
                 query.stop()
                 break
             query.awaitTermination(POLL_S)

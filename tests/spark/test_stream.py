@@ -157,7 +157,7 @@ def test_messages_reach_online_rejected_and_offline_then_resume_from_the_checkpo
     store = SqliteOnlineStoreConfig(path=str(tmp_path / "online.db"))
     produce(topic, [
         message(1, 10, trips=7, rate=0.5, tags=["a"]),
-        message(1, 12, trips=9, rate=0.7, tags=[]),       # driver 1's latest
+        message(1, 12, trips=9, rate=0.7, tags=["c"]),    # driver 1's latest
         message(2, 10, trips="x", rate=0.1),              # offset 2: trips is not an integer
         "not json",                                        # offset 3: unparseable
         message(None, 10, trips=1),                        # offset 4: no key
@@ -170,7 +170,7 @@ def test_messages_reach_online_rejected_and_offline_then_resume_from_the_checkpo
     streams.append(Stream(spark, spec))
     wait_until(lambda: online(store, table, [1, 3])["driver_stream:trips"] == [9, 5], "batch 1")
     # and then an older message of driver 1 (out of order), a duplicate and a new driver arrive
-    produce(topic, [message(1, 11, trips=8), message(1, 12, trips=9, rate=0.7, tags=[]),
+    produce(topic, [message(1, 11, trips=8), message(1, 12, trips=9, rate=0.7, tags=["c"]),
                     message(4, 9, trips=40)])  # fmt: skip
     wait_until(lambda: online(store, table, [4])["driver_stream:trips"] == [40], "batch 2")
     final = streams[-1].stop()
@@ -179,7 +179,7 @@ def test_messages_reach_online_rejected_and_offline_then_resume_from_the_checkpo
     values = online(store, table, [1, 2, 3, 4])
     assert values["driver_stream:trips"] == [9, None, 5, 40]
     assert values["driver_stream:rate"] == [0.7, None, 1.0, None]
-    assert values["driver_stream:tags"] == [[], None, ["b", "2"], None]
+    assert values["driver_stream:tags"] == [["c"], None, ["b", "2"], None]
     # and the four bad messages are rejected with their reason and Kafka offset
     offline_path = spec.offline_table_path(table.name)
     rejected = spark.read.format("delta").load(offline_path + ".rejected").collect()
