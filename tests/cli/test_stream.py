@@ -1,0 +1,130 @@
+"""``feast-spark stream start|stop|status`` through the real launcher: a spark-submit per start."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from feast_spark.cli import cli
+from feast_spark.client import Client
+
+SMALL_SPARK = {
+    "spark.driver.memory": "768m",
+    "spark.ui.enabled": "false",
+    "spark.sql.shuffle.partitions": "1",
+    "spark.default.parallelism": "1",
+    "spark.databricks.delta.snapshotPartitions": "1",
+}
+
+
+def write_project(folder: Path, broker: str, topic: str) -> Path:
+    config = {
+        "project": "demo",
+        "registry": str(folder / "registry.json"),
+        "offline_store": {"path": str(folder / "offline")},
+        "online_store": {"type": "sqlite", "path": str(folder / "online.db")},
+        "spark": {"master": "local[1]", "conf": SMALL_SPARK},
+        "launcher": {
+            "type": "local",
+            "job_store": str(folder / "jobs"),
+            "staging_location": str(folder / "staging"),
+        },
+    }
+    (folder / "feature_store.yaml").write_text(yaml.safe_dump(config))
+    (folder / "definitions.yaml").write_text(
+        "kind: Entity\nname: driver_id\nvalue_type: INT64\n---\n"
+        "kind: FeatureTable\nname: driver_stream\nentities: [driver_id]\n"
+        "features: [{name: trips, dtype: INT64}]\n"
+        "batch_source: {type: file, path: unused.parquet, event_timestamp_column: ts}\n"
+        f"stream_source: {{type: kafka, bootstrap_servers: '{broker}', topic: {topic},"
+        " event_timestamp_column: ts, starting_offsets: earliest}\n"
+    )
+    return folder
+
+
+def run(project: Path, *args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(cli, [*args, "--config", str(project)])
+    return result.exit_code, result.stdout + result.stderr
+
+
+def send(broker: str, topic: str, rows: list[tuple[int, int]]) -> None:
+    from confluent_kafka import Producer
+
+    producer = Producer({"bootstrap.servers": broker})
+    for driver, trips in rows:
+        value = {"driver_id": driver, "ts": f"2024-01-01T{trips % 24:02d}:00:00Z", "trips": trips}
+        producer.produce(topic, value=json.dumps(value).encode())
+    assert producer.flush(30) == 0
+
+
+def wait_until(condition: Callable[[], bool], what: str, timeout_s: float = 600) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(1)
+    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+
+
+def trips(project: Path, drivers: list[int]) -> list[Any]:
+    client = Client(project / "feature_store.yaml")
+    try:
+        values = client.get_online_features(
+            ["driver_stream:trips"], [{"driver_id": d} for d in drivers]
+        ).to_dict()
+    finally:
+        client.close()
+    return list(values["driver_stream:trips"])
+
+
+@pytest.mark.kafka
+def test_start_refuse_a_second_stop_then_resume_and_cancel(
+    tmp_path: Path, kafka_broker: str
+) -> None:
+    # given a project whose table has a stream source, and two messages on its topic
+    topic = f"cli_{uuid.uuid4().hex[:8]}"
+    project = write_project(tmp_path, kafka_broker, topic)
+    assert run(project, "apply", "-f", str(project / "definitions.yaml"))[0] == 0
+    send(kafka_broker, topic, [(1, 7), (2, 3)])
+
+    # when the stream starts
+    code, out = run(project, "stream", "start", "driver_stream")
+    assert code == 0, out
+    job_id = out.strip()
+    # then the values reach the online store
+    wait_until(lambda: trips(project, [1, 2]) == [7, 3], "the first messages online")
+
+    # when a second stream of the table is started, then it is refused, naming the running one
+    code, out = run(project, "stream", "start", "driver_stream")
+    assert code == 1 and f"job '{job_id}' (RUNNING)" in out, out
+    # and the running one shows in jobs list and stream status
+    code, out = run(project, "stream", "status", "driver_stream", "--output", "json")
+    assert code == 0 and json.loads(out)[0]["job_id"] == job_id
+
+    # when it is stopped, then it ends SUCCEEDED
+    code, out = run(project, "stream", "stop", "driver_stream")
+    assert code == 0 and f"job {job_id} SUCCEEDED" in out, out
+
+    # when a message arrives while stopped and the stream starts again
+    send(kafka_broker, topic, [(1, 8)])
+    code, out = run(project, "stream", "start", "driver_stream")
+    assert code == 0, out
+    second = out.strip()
+    # then it resumes from the checkpoint: the new message only
+    wait_until(lambda: trips(project, [1]) == [8], "the message sent while stopped")
+
+    # when it is cancelled like any job, then it ends CANCELLED and nothing of it runs on
+    code, out = run(project, "jobs", "cancel", second)
+    assert code == 0 and "CANCELLED" in out, out
+    code, out = run(project, "stream", "stop", "driver_stream")
+    assert code == 0 and "no stream of table 'driver_stream' is running" in out
+    result = Client(project / "feature_store.yaml").get_job(job_id).record.result or {}
+    assert result["rows_read"] == 2 and result["details"]["stopped_by"].startswith("stop")
