@@ -11,8 +11,9 @@ be read (there is then no ``result_path`` to write to).
 Fault-suite hook (tests only): with ``FEAST_SPARK_TEST_PAUSE_AT`` set to a phase name, the job
 prints ``feast-spark: paused at <phase>`` and sleeps ``FEAST_SPARK_TEST_PAUSE_S`` seconds (default
 300) when it reaches that phase, so a test can kill the driver at a known point. Phases:
-``session`` (the session is up, nothing read or written yet) and ``committed`` (the body returned:
-its Delta commit or online writes are done, the result record is not written yet).
+``session`` (the session is up, nothing read or written yet), ``committed`` (the body returned:
+its Delta commit or online writes are done, the result record is not written yet) and
+``stream_batch`` (a stream's micro-batch is written everywhere, not yet committed by Spark).
 """
 
 from __future__ import annotations

@@ -57,6 +57,7 @@ from feast_spark.definitions.stream_sources import KafkaSource
 from feast_spark.online.base import OnlineTableSchema
 from feast_spark.spark.commit_retry import DEFAULT_RETRY, _retrying
 from feast_spark.spark.identifiers import quote
+from feast_spark.spark.job_entry import pause_point
 from feast_spark.spark.materialize import online_rows, write_online
 from feast_spark.spark.offline_writes import _aligned
 from feast_spark.spark.rejected_rows import write_rejected
@@ -310,6 +311,7 @@ class BatchWriter:
             totals.rows_offline += counts["offline"]
             totals.last_batch_id, totals.last_batch_s = batch_id, round(elapsed, 3)
         _log.info("batch %d: %s in %.2f s", batch_id, counts, elapsed)
+        pause_point("stream_batch")  # fault tests: kill the driver before Spark commits the batch
 
     def _write(
         self,

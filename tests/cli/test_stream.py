@@ -128,3 +128,65 @@ def test_start_refuse_a_second_stop_then_resume_and_cancel(
     assert code == 0 and "no stream of table 'driver_stream' is running" in out
     result = Client(project / "feature_store.yaml").get_job(job_id).record.result or {}
     assert result["rows_read"] == 2 and result["details"]["stopped_by"].startswith("stop")
+
+
+def job_processes(job_id: str) -> list[int]:
+    """Pids of the processes that carry the job's id (spark-submit, the JVM, the Python driver)."""
+    needle = f"FEAST_SPARK_JOB_ID={job_id}".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and needle in (entry / "environ").read_bytes().split(b"\0"):
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
+
+
+def offline_trips(project: Path) -> list[tuple[int, int]]:
+    from deltalake import DeltaTable
+
+    table = DeltaTable(str(project / "offline" / "demo" / "driver_stream")).to_pyarrow_table()
+    return sorted(zip(table["driver_id"].to_pylist(), table["trips"].to_pylist(), strict=True))
+
+
+@pytest.mark.kafka
+def test_both_stores_after_a_kill_9_mid_batch_and_a_restart_hold_each_message_once(
+    tmp_path: Path, kafka_broker: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+    import signal
+
+    # given a stream to both stores whose driver pauses after writing a batch, before Spark
+    # commits it (the fault hook), and three messages
+    topic = f"kill_{uuid.uuid4().hex[:8]}"
+    project = write_project(tmp_path, kafka_broker, topic)
+    assert run(project, "apply", "-f", str(project / "definitions.yaml"))[0] == 0
+    send(kafka_broker, topic, [(1, 7), (2, 3), (3, 5)])
+    monkeypatch.setenv("FEAST_SPARK_TEST_PAUSE_AT", "stream_batch")
+    code, out = run(project, "stream", "start", "driver_stream", "--to", "both")
+    assert code == 0, out
+    first = out.strip()
+    wait_until(
+        lambda: (
+            (project / "offline" / "demo" / "driver_stream" / "_delta_log").is_dir()
+            and len(offline_trips(project)) == 3
+        ),
+        "the first batch offline",
+    )
+
+    # when the driver is killed with SIGKILL there, and the stream starts again
+    for pid in job_processes(first):
+        os.kill(pid, signal.SIGKILL)
+    wait_until(lambda: not job_processes(first), "the killed job to be gone", 60)
+    monkeypatch.delenv("FEAST_SPARK_TEST_PAUSE_AT")
+    send(kafka_broker, topic, [(4, 9)])
+    code, out = run(project, "stream", "start", "driver_stream", "--to", "both")
+    assert code == 0, out
+    wait_until(lambda: trips(project, [4]) == [9], "the message sent after the kill")
+    code, out = run(project, "stream", "stop", "driver_stream")
+    assert code == 0 and "SUCCEEDED" in out, out
+
+    # then the replayed batch was not appended twice, and nothing was lost
+    assert offline_trips(project) == [(1, 7), (2, 3), (3, 5), (4, 9)]
+    assert trips(project, [1, 2, 3, 4]) == [7, 3, 5, 9]
