@@ -192,7 +192,8 @@ class StreamTotals:
         rows_rejected: Messages rejected (unparseable or failing a check).
         rows_written: Rows written online (one per key and batch).
         rows_expired: Latest rows not written online because ``max_age`` had passed.
-        rows_offline: Rows appended to the offline table (``--to both``).
+        rows_offline: Rows sent to the offline table (``--to both``; a replayed batch's rows
+            count again, though Delta skips them).
         last_batch_id: The last batch's id.
         last_batch_s: The last batch's duration in seconds.
     """

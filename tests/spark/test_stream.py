@@ -220,15 +220,35 @@ def kafka_records(spark: SparkSession, topic: str, values: list[str]) -> DataFra
     )
 
 
-def test_a_replayed_micro_batch_writes_nothing_twice(spark: SparkSession, tmp_path: Path) -> None:
+@pytest.fixture(params=["sqlite", pytest.param("cassandra", marks=pytest.mark.cassandra)])
+def online_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
+    """The SQLite store, and the local Cassandra node (a keyspace of its own, dropped after)."""
+    if request.param == "sqlite":
+        yield SqliteOnlineStoreConfig(path=str(tmp_path / "online.db"))
+        return
+    from feast_spark.config import CassandraOnlineStoreConfig
+
+    node = request.getfixturevalue("cassandra_node")
+    session = request.getfixturevalue("cassandra_session")
+    keyspace = f"test_stream_{uuid.uuid4().hex[:10]}"
+    yield CassandraOnlineStoreConfig(
+        hosts=(node.host,), port=node.port, keyspace=keyspace, local_dc=node.local_dc,
+        write_consistency="ONE",
+    )  # fmt: skip
+    session.execute(f"DROP KEYSPACE IF EXISTS {keyspace}")
+
+
+def test_a_replayed_micro_batch_writes_nothing_twice(
+    spark: SparkSession, tmp_path: Path, online_store: Any
+) -> None:
     from feast_spark.spark.offline_store import ensure_table
     from feast_spark.spark.rejected_rows import rejected_table_path
     from feast_spark.spark.stream import BatchWriter
 
-    # given a writer to SQLite and an existing offline table, and one batch of records
+    # given a writer to the online store and an existing offline table, and one batch of records
     source = KafkaSource(bootstrap_servers="127.0.0.1:1", topic="t", event_timestamp_column="ts")
     table = table_for(source)
-    store = online_store_mapping(SqliteOnlineStoreConfig(path=str(tmp_path / "online.db")))
+    store = online_store_mapping(online_store)
     schema = OnlineTableSchema.of("demo", table, [DRIVER])
     with open_online_store(store) as opened:
         opened.ensure_table(schema)
@@ -245,12 +265,16 @@ def test_a_replayed_micro_batch_writes_nothing_twice(spark: SparkSession, tmp_pa
     writer(batch, 0)
     writer(batch, 0)
     writer(kafka_records(spark, "t", [message(1, 11, trips=8)]), 1)
+    # and a late message of driver 1 (older than its value online)
+    writer(kafka_records(spark, "t", [message(1, 9, trips=6)]), 2)
 
     # then the offline table got batch 0 once, the rejected rows table its bad row once
-    assert offline_rows(spark, offline_path) == [(1, 10, 7), (1, 11, 8)]
+    assert offline_rows(spark, offline_path) == [(1, 9, 6), (1, 10, 7), (1, 11, 8)]
     rejected = spark.read.format("delta").load(rejected_table_path(offline_path))
     assert [r["ingestion_job_id"] for r in rejected.collect()] == ["feast-spark-stream-test-0"]
-    assert writer.totals.batches == 3 and writer.totals.rows_offline == 3
+    assert writer.totals.batches == 4 and writer.totals.rows_rejected == 2
+    # and online, driver 1 keeps its latest value, the late message notwithstanding
+    assert online(online_store, table, [1, 2])["driver_stream:trips"] == [8, None]
 
 
 def test_query_rates_read_the_query_progress() -> None:
