@@ -105,9 +105,17 @@ def test_start_refuse_a_second_stop_then_resume_and_cancel(
     # when a second stream of the table is started, then it is refused, naming the running one
     code, out = run(project, "stream", "start", "driver_stream")
     assert code == 1 and f"job '{job_id}' (RUNNING)" in out, out
-    # and the running one shows in jobs list and stream status
-    code, out = run(project, "stream", "status", "driver_stream", "--output", "json")
-    assert code == 0 and json.loads(out)[0]["job_id"] == job_id
+
+    # and the running one shows its progress in stream status and jobs list
+    def status() -> dict[str, Any]:
+        code, out = run(project, "stream", "status", "driver_stream", "--output", "json")
+        assert code == 0, out
+        return dict(json.loads(out)[0])
+
+    wait_until(lambda: status().get("messages") == 2, "a progress record", 120)
+    assert status()["job_id"] == job_id and status()["rows_written"] == 2
+    code, out = run(project, "jobs", "list", "--type", "stream_ingestion")
+    assert code == 0 and "RUNNING (" in out and "rows/s in" in out, out
 
     # when it is stopped, then it ends SUCCEEDED
     code, out = run(project, "stream", "stop", "driver_stream")
