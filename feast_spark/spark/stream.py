@@ -323,12 +323,17 @@ class BatchWriter:
         batch_id: int,
         received_at: datetime,
     ) -> dict[str, int]:
-        summary = checked.rows.agg(
-            F.count(F.lit(1)).alias("rows"), F.count(F.col(REJECT_REASON)).alias("rejected")
-        ).first()
+        # One Spark job for the three counts (each job costs its scheduling on a small batch).
+        summary = (
+            checked.rows.agg(
+                F.count(F.lit(1)).alias("rows"), F.count(F.col(REJECT_REASON)).alias("rejected")
+            )
+            .crossJoin(unparseable.agg(F.count(F.lit(1)).alias("broken")))
+            .first()
+        )
         rows = int(summary["rows"]) if summary else 0
         rejected = int(summary["rejected"]) if summary else 0
-        broken = unparseable.count()
+        broken = int(summary["broken"]) if summary else 0
         counts = {"messages": rows + broken, "rejected": rejected + broken, "written": 0,
                   "expired": 0, "offline": 0}  # fmt: skip
         valid = rows - rejected

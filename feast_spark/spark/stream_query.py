@@ -112,6 +112,7 @@ def run_stream(
                 stop.reason = reason
                 _log.info("stopping the stream of %s: %s", table.name, reason)
                 writer.close()  # the batch in progress ends first: no write is cut short
+                _wait_for_trigger_end(query)  # and Spark commits it: not replayed at the next start
                 query.stop()
                 break
             query.awaitTermination(POLL_S)
@@ -125,6 +126,18 @@ def run_stream(
         stop.restore()
     record = _record(query, writer.totals, spec, options, on_progress, stopped_by=stop.reason)
     return record
+
+
+def _wait_for_trigger_end(query: Any, timeout_s: float = 60.0) -> None:
+    """Wait until the query is between triggers (its last batch committed in the checkpoint)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if not query.isActive or not query.status.get("isTriggerActive"):
+                return
+        except Exception:  # the JVM is going away (a cancel): nothing to wait for
+            return
+        time.sleep(0.1)
 
 
 def _check(spec: JobSpec) -> tuple[StreamOptions, FeatureTable, KafkaSource]:
