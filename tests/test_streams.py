@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from feast_spark.client import Client
+from feast_spark.config import SqliteOnlineStoreConfig
 from feast_spark.definitions import Entity, Feature, FeatureTable, FileSource, KafkaSource
 from feast_spark.errors import ArgumentError, JobSpecError
 from feast_spark.specs import JobSpec, StreamOptions
@@ -28,8 +29,8 @@ def test_a_stream_spec_round_trips_through_json() -> None:
         entities=(Entity("driver_id", "INT64"),),
         feature_tables=(TABLE,),
         offline_store_path="/data/offline",
-        online_store={"type": "sqlite", "path": "/data/online.db"},
         options=StreamOptions(
+            SqliteOnlineStoreConfig(path="/data/online.db"),
             checkpoint_path="/staging/streams/demo/driver_stream/checkpoint",
             stop_path="/jobs/x/stop-request",
             to="both",
@@ -52,7 +53,7 @@ def test_a_stream_spec_round_trips_through_json() -> None:
 def test_bad_stream_options_are_refused(fields: dict[str, object], message: str) -> None:
     arguments: dict[str, object] = {"checkpoint_path": "/c", "stop_path": "/s", **fields}
     with pytest.raises(JobSpecError, match=message):
-        StreamOptions(**arguments)  # type: ignore[arg-type]
+        StreamOptions(SqliteOnlineStoreConfig(path="/o.db"), **arguments)  # type: ignore[arg-type]
 
 
 @pytest.fixture

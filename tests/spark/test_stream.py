@@ -111,8 +111,8 @@ def make_spec(tmp_path: Path, table: FeatureTable, store: Any, to: str) -> JobSp
         entities=(DRIVER,),
         feature_tables=(table,),
         offline_store_path=str(tmp_path / "offline"),
-        online_store=online_store_mapping(store),
         options=StreamOptions(
+            store,
             checkpoint_path=str(tmp_path / "checkpoint"),
             stop_path=str(tmp_path / "stop"),
             to=to,
