@@ -16,12 +16,15 @@ from feast_spark.online_store_config import parse_online_store_mapping, serializ
 from feast_spark.specs import (
     OPTIONS_CLASSES,
     SPEC_VERSION,
+    AuditOptions,
+    DatasetOptions,
     HistoricalRetrievalOptions,
     IngestOptions,
     JobOptions,
     JobSpec,
     MaintenanceOptions,
     MaterializeOptions,
+    StreamOptions,
     Window,
 )
 
@@ -43,9 +46,14 @@ OPTIONS: dict[str, JobOptions | None] = {
         "/out/dataset",
         "delta",
         JoinTuning(hot_keys_max=5),
+        DatasetOptions("/datasets/x.json", 7, {"trips": 3}, ({"path": "/e.parquet", "size": 1},)),
     ),
     "materialize": MaterializeOptions(CASSANDRA),
-    "maintenance": MaintenanceOptions("vacuum"),
+    "maintenance": MaintenanceOptions("vacuum", {"trips": {"historical-retrieval-1": 3}}),
+    "audit": AuditOptions(CASSANDRA, sample=100, examples=3),
+    "stream_ingestion": StreamOptions(
+        SqliteOnlineStoreConfig(path="/data/online.db"), "/checkpoint", "/stop", to="both"
+    ),
 }
 
 
