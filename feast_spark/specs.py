@@ -278,10 +278,7 @@ class MaterializeOptions:
     KEYS: ClassVar[frozenset[str]] = frozenset({"online_store"})
 
     def __post_init__(self) -> None:
-        if not isinstance(self.online_store, SqliteOnlineStoreConfig | CassandraOnlineStoreConfig):
-            raise JobSpecError(
-                "options.online_store", f"{self.online_store!r} is not an online store config"
-            )
+        _check_online_store(self.online_store)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form (the online store as in feature_store.yaml)."""
@@ -294,11 +291,7 @@ class MaterializeOptions:
         Raises:
             ConfigError: A bad online store setting (named as in feature_store.yaml).
         """
-        data = _mapping(data, "options", cls.KEYS)
-        store = _required(data, "online_store", "options")
-        if not isinstance(store, Mapping):
-            raise JobSpecError("options.online_store", f"{store!r}; give the store's settings")
-        return cls(parse_online_store_mapping(store, source="the job spec"))
+        return cls(_online_store(_mapping(data, "options", cls.KEYS)))
 
 
 @dataclass(frozen=True)
@@ -360,7 +353,7 @@ class AuditOptions:
     KEYS: ClassVar[frozenset[str]] = frozenset({"online_store", "sample", "examples"})
 
     def __post_init__(self) -> None:
-        MaterializeOptions(self.online_store)  # the same check of the store
+        _check_online_store(self.online_store)
         if self.sample is not None and (
             isinstance(self.sample, bool) or not isinstance(self.sample, int) or self.sample < 1
         ):
@@ -385,10 +378,8 @@ class AuditOptions:
             ConfigError: A bad online store setting (named as in feature_store.yaml).
         """
         data = _mapping(data, "options", cls.KEYS)
-        store = MaterializeOptions.from_dict(
-            {"online_store": _required(data, "online_store", "options")}
-        )
-        return cls(store.online_store, sample=data.get("sample"), examples=data.get("examples", 5))
+        store = _online_store(data)
+        return cls(store, sample=data.get("sample"), examples=data.get("examples", 5))
 
 
 STREAM_TARGETS = ("online", "both")
@@ -430,7 +421,7 @@ class StreamOptions:
     )
 
     def __post_init__(self) -> None:
-        MaterializeOptions(self.online_store)  # the same check of the store
+        _check_online_store(self.online_store)
         if self.to not in STREAM_TARGETS:
             raise JobSpecError("options.to", f"{self.to!r}; use online or both")
         for name in ("checkpoint_path", "stop_path"):
@@ -459,11 +450,9 @@ class StreamOptions:
             ConfigError: A bad online store setting (named as in feature_store.yaml).
         """
         data = _mapping(data, "options", cls.KEYS)
-        store = MaterializeOptions.from_dict(
-            {"online_store": _required(data, "online_store", "options")}
-        )
+        store = _online_store(data)
         return cls(
-            store.online_store,
+            store,
             checkpoint_path=_required(data, "checkpoint_path", "options"),
             stop_path=_required(data, "stop_path", "options"),
             to=data.get("to", "online"),
@@ -695,6 +684,19 @@ def _mapping(data: object, name: str, keys: frozenset[str] | set[str]) -> Mappin
         where = "" if name == "<document>" else f"{name}."
         raise JobSpecError(f"{where}{unknown[0]}", f"unknown; known: {', '.join(sorted(keys))}")
     return data
+
+
+def _check_online_store(value: object) -> None:
+    if not isinstance(value, SqliteOnlineStoreConfig | CassandraOnlineStoreConfig):
+        raise JobSpecError("options.online_store", f"{value!r} is not an online store config")
+
+
+def _online_store(options: Mapping[str, Any]) -> OnlineStoreConfig:
+    """The ``online_store`` of a job's options, validated as feature_store.yaml's is."""
+    store = _required(options, "online_store", "options")
+    if not isinstance(store, Mapping):
+        raise JobSpecError("options.online_store", f"{store!r}; give the store's settings")
+    return parse_online_store_mapping(store, source="the job spec")
 
 
 def _required(data: Mapping[str, Any], key: str, section: str = "") -> Any:
