@@ -2,7 +2,8 @@
 
 A spec carries everything a job needs, resolved: the definitions (jobs never read the registry),
 the store locations, the window and the job's own options (one validated class per job type,
-:data:`OPTIONS_CLASSES`). ``spec_version`` changes whenever a field changes meaning; a job
+:data:`OPTIONS_CLASSES` of :mod:`feast_spark.job_options`; field checks in
+:mod:`feast_spark.spec_fields`). ``spec_version`` changes whenever a field changes meaning; a job
 refuses any other version (the launcher and the job always come from the same release).
 
 Version 2 moved the online store's settings of a materialize job from the spec's top level into
@@ -17,32 +18,37 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, ClassVar
+from typing import Any
 
 from feast_spark.definitions import Entity, FeatureTable
 from feast_spark.definitions.names import check_name
-from feast_spark.definitions.sources import BatchSource, source_from_dict
-from feast_spark.errors import ArgumentError, DefinitionError, FeastSparkError, JobSpecError
-from feast_spark.join_tuning import JoinTuning
-from feast_spark.online_store_config import (
-    CassandraOnlineStoreConfig,
-    OnlineStoreConfig,
-    SqliteOnlineStoreConfig,
-    parse_online_store_mapping,
-    serialize_online_store,
+from feast_spark.errors import ArgumentError, DefinitionError, JobSpecError
+from feast_spark.job_options import MAINTENANCE_ACTIONS as MAINTENANCE_ACTIONS
+from feast_spark.job_options import OPTIONAL_OPTIONS
+from feast_spark.job_options import OPTIONS_CLASSES as OPTIONS_CLASSES
+from feast_spark.job_options import OUTPUT_FORMATS as OUTPUT_FORMATS
+from feast_spark.job_options import STREAM_TARGETS as STREAM_TARGETS
+from feast_spark.job_options import AuditOptions as AuditOptions
+from feast_spark.job_options import DatasetOptions as DatasetOptions
+from feast_spark.job_options import HistoricalRetrievalOptions as HistoricalRetrievalOptions
+from feast_spark.job_options import IngestOptions as IngestOptions
+from feast_spark.job_options import JobOptions as JobOptions
+from feast_spark.job_options import MaintenanceOptions as MaintenanceOptions
+from feast_spark.job_options import MaterializeOptions as MaterializeOptions
+from feast_spark.job_options import StreamOptions as StreamOptions
+from feast_spark.spec_fields import (
+    instant_field,
+    is_number,
+    known_keys,
+    list_field,
+    parsed_field,
+    required,
+    text_field,
+    tuple_field,
 )
 
 SPEC_VERSION = 2
-JOB_TYPES = (
-    "ingest",
-    "historical_retrieval",
-    "materialize",
-    "maintenance",
-    "audit",
-    "stream_ingestion",
-)
-MAINTENANCE_ACTIONS = ("compact", "vacuum")
-OUTPUT_FORMATS = ("parquet", "delta")
+JOB_TYPES = tuple(OPTIONS_CLASSES)
 #: Default of ``future_event_time_allowance`` (feature_store.yaml), in seconds.
 DEFAULT_FUTURE_ALLOWANCE_S = 3600.0
 # Job ids name folders of the job store and Spark applications: no separators, no spaces.
@@ -82,404 +88,11 @@ class Window:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None) -> Window:
         """Inverse of :meth:`to_dict`."""
-        data = _mapping(data or {}, "window", {"start", "end"})
+        data = known_keys(data or {}, "window", {"start", "end"})
         return cls(
-            _instant(data.get("start"), "window.start"), _instant(data.get("end"), "window.end")
+            instant_field(data.get("start"), "window.start"),
+            instant_field(data.get("end"), "window.end"),
         )
-
-
-@dataclass(frozen=True)
-class IngestOptions:
-    """Options of an ingest job.
-
-    Attributes:
-        source: A source that replaces the table's batch source for this run.
-        max_rejected_fraction: Fail (and commit nothing) above this fraction of rejected rows.
-    """
-
-    source: BatchSource | None = None
-    max_rejected_fraction: float = 1.0
-
-    KEYS: ClassVar[frozenset[str]] = frozenset({"source", "max_rejected_fraction"})
-
-    def __post_init__(self) -> None:
-        if self.source is not None and not isinstance(self.source, BatchSource):
-            raise JobSpecError("options.source", f"{self.source!r} is not a batch source")
-        fraction = self.max_rejected_fraction
-        if not _is_number(fraction) or not 0.0 <= fraction <= 1.0:
-            raise JobSpecError(
-                "options.max_rejected_fraction", f"{fraction!r}; give a number from 0 to 1"
-            )
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON form."""
-        return {
-            "source": self.source.to_dict() if self.source else None,
-            "max_rejected_fraction": self.max_rejected_fraction,
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> IngestOptions:
-        """Inverse of :meth:`to_dict`."""
-        data = _mapping(data, "options", cls.KEYS)
-        source = data.get("source")
-        return cls(
-            source=_field("options.source", source_from_dict, source) if source else None,
-            max_rejected_fraction=data.get("max_rejected_fraction", 1.0),
-        )
-
-
-@dataclass(frozen=True)
-class DatasetOptions:
-    """What a historical retrieval records about its dataset, and what a rebuild pins.
-
-    Attributes:
-        record_path: Where the job writes the dataset record (:mod:`feast_spark.datasets`).
-        registry_revision: The registry revision the definitions were read at (None: unknown).
-        table_versions: Delta version to read per offline table (a rebuild); tables not named
-            are read at their latest version, resolved once when the job starts.
-        entity_files: Expected entity files (a rebuild): ``{"path", "size", "sha256", ...}``
-            each; the job refuses to run when the files it would read differ.
-        rebuild_of: The dataset this run rebuilds, if any.
-    """
-
-    record_path: str
-    registry_revision: int | None = None
-    table_versions: Mapping[str, int] = field(default_factory=dict)
-    entity_files: tuple[Mapping[str, Any], ...] = ()
-    rebuild_of: str | None = None
-
-    KEYS: ClassVar[frozenset[str]] = frozenset(
-        {"record_path", "registry_revision", "table_versions", "entity_files", "rebuild_of"}
-    )
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON form."""
-        return {
-            "record_path": self.record_path,
-            "registry_revision": self.registry_revision,
-            "table_versions": dict(self.table_versions),
-            "entity_files": [dict(f) for f in self.entity_files],
-            "rebuild_of": self.rebuild_of,
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> DatasetOptions:
-        """Inverse of :meth:`to_dict`."""
-        data = _mapping(data, "options.dataset", cls.KEYS)
-        return cls(
-            record_path=_text(_required(data, "record_path", "options.dataset"), "record_path"),
-            registry_revision=data.get("registry_revision"),
-            table_versions={str(k): int(v) for k, v in (data.get("table_versions") or {}).items()},
-            entity_files=tuple(dict(f) for f in data.get("entity_files") or ()),
-            rebuild_of=data.get("rebuild_of"),
-        )
-
-
-@dataclass(frozen=True)
-class HistoricalRetrievalOptions:
-    """Options of a historical retrieval job.
-
-    Attributes:
-        feature_refs: ``table:feature`` references, ``table:*`` expanded already.
-        entity_source: Where the entity rows are (a source document: path, format, timestamp).
-        output_path: Where the dataset is written.
-        output_format: ``parquet`` or ``delta``.
-        join_tuning: The point-in-time join's tuning (defaults suit most).
-        dataset: Record the dataset (and, for a rebuild, pin what it reads); None: no record.
-    """
-
-    feature_refs: tuple[str, ...]
-    entity_source: BatchSource
-    output_path: str
-    output_format: str = "parquet"
-    join_tuning: JoinTuning = field(default_factory=JoinTuning)
-    dataset: DatasetOptions | None = None
-
-    KEYS: ClassVar[frozenset[str]] = frozenset(
-        {"feature_refs", "entity_source", "output_path", "output_format", "join_tuning", "dataset"}
-    )
-
-    def __post_init__(self) -> None:
-        refs = self.feature_refs
-        if (
-            not isinstance(refs, tuple)
-            or not refs
-            or not all(isinstance(r, str) and ":" in r for r in refs)
-        ):
-            raise JobSpecError(
-                "options.feature_refs", f"{refs!r}; give a non-empty list of 'table:feature'"
-            )
-        if not isinstance(self.entity_source, BatchSource):
-            raise JobSpecError(
-                "options.entity_source", f"{self.entity_source!r} is not a batch source"
-            )
-        _text(self.output_path, "options.output_path")
-        self.check_output_format(self.output_format)
-        if not isinstance(self.join_tuning, JoinTuning):
-            raise JobSpecError("options.join_tuning", f"{self.join_tuning!r} is not a JoinTuning")
-
-    @staticmethod
-    def check_output_format(value: object) -> str:
-        """``value`` if it is a dataset format jobs write (the one check of it).
-
-        Raises:
-            JobSpecError: Neither ``parquet`` nor ``delta``.
-        """
-        if value not in OUTPUT_FORMATS:
-            raise JobSpecError("options.output_format", f"{value!r}; use parquet or delta")
-        return str(value)
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON form."""
-        return {
-            "feature_refs": list(self.feature_refs),
-            "entity_source": self.entity_source.to_dict(),
-            "output_path": self.output_path,
-            "output_format": self.output_format,
-            "join_tuning": self.join_tuning.to_dict(),
-            **({"dataset": self.dataset.to_dict()} if self.dataset else {}),
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> HistoricalRetrievalOptions:
-        """Inverse of :meth:`to_dict`."""
-        data = _mapping(data, "options", cls.KEYS)
-        refs = _required(data, "feature_refs", "options")
-        tuning = data.get("join_tuning")
-        if tuning is not None and not isinstance(tuning, Mapping):
-            raise JobSpecError("options.join_tuning", f"{tuning!r}; give a JSON object")
-        return cls(
-            feature_refs=tuple(refs) if isinstance(refs, list) else refs,
-            entity_source=_field(
-                "options.entity_source",
-                source_from_dict,
-                _required(data, "entity_source", "options"),
-            ),
-            output_path=_required(data, "output_path", "options"),
-            output_format=data.get("output_format", "parquet"),
-            join_tuning=JoinTuning.from_dict(tuning),
-            dataset=_field("options.dataset", DatasetOptions.from_dict, data["dataset"])
-            if data.get("dataset") is not None
-            else None,
-        )
-
-
-@dataclass(frozen=True)
-class MaterializeOptions:
-    """Options of a materialize job.
-
-    Attributes:
-        online_store: The online store written to, as ``online_store`` of feature_store.yaml.
-    """
-
-    online_store: OnlineStoreConfig
-
-    KEYS: ClassVar[frozenset[str]] = frozenset({"online_store"})
-
-    def __post_init__(self) -> None:
-        _check_online_store(self.online_store)
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON form (the online store as in feature_store.yaml)."""
-        return {"online_store": serialize_online_store(self.online_store)}
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> MaterializeOptions:
-        """Inverse of :meth:`to_dict`; the store is validated as feature_store.yaml's is.
-
-        Raises:
-            ConfigError: A bad online store setting (named as in feature_store.yaml).
-        """
-        return cls(_online_store(_mapping(data, "options", cls.KEYS)))
-
-
-@dataclass(frozen=True)
-class MaintenanceOptions:
-    """Options of a maintenance job on offline tables.
-
-    Attributes:
-        action: ``compact`` (Delta OPTIMIZE ZORDER BY event_timestamp of the whole table)
-            or ``vacuum`` (with the table's ``delta.deletedFileRetentionDuration``, 7 days by
-            default: Delta 4.4 ignores a retention given to the call).
-        keep_versions: Vacuum only: per table, ``{dataset id: Delta version}`` of the kept
-            datasets that read it; the vacuum is refused if it would delete a file of one.
-    """
-
-    action: str
-    keep_versions: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
-
-    KEYS: ClassVar[frozenset[str]] = frozenset({"action", "keep_versions"})
-
-    def __post_init__(self) -> None:
-        if self.action not in MAINTENANCE_ACTIONS:
-            raise JobSpecError("options.action", f"{self.action!r}; use compact or vacuum")
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON form."""
-        keep = {table: dict(versions) for table, versions in self.keep_versions.items()}
-        return {"action": self.action, **({"keep_versions": keep} if keep else {})}
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> MaintenanceOptions:
-        """Inverse of :meth:`to_dict`."""
-        data = _mapping(data, "options", cls.KEYS)
-        keep = data.get("keep_versions") or {}
-        if not isinstance(keep, Mapping) or not all(isinstance(v, Mapping) for v in keep.values()):
-            raise JobSpecError(
-                "options.keep_versions", f"{keep!r}; give {{table: {{dataset: version}}}}"
-            )
-        return cls(
-            _required(data, "action", "options"),
-            {str(t): {str(d): int(v) for d, v in versions.items()} for t, versions in keep.items()},
-        )
-
-
-@dataclass(frozen=True)
-class AuditOptions:
-    """Options of an online/offline consistency audit job.
-
-    Attributes:
-        sample: Audit this many random offline keys (None: every key, and the online table is
-            enumerated to find keys that have no offline row).
-        examples: Examples kept per kind of finding.
-        online_store: The online store audited, as ``online_store`` of feature_store.yaml.
-    """
-
-    online_store: OnlineStoreConfig
-    sample: int | None = None
-    examples: int = 5
-
-    KEYS: ClassVar[frozenset[str]] = frozenset({"online_store", "sample", "examples"})
-
-    def __post_init__(self) -> None:
-        _check_online_store(self.online_store)
-        if self.sample is not None and (
-            isinstance(self.sample, bool) or not isinstance(self.sample, int) or self.sample < 1
-        ):
-            raise JobSpecError("options.sample", f"{self.sample!r}; give a whole number >= 1")
-        examples = self.examples
-        if isinstance(examples, bool) or not isinstance(examples, int) or examples < 0:
-            raise JobSpecError("options.examples", f"{self.examples!r}; give a whole number >= 0")
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON form."""
-        return {
-            "online_store": serialize_online_store(self.online_store),
-            "sample": self.sample,
-            "examples": self.examples,
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> AuditOptions:
-        """Inverse of :meth:`to_dict`.
-
-        Raises:
-            ConfigError: A bad online store setting (named as in feature_store.yaml).
-        """
-        data = _mapping(data, "options", cls.KEYS)
-        store = _online_store(data)
-        return cls(store, sample=data.get("sample"), examples=data.get("examples", 5))
-
-
-STREAM_TARGETS = ("online", "both")
-
-
-@dataclass(frozen=True)
-class StreamOptions:
-    """Options of a stream ingestion job (a long-running Structured Streaming query).
-
-    Attributes:
-        checkpoint_path: The query's checkpoint folder, one per table: a new start resumes
-            from the offsets it holds.
-        stop_path: A file whose appearance asks the job to stop once the current micro-batch
-            is done (``feast-spark stream stop``).
-        to: ``online`` (the online store only) or ``both`` (also appended to the Delta
-            offline table, once per micro-batch).
-        trigger_interval_s: Seconds between micro-batches (None: the next one starts as soon
-            as the previous ends).
-        progress_path: Where the job writes its progress record (rates, last batch) as it runs.
-        online_store: The online store written to, as ``online_store`` of feature_store.yaml.
-    """
-
-    online_store: OnlineStoreConfig
-    checkpoint_path: str
-    stop_path: str
-    to: str = "online"
-    trigger_interval_s: float | None = None
-    progress_path: str | None = None
-
-    KEYS: ClassVar[frozenset[str]] = frozenset(
-        {
-            "online_store",
-            "checkpoint_path",
-            "stop_path",
-            "to",
-            "trigger_interval_s",
-            "progress_path",
-        }
-    )
-
-    def __post_init__(self) -> None:
-        _check_online_store(self.online_store)
-        if self.to not in STREAM_TARGETS:
-            raise JobSpecError("options.to", f"{self.to!r}; use online or both")
-        for name in ("checkpoint_path", "stop_path"):
-            if not isinstance(getattr(self, name), str) or not getattr(self, name):
-                raise JobSpecError(f"options.{name}", "missing; give a path or URI")
-        interval = self.trigger_interval_s
-        if interval is not None and (isinstance(interval, bool) or not interval > 0):
-            raise JobSpecError("options.trigger_interval_s", f"{interval!r}; give seconds > 0")
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON form."""
-        return {
-            "online_store": serialize_online_store(self.online_store),
-            "checkpoint_path": self.checkpoint_path,
-            "stop_path": self.stop_path,
-            "to": self.to,
-            "trigger_interval_s": self.trigger_interval_s,
-            "progress_path": self.progress_path,
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> StreamOptions:
-        """Inverse of :meth:`to_dict`.
-
-        Raises:
-            ConfigError: A bad online store setting (named as in feature_store.yaml).
-        """
-        data = _mapping(data, "options", cls.KEYS)
-        store = _online_store(data)
-        return cls(
-            store,
-            checkpoint_path=_required(data, "checkpoint_path", "options"),
-            stop_path=_required(data, "stop_path", "options"),
-            to=data.get("to", "online"),
-            trigger_interval_s=data.get("trigger_interval_s"),
-            progress_path=data.get("progress_path"),
-        )
-
-
-JobOptions = (
-    IngestOptions
-    | HistoricalRetrievalOptions
-    | MaterializeOptions
-    | MaintenanceOptions
-    | AuditOptions
-    | StreamOptions
-)
-#: The options class of each job type.
-OPTIONS_CLASSES: Mapping[str, type[JobOptions]] = {
-    "ingest": IngestOptions,
-    "historical_retrieval": HistoricalRetrievalOptions,
-    "materialize": MaterializeOptions,
-    "maintenance": MaintenanceOptions,
-    "audit": AuditOptions,
-    "stream_ingestion": StreamOptions,
-}
-#: Job types that run with default options when a spec gives none.
-_OPTIONAL_OPTIONS = frozenset({"ingest"})
 
 
 @dataclass(frozen=True)
@@ -522,17 +135,17 @@ class JobSpec:
             check_name("project", self.project)
         except DefinitionError as error:
             raise JobSpecError("project", str(error)) from None
-        _items(self.entities, Entity, "entities")
-        _items(self.feature_tables, FeatureTable, "feature_tables")
+        tuple_field(self.entities, Entity, "entities")
+        tuple_field(self.feature_tables, FeatureTable, "feature_tables")
         if not self.feature_tables:
             raise JobSpecError("feature_tables", "empty; a job needs at least one table")
-        _text(self.offline_store_path, "offline_store_path")
+        text_field(self.offline_store_path, "offline_store_path")
         if not isinstance(self.window, Window):
             raise JobSpecError("window", f"{self.window!r} is not a Window")
         if self.result_path is not None:
-            _text(self.result_path, "result_path")
+            text_field(self.result_path, "result_path")
         expected = OPTIONS_CLASSES[self.job_type]
-        if self.options is None and self.job_type not in _OPTIONAL_OPTIONS:
+        if self.options is None and self.job_type not in OPTIONAL_OPTIONS:
             raise JobSpecError(
                 "options", f"missing; job type '{self.job_type}' needs {expected.__name__}"
             )
@@ -543,7 +156,7 @@ class JobSpec:
                 f"{expected.__name__}",
             )
         allowance = self.future_event_time_allowance_s
-        if not _is_number(allowance) or allowance < 0:
+        if not is_number(allowance) or allowance < 0:
             raise JobSpecError("future_event_time_allowance_s", f"{allowance!r}; give seconds >= 0")
 
     @property
@@ -596,26 +209,27 @@ class JobSpec:
                 f"{version!r}, but this job reads version {SPEC_VERSION}: the launcher and the "
                 "job come from different feast-spark releases; re-submit the job with this release",
             )
-        _mapping(data, "<document>", _TOP_KEYS)
-        job_type = _required(data, "job_type")
+        known_keys(data, "<document>", _TOP_KEYS)
+        job_type = required(data, "job_type")
         raw_options = data.get("options")
         options: JobOptions | None = None
         if raw_options is not None and job_type in OPTIONS_CLASSES:
             options = OPTIONS_CLASSES[job_type].from_dict(raw_options)
-        entities = _required(data, "entities")
-        tables = _required(data, "feature_tables")
+        entities = required(data, "entities")
+        tables = required(data, "feature_tables")
         return cls(
-            job_id=_required(data, "job_id"),
+            job_id=required(data, "job_id"),
             job_type=job_type,
-            project=_required(data, "project"),
+            project=required(data, "project"),
             entities=tuple(
-                _field("entities", Entity.from_dict, e) for e in _list(entities, "entities")
+                parsed_field("entities", Entity.from_dict, e)
+                for e in list_field(entities, "entities")
             ),
             feature_tables=tuple(
-                _field("feature_tables", FeatureTable.from_dict, t)
-                for t in _list(tables, "feature_tables")
+                parsed_field("feature_tables", FeatureTable.from_dict, t)
+                for t in list_field(tables, "feature_tables")
             ),
-            offline_store_path=_required(data, "offline_store_path"),
+            offline_store_path=required(data, "offline_store_path"),
             window=Window.from_dict(data.get("window")),
             result_path=data.get("result_path"),
             options=options,
@@ -652,76 +266,3 @@ def parse_instant(value: str | datetime, *, name: str = "time") -> datetime:
     except OverflowError:
         raise ArgumentError(name, value, "is outside years 1 to 9999 in UTC") from None
     return parsed
-
-
-def _is_number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-def _text(value: object, name: str) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise JobSpecError(name, f"{value!r}; give a non-empty string")
-    return value
-
-
-def _items(values: object, kind: type, name: str) -> None:
-    if not isinstance(values, tuple) or not all(isinstance(v, kind) for v in values):
-        raise JobSpecError(name, f"{values!r}; give a tuple of {kind.__name__}")
-
-
-def _list(value: object, name: str) -> list[Any]:
-    if not isinstance(value, list):
-        raise JobSpecError(name, f"{value!r}; give a list")
-    return value
-
-
-def _mapping(data: object, name: str, keys: frozenset[str] | set[str]) -> Mapping[str, Any]:
-    """``data`` as a mapping of known keys only (an unknown key is a field of another version)."""
-    if not isinstance(data, Mapping):
-        raise JobSpecError(name, f"{data!r}; give a JSON object")
-    unknown = sorted(set(data) - set(keys))
-    if unknown:
-        where = "" if name == "<document>" else f"{name}."
-        raise JobSpecError(f"{where}{unknown[0]}", f"unknown; known: {', '.join(sorted(keys))}")
-    return data
-
-
-def _check_online_store(value: object) -> None:
-    if not isinstance(value, SqliteOnlineStoreConfig | CassandraOnlineStoreConfig):
-        raise JobSpecError("options.online_store", f"{value!r} is not an online store config")
-
-
-def _online_store(options: Mapping[str, Any]) -> OnlineStoreConfig:
-    """The ``online_store`` of a job's options, validated as feature_store.yaml's is."""
-    store = _required(options, "online_store", "options")
-    if not isinstance(store, Mapping):
-        raise JobSpecError("options.online_store", f"{store!r}; give the store's settings")
-    return parse_online_store_mapping(store, source="the job spec")
-
-
-def _required(data: Mapping[str, Any], key: str, section: str = "") -> Any:
-    if key not in data:
-        raise JobSpecError(f"{section}.{key}" if section else key, "missing")
-    return data[key]
-
-
-def _field(name: str, parse: Any, value: Any) -> Any:
-    """``parse(value)``, a definition error reported against the spec field ``name``."""
-    if not isinstance(value, Mapping):
-        raise JobSpecError(name, f"{value!r}; give a JSON object")
-    try:
-        return parse(value)
-    except JobSpecError:
-        raise
-    except (FeastSparkError, TypeError, ValueError) as error:
-        raise JobSpecError(name, str(error)) from None
-
-
-def _instant(value: Any, field_name: str) -> datetime | None:
-    if value is None:
-        return None
-    try:
-        parsed = datetime.fromisoformat(str(value))
-    except ValueError:
-        raise JobSpecError(field_name, f"{value!r} is not an ISO-8601 instant") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
