@@ -59,6 +59,8 @@ MAIN_CLASS=org.apache.cassandra.service.CassandraDaemon
 # when comparing with published cassandra-stress 5.0 numbers.
 STRESS_VERSION=3.11.5
 STRESS_DIR=$HOME_DIR/tools/apache-cassandra-$STRESS_VERSION
+# shellcheck source=conf/jvm-service.sh
+source "$SCRIPT_DIR/../jvm-service.sh"
 log() { printf 'local-cassandra: %s\n' "$*"; }
 die() { printf 'local-cassandra: error: %s\n' "$*" >&2; exit 1; }
 usage_error() { printf 'local-cassandra: error: %s\n' "$*" >&2; exit 2; }
@@ -127,23 +129,6 @@ use_node() {
     MARKER="-Dfeast_spark.local_cassandra=$NODE_DIR"
 }
 
-find_java() {
-    local java
-    if [[ -n "${JAVA_HOME:-}" ]]; then
-        java=$JAVA_HOME/bin/java
-        [[ -x "$java" ]] || die "JAVA_HOME=$JAVA_HOME has no bin/java"
-    else
-        java=$(command -v java) || die "no java on PATH; set JAVA_HOME to a JDK 11 or 17"
-    fi
-    local version
-    version=$("$java" -version 2>&1 | awk -F'"' '/version/ {print $2; exit}')
-    case "${version%%.*}" in
-        11|17) ;;
-        *) die "Cassandra 5.0 needs Java 11 or 17, $java is '$version'; set JAVA_HOME" ;;
-    esac
-    printf '%s\n' "$java"
-}
-
 find_python() {
     if [[ -n "${PYTHON:-}" ]]; then printf '%s\n' "$PYTHON"
     elif [[ -x "$REPO_DIR/.venv/bin/python" ]]; then printf '%s\n' "$REPO_DIR/.venv/bin/python"
@@ -153,51 +138,12 @@ find_python() {
 
 # --- jars ------------------------------------------------------------------------------------
 
-pom_sha() { sha256sum "$SCRIPT_DIR/pom.xml" | cut -d' ' -f1; }
-
-jars_fresh() {
-    [[ -f "$STAMP_FILE" && "$(cat "$STAMP_FILE")" == "$(pom_sha)" ]] \
-        && compgen -G "$LIB_DIR/cassandra-all-*.jar" >/dev/null
-}
-
-fetch() {
-    if jars_fresh; then
-        return 0
-    fi
-    if [[ -n "$(daemon_pids)" ]]; then
-        die "jars in $LIB_DIR do not match conf/cassandra/pom.xml but the node is running; stop it first"
-    fi
-    local mvn=${MVN:-mvn}
-    command -v "${mvn%% *}" >/dev/null || die "Maven ('$mvn') is needed to fetch the Cassandra jars"
-    log "fetching cassandra-all and its runtime dependencies into $LIB_DIR"
-    rm -rf "$LIB_DIR.tmp"
-    # shellcheck disable=SC2086  # MVN may carry options
-    $mvn -q -B -Dstyle.color=never -f "$SCRIPT_DIR/pom.xml" dependency:copy-dependencies \
-        -DoutputDirectory="$LIB_DIR.tmp" -DincludeScope=runtime 2>&1 \
-        | sed -e 's/\x1b\[[0-9;]*m//g' -e '/^$/d' \
-        || die "Maven could not fetch the Cassandra jars (see above)"
-    compgen -G "$LIB_DIR.tmp/cassandra-all-*.jar" >/dev/null || die "Maven fetched no cassandra-all jar"
-    pom_sha >"$LIB_DIR.tmp/.fetched-pom.sha256"
-    rm -rf "$LIB_DIR"
-    mv "$LIB_DIR.tmp" "$LIB_DIR"
-    log "fetched $(find "$LIB_DIR" -name '*.jar' | wc -l) jars"
-}
+fetch() { fetch_jars cassandra-all Cassandra "$(daemon_pids)"; }
 
 # --- processes -------------------------------------------------------------------------------
 
 # Pids of this home's Cassandra daemon(s): the command line carries $MARKER and $MAIN_CLASS.
-daemon_pids() {
-    local cmdline pid arg has_marker has_main
-    for cmdline in /proc/[0-9]*/cmdline; do
-        pid=${cmdline#/proc/}; pid=${pid%/cmdline}
-        has_marker=0; has_main=0
-        while IFS= read -r -d '' arg; do
-            [[ "$arg" == "$MARKER" ]] && has_marker=1
-            [[ "$arg" == "$MAIN_CLASS" ]] && has_main=1
-        done 2>/dev/null <"$cmdline" || true
-        if (( has_marker && has_main )); then printf '%s\n' "$pid"; fi
-    done
-}
+daemon_pids() { marked_pids; }
 
 # Pids of every node's daemon for a ring of $1 nodes (default: NODES) of this home.
 all_daemon_pids() {
@@ -403,7 +349,7 @@ launch_node() {
     fi
 
     local java
-    java=$(find_java)
+    java=$(find_java "Cassandra 5.0" 11 17)
     fetch
     write_config
     rm -f "$PID_FILE"
@@ -612,8 +558,8 @@ cmd_status() {
 
 cmd_nodetool() {
     local java
-    java=$(find_java)
-    jars_fresh || die "jars not fetched; run '$0 fetch' or '$0 start'"
+    java=$(find_java "Cassandra 5.0" 11 17)
+    jars_fresh cassandra-all || die "jars not fetched; run '$0 fetch' or '$0 start'"
     use_node "${LOCAL_CASSANDRA_NODE:-1}"
     local -a opts=()
     mapfile -t opts < <(read_options "$SCRIPT_DIR/jvm-clients.options")
@@ -643,7 +589,7 @@ fetch_stress() {
 
 cmd_stress() {
     local java
-    java=$(find_java)
+    java=$(find_java "Cassandra 5.0" 11 17)
     fetch_stress
     # The 3.11 launcher takes `java` from JAVA_HOME or PATH; give it the JDK found above.
     JAVA_HOME=$(dirname "$(dirname "$java")") exec "$STRESS_DIR/tools/bin/cassandra-stress" "$@"

@@ -54,6 +54,8 @@ MAIN_CLASS=kafka.Kafka
 # Unique argument on the broker's command line: finds this home's broker without a pid file.
 MARKER="-Dfeast_spark.local_kafka=$HOME_DIR"
 
+# shellcheck source=conf/jvm-service.sh
+source "$SCRIPT_DIR/../jvm-service.sh"
 log() { printf 'local-kafka: %s\n' "$*"; }
 die() { printf 'local-kafka: error: %s\n' "$*" >&2; exit 1; }
 
@@ -61,62 +63,14 @@ die() { printf 'local-kafka: error: %s\n' "$*" >&2; exit 1; }
     || { printf 'local-kafka: error: ports %s and %s must be two different numbers\n' \
          "$PORT" "$CONTROLLER_PORT" >&2; exit 2; }
 
-find_java() {
-    local java version
-    if [[ -n "${JAVA_HOME:-}" ]]; then
-        java=$JAVA_HOME/bin/java
-        [[ -x "$java" ]] || die "JAVA_HOME=$JAVA_HOME has no bin/java"
-    else
-        java=$(command -v java) || die "no java on PATH; set JAVA_HOME to a JDK 17 or later"
-    fi
-    version=$("$java" -version 2>&1 | awk -F'"' '/version/ {print $2; exit}')
-    (( ${version%%.*} >= 17 )) 2>/dev/null || die "Kafka 4 needs Java 17 or later, $java is '$version'"
-    printf '%s\n' "$java"
-}
-
 # --- jars ------------------------------------------------------------------------------------
 
-pom_sha() { sha256sum "$SCRIPT_DIR/pom.xml" | cut -d' ' -f1; }
-
-jars_fresh() {
-    [[ -f "$STAMP_FILE" && "$(cat "$STAMP_FILE")" == "$(pom_sha)" ]] \
-        && compgen -G "$LIB_DIR/kafka_2.13-*.jar" >/dev/null
-}
-
-fetch() {
-    jars_fresh && return 0
-    [[ -z "$(broker_pids)" ]] || die "jars in $LIB_DIR do not match conf/kafka/pom.xml but the broker is running; stop it first"
-    local mvn=${MVN:-mvn}
-    command -v "${mvn%% *}" >/dev/null || die "Maven ('$mvn') is needed to fetch the Kafka jars"
-    log "fetching kafka_2.13 and its runtime dependencies into $LIB_DIR"
-    rm -rf "$LIB_DIR.tmp"
-    # shellcheck disable=SC2086  # MVN may carry options
-    $mvn -q -B -Dstyle.color=never -f "$SCRIPT_DIR/pom.xml" dependency:copy-dependencies \
-        -DoutputDirectory="$LIB_DIR.tmp" -DincludeScope=runtime 2>&1 \
-        | sed -e 's/\x1b\[[0-9;]*m//g' -e '/^$/d' \
-        || die "Maven could not fetch the Kafka jars (see above)"
-    compgen -G "$LIB_DIR.tmp/kafka_2.13-*.jar" >/dev/null || die "Maven fetched no kafka_2.13 jar"
-    pom_sha >"$LIB_DIR.tmp/.fetched-pom.sha256"
-    rm -rf "$LIB_DIR"
-    mv "$LIB_DIR.tmp" "$LIB_DIR"
-    log "fetched $(find "$LIB_DIR" -name '*.jar' | wc -l) jars"
-}
+fetch() { fetch_jars kafka_2.13 "Kafka broker" "$(broker_pids)"; }
 
 # --- processes -------------------------------------------------------------------------------
 
 # Pids of this home's broker: the command line carries $MARKER and $MAIN_CLASS.
-broker_pids() {
-    local cmdline pid arg has_marker has_main
-    for cmdline in /proc/[0-9]*/cmdline; do
-        pid=${cmdline#/proc/}; pid=${pid%/cmdline}
-        has_marker=0; has_main=0
-        while IFS= read -r -d '' arg; do
-            [[ "$arg" == "$MARKER" ]] && has_marker=1
-            [[ "$arg" == "$MAIN_CLASS" ]] && has_main=1
-        done 2>/dev/null <"$cmdline" || true
-        if (( has_marker && has_main )); then printf '%s\n' "$pid"; fi
-    done
-}
+broker_pids() { marked_pids; }
 
 port_in_use() { (exec 3<>"/dev/tcp/$HOST/$1") 2>/dev/null; }
 
@@ -183,7 +137,7 @@ cmd_start() {
         port_in_use "$port" && die "port $port on $HOST is in use by another process (not this script's broker); set LOCAL_KAFKA_PORT / LOCAL_KAFKA_CONTROLLER_PORT"
     done
     local java
-    java=$(find_java)
+    java=$(find_java "Kafka 4" 17+)
     fetch
     write_config
     format_storage "$java"
