@@ -6,7 +6,9 @@ the store locations, the window and the job's own options (one validated class p
 refuses any other version (the launcher and the job always come from the same release).
 
 Version 2 moved the online store's settings of a materialize job from the spec's top level into
-:class:`MaterializeOptions`, typed.
+:class:`MaterializeOptions`, typed. The options of the jobs that use the online store live in
+:mod:`feast_spark.online_options` (re-exported here); the field checks in
+:mod:`feast_spark.spec_fields`.
 """
 
 from __future__ import annotations
@@ -22,15 +24,47 @@ from typing import Any, ClassVar
 from feast_spark.definitions import Entity, FeatureTable
 from feast_spark.definitions.names import check_name
 from feast_spark.definitions.sources import BatchSource, source_from_dict
-from feast_spark.errors import ArgumentError, DefinitionError, FeastSparkError, JobSpecError
+from feast_spark.errors import ArgumentError, DefinitionError, JobSpecError
 from feast_spark.join_tuning import JoinTuning
-from feast_spark.online_store_config import (
-    CassandraOnlineStoreConfig,
-    OnlineStoreConfig,
-    SqliteOnlineStoreConfig,
-    parse_online_store_mapping,
-    serialize_online_store,
+from feast_spark.online_options import (
+    PUSH_TARGETS,
+    STREAM_TARGETS,
+    AuditOptions,
+    MaterializeOptions,
+    PushOptions,
+    StreamOptions,
 )
+from feast_spark.spec_fields import (
+    _field,
+    _instant,
+    _is_number,
+    _items,
+    _list,
+    _mapping,
+    _required,
+    _text,
+)
+
+__all__ = [
+    "JOB_TYPES",
+    "OPTIONS_CLASSES",
+    "PUSH_TARGETS",
+    "SPEC_VERSION",
+    "STREAM_TARGETS",
+    "AuditOptions",
+    "DatasetOptions",
+    "HistoricalRetrievalOptions",
+    "IngestOptions",
+    "JobOptions",
+    "JobSpec",
+    "MaintenanceOptions",
+    "MaterializeOptions",
+    "PushOptions",
+    "StreamOptions",
+    "Window",
+    "new_job_id",
+    "parse_instant",
+]
 
 SPEC_VERSION = 2
 JOB_TYPES = (
@@ -40,6 +74,7 @@ JOB_TYPES = (
     "maintenance",
     "audit",
     "stream_ingestion",
+    "push",
 )
 MAINTENANCE_ACTIONS = ("compact", "vacuum")
 OUTPUT_FORMATS = ("parquet", "delta")
@@ -266,42 +301,6 @@ class HistoricalRetrievalOptions:
 
 
 @dataclass(frozen=True)
-class MaterializeOptions:
-    """Options of a materialize job.
-
-    Attributes:
-        online_store: The online store written to, as ``online_store`` of feature_store.yaml.
-    """
-
-    online_store: OnlineStoreConfig
-
-    KEYS: ClassVar[frozenset[str]] = frozenset({"online_store"})
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.online_store, SqliteOnlineStoreConfig | CassandraOnlineStoreConfig):
-            raise JobSpecError(
-                "options.online_store", f"{self.online_store!r} is not an online store config"
-            )
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON form (the online store as in feature_store.yaml)."""
-        return {"online_store": serialize_online_store(self.online_store)}
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> MaterializeOptions:
-        """Inverse of :meth:`to_dict`; the store is validated as feature_store.yaml's is.
-
-        Raises:
-            ConfigError: A bad online store setting (named as in feature_store.yaml).
-        """
-        data = _mapping(data, "options", cls.KEYS)
-        store = _required(data, "online_store", "options")
-        if not isinstance(store, Mapping):
-            raise JobSpecError("options.online_store", f"{store!r}; give the store's settings")
-        return cls(parse_online_store_mapping(store, source="the job spec"))
-
-
-@dataclass(frozen=True)
 class MaintenanceOptions:
     """Options of a maintenance job on offline tables.
 
@@ -342,136 +341,6 @@ class MaintenanceOptions:
         )
 
 
-@dataclass(frozen=True)
-class AuditOptions:
-    """Options of an online/offline consistency audit job.
-
-    Attributes:
-        sample: Audit this many random offline keys (None: every key, and the online table is
-            enumerated to find keys that have no offline row).
-        examples: Examples kept per kind of finding.
-        online_store: The online store audited, as ``online_store`` of feature_store.yaml.
-    """
-
-    online_store: OnlineStoreConfig
-    sample: int | None = None
-    examples: int = 5
-
-    KEYS: ClassVar[frozenset[str]] = frozenset({"online_store", "sample", "examples"})
-
-    def __post_init__(self) -> None:
-        MaterializeOptions(self.online_store)  # the same check of the store
-        if self.sample is not None and (
-            isinstance(self.sample, bool) or not isinstance(self.sample, int) or self.sample < 1
-        ):
-            raise JobSpecError("options.sample", f"{self.sample!r}; give a whole number >= 1")
-        examples = self.examples
-        if isinstance(examples, bool) or not isinstance(examples, int) or examples < 0:
-            raise JobSpecError("options.examples", f"{self.examples!r}; give a whole number >= 0")
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON form."""
-        return {
-            "online_store": serialize_online_store(self.online_store),
-            "sample": self.sample,
-            "examples": self.examples,
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> AuditOptions:
-        """Inverse of :meth:`to_dict`.
-
-        Raises:
-            ConfigError: A bad online store setting (named as in feature_store.yaml).
-        """
-        data = _mapping(data, "options", cls.KEYS)
-        store = MaterializeOptions.from_dict(
-            {"online_store": _required(data, "online_store", "options")}
-        )
-        return cls(store.online_store, sample=data.get("sample"), examples=data.get("examples", 5))
-
-
-STREAM_TARGETS = ("online", "both")
-
-
-@dataclass(frozen=True)
-class StreamOptions:
-    """Options of a stream ingestion job (a long-running Structured Streaming query).
-
-    Attributes:
-        checkpoint_path: The query's checkpoint folder, one per table: a new start resumes
-            from the offsets it holds.
-        stop_path: A file whose appearance asks the job to stop once the current micro-batch
-            is done (``feast-spark stream stop``).
-        to: ``online`` (the online store only) or ``both`` (also appended to the Delta
-            offline table, once per micro-batch).
-        trigger_interval_s: Seconds between micro-batches (None: the next one starts as soon
-            as the previous ends).
-        progress_path: Where the job writes its progress record (rates, last batch) as it runs.
-        online_store: The online store written to, as ``online_store`` of feature_store.yaml.
-    """
-
-    online_store: OnlineStoreConfig
-    checkpoint_path: str
-    stop_path: str
-    to: str = "online"
-    trigger_interval_s: float | None = None
-    progress_path: str | None = None
-
-    KEYS: ClassVar[frozenset[str]] = frozenset(
-        {
-            "online_store",
-            "checkpoint_path",
-            "stop_path",
-            "to",
-            "trigger_interval_s",
-            "progress_path",
-        }
-    )
-
-    def __post_init__(self) -> None:
-        MaterializeOptions(self.online_store)  # the same check of the store
-        if self.to not in STREAM_TARGETS:
-            raise JobSpecError("options.to", f"{self.to!r}; use online or both")
-        for name in ("checkpoint_path", "stop_path"):
-            if not isinstance(getattr(self, name), str) or not getattr(self, name):
-                raise JobSpecError(f"options.{name}", "missing; give a path or URI")
-        interval = self.trigger_interval_s
-        if interval is not None and (isinstance(interval, bool) or not interval > 0):
-            raise JobSpecError("options.trigger_interval_s", f"{interval!r}; give seconds > 0")
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON form."""
-        return {
-            "online_store": serialize_online_store(self.online_store),
-            "checkpoint_path": self.checkpoint_path,
-            "stop_path": self.stop_path,
-            "to": self.to,
-            "trigger_interval_s": self.trigger_interval_s,
-            "progress_path": self.progress_path,
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> StreamOptions:
-        """Inverse of :meth:`to_dict`.
-
-        Raises:
-            ConfigError: A bad online store setting (named as in feature_store.yaml).
-        """
-        data = _mapping(data, "options", cls.KEYS)
-        store = MaterializeOptions.from_dict(
-            {"online_store": _required(data, "online_store", "options")}
-        )
-        return cls(
-            store.online_store,
-            checkpoint_path=_required(data, "checkpoint_path", "options"),
-            stop_path=_required(data, "stop_path", "options"),
-            to=data.get("to", "online"),
-            trigger_interval_s=data.get("trigger_interval_s"),
-            progress_path=data.get("progress_path"),
-        )
-
-
 JobOptions = (
     IngestOptions
     | HistoricalRetrievalOptions
@@ -479,6 +348,7 @@ JobOptions = (
     | MaintenanceOptions
     | AuditOptions
     | StreamOptions
+    | PushOptions
 )
 #: The options class of each job type.
 OPTIONS_CLASSES: Mapping[str, type[JobOptions]] = {
@@ -488,6 +358,7 @@ OPTIONS_CLASSES: Mapping[str, type[JobOptions]] = {
     "maintenance": MaintenanceOptions,
     "audit": AuditOptions,
     "stream_ingestion": StreamOptions,
+    "push": PushOptions,
 }
 #: Job types that run with default options when a spec gives none.
 _OPTIONAL_OPTIONS = frozenset({"ingest"})
@@ -499,7 +370,7 @@ class JobSpec:
 
     Attributes:
         job_id: Unique id, also used in result and rejected-row records.
-        job_type: ``ingest``, ``historical_retrieval``, ``materialize`` or ``maintenance``.
+        job_type: One of :data:`JOB_TYPES`.
         project: The project the tables belong to.
         entities: Entity definitions the tables use.
         feature_tables: The tables the job reads or writes (at least one).
@@ -663,63 +534,3 @@ def parse_instant(value: str | datetime, *, name: str = "time") -> datetime:
     except OverflowError:
         raise ArgumentError(name, value, "is outside years 1 to 9999 in UTC") from None
     return parsed
-
-
-def _is_number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-def _text(value: object, name: str) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise JobSpecError(name, f"{value!r}; give a non-empty string")
-    return value
-
-
-def _items(values: object, kind: type, name: str) -> None:
-    if not isinstance(values, tuple) or not all(isinstance(v, kind) for v in values):
-        raise JobSpecError(name, f"{values!r}; give a tuple of {kind.__name__}")
-
-
-def _list(value: object, name: str) -> list[Any]:
-    if not isinstance(value, list):
-        raise JobSpecError(name, f"{value!r}; give a list")
-    return value
-
-
-def _mapping(data: object, name: str, keys: frozenset[str] | set[str]) -> Mapping[str, Any]:
-    """``data`` as a mapping of known keys only (an unknown key is a field of another version)."""
-    if not isinstance(data, Mapping):
-        raise JobSpecError(name, f"{data!r}; give a JSON object")
-    unknown = sorted(set(data) - set(keys))
-    if unknown:
-        where = "" if name == "<document>" else f"{name}."
-        raise JobSpecError(f"{where}{unknown[0]}", f"unknown; known: {', '.join(sorted(keys))}")
-    return data
-
-
-def _required(data: Mapping[str, Any], key: str, section: str = "") -> Any:
-    if key not in data:
-        raise JobSpecError(f"{section}.{key}" if section else key, "missing")
-    return data[key]
-
-
-def _field(name: str, parse: Any, value: Any) -> Any:
-    """``parse(value)``, a definition error reported against the spec field ``name``."""
-    if not isinstance(value, Mapping):
-        raise JobSpecError(name, f"{value!r}; give a JSON object")
-    try:
-        return parse(value)
-    except JobSpecError:
-        raise
-    except (FeastSparkError, TypeError, ValueError) as error:
-        raise JobSpecError(name, str(error)) from None
-
-
-def _instant(value: Any, field_name: str) -> datetime | None:
-    if value is None:
-        return None
-    try:
-        parsed = datetime.fromisoformat(str(value))
-    except ValueError:
-        raise JobSpecError(field_name, f"{value!r} is not an ISO-8601 instant") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)

@@ -16,12 +16,15 @@ from feast_spark.online_store_config import parse_online_store_mapping, serializ
 from feast_spark.specs import (
     OPTIONS_CLASSES,
     SPEC_VERSION,
+    AuditOptions,
     HistoricalRetrievalOptions,
     IngestOptions,
     JobOptions,
     JobSpec,
     MaintenanceOptions,
     MaterializeOptions,
+    PushOptions,
+    StreamOptions,
     Window,
 )
 
@@ -46,6 +49,11 @@ OPTIONS: dict[str, JobOptions | None] = {
     ),
     "materialize": MaterializeOptions(CASSANDRA),
     "maintenance": MaintenanceOptions("vacuum"),
+    "audit": AuditOptions(CASSANDRA, sample=100, examples=3),
+    "stream_ingestion": StreamOptions(
+        CASSANDRA, checkpoint_path="/staging/c", stop_path="/jobs/x/stop", to="both"
+    ),
+    "push": PushOptions(CASSANDRA, "/staging/push-1/rows.parquet", "both"),
 }
 
 
