@@ -14,6 +14,7 @@ from typing import Any
 
 from feast_spark.audit import audit_options
 from feast_spark.client_datasets import DatasetMethods
+from feast_spark.client_push import PushMethods
 from feast_spark.columns import EVENT_TIMESTAMP
 from feast_spark.config import CassandraOnlineStoreConfig, RepoConfig, load_config
 from feast_spark.config_reader import resolve_location
@@ -63,8 +64,8 @@ class DeletedTable:
     left_behind: tuple[str, ...]
 
 
-class Client(DatasetMethods):
-    """Manage definitions, run jobs and rebuild training datasets for one project.
+class Client(DatasetMethods, PushMethods):
+    """Manage definitions, run jobs, push rows and rebuild training datasets for one project.
 
     Args:
         config: Settings, a path to ``feature_store.yaml`` (or its folder), or None to search the

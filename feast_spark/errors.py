@@ -383,3 +383,21 @@ class StatisticsReadError(FeastSparkError, OSError):
 
     def __str__(self) -> str:
         return str(self.args[0])
+
+
+class NothingToPushError(FeastSparkError, ValueError):
+    """A push was given no rows: refused, so that an empty batch never passes for a success.
+
+    Attributes:
+        table: The feature table.
+        where: The rows given (a path, or ``the rows given``).
+
+    """
+
+    def __init__(self, table: str, where: str) -> None:
+        self.table = table
+        self.where = where
+        super().__init__(
+            f"push to feature table '{table}': {where} holds no rows; nothing was pushed "
+            "(give at least one row)"
+        )

@@ -401,6 +401,58 @@ class StreamOptions:
         )
 
 
+#: Where a push job writes (as a stream: online only, or both stores).
+PUSH_TARGETS = STREAM_TARGETS
+
+
+@dataclass(frozen=True)
+class PushOptions:
+    """Options of a push job: a small batch of rows straight to the online store.
+
+    Attributes:
+        online_store: The online store written to, as ``online_store`` of feature_store.yaml.
+        path: The rows to push (a path or URI; parquet, or csv/json by suffix), shaped like the
+            table's batch source rows: its column names and ``field_mapping`` apply.
+        to: ``online`` (the online store only) or ``both`` (also appended to the Delta offline
+            table, once per job id).
+    """
+
+    online_store: OnlineStoreConfig
+    path: str
+    to: str = "online"
+
+    KEYS: ClassVar[frozenset[str]] = frozenset({"online_store", "path", "to"})
+
+    def __post_init__(self) -> None:
+        check_online_store(self.online_store)
+        if not isinstance(self.path, str) or not self.path.strip():
+            raise JobSpecError("options.path", f"{self.path!r}; give the rows' path or URI")
+        if self.to not in PUSH_TARGETS:
+            raise JobSpecError("options.to", f"{self.to!r}; use online or both")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form."""
+        return {
+            "online_store": serialize_online_store(self.online_store),
+            "path": self.path,
+            "to": self.to,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> PushOptions:
+        """Inverse of :meth:`to_dict`.
+
+        Raises:
+            ConfigError: A bad online store setting (named as in feature_store.yaml).
+        """
+        data = known_keys(data, "options", cls.KEYS)
+        return cls(
+            online_store_option(data),
+            path=required(data, "path", "options"),
+            to=data.get("to", "online"),
+        )
+
+
 JobOptions = (
     IngestOptions
     | HistoricalRetrievalOptions
@@ -408,6 +460,7 @@ JobOptions = (
     | MaintenanceOptions
     | AuditOptions
     | StreamOptions
+    | PushOptions
 )
 #: The options class of each job type.
 OPTIONS_CLASSES: Mapping[str, type[JobOptions]] = {
@@ -417,6 +470,7 @@ OPTIONS_CLASSES: Mapping[str, type[JobOptions]] = {
     "maintenance": MaintenanceOptions,
     "audit": AuditOptions,
     "stream_ingestion": StreamOptions,
+    "push": PushOptions,
 }
 #: Job types that run with default options when a spec gives none.
 OPTIONAL_OPTIONS = frozenset({"ingest"})

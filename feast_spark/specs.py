@@ -27,6 +27,7 @@ from feast_spark.job_options import MAINTENANCE_ACTIONS as MAINTENANCE_ACTIONS
 from feast_spark.job_options import OPTIONAL_OPTIONS
 from feast_spark.job_options import OPTIONS_CLASSES as OPTIONS_CLASSES
 from feast_spark.job_options import OUTPUT_FORMATS as OUTPUT_FORMATS
+from feast_spark.job_options import PUSH_TARGETS as PUSH_TARGETS
 from feast_spark.job_options import STREAM_TARGETS as STREAM_TARGETS
 from feast_spark.job_options import AuditOptions as AuditOptions
 from feast_spark.job_options import DatasetOptions as DatasetOptions
@@ -35,6 +36,7 @@ from feast_spark.job_options import IngestOptions as IngestOptions
 from feast_spark.job_options import JobOptions as JobOptions
 from feast_spark.job_options import MaintenanceOptions as MaintenanceOptions
 from feast_spark.job_options import MaterializeOptions as MaterializeOptions
+from feast_spark.job_options import PushOptions as PushOptions
 from feast_spark.job_options import StreamOptions as StreamOptions
 from feast_spark.spec_fields import (
     instant_field,

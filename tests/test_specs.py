@@ -24,6 +24,7 @@ from feast_spark.specs import (
     JobSpec,
     MaintenanceOptions,
     MaterializeOptions,
+    PushOptions,
     StreamOptions,
     Window,
 )
@@ -54,6 +55,7 @@ OPTIONS: dict[str, JobOptions | None] = {
     "stream_ingestion": StreamOptions(
         SqliteOnlineStoreConfig(path="/data/online.db"), "/checkpoint", "/stop", to="both"
     ),
+    "push": PushOptions(CASSANDRA, "/staging/push-1/rows.parquet", "both"),
 }
 
 

@@ -25,6 +25,7 @@ from feast_spark.cli.pipeline import (
     materialize,
     materialize_incremental,
 )
+from feast_spark.cli.push import push
 from feast_spark.cli.quickstart import quickstart
 from feast_spark.cli.serve import serve
 from feast_spark.cli.stats import stats
@@ -52,6 +53,7 @@ for _command in (
     get_online_features,
     datasets,
     stream,
+    push,
     # operations
     audit,
     offline,

@@ -29,6 +29,7 @@ _OPTION_NAMES = {
     "output_path": "--output",
     "output_format": "--format",
     "project": "--project",
+    "rows": "--file",
 }
 
 

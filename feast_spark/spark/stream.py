@@ -1,7 +1,8 @@
 """Stream ingestion, one micro-batch at a time: Kafka messages to online (and offline) rows.
 
 A micro-batch of Kafka records (``key, value, topic, partition, offset, timestamp``) goes through
-the same checks as a batch ingest (:func:`feast_spark.spark.row_checks.check_rows`), then:
+the same checks as a batch ingest (:func:`feast_spark.spark.row_checks.check_rows`), then is
+written by :func:`feast_spark.spark.checked_writes.write_checked` (as a push's rows are):
 
 1. **online**: the latest valid row per key is written with the materialize writer
    (:func:`feast_spark.spark.materialize.write_online`). The event time is the write timestamp
@@ -55,14 +56,10 @@ from feast_spark.columns import EVENT_TIMESTAMP
 from feast_spark.definitions import Entity, FeatureTable, FileSource
 from feast_spark.definitions.stream_sources import KafkaSource
 from feast_spark.online.base import OnlineTableSchema
-from feast_spark.spark.commit_retry import DEFAULT_RETRY, _retrying
+from feast_spark.spark.checked_writes import WriteTargets, write_checked
 from feast_spark.spark.identifiers import quote
 from feast_spark.spark.job_entry import pause_point
-from feast_spark.spark.materialize import online_rows, write_online
-from feast_spark.spark.offline_writes import _aligned
-from feast_spark.spark.rejected_rows import write_rejected
-from feast_spark.spark.row_checks import REJECT_REASON, CheckedRows, check_rows
-from feast_spark.specs import Window
+from feast_spark.spark.row_checks import CheckedRows, check_rows
 from feast_spark.types import ValueType
 
 _log = logging.getLogger("feast_spark.spark.stream")
@@ -283,7 +280,6 @@ class BatchWriter:
         if not self._ready.wait(timeout=600):
             raise RuntimeError("the stream's id was never set; call BatchWriter.start")
         stream_id = str(self.stream_id)
-        session = records.sparkSession
         received_at = datetime.now(UTC)
         latest = None if self.future_allowance is None else received_at + self.future_allowance
         records = records.persist()
@@ -292,15 +288,18 @@ class BatchWriter:
             checked = check_messages(
                 messages, self.table, self.entities, self.source, received_at, latest
             )
-            rows = checked.rows.persist()
-            try:
-                checked = CheckedRows(rows, checked.columns)
-                counts = self._write(session, checked, unparseable, stream_id, batch_id,
-                                     received_at)  # fmt: skip
-            finally:
-                rows.unpersist()
+            targets = WriteTargets(self.table, self.schema, self.store, self.rejected_path,
+                                   self.offline_path)  # fmt: skip
+            done = write_checked(
+                checked, targets, record_id=f"{stream_id}-{batch_id}", txn_app_id=stream_id,
+                txn_version=batch_id, received_at=received_at, extra_rejected=unparseable,
+                offline_schema=self._offline_schema,
+            )  # fmt: skip
         finally:
             records.unpersist()
+        self._offline_schema = done.offline_schema
+        counts = {"messages": done.read, "rejected": done.rejected, "written": done.written,
+                  "expired": done.expired, "offline": done.offline}  # fmt: skip
         elapsed = time.monotonic() - started
         with self.totals.lock:
             totals = self.totals
@@ -313,78 +312,6 @@ class BatchWriter:
             totals.last_batch_id, totals.last_batch_s = batch_id, round(elapsed, 3)
         _log.info("batch %d: %s in %.2f s", batch_id, counts, elapsed)
         pause_point("stream_batch")  # fault tests: kill the driver before Spark commits the batch
-
-    def _write(
-        self,
-        session: SparkSession,
-        checked: CheckedRows,
-        unparseable: DataFrame,
-        stream_id: str,
-        batch_id: int,
-        received_at: datetime,
-    ) -> dict[str, int]:
-        # One Spark job for the three counts (each job costs its scheduling on a small batch).
-        summary = (
-            checked.rows.agg(
-                F.count(F.lit(1)).alias("rows"), F.count(F.col(REJECT_REASON)).alias("rejected")
-            )
-            .crossJoin(unparseable.agg(F.count(F.lit(1)).alias("broken")))
-            .first()
-        )
-        rows = int(summary["rows"]) if summary else 0
-        rejected = int(summary["rejected"]) if summary else 0
-        broken = int(summary["broken"]) if summary else 0
-        counts = {"messages": rows + broken, "rejected": rejected + broken, "written": 0,
-                  "expired": 0, "offline": 0}  # fmt: skip
-        valid = rows - rejected
-        if valid:
-            online = write_online(online_rows(checked.valid(), self.table, Window()), self.schema,
-                                  self.store)  # fmt: skip
-            counts["written"], counts["expired"] = online.written, online.expired
-        if rejected or broken:
-            write_rejected(
-                session, checked.rejected().unionByName(unparseable), self.rejected_path,
-                f"{stream_id}-{batch_id}", None, received_at, private=True,
-            )  # fmt: skip
-        if valid and self.offline_path is not None:
-            self._offline_schema = append_offline(
-                checked.valid(), self.offline_path, stream_id, batch_id, self._offline_schema
-            )
-            counts["offline"] = valid
-        return counts
-
-
-def append_offline(
-    rows: DataFrame,
-    path: str,
-    stream_id: str,
-    batch_id: int,
-    schema: T.StructType | None = None,
-) -> T.StructType:
-    """Append one micro-batch's valid rows to the offline table, exactly once per batch id.
-
-    Delta records ``(txnAppId, txnVersion)`` in the commit and skips a later write with a
-    version it has already seen for that app id: a replayed batch adds nothing. The table must
-    exist (and hold every declared column): see
-    :func:`~feast_spark.spark.offline_store.ensure_table`. Returns the table's schema, which a
-    caller passes back as ``schema`` to spare reading it for every batch.
-    """
-    if schema is None:
-        schema = rows.sparkSession.read.format("delta").load(path).schema
-    aligned = _aligned(rows, schema)
-
-    def attempt() -> None:
-        (
-            aligned.write.format("delta")
-            .mode("append")
-            .option("txnAppId", stream_id)
-            .option("txnVersion", str(batch_id))
-            .option("userMetadata", f"{stream_id}-{batch_id}")
-            .save(path)
-        )
-
-    _retrying(attempt, what=f"append to {path}", job_id=stream_id, retry=DEFAULT_RETRY)
-    return schema
 
 
 def kafka_reader(spark: SparkSession, source: KafkaSource) -> DataFrame:

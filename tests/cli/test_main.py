@@ -30,6 +30,7 @@ COMMANDS = {
     "datasets": {"list", "describe", "rebuild", "delete"},
     "audit": set(),
     "stream": {"start", "stop", "status"},
+    "push": set(),
     "offline": {"compact", "vacuum"},
     "stats": set(),
     "online": {"delete", "purge"},
