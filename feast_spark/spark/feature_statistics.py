@@ -66,11 +66,13 @@ class StatisticsPlan:
         """``rows`` with the helper columns (for an ``agg`` of :attr:`aggregates`)."""
         return rows.select("*", *self.helpers)
 
-    def observe(self, rows: DataFrame) -> tuple[DataFrame, Observation]:
-        """``rows`` (same columns) with the figures observed as the next action reads them."""
-        observation = Observation()
-        observed = self.widen(rows).observe(observation, *self.aggregates)
-        return observed.select(*[F.col(quote(c)) for c in rows.columns]), observation
+    def observe(self, rows: DataFrame, observation: Observation, *more: Column) -> DataFrame:
+        """``rows`` (same columns) with the figures (and ``more``) observed into ``observation``.
+
+        Collected as the next action reads the rows.
+        """
+        observed = self.widen(rows).observe(observation, *more, *self.aggregates)
+        return observed.select(*[F.col(quote(c)) for c in rows.columns])
 
 
 def statistics_plan(

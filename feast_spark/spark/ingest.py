@@ -197,14 +197,14 @@ def ingest_table(
     # Type conflicts fail here, before any pass over the data.
     missing = missing_columns(session, table_path, table, entities)
     mode = ingest_mode(window)
-    # Add mode's merge gets its figures from the time-range pass, where rejected rows pass too.
+    # Statistics of the valid rows, aggregated where rejected rows pass too: observed with the
+    # counts by the write (one observation), or by add mode's time-range pass for a merge.
     sample = quantile_sample(checked.rows) if statistics else 1
-    figures = statistics_plan(table, sample=sample) if statistics else None
     valid = F.col(REJECT_REASON).isNull()
-    span_figures = statistics_plan(table, valid, sample=sample) if statistics else None
+    figures = statistics_plan(table, valid, sample=sample) if statistics else None
     span = None
     if max_rejected_fraction < 1.0:
-        span = _span(checked, span_figures if mode == ADD else None)
+        span = _span(checked, figures if mode == ADD else None)
     if span is not None:
         _check_rejected(job_id, span.rows, span.rejected, max_rejected_fraction)
     if missing:
@@ -217,7 +217,7 @@ def ingest_table(
 
     if mode == ADD:
         outcome, values = _add(session, checked, span, table_path, job_id, table, entities,
-                               retry, figures, span_figures)  # fmt: skip
+                               retry, figures)  # fmt: skip
     else:
         outcome, values = _replace(session, checked, table_path, window, job_id, table,
                                    entities, retry, figures)  # fmt: skip
@@ -250,16 +250,13 @@ def _replace(
     figures: StatisticsPlan | None,
 ) -> tuple[IngestOutcome, Mapping[str, Any] | None]:
     counts: dict[str, Any] = {}
-    values: dict[str, Any] = {}
 
     def attempt() -> int | None:
         observation = Observation()  # one per action: a retry recounts
-        rows, measured = _measured(checked.observed(observation).valid(), figures)
+        rows = checked.observed(observation, figures).valid()
         version = _write(session, rows, table_path, window, job_id, table=table,
                          entities=entities, private=True)  # fmt: skip
         counts.update(observation.get)
-        if measured is not None:
-            values.update(measured.get)
         return version
 
     version = _retrying(attempt, what=f"write {table_path}", job_id=job_id, retry=retry)
@@ -277,14 +274,7 @@ def _replace(
         rows_deleted=deleted,
         committed=version is not None,
     )
-    return outcome, (values if figures is not None else None)
-
-
-def _measured(
-    rows: DataFrame, figures: StatisticsPlan | None
-) -> tuple[DataFrame, Observation | None]:
-    """``rows`` with the statistics ``figures`` observed as they pass (None: no statistics)."""
-    return (rows, None) if figures is None else figures.observe(rows)
+    return outcome, (counts if figures is not None else None)
 
 
 def _rows_replaced(spark: SparkSession, path: str, version: int, window: Window | None) -> int:
@@ -352,12 +342,11 @@ def _add(
     entities: Sequence[Entity],
     retry: RetryPolicy,
     figures: StatisticsPlan | None = None,
-    span_figures: StatisticsPlan | None = None,
 ) -> tuple[IngestOutcome, Mapping[str, Any] | None]:
     """Add mode (module docstring); ``span`` is computed here when a merge needs it.
 
-    Statistics: ``figures`` observed on the first write, which creates the table; else
-    ``span_figures`` computed by the span pass (over the source's valid rows).
+    Statistics: ``figures`` observed by the first write, which creates the table; else
+    computed by the span pass (over the source's valid rows).
     """
     done: dict[str, Any] = {"span": span, "figures": None}
 
@@ -366,7 +355,7 @@ def _add(
             # The first write creates the table, counting as it goes. If another job creates it
             # meanwhile, this write fails or conflicts, and the rows are merged into that table.
             observation = Observation()
-            rows, measured = _measured(checked.observed(observation).valid(), figures)
+            rows = checked.observed(observation, figures).valid()
             try:
                 version = _write(session, rows, table_path, Window(), job_id, table=table,
                                  entities=entities, private=True, create_only=True)  # fmt: skip
@@ -377,10 +366,10 @@ def _add(
                 counts = observation.get
                 done["span"] = _Span(int(counts["rows"]), int(counts["rejected"]), None, None)
                 done["added"] = int(counts["rows"]) - int(counts["rejected"])
-                done["figures"] = None if measured is None else measured.get
+                done["figures"] = None if figures is None else counts
                 return version
-        if done["span"] is None or (span_figures and done["span"].figures is None):
-            done["span"] = _span(checked, span_figures)
+        if done["span"] is None or (figures and done["span"].figures is None):
+            done["span"] = _span(checked, figures)
         rows_span: _Span = done["span"]
         done["figures"] = rows_span.figures
         done["added"] = 0

@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from pyspark.sql import Column, DataFrame, Observation
 from pyspark.sql import functions as F  # noqa: N812 (the conventional alias)
@@ -32,6 +33,9 @@ from feast_spark.spark.schema import find_column
 from feast_spark.spark.sources import require_utc_session
 from feast_spark.specs import Window
 from feast_spark.types import ValueType
+
+if TYPE_CHECKING:
+    from feast_spark.spark.feature_statistics import StatisticsPlan
 
 # Spark's hidden per-file column of file-based reads (parquet, csv, json, Delta).
 _FILE_MODIFICATION_TIME = "_metadata.file_modification_time"
@@ -69,18 +73,24 @@ class CheckedRows:
             F.col(SOURCE_ROW).alias("source_row"),
         )
 
-    def observed(self, observation: Observation) -> CheckedRows:
+    def observed(
+        self, observation: Observation, figures: StatisticsPlan | None = None
+    ) -> CheckedRows:
         """The same rows, counting ``rows`` and ``rejected`` into ``observation`` as they pass.
 
         The counts come from whichever action runs first on the result (e.g. the Delta write),
-        so counting costs no extra pass over the source.
+        so counting costs no extra pass over the source. ``figures`` (feature statistics of the
+        valid rows, :func:`~feast_spark.spark.feature_statistics.statistics_plan`) are observed
+        by the same node: each observation is a row-at-a-time step outside Spark's generated
+        code, so one costs less than two.
         """
-        counted = self.rows.observe(
-            observation,
+        counts = (
             F.count(F.lit(1)).alias("rows"),
             F.count(F.col(REJECT_REASON)).alias("rejected"),
         )
-        return replace(self, rows=counted)
+        if figures is None:
+            return replace(self, rows=self.rows.observe(observation, *counts))
+        return replace(self, rows=figures.observe(self.rows, observation, *counts))
 
     def count(self) -> tuple[int, int]:
         """``(rows, rejected)`` with one pass over the source."""
