@@ -8,44 +8,14 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-import yaml
 from click.testing import CliRunner
 
 from feast_spark.cli import cli
 from feast_spark.client import Client
 
+from .small_project import write_project
+
 pytestmark = pytest.mark.slow
-
-SMALL_SPARK = {
-    "spark.driver.memory": "768m",
-    "spark.ui.enabled": "false",
-    "spark.sql.shuffle.partitions": "1",
-    "spark.default.parallelism": "1",
-    "spark.databricks.delta.snapshotPartitions": "1",
-}
-
-
-def write_project(folder: Path) -> Path:
-    config = {
-        "project": "demo",
-        "registry": str(folder / "registry.json"),
-        "offline_store": {"path": str(folder / "offline")},
-        "online_store": {"type": "sqlite", "path": str(folder / "online.db")},
-        "spark": {"master": "local[1]", "conf": SMALL_SPARK},
-        "launcher": {
-            "type": "local",
-            "job_store": str(folder / "jobs"),
-            "staging_location": str(folder / "staging"),
-        },
-    }
-    (folder / "feature_store.yaml").write_text(yaml.safe_dump(config))
-    (folder / "definitions.yaml").write_text(
-        "kind: Entity\nname: driver_id\nvalue_type: INT64\n---\n"
-        "kind: FeatureTable\nname: driver_push\nentities: [driver_id]\n"
-        "features: [{name: trips, dtype: INT64}]\n"
-        "batch_source: {type: file, path: unused.parquet, event_timestamp_column: ts}\n"
-    )
-    return folder
 
 
 def run(project: Path, *args: str) -> tuple[int, str, str]:
@@ -66,7 +36,7 @@ def trips(project: Path, drivers: list[int]) -> list[object]:
 
 def test_push_waits_prints_what_went_where_and_fails_on_a_failed_job(tmp_path: Path) -> None:
     # given a project with a table, and a file of three rows, one of them bad
-    project = write_project(tmp_path)
+    project = write_project(tmp_path, "driver_push")
     assert run(project, "apply", "-f", str(project / "definitions.yaml"))[0] == 0
     rows = project / "rows.parquet"
     pq.write_table(

@@ -10,44 +10,21 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from click.testing import CliRunner
 
 from feast_spark.cli import cli
 from feast_spark.client import Client
 
-SMALL_SPARK = {
-    "spark.driver.memory": "768m",
-    "spark.ui.enabled": "false",
-    "spark.sql.shuffle.partitions": "1",
-    "spark.default.parallelism": "1",
-    "spark.databricks.delta.snapshotPartitions": "1",
-}
+from .small_project import write_project
 
 
-def write_project(folder: Path, broker: str, topic: str) -> Path:
-    config = {
-        "project": "demo",
-        "registry": str(folder / "registry.json"),
-        "offline_store": {"path": str(folder / "offline")},
-        "online_store": {"type": "sqlite", "path": str(folder / "online.db")},
-        "spark": {"master": "local[1]", "conf": SMALL_SPARK},
-        "launcher": {
-            "type": "local",
-            "job_store": str(folder / "jobs"),
-            "staging_location": str(folder / "staging"),
-        },
-    }
-    (folder / "feature_store.yaml").write_text(yaml.safe_dump(config))
-    (folder / "definitions.yaml").write_text(
-        "kind: Entity\nname: driver_id\nvalue_type: INT64\n---\n"
-        "kind: FeatureTable\nname: driver_stream\nentities: [driver_id]\n"
-        "features: [{name: trips, dtype: INT64}]\n"
-        "batch_source: {type: file, path: unused.parquet, event_timestamp_column: ts}\n"
+def write_stream_project(folder: Path, broker: str, topic: str) -> Path:
+    return write_project(
+        folder,
+        "driver_stream",
         f"stream_source: {{type: kafka, bootstrap_servers: '{broker}', topic: {topic},"
-        " event_timestamp_column: ts, starting_offsets: earliest}\n"
+        " event_timestamp_column: ts, starting_offsets: earliest}\n",
     )
-    return folder
 
 
 def run(project: Path, *args: str) -> tuple[int, str]:
@@ -91,7 +68,7 @@ def test_start_refuse_a_second_stop_then_resume_and_cancel(
 ) -> None:
     # given a project whose table has a stream source, and two messages on its topic
     topic = f"cli_{uuid.uuid4().hex[:8]}"
-    project = write_project(tmp_path, kafka_broker, topic)
+    project = write_stream_project(tmp_path, kafka_broker, topic)
     assert run(project, "apply", "-f", str(project / "definitions.yaml"))[0] == 0
     send(kafka_broker, topic, [(1, 7), (2, 3)])
 
@@ -168,7 +145,7 @@ def test_both_stores_after_a_kill_9_mid_batch_and_a_restart_hold_each_message_on
     # given a stream to both stores whose driver pauses after writing a batch, before Spark
     # commits it (the fault hook), and three messages
     topic = f"kill_{uuid.uuid4().hex[:8]}"
-    project = write_project(tmp_path, kafka_broker, topic)
+    project = write_stream_project(tmp_path, kafka_broker, topic)
     assert run(project, "apply", "-f", str(project / "definitions.yaml"))[0] == 0
     send(kafka_broker, topic, [(1, 7), (2, 3), (3, 5)])
     monkeypatch.setenv("FEAST_SPARK_TEST_PAUSE_AT", "stream_batch")

@@ -6,14 +6,12 @@ from __future__ import annotations
 import importlib.util
 import json
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-import pytest
 
 from feast_spark.config import SqliteOnlineStoreConfig
 from feast_spark.definitions import Entity, Feature, FeatureTable, FileSource
@@ -83,24 +81,6 @@ def offline(spark: SparkSession, tmp_path: Path) -> list[tuple[int, int, int]]:
     frame = spark.read.format("delta").load(str(tmp_path / "offline" / "demo" / "driver_push"))
     ordered = frame.orderBy("driver_id", "event_timestamp").collect()
     return [(r["driver_id"], r["event_timestamp"].hour, r["trips"]) for r in ordered]
-
-
-@pytest.fixture(params=["sqlite", pytest.param("cassandra", marks=pytest.mark.cassandra)])
-def online_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
-    """The SQLite store, and the local Cassandra node (a keyspace of its own, dropped after)."""
-    if request.param == "sqlite":
-        yield SqliteOnlineStoreConfig(path=str(tmp_path / "online.db"))
-        return
-    from feast_spark.config import CassandraOnlineStoreConfig
-
-    node = request.getfixturevalue("cassandra_node")
-    session = request.getfixturevalue("cassandra_session")
-    keyspace = f"test_push_{uuid.uuid4().hex[:10]}"
-    yield CassandraOnlineStoreConfig(
-        hosts=(node.host,), port=node.port, keyspace=keyspace, local_dc=node.local_dc,
-        write_consistency="ONE",
-    )  # fmt: skip
-    session.execute(f"DROP KEYSPACE IF EXISTS {keyspace}")
 
 
 def test_pushed_rows_go_online_bad_rows_are_rejected_and_older_rows_never_regress(

@@ -220,24 +220,6 @@ def kafka_records(spark: SparkSession, topic: str, values: list[str]) -> DataFra
     )
 
 
-@pytest.fixture(params=["sqlite", pytest.param("cassandra", marks=pytest.mark.cassandra)])
-def online_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
-    """The SQLite store, and the local Cassandra node (a keyspace of its own, dropped after)."""
-    if request.param == "sqlite":
-        yield SqliteOnlineStoreConfig(path=str(tmp_path / "online.db"))
-        return
-    from feast_spark.config import CassandraOnlineStoreConfig
-
-    node = request.getfixturevalue("cassandra_node")
-    session = request.getfixturevalue("cassandra_session")
-    keyspace = f"test_stream_{uuid.uuid4().hex[:10]}"
-    yield CassandraOnlineStoreConfig(
-        hosts=(node.host,), port=node.port, keyspace=keyspace, local_dc=node.local_dc,
-        write_consistency="ONE",
-    )  # fmt: skip
-    session.execute(f"DROP KEYSPACE IF EXISTS {keyspace}")
-
-
 def test_a_replayed_micro_batch_writes_nothing_twice(
     spark: SparkSession, tmp_path: Path, online_store: Any
 ) -> None:
