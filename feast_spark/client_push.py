@@ -148,10 +148,21 @@ def check_push_schema(schema: pa.Schema, num_rows: int, table: FeatureTable, whe
 
 def check_push_parquet(path: str, table: FeatureTable) -> None:
     """:func:`check_push_schema` for a local parquet file or folder, from its metadata only."""
+    import pyarrow as pa
     import pyarrow.dataset as ds
 
-    dataset = ds.dataset(path, format="parquet", partitioning="hive")
-    check_push_schema(dataset.schema, dataset.count_rows(), table, path)
+    try:
+        dataset = ds.dataset(path, format="parquet", partitioning="hive")
+        schema, rows = dataset.schema, dataset.count_rows()
+    except (pa.ArrowInvalid, OSError) as error:
+        reason = str(error).split(". ", 1)[0]
+        raise ArgumentError(
+            "rows",
+            path,
+            f"is not a readable parquet file or folder ({reason}); give parquet, "
+            "or a .csv or .json file",
+        ) from None
+    check_push_schema(schema, rows, table, path)
 
 
 def _local_or_uri(rows: str | Path) -> str:

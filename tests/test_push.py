@@ -156,6 +156,18 @@ def test_unknown_table_target_and_file_are_refused(client: Client, launcher: Fak
     assert launcher.specs == []
 
 
+def test_a_file_that_is_not_parquet_is_refused_in_one_line(
+    client: Client, launcher: FakeLauncher, tmp_path: Path
+) -> None:
+    # given a YAML file where parquet rows are expected (no csv/json suffix: read as parquet)
+    wrong = tmp_path / "rows.yaml"
+    wrong.write_text("driver_id: 1\n")
+    # when it is pushed, then it is refused naming the file, before any job
+    with pytest.raises(ArgumentError, match="is not a readable parquet file or folder"):
+        client.push("driver_push", wrong)
+    assert launcher.specs == []
+
+
 def run(project: Path, *args: str) -> tuple[int, str]:
     result = CliRunner().invoke(cli, [*args, "--config", str(project)])
     return result.exit_code, result.stdout + result.stderr

@@ -5,7 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
+from feast_spark.cli import cli
 from feast_spark.client import Client
 from feast_spark.config import SqliteOnlineStoreConfig
 from feast_spark.definitions import Entity, Feature, FeatureTable, FileSource, KafkaSource
@@ -79,6 +81,12 @@ def test_a_table_without_stream_source_cannot_start_a_stream(client: Client) -> 
     with pytest.raises(ArgumentError, match="must be online or both"):
         start_stream(client, "driver_stream", to="offline")
     assert client.list_jobs() == []
+    # and the command says so naming its TABLE argument (not an option it does not have)
+    result = CliRunner().invoke(
+        cli, ["stream", "start", "batch_only", "--config", str(client.config.source)]
+    )
+    assert result.exit_code == 2
+    assert "Error: TABLE 'batch_only': has no stream_source" in result.output
 
 
 def test_the_checkpoint_is_per_table_under_the_staging_location(

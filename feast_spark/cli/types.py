@@ -30,6 +30,7 @@ _OPTION_NAMES = {
     "output_format": "--format",
     "project": "--project",
     "rows": "--file",
+    "table": "TABLE",
 }
 
 
