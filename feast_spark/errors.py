@@ -366,20 +366,29 @@ class VacuumRefusedError(FeastSparkError, RuntimeError):
 
 
 class StatisticsReadError(FeastSparkError, OSError):
-    """The statistics table of an offline table exists but cannot be read.
+    """The statistics of an offline table exist but cannot be read, or a file is damaged.
 
     Attributes:
-        path: The statistics table.
+        path: The statistics folder or file.
         reason: What went wrong.
+        damaged: The file was read but holds no statistics record (cut short, edited).
     """
 
-    def __init__(self, path: str, reason: str) -> None:
+    def __init__(self, path: str, reason: str, *, damaged: bool = False) -> None:
         self.path = path
         self.reason = reason
-        super().__init__(
-            f"feature statistics '{path}': {reason}; check the offline store's path and "
-            "credentials, or read it with Spark (spark.read.format('delta').load(path))"
-        )
+        self.damaged = damaged
+        if damaged:  # read, but not a statistics record: a write cut short, or an edited file
+            message = (
+                f"feature statistics file '{path}' is damaged ({reason}); delete it (only that "
+                "ingest's statistics are lost; the offline table is not affected) or restore it"
+            )
+        else:
+            message = (
+                f"feature statistics '{path}': {reason}; check the offline store's path and "
+                "credentials"
+            )
+        super().__init__(message)
 
     def __str__(self) -> str:
         return str(self.args[0])

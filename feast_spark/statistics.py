@@ -94,7 +94,8 @@ class FeatureStatistics:
         non_finite: NaN and infinite values (floating-point features; 0 otherwise).
         min: Smallest (None without values).
         max: Largest.
-        mean: Average (None without values, and for instants).
+        mean: Average (None without values, for instants, and when the sum of finite values
+            overflows a double, e.g. values near 1.7e308: JSON holds no infinity).
         quantiles: Approximate quantiles at the record's probabilities (numeric features only).
     """
 
@@ -324,10 +325,29 @@ def read_statistics(table_path: str, versions: int) -> list[IngestStatistics]:
     for name in names[-versions:] if versions > 0 else []:
         path = f"{folder}/{name}"
         try:
-            records.append(IngestStatistics.from_dict(json.loads(read_text(path))))
-        except (OSError, ValueError, KeyError, TypeError) as error:
+            text = read_text(path)
+        except OSError as error:
             raise StatisticsReadError(path, _one_line(error)) from None
+        records.append(_parse_record(path, text))
     return records
+
+
+def _parse_record(path: str, text: str) -> IngestStatistics:
+    try:
+        data = json.loads(text)
+    except ValueError as error:
+        raise StatisticsReadError(path, f"not JSON: {_one_line(error)}", damaged=True) from None
+    if not isinstance(data, dict):
+        raise StatisticsReadError(
+            path, f"not a JSON object but a {type(data).__name__}", damaged=True
+        )
+    try:
+        return IngestStatistics.from_dict(data)
+    except KeyError as error:
+        raise StatisticsReadError(path, f"missing field {error}", damaged=True) from None
+    except (ValueError, TypeError, AttributeError) as error:
+        reason = f"not a statistics record: {_one_line(error)}"
+        raise StatisticsReadError(path, reason, damaged=True) from None
 
 
 def _one_line(error: Exception) -> str:

@@ -92,6 +92,36 @@ def test_an_unreadable_statistics_file_is_one_clear_error(tmp_path: Path) -> Non
     folder.mkdir()
     (folder / "00000000000000000004.json").write_text("not json\n")
     with pytest.raises(
-        StatisticsReadError, match=r"feature statistics '.*/00000000000000000004.json': "
+        StatisticsReadError,
+        match=r"feature statistics file '.*/00000000000000000004.json' is damaged",
     ):
         read_statistics(str(tmp_path / "t"), versions=5)
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        ('{"version": 4, "job_id": "ingest-4", "ingest', "not JSON"),  # truncated
+        ("{}", "missing field 'version'"),
+        ("[]", "not a JSON object"),
+        ('{"version": "x"}', "not a statistics record"),
+    ],
+    ids=["truncated", "empty-object", "a-list", "bad-field"],
+)
+def test_a_damaged_statistics_file_names_the_file_and_what_to_do(
+    tmp_path: Path, content: str, reason: str
+) -> None:
+    # given a statistics file cut short or holding something else than a record
+    folder = Path(statistics_table_path(str(tmp_path / "t")))
+    folder.mkdir()
+    (folder / "00000000000000000004.json").write_text(content)
+    # when the statistics are read
+    with pytest.raises(StatisticsReadError) as raised:
+        read_statistics(str(tmp_path / "t"), versions=5)
+    # then one line names the file, says it is damaged and why, and how to get past it
+    message = str(raised.value)
+    assert "\n" not in message
+    assert f"feature statistics file '{folder}/00000000000000000004.json' is damaged" in message
+    assert reason in message
+    assert "delete it" in message and "offline table is not affected" in message
+    assert "delta" not in message.lower()  # a JSON file: reading it as Delta helps nobody
