@@ -19,6 +19,7 @@ Example (feature ``trips`` INT64, rows 3, 5, null)::
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -209,7 +210,8 @@ def to_statistics(
                 non_finite=0 if finite is None else count - int(finite),
                 min=lowest,
                 max=highest,
-                mean=None if mean is None else float(mean),
+                # Spark sums doubles: finite values near 1.7e308 give an infinite mean.
+                mean=None if mean is None or not math.isfinite(mean) else float(mean),
                 quantiles=None if quantiles is None else tuple(float(q) for q in quantiles),
             )
         )

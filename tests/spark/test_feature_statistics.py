@@ -278,3 +278,21 @@ def test_the_quantile_sample_follows_the_source_size(spark: SparkSession, tmp_pa
     big = spark.read.parquet(path)
     assert quantile_sample(big, target=1000) > 1
     assert quantile_sample(big, target=10**9) == 1
+
+
+def test_finite_doubles_whose_mean_overflows_still_record_their_statistics(store: Store) -> None:
+    # given finite ratings near the largest double (their sum overflows), a NaN and an infinity
+    rows = [
+        (i, at(1, i), at(1, i), "1", rating, "a", ["t"])
+        for i, rating in enumerate([1.7e308, 1.7e308, float("nan"), float("inf")])
+    ]
+    # when they are ingested
+    outcome = store.ingest(store.source(rows), None, "ingest-big")
+    # then the ingest records its statistics (the mean, out of a double's range, as unknown)
+    record = outcome.statistics
+    assert record is not None
+    rating = record.feature("rating")
+    assert rating is not None
+    assert (rating.count, rating.non_finite, rating.max) == (4, 2, 1.7e308)
+    assert rating.mean is None
+    assert read_statistics(store.table_path, versions=1) == [record]
