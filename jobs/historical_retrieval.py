@@ -70,6 +70,10 @@ def _run(
         missing = sorted(needed - {e.name for e in entities})
         raise JobSpecError("entities", f"no definition of {', '.join(missing)}")
 
+    if _exists(spark, options.output_path):
+        # Checked for every format: Delta's errorifexists only refuses an existing Delta table
+        # and would write its log and files into any other folder (e.g. a parquet dataset).
+        raise _output_exists(options.output_path)
     paths = {name: spec.offline_table_path(name) for name in features}
     # Pinned once, before anything is read: the dataset record names exactly what was read.
     pins = pin_dataset(spark, spec.job_id, options, paths)
@@ -105,10 +109,7 @@ def _run(
         )
     except AnalysisException as error:
         if "PATH_ALREADY_EXISTS" in str(error) or "already exists" in str(error):
-            raise FeastSparkError(
-                f"output '{options.output_path}' already exists; choose another output path "
-                "or delete it (datasets are never overwritten)"
-            ) from None
+            raise _output_exists(options.output_path) from None
         raise
     finally:
         entity_rows.rows.unpersist()
@@ -131,6 +132,24 @@ def _run(
             ],
             **({"dataset_id": spec.job_id, "table_versions": pins.table_versions} if pins else {}),
         },
+    )
+
+
+def _output_exists(path: str) -> FeastSparkError:
+    return FeastSparkError(
+        f"output '{path}' already exists; choose another output path "
+        "or delete it (datasets are never overwritten)"
+    )
+
+
+def _exists(spark: SparkSession, path: str) -> bool:
+    """Whether ``path`` (a path or URI of any Hadoop file system) exists, file or folder."""
+    jvm = spark.sparkContext._jvm
+    if jvm is None:  # pragma: no cover - a classic session always has its JVM
+        return False
+    hadoop_path = jvm.org.apache.hadoop.fs.Path(path)
+    return bool(
+        hadoop_path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()).exists(hadoop_path)
     )
 
 

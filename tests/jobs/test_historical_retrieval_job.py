@@ -247,6 +247,29 @@ def test_an_existing_output_is_never_overwritten(
     assert (tmp_path / "dataset" / "keep.txt").read_text() == "mine"
 
 
+def test_a_delta_dataset_never_lands_in_an_existing_folder_that_is_not_a_delta_table(
+    spark: SparkSession, tmp_path: Path, offline: dict[str, object]
+) -> None:
+    # Given a folder holding someone's files (e.g. a parquet dataset, rebuilt with --format delta)
+    entities = tmp_path / "e.parquet"
+    pq.write_table(
+        pa.table(
+            {"driver_id": [1], "event_timestamp": pa.array([at(9)], pa.timestamp("us", tz="UTC"))}
+        ),
+        entities,
+    )
+    source = FileSource(path=str(entities), event_timestamp_column="event_timestamp")
+    (tmp_path / "dataset").mkdir()
+    (tmp_path / "dataset" / "keep.txt").write_text("mine")
+    # When a delta dataset is written there
+    status, result, _ = run_job(
+        spark, tmp_path, offline, source, ("driver_stats:trips",), output_format="delta"
+    )
+    # Then the job fails naming the output, and the folder holds only what it held
+    assert status == 1 and "already exists" in str(result["error"]), result["error"]
+    assert sorted(p.name for p in (tmp_path / "dataset").iterdir()) == ["keep.txt"]
+
+
 @pytest.mark.parametrize(
     ("columns", "message"),
     [
