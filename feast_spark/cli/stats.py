@@ -58,7 +58,14 @@ def stats(
     history = CliContext.current().client().feature_statistics(table, versions=versions)
     flags = drift_flags(history, null_threshold)
     if html_path is not None:
-        Path(html_path).write_text(render_html(table, history, flags), encoding="utf-8")
+        try:
+            Path(html_path).write_text(render_html(table, history, flags), encoding="utf-8")
+        except OSError as error:
+            reason = error.strerror or " ".join(str(error).split())
+            raise click.BadParameter(
+                f"cannot write {html_path}: {reason}; give a writable file path",
+                param_hint="'--html'",
+            ) from None
     if output == "json":
         emit_json(
             {

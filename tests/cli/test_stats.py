@@ -77,3 +77,20 @@ def test_stats_of_a_table_without_statistics_and_of_an_unknown_table(project: Pa
     assert (code, out.strip()) == (0, "customer_profile: no ingest recorded feature statistics yet")
     code, _, err = run(project, "stats", "nope")
     assert code == 1 and "nope" in err and "Traceback" not in err
+
+
+def test_stats_html_to_a_path_that_cannot_be_written_is_a_usage_error(
+    project: Path, tmp_path: Path
+) -> None:
+    # given an --html path in a folder that does not exist
+    report = tmp_path / "no-such-folder" / "report.html"
+    # when the report is asked for
+    code, out, err = run(project, "stats", "driver_stats", "--html", str(report))
+    # then it is a usage error (exit 2, as an --html directory is) naming the option, the path,
+    # the reason and the fix, in one line of its own; no table is printed as if all went well
+    assert code == 2, (code, out, err)
+    error_lines = [line for line in err.splitlines() if line.startswith("Error:")]
+    assert len(error_lines) == 1
+    assert "'--html'" in error_lines[0] and str(report) in error_lines[0]
+    assert "No such file or directory" in error_lines[0] and "writable" in error_lines[0]
+    assert out == "" and not report.exists()
