@@ -31,6 +31,7 @@ module stores, reads and checks them.
 from __future__ import annotations
 
 import builtins
+import contextlib
 import hashlib
 import json
 import re
@@ -42,7 +43,7 @@ from typing import Any
 
 from feast_spark.definitions import Entity, FeatureTable
 from feast_spark.definitions.sources import BatchSource, DeltaSource, source_from_dict
-from feast_spark.errors import ArgumentError, DatasetGoneError, NotFoundError
+from feast_spark.errors import ArgumentError, DatasetGoneError, DatasetRecordError, NotFoundError
 from feast_spark.join_tuning import JoinTuning
 from feast_spark.specs import DatasetOptions, HistoricalRetrievalOptions, JobSpec
 from feast_spark.storage import filesystem, list_files, local_path, read_text, write_text
@@ -283,7 +284,7 @@ class DatasetStore:
 
         Raises:
             NotFoundError: No such dataset.
-            ValueError: The record cannot be read.
+            DatasetRecordError: The record is damaged (a ValueError).
         """
         try:
             text = read_text(self.path(dataset_id), kind="dataset")
@@ -313,7 +314,8 @@ class DatasetStore:
         Raises:
             NotFoundError: No such dataset.
         """
-        self.get(dataset_id)
+        with contextlib.suppress(DatasetRecordError):  # deleting is the way out of a damaged one
+            self.get(dataset_id)
         path = self.path(dataset_id)
         local = local_path(path)
         if local is not None:
@@ -336,12 +338,22 @@ def parse_record(text: str, where: str) -> DatasetRecord:
     """Parse a record's JSON text.
 
     Raises:
-        ValueError: It is not a readable record (the message names ``where``).
+        DatasetRecordError: It is not a readable record (a ValueError naming ``where``).
     """
+    dataset_id = where.rpartition("/")[2].removesuffix(".json")
     try:
-        return DatasetRecord.from_dict(json.loads(text))
+        document = json.loads(text)
     except ValueError as error:  # json.JSONDecodeError is a ValueError
-        raise ValueError(f"dataset record {where} is not readable: {error}") from None
+        reason = f"not JSON: {' '.join(str(error).split())}"
+        raise DatasetRecordError(where, dataset_id, reason) from None
+    if not isinstance(document, dict):
+        reason = f"not a JSON object but a {type(document).__name__}"
+        raise DatasetRecordError(where, dataset_id, reason)
+    try:
+        return DatasetRecord.from_dict(document)
+    except (ValueError, KeyError, TypeError, AttributeError) as error:
+        reason = " ".join(str(error).split()) or type(error).__name__
+        raise DatasetRecordError(where, dataset_id, reason) from None
 
 
 # --- entity files -------------------------------------------------------------------------------

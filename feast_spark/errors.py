@@ -394,6 +394,28 @@ class StatisticsReadError(FeastSparkError, OSError):
         return str(self.args[0])
 
 
+class DatasetRecordError(FeastSparkError, ValueError):
+    """A training dataset record exists but is damaged (not JSON, or not a record).
+
+    Attributes:
+        path: The record file.
+        dataset_id: Its dataset id.
+        reason: What is wrong with it.
+    """
+
+    def __init__(self, path: str, dataset_id: str, reason: str) -> None:
+        self.path = path
+        self.dataset_id = dataset_id
+        self.reason = reason
+        super().__init__(
+            f"dataset record {path} is damaged ({reason}); it can be neither listed nor rebuilt: "
+            f"delete it (feast-spark datasets delete {dataset_id}) or restore it"
+        )
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
 class NothingToPushError(FeastSparkError, ValueError):
     """A push was given no rows: refused, so that an empty batch never passes for a success.
 

@@ -115,7 +115,7 @@ def test_the_store_lists_newest_first_by_project_and_skips_damaged_records(
     # then a listing is newest first, per project, without the damaged one
     assert [r.dataset_id for r in store.list(project="demo")] == ["ds-2", "ds-1"]
     assert len(store.list()) == 3
-    with pytest.raises(ValueError, match="ds-4.json is not readable"):
+    with pytest.raises(ValueError, match="ds-4.json is damaged"):
         store.get("ds-4")
     # when one is deleted, then it is gone and asking for it names the listing command
     store.delete("ds-1")
@@ -293,3 +293,28 @@ def test_datasets_list_and_describe_print_the_records(tmp_path: Path, entity_fil
     assert missing.exit_code == 1
     assert missing.output.strip().startswith("Error: dataset 'nope' not found")
     assert client.list_datasets() == [record]
+
+
+def test_a_damaged_record_is_one_clear_line_and_can_be_deleted(
+    tmp_path: Path, entity_file: Path
+) -> None:
+    # given a project whose job store holds a record cut short
+    (tmp_path / "feature_store.yaml").write_text(CONFIG)
+    client = Client(tmp_path / "feature_store.yaml")
+    client.datasets.put(a_record(entity_file))
+    damaged = Path(client.datasets.path("ds-cut"))
+    damaged.write_text('{"record_version": 1, "datas')
+    config = ["--config", str(tmp_path / "feature_store.yaml")]
+    runner = CliRunner()
+    # when it is described or rebuilt
+    for args in (["describe", "ds-cut"], ["rebuild", "ds-cut", "--output-path", "/tmp/x"]):
+        result = runner.invoke(cli, ["datasets", *args, *config])
+        # then one line names the record, says it is damaged and how to get rid of it
+        assert result.exit_code == 1, result.output
+        (line,) = result.output.strip().splitlines()
+        assert line.startswith(f"Error: dataset record {damaged} is damaged (not JSON: ")
+        assert "feast-spark datasets delete ds-cut" in line and "unexpected" not in line
+    # when it is deleted, then it goes (the other record stays)
+    deleted = runner.invoke(cli, ["datasets", "delete", "ds-cut", *config])
+    assert deleted.exit_code == 0, deleted.output
+    assert not damaged.exists() and len(client.list_datasets()) == 1
