@@ -23,7 +23,7 @@ from feast_spark.definitions import BatchSource, Entity, FeatureTable, FileSourc
 from feast_spark.definitions.durations import parse_duration
 from feast_spark.definitions.yaml_files import load_definitions
 from feast_spark.entity_checks import check_entity_parquet, check_entity_rows
-from feast_spark.errors import ArgumentError, NotFoundError
+from feast_spark.errors import ArgumentError, DatasetRecordError, NotFoundError
 from feast_spark.feature_refs import parse_feature_refs, split_refs, table_names
 from feast_spark.incremental import IncrementalBook, IncrementalState, JobOutcome
 from feast_spark.launcher import Job, JobRecord, JobState, Launcher, PrunedJob
@@ -347,7 +347,16 @@ class Client(DatasetMethods, PushMethods):
         passed to VACUUM, and its safety check against short retentions stays on. The job
         fails, deleting nothing, if it would delete a file of a version that a kept dataset
         read (:meth:`list_datasets`), unless ``force``.
+
+        Raises:
+            DatasetRecordError: A dataset record is damaged (the versions it read are unknown),
+                and not ``force``: checked before any job.
         """
+        if not force:
+            for damaged in self.datasets.damaged():
+                raise DatasetRecordError(
+                    damaged.path, damaged.dataset_id, damaged.reason, vacuum_of=table
+                )
         keep = {} if force else {table: keep_versions(self.list_datasets(), self.project, table)}
         return self._maintenance(table, MaintenanceOptions("vacuum", keep), Window())
 

@@ -308,6 +308,18 @@ class DatasetStore:
                 records.append(record)
         return sorted(records, key=lambda r: (r.created_at, r.dataset_id), reverse=True)
 
+    def damaged(self) -> builtins.list[DatasetRecordError]:
+        """The records that cannot be read (any project's: a damaged one names none)."""
+        errors = []
+        for dataset_id in self._ids():
+            try:
+                self.get(dataset_id)
+            except DatasetRecordError as error:
+                errors.append(error)
+            except NotFoundError:
+                continue
+        return errors
+
     def delete(self, dataset_id: str) -> None:
         """Remove a record (the dataset's files stay where they are).
 

@@ -403,14 +403,25 @@ class DatasetRecordError(FeastSparkError, ValueError):
         reason: What is wrong with it.
     """
 
-    def __init__(self, path: str, dataset_id: str, reason: str) -> None:
+    def __init__(
+        self, path: str, dataset_id: str, reason: str, *, vacuum_of: str | None = None
+    ) -> None:
         self.path = path
         self.dataset_id = dataset_id
         self.reason = reason
-        super().__init__(
-            f"dataset record {path} is damaged ({reason}); it can be neither listed nor rebuilt: "
-            f"delete it (feast-spark datasets delete {dataset_id}) or restore it"
-        )
+        delete = f"feast-spark datasets delete {dataset_id}"
+        if vacuum_of is None:
+            message = (
+                f"dataset record {path} is damaged ({reason}); it can be neither listed nor "
+                f"rebuilt: delete it ({delete}) or restore it"
+            )
+        else:  # the versions it read are unknown: any file may be one of them
+            message = (
+                f"offline table '{vacuum_of}': vacuum refused: dataset record {path} is damaged "
+                f"({reason}), so the versions it read are unknown; delete it ({delete}), "
+                "restore it, or vacuum with --force"
+            )
+        super().__init__(message)
 
     def __str__(self) -> str:
         return str(self.args[0])

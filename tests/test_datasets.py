@@ -29,7 +29,7 @@ from feast_spark.datasets import (
     rebuild_spec,
 )
 from feast_spark.definitions import Entity, Feature, FeatureTable, FileSource
-from feast_spark.errors import ArgumentError, DatasetGoneError, NotFoundError
+from feast_spark.errors import ArgumentError, DatasetGoneError, DatasetRecordError, NotFoundError
 from feast_spark.specs import (
     HistoricalRetrievalOptions,
     JobSpec,
@@ -318,3 +318,32 @@ def test_a_damaged_record_is_one_clear_line_and_can_be_deleted(
     deleted = runner.invoke(cli, ["datasets", "delete", "ds-cut", *config])
     assert deleted.exit_code == 0, deleted.output
     assert not damaged.exists() and len(client.list_datasets()) == 1
+
+
+def test_vacuum_is_refused_while_a_dataset_record_is_damaged_unless_forced(
+    tmp_path: Path, entity_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given a project with a kept dataset whose record is damaged (which versions it read is
+    # unknown)
+    (tmp_path / "feature_store.yaml").write_text(CONFIG)
+    client = Client(tmp_path / "feature_store.yaml")
+    Path(client.datasets.path("ds-cut")).parent.mkdir(parents=True)
+    Path(client.datasets.path("ds-cut")).write_text('{"record_version": 1, "datas')
+    submitted: list[object] = []
+    monkeypatch.setattr(Client, "_maintenance", lambda self, *args: submitted.append(args))
+    # when the table is vacuumed, then it is refused before any job, naming the record and fixes
+    with pytest.raises(DatasetRecordError) as refused:
+        client.vacuum("driver_stats")
+    message = str(refused.value)
+    assert "ds-cut.json is damaged" in message and "vacuum" in message
+    assert "feast-spark datasets delete ds-cut" in message and "--force" in message
+    assert submitted == []
+    # and with force it runs
+    client.vacuum("driver_stats", force=True)
+    assert len(submitted) == 1
+    # and 'datasets list' says on stderr that a record is left out
+    listed = CliRunner().invoke(
+        cli, ["datasets", "list", "--config", str(tmp_path / "feature_store.yaml")]
+    )
+    assert listed.exit_code == 0
+    assert "warning: dataset record" in listed.stderr and "ds-cut.json is damaged" in listed.stderr

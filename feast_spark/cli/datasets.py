@@ -34,7 +34,10 @@ def datasets() -> None:
 @handle_errors
 def datasets_list(output: str) -> None:
     """List the project's training datasets, newest first."""
-    records = CliContext.current().client().list_datasets()
+    client = CliContext.current().client()
+    records = client.list_datasets()
+    for damaged in client.datasets.damaged():  # left out of the list: say so
+        click.echo(f"warning: {damaged}", err=True)
     if output == "json":
         emit_json([r.to_dict() for r in records])
         return
