@@ -163,6 +163,15 @@ def check_push_parquet(path: str, table: FeatureTable) -> None:
             "or a .csv or .json file",
         ) from None
     check_push_schema(schema, rows, table, path)
+    for field in schema:
+        if pa.types.is_timestamp(field.type) and field.type.unit == "ns":
+            raise SourceSchemaError(
+                table.name,
+                field.name,
+                f"of {path} holds nanosecond timestamps, which Spark cannot read; write them in "
+                "microseconds (pandas: to_parquet(path, coerce_timestamps='us', "
+                "allow_truncated_timestamps=True)), or push the DataFrame itself",
+            )
 
 
 def _local_or_uri(rows: str | Path) -> str:

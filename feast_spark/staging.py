@@ -26,6 +26,11 @@ def is_spark_dataframe(data: object) -> bool:
     return type(data).__module__.startswith("pyspark.") and hasattr(data, "write")
 
 
+# Spark reads microseconds at most: it refuses parquet TIMESTAMP(NANOS) columns, which pandas'
+# datetime64[ns] (its default) would be written as. Spark keeps no finer time than this anyway.
+_SPARK_TIMES = {"coerce_timestamps": "us", "allow_truncated_timestamps": True}
+
+
 def to_arrow_table(data: object) -> pa.Table | None:
     """``data`` as an Arrow table if it is pandas or Arrow, else None."""
     import pyarrow as pa
@@ -65,11 +70,11 @@ def stage(data: object, location: str, name: str) -> str:
     if local is None:
         files, path = filesystem(target)
         files.create_dir(path.rsplit("/", 1)[0], recursive=True)
-        pq.write_table(table, path, filesystem=files)
+        pq.write_table(table, path, filesystem=files, **_SPARK_TIMES)
         return target
     local_file = Path(local)
     local_file.parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(table, local_file)
+    pq.write_table(table, local_file, **_SPARK_TIMES)
     return str(local_file)
 
 

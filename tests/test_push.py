@@ -132,7 +132,9 @@ def test_a_local_parquet_file_is_checked_from_its_metadata(
     empty, no_rate, good = (tmp_path / f"{n}.parquet" for n in ("empty", "no_rate", "good"))
     pq.write_table(pa.Table.from_pandas(rows().iloc[0:0], preserve_index=False), empty)
     pq.write_table(pa.Table.from_pandas(rows(rate=None), preserve_index=False), no_rate)
-    pq.write_table(pa.Table.from_pandas(rows(), preserve_index=False), good)
+    pq.write_table(  # microseconds: Spark refuses nanosecond parquet times (pandas' default)
+        pa.Table.from_pandas(rows(), preserve_index=False), good, coerce_timestamps="us"
+    )
     # when each is pushed, then the bad ones are refused naming the file and the column
     with pytest.raises(NothingToPushError, match=f"{empty} holds no rows"):
         client.push("driver_push", empty)
@@ -200,3 +202,35 @@ def test_describe_push_says_what_went_where() -> None:
     assert describe_push({"table": "t", "to": "online", "rows_written": 1}) == (
         "t: 1 rows written online, 0 rejected"
     )
+
+
+def test_pandas_rows_with_nanosecond_times_are_staged_as_spark_reads_them(
+    client: Client, launcher: FakeLauncher
+) -> None:
+    # given rows from pandas, whose times are nanosecond datetime64 (pandas' default)
+    data = rows(ts=pd.to_datetime([WHEN]).as_unit("ns"))
+    assert str(data["ts"].dtype) == "datetime64[ns, UTC]"
+    # when they are pushed
+    client.push("driver_push", data)
+    # then the staged file holds microsecond times (Spark refuses parquet TIMESTAMP(NANOS))
+    [spec] = launcher.specs
+    assert isinstance(spec.options, PushOptions)
+    staged_ts = pq.read_schema(spec.options.path).field("ts").type
+    assert staged_ts == pa.timestamp("us", tz="UTC")
+    assert pq.read_table(spec.options.path).column("ts").to_pylist() == [WHEN]
+
+
+def test_a_local_parquet_file_with_nanosecond_times_is_refused_before_any_job(
+    client: Client, launcher: FakeLauncher, tmp_path: Path
+) -> None:
+    # given a parquet file written by pandas with nanosecond times
+    path = tmp_path / "rows.parquet"
+    pq.write_table(pa.Table.from_pandas(rows(ts=pd.to_datetime([WHEN]).as_unit("ns"))), path)
+    assert pq.read_schema(path).field("ts").type == pa.timestamp("ns", tz="UTC")
+    # when it is pushed, then one line names the column, the file and how to write it
+    with pytest.raises(SourceSchemaError) as refused:
+        client.push("driver_push", path)
+    message = str(refused.value)
+    assert f"column 'ts' of {path} holds nanosecond timestamps" in message
+    assert "coerce_timestamps='us'" in message
+    assert launcher.specs == []
