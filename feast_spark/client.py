@@ -18,7 +18,7 @@ from feast_spark.client_push import PushMethods
 from feast_spark.columns import EVENT_TIMESTAMP
 from feast_spark.config import CassandraOnlineStoreConfig, RepoConfig, load_config
 from feast_spark.config_reader import resolve_location
-from feast_spark.datasets import STAGED_ENTITY_ROWS, keep_versions
+from feast_spark.datasets import STAGED_ENTITY_ROWS, keep_versions, new_output_location
 from feast_spark.definitions import BatchSource, Entity, FeatureTable, FileSource
 from feast_spark.definitions.durations import parse_duration
 from feast_spark.definitions.yaml_files import load_definitions
@@ -227,8 +227,11 @@ class Client(DatasetMethods, PushMethods):
         Raises:
             NotFoundError: A table or feature is not registered.
             SourceSchemaError: Staged entity rows miss a key or timestamp column, or are empty.
+            ArgumentError: A local ``output_path`` exists already.
         """
         HistoricalRetrievalOptions.check_output_format(output_format)  # before staging anything
+        if output_path is not None:
+            output_path = new_output_location(output_path)
         parse_feature_refs(feature_refs, known_tables=self.list_feature_tables)  # syntax first
         revision = self.registry.revision()  # the definitions below are of it or later
         tables = {name: self.get_feature_table(name) for name in table_names(feature_refs)}

@@ -9,7 +9,13 @@ from __future__ import annotations
 import functools
 from typing import TYPE_CHECKING
 
-from feast_spark.datasets import DatasetRecord, DatasetStore, precheck_entity_files, rebuild_spec
+from feast_spark.datasets import (
+    DatasetRecord,
+    DatasetStore,
+    new_output_location,
+    precheck_entity_files,
+    rebuild_spec,
+)
 from feast_spark.retrieval_job import RetrievalJob
 from feast_spark.specs import HistoricalRetrievalOptions, new_job_id
 
@@ -81,8 +87,10 @@ class DatasetMethods:
         Raises:
             NotFoundError: No dataset has this id.
             DatasetGoneError: A local entity file changed or is gone (checked before any job).
+            ArgumentError: A local ``output_path`` exists already (checked before any job).
         """
         record = self.get_dataset(dataset_id)
+        output_path = new_output_location(output_path)
         precheck_entity_files(record)
         job_id = new_job_id("historical_retrieval")
         spec = rebuild_spec(

@@ -341,6 +341,29 @@ class DatasetStore:
         return sorted(n[: -len(".json")] for n in names if n.endswith(".json") and n[0] != ".")
 
 
+def new_output_location(output_path: str) -> str:
+    """Where a new dataset goes: a URI as given, a local path made absolute.
+
+    Absolute because the job may run in another folder (or machine) and the dataset record must
+    name the place for good.
+
+    Raises:
+        ArgumentError: A local output exists already (checked before any job; the job checks
+            every file system again before it writes).
+    """
+    local = local_path(output_path)
+    if local is None:
+        return output_path
+    if Path(local).exists() or Path(local).is_symlink():
+        raise ArgumentError(
+            "output_path",
+            local,
+            "already exists; choose another output path or delete it (datasets are never "
+            "overwritten)",
+        )
+    return output_path if output_path.startswith("file:") else local
+
+
 def write_record(path: str, record: DatasetRecord) -> None:
     """Write ``record`` as JSON at ``path`` (atomically on a local file system)."""
     write_text(path, json.dumps(record.to_dict(), indent=1, sort_keys=True) + "\n")

@@ -347,3 +347,35 @@ def test_vacuum_is_refused_while_a_dataset_record_is_damaged_unless_forced(
     )
     assert listed.exit_code == 0
     assert "warning: dataset record" in listed.stderr and "ds-cut.json is damaged" in listed.stderr
+
+
+def test_a_relative_output_path_is_recorded_absolute_and_an_existing_one_refused_before_any_job(
+    tmp_path: Path, entity_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given a project with a table and a dataset record, run from another folder
+    (tmp_path / "feature_store.yaml").write_text(CONFIG)
+    client = Client(tmp_path / "feature_store.yaml")
+    client.apply(DRIVER, TABLE)
+    client.datasets.put(a_record(entity_file))
+    capture = _Capture()
+    client.__dict__["launcher"] = capture
+    work = tmp_path / "work"
+    (work / "taken").mkdir(parents=True)
+    (work / "taken" / "part-0.parquet").write_bytes(b"someone's rows")
+    monkeypatch.chdir(work)
+    source = FileSource(path=str(entity_file), event_timestamp_column="ts")
+    # when a dataset and a rebuild are written to relative paths
+    client.get_historical_features("driver_stats:trips", source, output_path="train")
+    client.rebuild_dataset("historical-retrieval-20240301T120000-abc123", "again")
+    # then their specs (and so their records) name absolute paths: the job may run elsewhere
+    outputs = [s.options.output_path for s in capture.specs]  # type: ignore[union-attr]
+    assert outputs == [str(work / "train"), str(work / "again")]
+    # and an existing local output is refused before any job, naming it
+    for build in (
+        lambda: client.get_historical_features("driver_stats:trips", source, output_path="taken"),
+        lambda: client.rebuild_dataset("historical-retrieval-20240301T120000-abc123", "taken"),
+    ):
+        with pytest.raises(ArgumentError, match=f"'{work / 'taken'}': already exists"):
+            build()
+    assert len(capture.specs) == 2
+    assert [p.name for p in (work / "taken").iterdir()] == ["part-0.parquet"]
