@@ -23,7 +23,7 @@ from feast_spark.definitions import BatchSource, Entity, FeatureTable, FileSourc
 from feast_spark.definitions.durations import parse_duration
 from feast_spark.definitions.yaml_files import load_definitions
 from feast_spark.entity_checks import check_entity_parquet, check_entity_rows
-from feast_spark.errors import ArgumentError, DatasetRecordError, NotFoundError
+from feast_spark.errors import ArgumentError, NotFoundError
 from feast_spark.feature_refs import parse_feature_refs, split_refs, table_names
 from feast_spark.incremental import IncrementalBook, IncrementalState, JobOutcome
 from feast_spark.launcher import Job, JobRecord, JobState, Launcher, PrunedJob
@@ -356,10 +356,7 @@ class Client(DatasetMethods, PushMethods):
                 and not ``force``: checked before any job.
         """
         if not force:
-            for damaged in self.datasets.damaged():
-                raise DatasetRecordError(
-                    damaged.path, damaged.dataset_id, damaged.reason, vacuum_of=table
-                )
+            self.datasets.refuse_damaged(vacuum_of=table)
         keep = {} if force else {table: keep_versions(self.list_datasets(), self.project, table)}
         return self._maintenance(table, MaintenanceOptions("vacuum", keep), Window())
 

@@ -320,6 +320,17 @@ class DatasetStore:
                 continue
         return errors
 
+    def refuse_damaged(self, *, vacuum_of: str) -> None:
+        """Fail if a record is damaged: the versions it read are unknown, so none may go.
+
+        Raises:
+            DatasetRecordError: Naming the first damaged record, for a vacuum of ``vacuum_of``.
+        """
+        for damaged in self.damaged():
+            raise DatasetRecordError(
+                damaged.path, damaged.dataset_id, damaged.reason, vacuum_of=vacuum_of
+            )
+
     def delete(self, dataset_id: str) -> None:
         """Remove a record (the dataset's files stay where they are).
 
