@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from feast_spark.errors import ArgumentError, NothingToPushError, SourceSchemaError
 from feast_spark.specs import PUSH_TARGETS, PushOptions, Window, new_job_id
-from feast_spark.staging import source_at, to_arrow_table
+from feast_spark.staging import refuse_nanosecond_times, source_at, to_arrow_table
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -163,15 +163,7 @@ def check_push_parquet(path: str, table: FeatureTable) -> None:
             "or a .csv or .json file",
         ) from None
     check_push_schema(schema, rows, table, path)
-    for field in schema:
-        if pa.types.is_timestamp(field.type) and field.type.unit == "ns":
-            raise SourceSchemaError(
-                table.name,
-                field.name,
-                f"of {path} holds nanosecond timestamps, which Spark cannot read; write them in "
-                "microseconds (pandas: to_parquet(path, coerce_timestamps='us', "
-                "allow_truncated_timestamps=True)), or push the DataFrame itself",
-            )
+    refuse_nanosecond_times(schema, table.name, path, "push the DataFrame itself")
 
 
 def _local_or_uri(rows: str | Path) -> str:

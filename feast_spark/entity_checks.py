@@ -25,8 +25,11 @@ def check_entity_parquet(path: str, entities: Sequence[Entity], timestamp_column
     """:func:`check_entity_rows` for a local parquet file or folder, from its metadata only."""
     import pyarrow.dataset as ds
 
+    from feast_spark.staging import refuse_nanosecond_times
+
     dataset = ds.dataset(path, format="parquet", partitioning="hive")
     check_entity_schema(dataset.schema, dataset.count_rows(), entities, timestamp_column)
+    refuse_nanosecond_times(dataset.schema, ENTITY_ROWS, path, "pass the DataFrame itself")
 
 
 def check_entity_schema(

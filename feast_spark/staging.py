@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from feast_spark.definitions import BatchSource, DeltaSource, FileSource
-from feast_spark.errors import ArgumentError
+from feast_spark.errors import ArgumentError, SourceSchemaError
 from feast_spark.storage import filesystem, local_path
 
 if TYPE_CHECKING:
@@ -29,6 +29,31 @@ def is_spark_dataframe(data: object) -> bool:
 # Spark reads microseconds at most: it refuses parquet TIMESTAMP(NANOS) columns, which pandas'
 # datetime64[ns] (its default) would be written as. Spark keeps no finer time than this anyway.
 _SPARK_TIMES = {"coerce_timestamps": "us", "allow_truncated_timestamps": True}
+
+
+def refuse_nanosecond_times(schema: pa.Schema, owner: str, where: str, instead: str) -> None:
+    """Fail, before any job, when a parquet file's column holds nanosecond timestamps.
+
+    Args:
+        schema: The file's schema.
+        owner: The table name, or ``ENTITY_ROWS``, for the error.
+        where: The file.
+        instead: The in-memory way out (``push the DataFrame itself``).
+
+    Raises:
+        SourceSchemaError: Naming the first such column, the file and how to write it.
+    """
+    import pyarrow.types as pt
+
+    for field in schema:
+        if pt.is_timestamp(field.type) and field.type.unit == "ns":
+            raise SourceSchemaError(
+                owner,
+                field.name,
+                f"of {where} holds nanosecond timestamps, which Spark cannot read; write them in "
+                "microseconds (pandas: to_parquet(path, coerce_timestamps='us', "
+                f"allow_truncated_timestamps=True)), or {instead}",
+            )
 
 
 def to_arrow_table(data: object) -> pa.Table | None:

@@ -153,3 +153,21 @@ def test_a_bad_project_argument_is_blamed_on_the_argument(tmp_path: Path) -> Non
     with pytest.raises(ArgumentError, match="^project 'Bad-Name': name must match") as caught:
         Client(tmp_path / "feature_store.yaml", project="Bad-Name")
     assert "feature_store.yaml" not in str(caught.value)
+
+
+def test_parquet_entity_rows_with_nanosecond_times_fail_before_any_job(
+    client: Client, tmp_path: Path
+) -> None:
+    # given entity rows written by pandas with its default nanosecond times
+    path = tmp_path / "entities.parquet"
+    frame = pd.DataFrame({"driver_id": [1], "event_timestamp": pd.to_datetime([WHEN])})
+    frame["event_timestamp"] = frame["event_timestamp"].dt.as_unit("ns")
+    frame.to_parquet(path, index=False)
+    assert pq.read_schema(path).field("event_timestamp").type.unit == "ns"
+    # when a dataset is asked for, then one line names the column, the file and the fix
+    with pytest.raises(SourceSchemaError) as refused:
+        client.get_historical_features("driver_stats:*", str(path))
+    message = str(refused.value)
+    assert message.startswith(f"entity rows: column 'event_timestamp' of {path} holds nanosecond")
+    assert "coerce_timestamps='us'" in message
+    assert launched(client) == 0
