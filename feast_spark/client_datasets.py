@@ -6,6 +6,7 @@ own module so the facade stays small; the records themselves are :mod:`feast_spa
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from typing import TYPE_CHECKING
 
@@ -16,6 +17,7 @@ from feast_spark.datasets import (
     precheck_entity_files,
     rebuild_spec,
 )
+from feast_spark.errors import DatasetRecordError, NotFoundError
 from feast_spark.retrieval_job import RetrievalJob
 from feast_spark.specs import HistoricalRetrievalOptions, new_job_id
 
@@ -54,16 +56,24 @@ class DatasetMethods:
         """One training dataset's record.
 
         Raises:
-            NotFoundError: No dataset has this id.
+            NotFoundError: No dataset of this project has this id (a job store may be shared).
         """
-        return self.datasets.get(dataset_id)
+        record = self.datasets.get(dataset_id)
+        if record.project != self.config.project:
+            raise NotFoundError(
+                "dataset", dataset_id, self.config.project,
+                f"it belongs to project '{record.project}' (give -p {record.project})",
+            )  # fmt: skip
+        return record
 
     def delete_dataset(self, dataset_id: str) -> None:
         """Forget a dataset: its record goes (vacuum may then remove what it read); files stay.
 
         Raises:
-            NotFoundError: No dataset has this id.
+            NotFoundError: No dataset of this project has this id.
         """
+        with contextlib.suppress(DatasetRecordError):  # a damaged one names no project
+            self.get_dataset(dataset_id)
         self.datasets.delete(dataset_id)
 
     def rebuild_dataset(

@@ -379,3 +379,24 @@ def test_a_relative_output_path_is_recorded_absolute_and_an_existing_one_refused
             build()
     assert len(capture.specs) == 2
     assert [p.name for p in (work / "taken").iterdir()] == ["part-0.parquet"]
+
+
+def test_a_dataset_of_another_project_is_not_described_deleted_or_rebuilt(
+    tmp_path: Path, entity_file: Path
+) -> None:
+    # given a job store shared by two projects, holding a record of project "other"
+    (tmp_path / "feature_store.yaml").write_text(CONFIG)
+    client = Client(tmp_path / "feature_store.yaml")
+    record = a_record(entity_file, project="other")
+    client.datasets.put(record)
+    client.__dict__["launcher"] = _Capture()
+    # when project "demo" asks for it, then it is not found there, with the project it is of
+    for act in (
+        lambda: client.get_dataset(record.dataset_id),
+        lambda: client.delete_dataset(record.dataset_id),
+        lambda: client.rebuild_dataset(record.dataset_id, str(tmp_path / "again")),
+    ):
+        with pytest.raises(NotFoundError, match="belongs to project 'other'"):
+            act()
+    # and the record is still there, as listed by its own project
+    assert client.datasets.list(project="other") == [record]
