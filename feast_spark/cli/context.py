@@ -11,6 +11,8 @@ checker), so ``--help`` and usage errors neither read a configuration nor load t
 from __future__ import annotations
 
 import functools
+import os
+import sys
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -127,6 +129,11 @@ def handle_errors(command: F) -> F:
             return command(*args, **kwargs)
         except (click.exceptions.Exit, click.Abort, click.ClickException):
             raise
+        except BrokenPipeError:
+            # The reader of stdout left (`feast-spark jobs list | head`): stop quietly, as
+            # shell tools do, instead of reporting an error nobody asked about.
+            _quiet_stdout()
+            sys.exit(141)  # 128 + SIGPIPE
         except Exception as error:
             ctx = click.get_current_context().find_object(CliContext)
             if ctx is not None and ctx.verbose:
@@ -137,6 +144,13 @@ def handle_errors(command: F) -> F:
             raise click.ClickException(_one_line(error)) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def _quiet_stdout() -> None:
+    """Point stdout at /dev/null, so that the flush at exit does not fail again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 def _one_line(error: Exception) -> str:

@@ -246,3 +246,22 @@ def test_python_dash_m_runs_every_command(project: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split()[:3] == ["ID", "TYPE", "STATE"]
+
+
+def test_a_reader_that_leaves_the_pipe_ends_the_command_quietly() -> None:
+    # given a command whose output nobody reads any more (`feast-spark ... | head`)
+    script = (
+        "import click\n"
+        "from feast_spark.cli.context import handle_errors\n"
+        "@click.command()\n"
+        "@handle_errors\n"
+        "def command():\n"
+        "    raise BrokenPipeError(32, 'Broken pipe')\n"
+        "command()\n"
+    )
+    # when it runs, then it stops with SIGPIPE's status and prints no error
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 141
+    assert result.stderr == ""
