@@ -116,6 +116,12 @@ class FeatureStatistics:
         rows = self.count + self.nulls
         return self.nulls / rows if rows else None
 
+    @property
+    def non_finite_fraction(self) -> float | None:
+        """``non_finite / (count + nulls)``: NaN and infinities among all rows; None without."""
+        rows = self.count + self.nulls
+        return self.non_finite / rows if rows else None
+
 
 @dataclass(frozen=True)
 class IngestStatistics:
@@ -212,8 +218,9 @@ class DriftFlag:
         feature: The feature.
         version: The later ingest's version.
         previous_version: The earlier one's.
-        rule: ``nulls`` (null fraction moved beyond the threshold) or ``median`` (the median
-            left the previous inter-quartile range).
+        rule: ``nulls`` (null fraction moved beyond the threshold), ``non_finite`` (the share
+            of NaN and infinite values did) or ``median`` (the median left the previous
+            inter-quartile range).
         detail: What moved, in words.
     """
 
@@ -236,6 +243,8 @@ def drift_flags(
     Rules (a feature new in an ingest, or an ingest without rows, is never flagged):
 
     - ``nulls``: ``|null fraction - previous null fraction| > null_threshold``;
+    - ``non_finite``: the same for the share of NaN and infinite values (floating-point
+      features: a feature turning NaN has no nulls more, and its quantiles skip NaN);
     - ``median``: the median is below the previous q25 or above the previous q75 (numeric
       features; a constant previous feature has an empty range, so any change flags).
 
@@ -268,17 +277,14 @@ def _feature_flags(
     null_threshold: float,
 ) -> list[DriftFlag]:
     flags = []
-    old, new = previous.null_fraction, feature.null_fraction
-    if old is not None and new is not None and abs(new - old) > null_threshold:
-        flags.append(
-            DriftFlag(
-                feature.name,
-                after.version,
-                before.version,
-                "nulls",
-                f"null fraction {old:.1%} -> {new:.1%}",
-            )
-        )
+    shares = (
+        ("nulls", "null", previous.null_fraction, feature.null_fraction),
+        ("non_finite", "NaN/infinite", previous.non_finite_fraction, feature.non_finite_fraction),
+    )
+    for rule, what, old, new in shares:
+        if old is not None and new is not None and abs(new - old) > null_threshold:
+            detail = f"{what} fraction {old:.1%} -> {new:.1%}"
+            flags.append(DriftFlag(feature.name, after.version, before.version, rule, detail))
     median = after.quantile(feature, 0.5)
     low, high = before.quantile(previous, 0.25), before.quantile(previous, 0.75)
     if median is not None and low is not None and high is not None and not low <= median <= high:

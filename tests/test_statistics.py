@@ -58,6 +58,19 @@ def test_a_null_fraction_move_beyond_the_threshold_is_flagged() -> None:
     assert drift_flags(history, null_threshold=0.1) == []
 
 
+def test_a_feature_turning_nan_or_infinite_is_flagged() -> None:
+    # given a DOUBLE feature, all finite, then 30 of its 100 values NaN or infinite (not null)
+    def rate(version: int, non_finite: int) -> IngestStatistics:
+        feature = FeatureStatistics("rate", "DOUBLE", "value", 100, 0, non_finite, 0.0, 1.0, 0.5)
+        return IngestStatistics(version, f"job-{version}", AT, "replace", 100, (feature,))
+
+    # when drift is judged, then the move of the non-finite share is flagged like nulls
+    flags = drift_flags([rate(1, 0), rate(2, 30)], null_threshold=0.05)
+    assert [(f.feature, f.version, f.rule) for f in flags] == [("rate", 2, "non_finite")]
+    assert flags[0].detail == "NaN/infinite fraction 0.0% -> 30.0%"
+    assert drift_flags([rate(1, 0), rate(2, 3)], null_threshold=0.05) == []
+
+
 def test_a_median_outside_the_previous_quartiles_is_flagged() -> None:
     history = [ingest(1), ingest(2, quartiles=(30, 31, 40)), ingest(3, quartiles=(1, 5, 33))]
     flags = drift_flags(history)

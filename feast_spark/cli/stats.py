@@ -27,7 +27,7 @@ from feast_spark.statistics_report import feature_names, figure_rows, header_row
     type=click.FloatRange(0.0, 1.0),
     default=DEFAULT_NULL_THRESHOLD,
     show_default=True,
-    help="Flag a feature whose null fraction moved by more than this (absolute).",
+    help="Flag a feature whose null (or NaN/infinite) fraction moved by more than this.",
 )
 @click.option(
     "--html",
@@ -52,8 +52,9 @@ def stats(
     """Show the statistics of TABLE's last ingests and flag the features that moved.
 
     Each ingest records, per feature, count, nulls, min, max, mean and approximate quantiles,
-    keyed by the Delta version it committed. A feature is flagged when its null fraction moved
-    by more than --null-threshold, or its median left the previous ingest's [q25, q75].
+    keyed by the Delta version it committed. A feature is flagged when its null fraction (or
+    its share of NaN and infinities) moved by more than --null-threshold, or its median left
+    the previous ingest's [q25, q75].
     """
     history = CliContext.current().client().feature_statistics(table, versions=versions)
     flags = drift_flags(history, null_threshold)
