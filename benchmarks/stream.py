@@ -93,6 +93,18 @@ class Timeline:
         self.points: list[tuple[float, int]] = []
         self.lock = threading.Lock()
         self.alive: Callable[[], bool] = lambda: True
+        self.batches: list[dict[str, float]] = []  # each batch's seconds (total, steps)
+
+    def step(self, seconds: dict[str, float]) -> None:
+        with self.lock:
+            self.batches.append(dict(seconds))
+
+    def mean_steps(self) -> dict[str, float]:
+        """Mean seconds of each step over the batches after the first two (start-up)."""
+        with self.lock:
+            later = self.batches[2:] or self.batches
+        names = sorted({name for batch in later for name in batch})
+        return {n: round(sum(b.get(n, 0.0) for b in later) / max(1, len(later)), 3) for n in names}
 
     def check(self) -> None:
         """Raise when the query has ended (failed)."""
@@ -130,7 +142,9 @@ def run_ours(spark: Any, spec: JobSpec, until: Callable[[Timeline], None]) -> Ti
     original = stream_module.BatchWriter._process
 
     def timed(self: Any, records: Any, batch_id: int) -> None:
+        began = time.monotonic()
         original(self, records, batch_id)
+        timeline.step({"batch": time.monotonic() - began, **self.step_seconds})
         timeline.add(self.totals.messages)
 
     stream_module.BatchWriter._process = timed  # type: ignore[method-assign]
@@ -166,11 +180,13 @@ def run_floor(spark: Any, spec: JobSpec, until: Callable[[Timeline], None]) -> T
     total = [0]
 
     def write(batch: Any, _batch_id: int) -> None:
+        began = time.monotonic()
         rows = batch.select(F.from_json(F.col("value").cast("string"), ddl).alias("m")).select(
             "m.driver_id", *[f"m.{f.name}" for f in table.features],
             F.to_timestamp("m.ts").alias("event_timestamp"),
         )  # fmt: skip
         total[0] += write_online(rows, schema, store).written
+        timeline.step({"batch": time.monotonic() - began})
         timeline.add(total[0])
 
     query = (
@@ -299,6 +315,7 @@ def freshness_phase(
         timeline.check()
         outcome["batches"] = len(timeline.points)
         outcome["messages_done"] = timeline.done()
+        outcome["steps"] = timeline.mean_steps()
         with timeline.lock:
             outcome["steady_batches"] = sum(1 for t, _ in timeline.points if t >= steady_from)
 
@@ -314,6 +331,7 @@ def freshness_phase(
         "messages_sent": outcome["producer"]["sent"],
         "messages_done": outcome["messages_done"],
         "batches": outcome["batches"],
+        "batch_steps_s": outcome["steps"],
         "batches_per_s_after_warmup": round(outcome["steady_batches"] / steady_s, 2),
         "samples": len(samples),
         "freshness_p50_s": round(percentile(samples, 0.5), 3) if samples else None,
@@ -414,6 +432,7 @@ def main() -> None:
                                   lambda t: wait_for(t, args.messages, args.timeout))  # fmt: skip
                 result[name] = {"rows_per_s": round(timeline.sustained()),
                                 "batches": len(timeline.points), "load_before": load,
+                                "batch_steps_s": timeline.mean_steps(),
                                 "load_after": " ".join(
                                     Path("/proc/loadavg").read_text().split()[:3])}  # fmt: skip
             if "stream" in result and "floor" in result:

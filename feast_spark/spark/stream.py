@@ -47,7 +47,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F  # noqa: N812 (the conventional alias)
 from pyspark.sql import types as T  # noqa: N812
 
@@ -61,7 +61,7 @@ from feast_spark.spark.job_entry import pause_point
 from feast_spark.spark.materialize import online_rows, write_online
 from feast_spark.spark.offline_writes import _aligned
 from feast_spark.spark.rejected_rows import write_rejected
-from feast_spark.spark.row_checks import REJECT_REASON, CheckedRows, check_rows
+from feast_spark.spark.row_checks import CheckedRows, check_rows
 from feast_spark.specs import Window
 from feast_spark.types import ValueType
 
@@ -110,7 +110,10 @@ def check_source(source: KafkaSource) -> FileSource:
 
 
 def parse_messages(
-    records: DataFrame, table: FeatureTable, source: KafkaSource
+    records: DataFrame,
+    table: FeatureTable,
+    source: KafkaSource,
+    observation: Observation | None = None,
 ) -> tuple[DataFrame, DataFrame]:
     """``(messages, unparseable)`` of a batch of Kafka records.
 
@@ -119,6 +122,8 @@ def parse_messages(
             ``offset``, ``timestamp``).
         table: The feature table.
         source: Its stream source.
+        observation: Counts ``records`` and ``unparseable`` (the messages that are not JSON
+            objects) as the first action on either result reads them: no pass of its own.
 
     Returns:
         The parsed messages (one column per message field, ``BYTES`` fields decoded from
@@ -138,6 +143,12 @@ def parse_messages(
     ]
     frame = records.select(parsed.alias("_m"), text.alias("_value"), *coordinates)
     bad = F.col("_m").isNull() | F.col(f"_m.{quote(_CORRUPT)}").isNotNull()
+    if observation is not None:
+        frame = frame.observe(
+            observation,
+            F.count(F.lit(1)).alias("records"),
+            F.count(F.when(bad, F.lit(1))).alias("unparseable"),
+        )
     decoded = {source.source_column(f.name) for f in table.features if f.dtype == ValueType.BYTES}
     columns = [
         (
@@ -255,6 +266,8 @@ class BatchWriter:
     _offline_schema: T.StructType | None = field(default=None, repr=False)
     _busy: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _closed: bool = field(default=False, repr=False)
+    #: Seconds of each step of the last batch (count, online, rejected, offline), for profiling.
+    step_seconds: dict[str, float] = field(default_factory=dict, repr=False)
 
     def start(self, stream_id: str) -> None:
         """Set the stream's stable id (the query's id, kept in its checkpoint); batches wait."""
@@ -286,19 +299,17 @@ class BatchWriter:
         session = records.sparkSession
         received_at = datetime.now(UTC)
         latest = None if self.future_allowance is None else received_at + self.future_allowance
+        # The Kafka records are read once: the rejected rows and the offline append (when there
+        # are any) read them again from the cache.
         records = records.persist()
         try:
-            messages, unparseable = parse_messages(records, self.table, self.source)
+            parsed = Observation()
+            messages, unparseable = parse_messages(records, self.table, self.source, parsed)
             checked = check_messages(
                 messages, self.table, self.entities, self.source, received_at, latest
             )
-            rows = checked.rows.persist()
-            try:
-                checked = CheckedRows(rows, checked.columns)
-                counts = self._write(session, checked, unparseable, stream_id, batch_id,
-                                     received_at)  # fmt: skip
-            finally:
-                rows.unpersist()
+            counts = self._write(session, checked, unparseable, parsed, stream_id, batch_id,
+                                 received_at)  # fmt: skip
         finally:
             records.unpersist()
         elapsed = time.monotonic() - started
@@ -311,7 +322,10 @@ class BatchWriter:
             totals.rows_expired += counts["expired"]
             totals.rows_offline += counts["offline"]
             totals.last_batch_id, totals.last_batch_s = batch_id, round(elapsed, 3)
-        _log.info("batch %d: %s in %.2f s", batch_id, counts, elapsed)
+        _log.info(
+            "batch %d: %s in %.2f s (%s)", batch_id, counts, elapsed,
+            ", ".join(f"{k} {v:.2f} s" for k, v in self.step_seconds.items()),
+        )  # fmt: skip
         pause_point("stream_batch")  # fault tests: kill the driver before Spark commits the batch
 
     def _write(
@@ -319,38 +333,45 @@ class BatchWriter:
         session: SparkSession,
         checked: CheckedRows,
         unparseable: DataFrame,
+        parsed: Observation,
         stream_id: str,
         batch_id: int,
         received_at: datetime,
     ) -> dict[str, int]:
-        # One Spark job for the three counts (each job costs its scheduling on a small batch).
-        summary = (
-            checked.rows.agg(
-                F.count(F.lit(1)).alias("rows"), F.count(F.col(REJECT_REASON)).alias("rejected")
-            )
-            .crossJoin(unparseable.agg(F.count(F.lit(1)).alias("broken")))
-            .first()
-        )
-        rows = int(summary["rows"]) if summary else 0
-        rejected = int(summary["rejected"]) if summary else 0
-        broken = int(summary["broken"]) if summary else 0
-        counts = {"messages": rows + broken, "rejected": rejected + broken, "written": 0,
-                  "expired": 0, "offline": 0}  # fmt: skip
-        valid = rows - rejected
-        if valid:
-            online = write_online(online_rows(checked.valid(), self.table, Window()), self.schema,
-                                  self.store)  # fmt: skip
-            counts["written"], counts["expired"] = online.written, online.expired
-        if rejected or broken:
-            write_rejected(
-                session, checked.rejected().unionByName(unparseable), self.rejected_path,
-                f"{stream_id}-{batch_id}", None, received_at, private=True,
-            )  # fmt: skip
-        if valid and self.offline_path is not None:
-            self._offline_schema = append_offline(
-                checked.valid(), self.offline_path, stream_id, batch_id, self._offline_schema
-            )
-            counts["offline"] = valid
+        steps = self.step_seconds
+        began = time.monotonic()
+        # One Spark job parses, checks, counts (two observations) and writes the latest valid
+        # row per key online; a batch without valid rows writes nothing but is still counted.
+        offline = self.offline_path is not None
+        if offline:  # the offline append reads the checked rows again
+            checked = CheckedRows(checked.rows.persist(), checked.columns)
+        try:
+            counted = Observation()
+            observed = checked.observed(counted)
+            online = write_online(online_rows(observed.valid(), self.table, Window()),
+                                  self.schema, self.store)  # fmt: skip
+            figures, broken_figures = counted.get, parsed.get
+            rows, rejected = int(figures.get("rows") or 0), int(figures.get("rejected") or 0)
+            broken = int(broken_figures.get("unparseable") or 0)
+            counts = {"messages": rows + broken, "rejected": rejected + broken, "offline": 0,
+                      "written": online.written, "expired": online.expired}  # fmt: skip
+            valid = rows - rejected
+            steps["online"], began = time.monotonic() - began, time.monotonic()
+            if rejected or broken:
+                write_rejected(
+                    session, checked.rejected().unionByName(unparseable), self.rejected_path,
+                    f"{stream_id}-{batch_id}", None, received_at, private=True,
+                )  # fmt: skip
+            steps["rejected"], began = time.monotonic() - began, time.monotonic()
+            if valid and self.offline_path is not None:
+                self._offline_schema = append_offline(
+                    checked.valid(), self.offline_path, stream_id, batch_id, self._offline_schema
+                )
+                counts["offline"] = valid
+            steps["offline"] = time.monotonic() - began
+        finally:
+            if offline:
+                checked.rows.unpersist()
         return counts
 
 
