@@ -335,3 +335,40 @@ def test_query_rates_read_the_query_progress() -> None:
         "last_trigger_s": 0.412, "kafka_lag": 17,
     }  # fmt: skip
     assert set(query_rates(None).values()) == {None}
+
+
+class _Conf(dict[str, str]):
+    def contains(self, key: str) -> bool:
+        return key in self
+
+    def set(self, key: str, value: str) -> None:
+        self[key] = value
+
+
+class _Context:
+    defaultParallelism = 2  # noqa: N815 (Spark's name)
+
+    def __init__(self, spark_conf: _Conf) -> None:
+        self.spark_conf = spark_conf
+
+    def getConf(self) -> _Conf:  # noqa: N802 (Spark's name)
+        return self.spark_conf
+
+
+class _Session:
+    def __init__(self, spark_conf: dict[str, str]) -> None:
+        self.sparkContext = _Context(_Conf(spark_conf))
+        self.conf = _Conf()
+
+
+def test_micro_batches_shuffle_into_the_parallelism_unless_the_spark_conf_says_otherwise() -> None:
+    from feast_spark.spark.stream import SHUFFLE_PARTITIONS, use_batch_shuffle_partitions
+
+    # given a batch session without a shuffle setting, and one configured with 16
+    default, configured = _Session({}), _Session({SHUFFLE_PARTITIONS: "16"})
+    # when the stream prepares each for a micro-batch
+    use_batch_shuffle_partitions(default)  # type: ignore[arg-type]
+    use_batch_shuffle_partitions(configured)  # type: ignore[arg-type]
+    # then the first shuffles into the cluster's parallelism, the second keeps its setting
+    assert default.conf == {SHUFFLE_PARTITIONS: "2"}
+    assert configured.conf == {}
