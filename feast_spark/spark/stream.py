@@ -427,7 +427,10 @@ def kafka_reader(spark: SparkSession, source: KafkaSource) -> DataFrame:
     """The streaming DataFrame of ``source``'s topic (Spark's Kafka source).
 
     A stream whose checkpoint points at offsets the topic no longer retains goes on from the
-    earliest retained one (``failOnDataLoss`` false) rather than stopping for good.
+    earliest retained one (``failOnDataLoss`` false) rather than stopping for good. Unless the
+    source's options say otherwise, a micro-batch is read in at least as many tasks as the
+    cluster has cores (``minPartitions``): a topic of one partition would otherwise parse and
+    check each batch on one core.
     """
     reader = (
         spark.readStream.format("kafka")
@@ -436,6 +439,8 @@ def kafka_reader(spark: SparkSession, source: KafkaSource) -> DataFrame:
         .option("startingOffsets", source.starting_offsets)
         .option("failOnDataLoss", "false")
     )
+    if "minPartitions" not in source.options:
+        reader = reader.option("minPartitions", str(spark.sparkContext.defaultParallelism))
     for key, value in source.options.items():
         reader = reader.option(key, value)
     return reader.load()
