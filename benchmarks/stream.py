@@ -29,6 +29,11 @@ floor, on a new topic, in the same run. Default trigger (micro-batches back to b
 
     python benchmarks/stream.py --freshness --rate 2000 --duration 60 --keys 1000
 
+Each writer's figures carry the load average before and after it, and the mean seconds of a
+micro-batch and of the stream's steps (``batch_steps_s``, from BatchWriter.step_seconds; the
+first two batches left out). --only runs one writer; --partitions sets the topic's partitions
+(default 1). Python workers must find pyarrow: run with the project's virtualenv first on PATH.
+
 The keyspace (``bench_stream``) is dropped at the end unless --keep.
 """
 
