@@ -277,6 +277,16 @@ def freshness_reader(
     results.put({"samples": samples, "reads": reads})
 
 
+def query_durations(spark: Any) -> dict[str, float]:
+    """Mean ``durationMs`` parts of the running query's recent progress (its last batches)."""
+    sums: dict[str, float] = {}
+    progress = [p for q in spark.streams.active for p in q.recentProgress if p.get("numInputRows")]
+    for record in progress:
+        for name, value in (record.get("durationMs") or {}).items():
+            sums[name] = sums.get(name, 0.0) + float(value)
+    return {name: round(total / len(progress)) for name, total in sorted(sums.items())}
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
@@ -318,6 +328,7 @@ def freshness_phase(
         producer.join(30)
         reader.join(30)
         timeline.check()
+        outcome["query_duration_ms"] = query_durations(spark)
         outcome["batches"] = len(timeline.points)
         outcome["messages_done"] = timeline.done()
         outcome["steps"] = timeline.mean_steps()
@@ -337,6 +348,7 @@ def freshness_phase(
         "messages_done": outcome["messages_done"],
         "batches": outcome["batches"],
         "batch_steps_s": outcome["steps"],
+        "query_duration_ms": outcome["query_duration_ms"],
         "batches_per_s_after_warmup": round(outcome["steady_batches"] / steady_s, 2),
         "samples": len(samples),
         "freshness_p50_s": round(percentile(samples, 0.5), 3) if samples else None,
