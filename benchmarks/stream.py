@@ -19,6 +19,21 @@ Example (reduced sizes for a shared 2-core machine)::
 
     python benchmarks/stream.py --messages 200000 --keys 20000
 
+Freshness mode (--freshness): the query runs first, then a producer process sends --rate
+messages/s for --duration seconds (event time = now; feature ``f0`` = the message's production
+time, epoch seconds) while a reader process reads ``f0`` of --read-keys keys through the online
+store's read path (``OnlineStore.read``, what ``Client.get_online_features`` calls) in a loop;
+each observed change gives one freshness sample: the time the read returned minus ``f0``.
+Samples of messages produced in the first --warmup seconds are left out. Then the same for the
+floor, on a new topic, in the same run. Default trigger (micro-batches back to back)::
+
+    python benchmarks/stream.py --freshness --rate 2000 --duration 60 --keys 1000
+
+Each writer's figures carry the load average before and after it, and the mean seconds of a
+micro-batch and of the stream's steps (``batch_steps_s``, from BatchWriter.step_seconds; the
+first two batches left out). --only runs one writer; --partitions sets the topic's partitions
+(default 1). Python workers must find pyarrow: run with the project's virtualenv first on PATH.
+
 The keyspace (``bench_stream``) is dropped at the end unless --keep.
 """
 
@@ -32,6 +47,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -42,6 +58,15 @@ from feast_spark.config import CassandraOnlineStoreConfig
 from feast_spark.definitions import Entity, Feature, FeatureTable, FileSource, KafkaSource
 from feast_spark.online.base import OnlineTableSchema, online_store_mapping
 from feast_spark.specs import JobSpec, StreamOptions
+
+
+def create_topic(bootstrap: str, topic: str, partitions: int) -> None:
+    """Create ``topic`` (before the query subscribes to it)."""
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    for future in admin.create_topics([NewTopic(topic, partitions, 1)]).values():
+        future.result(30)
 
 
 def produce(bootstrap: str, topic: str, messages: int, keys: int, features: int) -> float:
@@ -72,6 +97,24 @@ class Timeline:
     def __init__(self) -> None:
         self.points: list[tuple[float, int]] = []
         self.lock = threading.Lock()
+        self.alive: Callable[[], bool] = lambda: True
+        self.batches: list[dict[str, float]] = []  # each batch's seconds (total, steps)
+
+    def step(self, seconds: dict[str, float]) -> None:
+        with self.lock:
+            self.batches.append(dict(seconds))
+
+    def mean_steps(self) -> dict[str, float]:
+        """Mean seconds of each step over the batches after the first two (start-up)."""
+        with self.lock:
+            later = self.batches[2:] or self.batches
+        names = sorted({name for batch in later for name in batch})
+        return {n: round(sum(b.get(n, 0.0) for b in later) / max(1, len(later)), 3) for n in names}
+
+    def check(self) -> None:
+        """Raise when the query has ended (failed)."""
+        if not self.alive():
+            raise RuntimeError("the query ended (see its error above)")
 
     def add(self, done: int) -> None:
         with self.lock:
@@ -91,10 +134,12 @@ def wait_for(timeline: Timeline, messages: int, timeout_s: float) -> None:
     while timeline.done() < messages:
         if time.monotonic() > deadline:
             raise TimeoutError(f"{timeline.done()} of {messages} messages after {timeout_s} s")
+        timeline.check()
         time.sleep(0.2)
 
 
-def run_ours(spark: Any, spec: JobSpec, messages: int, timeout_s: float) -> Timeline:
+def run_ours(spark: Any, spec: JobSpec, until: Callable[[Timeline], None]) -> Timeline:
+    """Run ``run_stream`` (in this session) until ``until(timeline)`` returns."""
     from feast_spark.spark import stream as stream_module
     from feast_spark.spark.stream_query import run_stream
 
@@ -102,15 +147,18 @@ def run_ours(spark: Any, spec: JobSpec, messages: int, timeout_s: float) -> Time
     original = stream_module.BatchWriter._process
 
     def timed(self: Any, records: Any, batch_id: int) -> None:
+        began = time.monotonic()
         original(self, records, batch_id)
+        timeline.step({"batch": time.monotonic() - began, **self.step_seconds})
         timeline.add(self.totals.messages)
 
     stream_module.BatchWriter._process = timed  # type: ignore[method-assign]
     thread = threading.Thread(target=run_stream, args=(spark, spec),
                               kwargs={"install_signals": False}, daemon=True)  # fmt: skip
     thread.start()
+    timeline.alive = thread.is_alive
     try:
-        wait_for(timeline, messages, timeout_s)
+        until(timeline)
     finally:
         assert isinstance(spec.options, StreamOptions)
         Path(spec.options.stop_path).write_text("benchmark done")
@@ -119,7 +167,8 @@ def run_ours(spark: Any, spec: JobSpec, messages: int, timeout_s: float) -> Time
     return timeline
 
 
-def run_floor(spark: Any, spec: JobSpec, messages: int, timeout_s: float) -> Timeline:
+def run_floor(spark: Any, spec: JobSpec, until: Callable[[Timeline], None]) -> Timeline:
+    """Run the bare foreachBatch writer until ``until(timeline)`` returns."""
     from pyspark.sql import functions as F  # noqa: N812
 
     from feast_spark.spark.materialize import write_online
@@ -128,7 +177,7 @@ def run_floor(spark: Any, spec: JobSpec, messages: int, timeout_s: float) -> Tim
     table = spec.feature_tables[0]
     assert table.stream_source is not None and isinstance(spec.options, StreamOptions)
     schema = OnlineTableSchema.of(spec.project, table, spec.entities)
-    store = dict(spec.online_store or {})
+    store = online_store_mapping(spec.options.online_store)
     ddl = ", ".join(
         ["driver_id bigint", "ts string", *[f"{f.name} double" for f in table.features]]
     )
@@ -136,22 +185,198 @@ def run_floor(spark: Any, spec: JobSpec, messages: int, timeout_s: float) -> Tim
     total = [0]
 
     def write(batch: Any, _batch_id: int) -> None:
+        began = time.monotonic()
         rows = batch.select(F.from_json(F.col("value").cast("string"), ddl).alias("m")).select(
             "m.driver_id", *[f"m.{f.name}" for f in table.features],
             F.to_timestamp("m.ts").alias("event_timestamp"),
         )  # fmt: skip
         total[0] += write_online(rows, schema, store).written
+        timeline.step({"batch": time.monotonic() - began})
         timeline.add(total[0])
 
     query = (
         kafka_reader(spark, table.stream_source).writeStream.foreachBatch(write)
-        .option("checkpointLocation", spec.options.checkpoint_path + "-floor").start()
+        .option("checkpointLocation", spec.options.checkpoint_path + "-floor")
+        .queryName("bench_floor").start()
     )  # fmt: skip
+    timeline.alive = lambda: bool(query.isActive)
     try:
-        wait_for(timeline, messages, timeout_s)
+        until(timeline)
     finally:
         query.stop()
     return timeline
+
+
+def steady_producer(
+    bootstrap: str,
+    topic: str,
+    rate: float,
+    duration_s: float,
+    keys: int,
+    features: int,
+    results: Any,
+) -> None:
+    """Process: send ``rate`` messages/s for ``duration_s``; ``f0`` is the production time."""
+    from confluent_kafka import Producer
+
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5})
+    began = time.time()
+    sent = 0
+    while True:
+        now = time.time()
+        if now - began >= duration_s:
+            break
+        due = int((now - began) * rate)
+        while sent < due:
+            moment = time.time()
+            stamp = datetime.fromtimestamp(moment, UTC).isoformat()
+            value = {"driver_id": random.randrange(keys), "ts": stamp, "f0": moment}
+            value.update({f"f{j}": random.random() for j in range(1, features)})
+            try:
+                producer.produce(topic, value=json.dumps(value).encode())
+            except BufferError:
+                producer.poll(0.05)
+                continue
+            sent += 1
+        producer.poll(0)
+        time.sleep(0.002)
+    producer.flush(60)
+    results.put({"sent": sent, "rate": sent / (time.time() - began), "began": began})
+
+
+def freshness_reader(
+    store: dict[str, Any], table: FeatureTable, keys: int, since: float, until: float, results: Any
+) -> None:
+    """Process: read ``f0`` of ``keys`` keys in a loop until ``until``; one sample per change.
+
+    A sample is (production time, time the read returned - production time), for values
+    produced at or after ``since``.
+    """
+    from feast_spark.online.base import ReadRequest
+    from feast_spark.online.stores import open_online_store
+
+    schema = OnlineTableSchema.of("bench", table, [Entity("driver_id", "INT64")])
+    request = ReadRequest(schema, ("f0",), tuple((k,) for k in range(keys)))
+    seen: dict[int, float] = {}
+    samples: list[tuple[float, float]] = []
+    reads: list[float] = []
+    with open_online_store(store) as online:
+        while time.time() < until:
+            asked = time.time()
+            (answer,) = online.read([request])
+            returned = time.time()
+            reads.append(returned - asked)
+            for key, row in enumerate(answer.rows):
+                if row is None or row.values[0] is None:
+                    continue
+                produced = float(row.values[0])
+                if seen.get(key) != produced:
+                    seen[key] = produced
+                    if produced >= since:
+                        samples.append((produced, returned - produced))
+    results.put({"samples": samples, "reads": reads})
+
+
+def query_durations(spark: Any) -> dict[str, float]:
+    """Mean ``durationMs`` parts of the running query's recent progress (its last batches)."""
+    sums: dict[str, float] = {}
+    progress = [p for q in spark.streams.active for p in q.recentProgress if p.get("numInputRows")]
+    for record in progress:
+        for name, value in (record.get("durationMs") or {}).items():
+            sums[name] = sums.get(name, 0.0) + float(value)
+    return {name: round(total / len(progress)) for name, total in sorted(sums.items())}
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
+
+
+def freshness_phase(
+    args: argparse.Namespace,
+    run: Callable[..., Timeline],
+    spark: Any,
+    spec: JobSpec,
+    store: dict[str, Any],
+) -> dict[str, Any]:
+    """Start ``run``'s query, produce steadily, read; the figures of one writer."""
+    import multiprocessing
+
+    table = spec.feature_tables[0]
+    context = multiprocessing.get_context("spawn")
+    produced, read = context.Queue(), context.Queue()
+    outcome: dict[str, Any] = {}
+
+    def until(timeline: Timeline) -> None:
+        deadline = time.monotonic() + 300
+        while not timeline.points:  # the first (empty) batch: the query runs
+            if time.monotonic() > deadline:
+                raise TimeoutError("the query ran no batch in 300 s")
+            timeline.check()
+            time.sleep(0.2)
+        began, steady_from = time.time(), time.monotonic() + args.warmup
+        since, until_s = began + args.warmup, began + args.duration
+        reader = context.Process(target=freshness_reader, args=(store, table, args.read_keys, since,
+                                 until_s + 5, read))  # fmt: skip
+        producer = context.Process(target=steady_producer, args=(args.bootstrap,
+                                   table.stream_source.topic, args.rate, args.duration, args.keys,
+                                   args.features, produced))  # fmt: skip
+        reader.start()
+        producer.start()
+        outcome["producer"] = produced.get(timeout=args.duration + 120)
+        outcome["reader"] = read.get(timeout=args.duration + 120)
+        producer.join(30)
+        reader.join(30)
+        timeline.check()
+        outcome["query_duration_ms"] = query_durations(spark)
+        outcome["batches"] = len(timeline.points)
+        outcome["messages_done"] = timeline.done()
+        outcome["steps"] = timeline.mean_steps()
+        with timeline.lock:
+            outcome["steady_batches"] = sum(1 for t, _ in timeline.points if t >= steady_from)
+
+    load = Path("/proc/loadavg").read_text().split()[:3]
+    run(spark, spec, until)
+    samples = [lag for produced_at, lag in outcome["reader"]["samples"]]
+    reads = outcome["reader"]["reads"]
+    steady_s = max(1.0, args.duration - args.warmup)
+    return {
+        "load_before": " ".join(load),
+        "load_after": " ".join(Path("/proc/loadavg").read_text().split()[:3]),
+        "produced_rows_per_s": round(outcome["producer"]["rate"]),
+        "messages_sent": outcome["producer"]["sent"],
+        "messages_done": outcome["messages_done"],
+        "batches": outcome["batches"],
+        "batch_steps_s": outcome["steps"],
+        "query_duration_ms": outcome["query_duration_ms"],
+        "batches_per_s_after_warmup": round(outcome["steady_batches"] / steady_s, 2),
+        "samples": len(samples),
+        "freshness_p50_s": round(percentile(samples, 0.5), 3) if samples else None,
+        "freshness_p99_s": round(percentile(samples, 0.99), 3) if samples else None,
+        "freshness_max_s": round(max(samples), 3) if samples else None,
+        "read_p50_s": round(percentile(reads, 0.5), 3) if reads else None,
+        "reads": len(reads),
+    }
+
+
+def bench_spec(
+    args: argparse.Namespace, topic: str, work: Path, store: Any, starting_offsets: str = "earliest"
+) -> JobSpec:
+    options = {} if args.max_per_batch <= 0 else {"maxOffsetsPerTrigger": str(args.max_per_batch)}
+    source = KafkaSource(bootstrap_servers=args.bootstrap, topic=topic, event_timestamp_column="ts",
+                         starting_offsets=starting_offsets, options=options)  # fmt: skip
+    table = FeatureTable(
+        "bench_stream", ["driver_id"], [Feature(f"f{j}", "DOUBLE") for j in range(args.features)],
+        FileSource(path="/unused", event_timestamp_column="ts"), stream_source=source,
+    )  # fmt: skip
+    folder = work / topic
+    return JobSpec(
+        job_id="bench-stream", job_type="stream_ingestion", project="bench",
+        entities=(Entity("driver_id", "INT64"),), feature_tables=(table,),
+        offline_store_path=str(folder / "offline"),
+        options=StreamOptions(store, checkpoint_path=str(folder / "checkpoint"),
+                              stop_path=str(folder / "stop")),
+    )  # fmt: skip
 
 
 def main() -> None:
@@ -159,58 +384,84 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=200_000)
     parser.add_argument("--keys", type=int, default=20_000)
     parser.add_argument("--features", type=int, default=10)
-    parser.add_argument("--max-per-batch", type=int, default=50_000)
+    parser.add_argument(
+        "--max-per-batch", type=int, default=50_000, help="maxOffsetsPerTrigger (0: none)"
+    )
+    parser.add_argument("--partitions", type=int, default=1, help="partitions of the topic")
     parser.add_argument("--master", default="local[2]")
     parser.add_argument("--bootstrap", default="127.0.0.1:9092")
     parser.add_argument("--cassandra", default="127.0.0.1")
     parser.add_argument("--keyspace", default="bench_stream")
     parser.add_argument("--timeout", type=float, default=1200)
     parser.add_argument("--keep", action="store_true")
+    parser.add_argument("--only", choices=("stream", "floor"), help="run one writer only")
+    parser.add_argument("--freshness", action="store_true", help="steady producer, freshness")
+    parser.add_argument("--rate", type=float, default=2000, help="--freshness: messages/s")
+    parser.add_argument("--duration", type=float, default=60, help="--freshness: seconds")
+    parser.add_argument("--warmup", type=float, default=10, help="--freshness: seconds left out")
+    parser.add_argument("--read-keys", type=int, default=1000, help="--freshness: keys read")
     args = parser.parse_args()
 
     from feast_spark.online.stores import open_online_store
     from feast_spark.spark.session import build_spark_session
 
-    topic = f"bench_{uuid.uuid4().hex[:8]}"
-    produced = produce(args.bootstrap, topic, args.messages, args.keys, args.features)
-    source = KafkaSource(bootstrap_servers=args.bootstrap, topic=topic, event_timestamp_column="ts",
-                         starting_offsets="earliest",
-                         options={"maxOffsetsPerTrigger": str(args.max_per_batch)})  # fmt: skip
-    table = FeatureTable(
-        "bench_stream", ["driver_id"], [Feature(f"f{j}", "DOUBLE") for j in range(args.features)],
-        FileSource(path="/unused", event_timestamp_column="ts"), stream_source=source,
-    )  # fmt: skip
     store = CassandraOnlineStoreConfig(hosts=(args.cassandra,), keyspace=args.keyspace,
                                        write_consistency="ONE")  # fmt: skip
     work = Path(tempfile.mkdtemp(prefix="bench-stream-"))
-    spec = JobSpec(
-        job_id="bench-stream", job_type="stream_ingestion", project="bench",
-        entities=(Entity("driver_id", "INT64"),), feature_tables=(table,),
-        offline_store_path=str(work / "offline"), online_store=online_store_mapping(store),
-        options=StreamOptions(checkpoint_path=str(work / "checkpoint"),
-                              stop_path=str(work / "stop")),
-    )  # fmt: skip
-    spark = build_spark_session("bench-stream", master=args.master,
-                                conf={"spark.ui.enabled": "false",
-                                      "spark.sql.shuffle.partitions": "2"})  # fmt: skip
+    writers = [("stream", run_ours), ("floor", run_floor)]
+    if args.only:
+        writers = [(n, w) for n, w in writers if n == args.only]
+    result: dict[str, Any] = {
+        "keys": args.keys, "features": args.features, "master": args.master,
+        "max_per_batch": args.max_per_batch, "partitions": args.partitions,
+    }  # fmt: skip
+    spark = None
+    spec = bench_spec(args, "unused", work, store)
     try:
-        ours = run_ours(spark, spec, args.messages, args.timeout)
-        floor = run_floor(spark, spec, args.messages, args.timeout)
+        if args.freshness:
+            args.read_keys = min(args.read_keys, args.keys)
+            result.update(rate=args.rate, duration_s=args.duration, warmup_s=args.warmup,
+                          read_keys=args.read_keys)  # fmt: skip
+            with open_online_store(online_store_mapping(store)) as opened:
+                opened.ensure_table(OnlineTableSchema.of("bench", spec.feature_tables[0],
+                                                         spec.entities))  # fmt: skip
+            spark = build_spark_session("bench-stream", master=args.master,
+                                        conf={"spark.ui.enabled": "false"})  # fmt: skip
+            for name, writer in writers:
+                topic = f"bench_{uuid.uuid4().hex[:8]}"
+                create_topic(args.bootstrap, topic, args.partitions)
+                spec = bench_spec(args, topic, work, store)
+                result[name] = freshness_phase(args, writer, spark, spec,
+                                               online_store_mapping(store))  # fmt: skip
+        else:
+            topic = f"bench_{uuid.uuid4().hex[:8]}"
+            create_topic(args.bootstrap, topic, args.partitions)
+            result["messages"] = args.messages
+            result["producer_rows_per_s"] = round(
+                produce(args.bootstrap, topic, args.messages, args.keys, args.features)
+            )
+            spec = bench_spec(args, topic, work, store)
+            spark = build_spark_session("bench-stream", master=args.master,
+                                        conf={"spark.ui.enabled": "false"})  # fmt: skip
+            for name, writer in writers:
+                load = " ".join(Path("/proc/loadavg").read_text().split()[:3])
+                timeline = writer(spark, spec,
+                                  lambda t: wait_for(t, args.messages, args.timeout))  # fmt: skip
+                result[name] = {"rows_per_s": round(timeline.sustained()),
+                                "batches": len(timeline.points), "load_before": load,
+                                "batch_steps_s": timeline.mean_steps(),
+                                "load_after": " ".join(
+                                    Path("/proc/loadavg").read_text().split()[:3])}  # fmt: skip
+            if "stream" in result and "floor" in result:
+                result["stream_vs_floor"] = round(
+                    result["stream"]["rows_per_s"] / max(1, result["floor"]["rows_per_s"]), 2
+                )
     finally:
-        spark.stop()
+        if spark is not None:
+            spark.stop()
         if not args.keep:
             with open_online_store(online_store_mapping(store)) as opened:
-                opened.purge(OnlineTableSchema.of("bench", table, spec.entities))
-    result = {
-        "messages": args.messages, "keys": args.keys, "features": args.features,
-        "max_per_batch": args.max_per_batch, "master": args.master,
-        "producer_rows_per_s": round(produced),
-        "stream_rows_per_s": round(ours.sustained()), "stream_batches": len(ours.points),
-        "floor_rows_per_s": round(floor.sustained()), "floor_batches": len(floor.points),
-    }  # fmt: skip
-    result["stream_vs_floor"] = round(
-        result["stream_rows_per_s"] / max(1, result["floor_rows_per_s"]), 2
-    )
+                opened.purge(OnlineTableSchema.of("bench", spec.feature_tables[0], spec.entities))
     print(json.dumps(result, indent=1))
 
 

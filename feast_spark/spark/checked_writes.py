@@ -4,14 +4,15 @@ One function, :func:`write_checked`, for both writers of small batches: a stream
 (:mod:`feast_spark.spark.stream`) and a push (:mod:`feast_spark.spark.push`). Given rows checked
 by :func:`feast_spark.spark.row_checks.check_rows`, it
 
-1. counts them (valid and rejected) in one Spark job;
-2. writes the latest valid row per key online with the materialize writer
+1. writes the latest valid row per key online with the materialize writer
    (:func:`feast_spark.spark.materialize.write_online`): the event time is the write timestamp
    and the store keeps a row only if it is newer than the one it holds, so an older row written
-   later never regresses a value; rows older than ``max_age`` expire (counted, not written);
-3. records the rejected rows, with their reason, in the table's rejected-rows table under
+   later never regresses a value; rows older than ``max_age`` expire (counted, not written).
+   The same Spark job counts the rows (valid and rejected) as they pass: a small batch pays
+   for each job's scheduling, so there is no counting job of its own;
+2. records the rejected rows, with their reason, in the table's rejected-rows table under
    ``record_id`` (a rerun with the same id replaces them);
-4. with an offline table, appends the valid rows to it in one Delta commit carrying
+3. with an offline table, appends the valid rows to it in one Delta commit carrying
    ``txnAppId``/``txnVersion``: a second write with the same pair is skipped by Delta.
 
 Every step is idempotent for a given ``record_id`` and ``(txn_app_id, txn_version)``.
@@ -19,13 +20,13 @@ Every step is idempotent for a given ``record_id`` and ``(txn_app_id, txn_versio
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from pyspark.sql import DataFrame
-from pyspark.sql import functions as F  # noqa: N812 (the conventional alias)
+from pyspark.sql import DataFrame, Observation
 from pyspark.sql import types as T  # noqa: N812
 
 from feast_spark.definitions import FeatureTable
@@ -34,7 +35,7 @@ from feast_spark.spark.commit_retry import DEFAULT_RETRY, _retrying
 from feast_spark.spark.materialize import online_rows, write_online
 from feast_spark.spark.offline_writes import _aligned
 from feast_spark.spark.rejected_rows import write_rejected
-from feast_spark.spark.row_checks import REJECT_REASON, CheckedRows
+from feast_spark.spark.row_checks import CheckedRows
 from feast_spark.specs import Window
 
 
@@ -70,6 +71,7 @@ class WrittenRows:
             them again, though Delta skips it).
         offline_schema: The offline table's schema (None without one): pass it back to spare
             reading it at the next write.
+        seconds: Time per step (``online``, ``rejected``, ``offline``), for the batch log.
     """
 
     read: int = 0
@@ -78,6 +80,7 @@ class WrittenRows:
     expired: int = 0
     offline: int = 0
     offline_schema: T.StructType | None = None
+    seconds: Mapping[str, float] = field(default_factory=dict)
 
 
 def write_checked(
@@ -89,13 +92,14 @@ def write_checked(
     txn_version: int,
     received_at: datetime,
     extra_rejected: DataFrame | None = None,
+    extra_count: Observation | None = None,
     offline_schema: T.StructType | None = None,
 ) -> WrittenRows:
     """Write ``checked`` online, its rejections, and (with an offline table) its valid rows.
 
     Args:
         checked: Rows checked by :func:`~feast_spark.spark.row_checks.check_rows` (cached here
-            for the duration of the writes).
+            for the offline append, which reads them a second time).
         targets: Where they go.
         record_id: The id the rejected rows are recorded under (``ingestion_job_id``).
         txn_app_id: Delta's ``txnAppId`` of the offline append.
@@ -103,6 +107,8 @@ def write_checked(
         received_at: When the rows were received (``rejected_at`` of the rejections).
         extra_rejected: More rejected rows, already shaped as ``CheckedRows.rejected()`` (a
             stream's unparseable messages).
+        extra_count: An observation upstream of ``checked`` whose ``unparseable`` figure counts
+            ``extra_rejected`` as the online write runs (None: they are counted by a job).
         offline_schema: The offline table's schema, if known.
 
     Raises:
@@ -110,13 +116,15 @@ def write_checked(
             store keeps the newest row whatever the order; offline and rejected writes are
             single commits).
     """
-    rows = checked.rows.persist()
+    offline = targets.offline_path is not None
+    if offline:
+        checked = CheckedRows(checked.rows.persist(), checked.columns)
     try:
-        checked = CheckedRows(rows, checked.columns)
         return _write(checked, targets, record_id, txn_app_id, txn_version, received_at,
-                      extra_rejected, offline_schema)  # fmt: skip
+                      extra_rejected, extra_count, offline_schema)  # fmt: skip
     finally:
-        rows.unpersist()
+        if offline:
+            checked.rows.unpersist()
 
 
 def _write(
@@ -127,24 +135,28 @@ def _write(
     txn_version: int,
     received_at: datetime,
     extra_rejected: DataFrame | None,
+    extra_count: Observation | None,
     offline_schema: T.StructType | None,
 ) -> WrittenRows:
-    # One Spark job for the counts (each job costs its scheduling on a small batch).
-    summary = checked.rows.agg(
-        F.count(F.lit(1)).alias("rows"), F.count(F.col(REJECT_REASON)).alias("rejected")
-    )
+    seconds: dict[str, float] = {}
+    began = time.monotonic()
+    # One Spark job checks, counts and writes the latest valid row per key online; a batch
+    # without valid rows writes nothing but is still counted.
+    counted = Observation()
+    observed = checked.observed(counted).valid()
+    online = write_online(online_rows(observed, targets.table, Window()),
+                          targets.schema, targets.store)  # fmt: skip
+    figures = counted.get
+    rows, rejected = int(figures.get("rows") or 0), int(figures.get("rejected") or 0)
+    extra = 0
     if extra_rejected is not None:
-        summary = summary.crossJoin(extra_rejected.agg(F.count(F.lit(1)).alias("extra")))
-    first = summary.first()
-    rows = int(first["rows"]) if first else 0
-    rejected = int(first["rejected"]) if first else 0
-    extra = int(first["extra"]) if first and extra_rejected is not None else 0
+        extra = (
+            int(extra_count.get.get("unparseable") or 0)
+            if extra_count is not None
+            else extra_rejected.count()
+        )
     valid = rows - rejected
-    written = expired = offline = 0
-    if valid:
-        online = write_online(online_rows(checked.valid(), targets.table, Window()),
-                              targets.schema, targets.store)  # fmt: skip
-        written, expired = online.written, online.expired
+    seconds["online"], began = time.monotonic() - began, time.monotonic()
     if rejected or extra:
         all_rejected = checked.rejected()
         if extra_rejected is not None:
@@ -153,12 +165,16 @@ def _write(
             checked.rows.sparkSession, all_rejected, targets.rejected_path, record_id, None,
             received_at, private=True,
         )  # fmt: skip
+    seconds["rejected"], began = time.monotonic() - began, time.monotonic()
+    offline = 0
     if valid and targets.offline_path is not None:
         offline_schema = append_offline(
             checked.valid(), targets.offline_path, txn_app_id, txn_version, offline_schema
         )
         offline = valid
-    return WrittenRows(rows + extra, rejected + extra, written, expired, offline, offline_schema)
+    seconds["offline"] = time.monotonic() - began
+    return WrittenRows(rows + extra, rejected + extra, online.written, online.expired, offline,
+                       offline_schema, seconds)  # fmt: skip
 
 
 def append_offline(

@@ -48,7 +48,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F  # noqa: N812 (the conventional alias)
 from pyspark.sql import types as T  # noqa: N812
 
@@ -71,6 +71,20 @@ KAFKA_OFFSET = "_kafka_offset"
 KAFKA_TIMESTAMP = "_kafka_timestamp"
 _CORRUPT = "_feast_corrupt_message"
 UNPARSEABLE = "message is not a JSON object"
+SHUFFLE_PARTITIONS = "spark.sql.shuffle.partitions"
+
+
+def use_batch_shuffle_partitions(session: SparkSession) -> None:
+    """Micro-batches shuffle into the cluster's parallelism, not Spark's default 200 partitions.
+
+    The latest-per-key aggregation of a small micro-batch spends more on 200 shuffle blocks per
+    map task than on its rows (about 1 s of a 2,000-row batch on 2 cores, BENCHMARKS.md). A
+    value set in the Spark conf (``--conf``, ``spark-defaults.conf``) is kept. ``session`` is the
+    streaming query's own session (the micro-batch's), so the caller's session is not changed.
+    """
+    if session.sparkContext.getConf().contains(SHUFFLE_PARTITIONS):
+        return
+    session.conf.set(SHUFFLE_PARTITIONS, str(session.sparkContext.defaultParallelism))
 
 
 def message_fields(table: FeatureTable, source: KafkaSource) -> T.StructType:
@@ -107,7 +121,10 @@ def check_source(source: KafkaSource) -> FileSource:
 
 
 def parse_messages(
-    records: DataFrame, table: FeatureTable, source: KafkaSource
+    records: DataFrame,
+    table: FeatureTable,
+    source: KafkaSource,
+    observation: Observation | None = None,
 ) -> tuple[DataFrame, DataFrame]:
     """``(messages, unparseable)`` of a batch of Kafka records.
 
@@ -116,6 +133,8 @@ def parse_messages(
             ``offset``, ``timestamp``).
         table: The feature table.
         source: Its stream source.
+        observation: Counts ``records`` and ``unparseable`` (the messages that are not JSON
+            objects) as the first action on either result reads them: no pass of its own.
 
     Returns:
         The parsed messages (one column per message field, ``BYTES`` fields decoded from
@@ -135,6 +154,12 @@ def parse_messages(
     ]
     frame = records.select(parsed.alias("_m"), text.alias("_value"), *coordinates)
     bad = F.col("_m").isNull() | F.col(f"_m.{quote(_CORRUPT)}").isNotNull()
+    if observation is not None:
+        frame = frame.observe(
+            observation,
+            F.count(F.lit(1)).alias("records"),
+            F.count(F.when(bad, F.lit(1))).alias("unparseable"),
+        )
     decoded = {source.source_column(f.name) for f in table.features if f.dtype == ValueType.BYTES}
     columns = [
         (
@@ -252,6 +277,8 @@ class BatchWriter:
     _offline_schema: T.StructType | None = field(default=None, repr=False)
     _busy: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _closed: bool = field(default=False, repr=False)
+    #: Seconds of each step of the last batch (online, rejected, offline), for profiling.
+    step_seconds: dict[str, float] = field(default_factory=dict, repr=False)
 
     def start(self, stream_id: str) -> None:
         """Set the stream's stable id (the query's id, kept in its checkpoint); batches wait."""
@@ -280,11 +307,15 @@ class BatchWriter:
         if not self._ready.wait(timeout=600):
             raise RuntimeError("the stream's id was never set; call BatchWriter.start")
         stream_id = str(self.stream_id)
+        use_batch_shuffle_partitions(records.sparkSession)
         received_at = datetime.now(UTC)
         latest = None if self.future_allowance is None else received_at + self.future_allowance
+        # The Kafka records are read once: the rejected rows and the offline append (when there
+        # are any) read them again from the cache.
         records = records.persist()
         try:
-            messages, unparseable = parse_messages(records, self.table, self.source)
+            parsed = Observation()
+            messages, unparseable = parse_messages(records, self.table, self.source, parsed)
             checked = check_messages(
                 messages, self.table, self.entities, self.source, received_at, latest
             )
@@ -293,11 +324,12 @@ class BatchWriter:
             done = write_checked(
                 checked, targets, record_id=f"{stream_id}-{batch_id}", txn_app_id=stream_id,
                 txn_version=batch_id, received_at=received_at, extra_rejected=unparseable,
-                offline_schema=self._offline_schema,
+                extra_count=parsed, offline_schema=self._offline_schema,
             )  # fmt: skip
         finally:
             records.unpersist()
         self._offline_schema = done.offline_schema
+        self.step_seconds = dict(done.seconds)
         counts = {"messages": done.read, "rejected": done.rejected, "written": done.written,
                   "expired": done.expired, "offline": done.offline}  # fmt: skip
         elapsed = time.monotonic() - started
@@ -310,7 +342,10 @@ class BatchWriter:
             totals.rows_expired += counts["expired"]
             totals.rows_offline += counts["offline"]
             totals.last_batch_id, totals.last_batch_s = batch_id, round(elapsed, 3)
-        _log.info("batch %d: %s in %.2f s", batch_id, counts, elapsed)
+        _log.info(
+            "batch %d: %s in %.2f s (%s)", batch_id, counts, elapsed,
+            ", ".join(f"{k} {v:.2f} s" for k, v in self.step_seconds.items()),
+        )  # fmt: skip
         pause_point("stream_batch")  # fault tests: kill the driver before Spark commits the batch
 
 
@@ -318,7 +353,10 @@ def kafka_reader(spark: SparkSession, source: KafkaSource) -> DataFrame:
     """The streaming DataFrame of ``source``'s topic (Spark's Kafka source).
 
     A stream whose checkpoint points at offsets the topic no longer retains goes on from the
-    earliest retained one (``failOnDataLoss`` false) rather than stopping for good.
+    earliest retained one (``failOnDataLoss`` false) rather than stopping for good. Unless the
+    source's options say otherwise, a micro-batch is read in at least as many tasks as the
+    cluster has cores (``minPartitions``): a topic of one partition would otherwise parse and
+    check each batch on one core.
     """
     reader = (
         spark.readStream.format("kafka")
@@ -327,6 +365,8 @@ def kafka_reader(spark: SparkSession, source: KafkaSource) -> DataFrame:
         .option("startingOffsets", source.starting_offsets)
         .option("failOnDataLoss", "false")
     )
+    if "minPartitions" not in source.options:
+        reader = reader.option("minPartitions", str(spark.sparkContext.defaultParallelism))
     for key, value in source.options.items():
         reader = reader.option(key, value)
     return reader.load()

@@ -259,6 +259,48 @@ def test_a_replayed_micro_batch_writes_nothing_twice(
     assert online(online_store, table, [1, 2])["driver_stream:trips"] == [8, None]
 
 
+def test_an_online_only_batch_counts_its_messages_in_the_write_itself(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    from feast_spark.spark.rejected_rows import rejected_table_path
+    from feast_spark.spark.stream import BatchWriter
+
+    # given an online-only writer (its counts come from the online write's observations)
+    source = KafkaSource(bootstrap_servers="127.0.0.1:1", topic="t", event_timestamp_column="ts")
+    table = table_for(source)
+    store = online_store_mapping(SqliteOnlineStoreConfig(path=str(tmp_path / "online.db")))
+    schema = OnlineTableSchema.of("demo", table, [DRIVER])
+    with open_online_store(store) as opened:
+        opened.ensure_table(schema)
+    offline_path = str(tmp_path / "offline" / "demo" / table.name)
+    writer = BatchWriter(
+        table=table, entities=[DRIVER], source=source, schema=schema, store=store,
+        rejected_path=rejected_table_path(offline_path),
+    )  # fmt: skip
+    writer.start("feast-spark-stream-test")
+
+    # when it gets a mixed batch, an empty one, and one whose messages are all bad
+    writer(kafka_records(spark, "t", [message(1, 10, trips=7), message(1, 11, trips=8),
+                                      message(2, 10, trips="x"), "not json"]), 0)  # fmt: skip
+    after_mixed = writer.totals.to_dict()
+    writer(kafka_records(spark, "t", []), 1)
+    writer(kafka_records(spark, "t", ["{broken", message(None, 10, trips=1)]), 2)
+
+    # then each batch's messages, rejected and written rows are counted
+    assert (after_mixed["messages"], after_mixed["rows_rejected"]) == (4, 2)
+    assert after_mixed["rows_written"] == 1  # driver 1's latest only
+    totals = writer.totals.to_dict()
+    assert (totals["batches"], totals["messages"], totals["rows_rejected"]) == (3, 6, 4)
+    assert (totals["rows_written"], totals["rows_offline"]) == (1, 0)
+    # and the rejected rows of batches 0 and 2 are kept, online holds driver 1's latest value
+    rejected = spark.read.format("delta").load(rejected_table_path(offline_path)).collect()
+    assert sorted(r["ingestion_job_id"] for r in rejected) == [
+        "feast-spark-stream-test-0", "feast-spark-stream-test-0",
+        "feast-spark-stream-test-2", "feast-spark-stream-test-2",
+    ]  # fmt: skip
+    assert online(store, table, [1, 2])["driver_stream:trips"] == [8, None]
+
+
 def test_query_rates_read_the_query_progress() -> None:
     from feast_spark.spark.stream_query import query_rates
 
@@ -275,3 +317,40 @@ def test_query_rates_read_the_query_progress() -> None:
         "last_trigger_s": 0.412, "kafka_lag": 17,
     }  # fmt: skip
     assert set(query_rates(None).values()) == {None}
+
+
+class _Conf(dict[str, str]):
+    def contains(self, key: str) -> bool:
+        return key in self
+
+    def set(self, key: str, value: str) -> None:
+        self[key] = value
+
+
+class _Context:
+    defaultParallelism = 2  # noqa: N815 (Spark's name)
+
+    def __init__(self, spark_conf: _Conf) -> None:
+        self.spark_conf = spark_conf
+
+    def getConf(self) -> _Conf:  # noqa: N802 (Spark's name)
+        return self.spark_conf
+
+
+class _Session:
+    def __init__(self, spark_conf: dict[str, str]) -> None:
+        self.sparkContext = _Context(_Conf(spark_conf))
+        self.conf = _Conf()
+
+
+def test_micro_batches_shuffle_into_the_parallelism_unless_the_spark_conf_says_otherwise() -> None:
+    from feast_spark.spark.stream import SHUFFLE_PARTITIONS, use_batch_shuffle_partitions
+
+    # given a batch session without a shuffle setting, and one configured with 16
+    default, configured = _Session({}), _Session({SHUFFLE_PARTITIONS: "16"})
+    # when the stream prepares each for a micro-batch
+    use_batch_shuffle_partitions(default)  # type: ignore[arg-type]
+    use_batch_shuffle_partitions(configured)  # type: ignore[arg-type]
+    # then the first shuffles into the cluster's parallelism, the second keeps its setting
+    assert default.conf == {SHUFFLE_PARTITIONS: "2"}
+    assert configured.conf == {}
