@@ -37,8 +37,10 @@ from pathlib import Path
 from feast_spark.config import RepoConfig
 from feast_spark.definitions.durations import format_duration
 from feast_spark.errors import ArgumentError, ConfigError
+from feast_spark.jars import cache_root
 from feast_spark.launcher import environment, sizing
 from feast_spark.launcher.base import Job, Target
+from feast_spark.launcher.class_archive import ClassArchive, driver_class_archive
 from feast_spark.launcher.commands import Runner, run_command
 from feast_spark.launcher.errors import JobConflictError, SubmitError, TrackingError
 from feast_spark.launcher.job_store import (
@@ -59,6 +61,7 @@ from feast_spark.launcher.submit import (
     SparkTarget,
     build_rest_submission,
     build_spark_submit_command,
+    effective_conf,
     mask_command,
     secret_conf,
 )
@@ -400,6 +403,9 @@ class Launcher:
                 secrets = secret_conf(target, launch, settings)
                 if secrets:  # off the command line: see feast_spark.launcher.secrets
                     secrets_file = write_secrets(job_id, secrets)
+                archive = None
+                if isinstance(tracker, ProcessTarget) and target.kind == "local":
+                    launch, archive = _with_class_archive(target, launch, settings)
                 argv = build_spark_submit_command(
                     target, launch, settings, str(secrets_file) if secrets_file else None
                 )
@@ -407,7 +413,9 @@ class Launcher:
                 env = self._environment(target, settings)
                 if isinstance(tracker, ProcessTarget):
                     # The supervisor removes the file once spark-submit has ended.
-                    started = tracker.start(record, argv, env, remove_after=secrets_file)
+                    started = tracker.start(
+                        record, argv, env, remove_after=secrets_file, class_archive=archive
+                    )
                     secrets_file = None
                 else:
                     started = tracker.start(record, argv, env)
@@ -548,3 +556,22 @@ def _user() -> str:
 def _ended(record: JobRecord) -> datetime:
     """When a job ended, or the latest time known of it when its record does not say."""
     return record.ended_at or record.updated_at or record.submitted_at
+
+
+def _with_class_archive(
+    target: SparkTarget, launch: JobLaunch, settings: SparkSettings
+) -> tuple[JobLaunch, ClassArchive | None]:
+    """``launch`` with the driver's class-data sharing options (:mod:`.class_archive`)."""
+    conf = effective_conf(target, launch, settings)
+    # Only the user's own driver options (feature_store.yaml, the job's conf) beat the sized ones.
+    user_options = {**settings.conf, **launch.conf}.get(sizing.DRIVER_JAVA_OPTIONS)
+    conf = {k: v for k, v in conf.items() if k != sizing.DRIVER_JAVA_OPTIONS}
+    if user_options:
+        conf[sizing.DRIVER_JAVA_OPTIONS] = user_options
+    archive = driver_class_archive(conf, cache_root() / "jvm", target.spark_submit)
+    if archive is None:
+        return launch, None
+    options = " ".join(
+        o for o in (launch.sized.get(sizing.DRIVER_JAVA_OPTIONS), archive.java_options) if o
+    )
+    return replace(launch, sized={**launch.sized, sizing.DRIVER_JAVA_OPTIONS: options}), archive

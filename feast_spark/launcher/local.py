@@ -38,6 +38,7 @@ from pathlib import Path
 
 from feast_spark.launcher import environment, logparse, processes
 from feast_spark.launcher.base import Observation
+from feast_spark.launcher.class_archive import ClassArchive
 from feast_spark.launcher.job_store import EXIT_FILE, LOG_FILE, PROCESS_FILE, JobStore
 from feast_spark.launcher.records import JobRecord, JobState
 from feast_spark.spark_conf import SOURCE_ROOT
@@ -72,11 +73,12 @@ class ProcessTarget:
         env: Mapping[str, str],
         *,
         remove_after: Path | None = None,
+        class_archive: ClassArchive | None = None,
     ) -> JobRecord:
         """Start the supervisor of a job's spark-submit; return the record with its pid.
 
         ``remove_after`` (the job's secrets file) is removed by the supervisor once spark-submit
-        has ended.
+        has ended; the archive ``class_archive`` writes (if any) is kept if the job succeeded.
 
         Raises:
             OSError: The supervisor (this Python) cannot be started.
@@ -93,6 +95,11 @@ class ProcessTarget:
             "upload_log": local_log is None,
             "grace_s": self.grace_s,
             "remove_after": str(remove_after) if remove_after else None,
+            "class_archive": (
+                {"written": class_archive.written, "final": class_archive.final}
+                if class_archive is not None and class_archive.written
+                else None
+            ),
         }
         # The job id in the environment of the supervisor and everything it starts: how a pid is
         # told apart from a later, unrelated process that got the same number.

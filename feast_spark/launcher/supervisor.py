@@ -13,7 +13,9 @@ runner), and the supervisor
    its own), stops spark-submit's whole process group (the JVM and the Python driver): SIGTERM,
    then SIGKILL after a grace period;
 4. writes ``exit.json`` (exit status, end time, whether it was cancelled), so any later process
-   learns the outcome without having been spark-submit's parent.
+   learns the outcome without having been spark-submit's parent; before that, keeps the
+   class-data sharing archive the driver wrote at its exit if the job succeeded
+   (:mod:`feast_spark.launcher.class_archive`).
 
 The request (command, environment, paths) comes as one JSON document on stdin, so secrets in the
 environment never appear in ``ps``.
@@ -34,6 +36,7 @@ from types import FrameType
 from typing import Any
 
 from feast_spark.launcher import processes
+from feast_spark.launcher.class_archive import keep_written
 from feast_spark.launcher.job_store import (
     EXIT_FILE,
     LOG_FILE,
@@ -71,6 +74,10 @@ def run(request: dict[str, Any], stop: _Stop) -> int:
                     os.remove(request["remove_after"])
         if spawn_error:
             log.write(f"feast-spark supervisor: {spawn_error}\n".encode())
+    archive = request.get("class_archive")
+    if archive:  # the driver's class-data sharing archive, written at its exit
+        succeeded = exit_code == 0 and stop.requested_at is None
+        keep_written(archive["written"], archive["final"], succeeded=succeeded)
 
     store.write_json(
         job_id,
