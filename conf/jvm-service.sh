@@ -70,3 +70,13 @@ marked_pids() {
         if (( has_marker && has_main )); then printf '%s\n' "$pid"; fi
     done
 }
+
+# Those of the given pids whose process still runs $MAIN_CLASS (a pid not reused since).
+alive() {
+    local pid arg
+    for pid in $1; do
+        while IFS= read -r -d '' arg; do
+            if [[ "$arg" == "$MAIN_CLASS" ]]; then printf '%s ' "$pid"; break; fi
+        done 2>/dev/null <"/proc/$pid/cmdline" || true
+    done
+}

@@ -477,16 +477,6 @@ stop_nodes() {
     log "stopped"
 }
 
-# Those of the given pids whose process is still one of this home's daemons.
-alive() {
-    local pid arg
-    for pid in $1; do
-        while IFS= read -r -d '' arg; do
-            if [[ "$arg" == "$MAIN_CLASS" ]]; then printf '%s ' "$pid"; break; fi
-        done 2>/dev/null <"/proc/$pid/cmdline" || true
-    done
-}
-
 cmd_stop() {
     take_lock "$(( STOP_TIMEOUT + 30 ))"
     if (( NODES == 1 )); then

@@ -180,15 +180,6 @@ cmd_start() {
     done
 }
 
-alive() {
-    local pid arg
-    for pid in $1; do
-        while IFS= read -r -d '' arg; do
-            if [[ "$arg" == "$MAIN_CLASS" ]]; then printf '%s ' "$pid"; break; fi
-        done 2>/dev/null <"/proc/$pid/cmdline" || true
-    done
-}
-
 cmd_stop() {
     take_lock "$(( STOP_TIMEOUT + 30 ))"
     local pids
