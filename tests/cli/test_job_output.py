@@ -93,8 +93,9 @@ def test_get_historical_features_prints_json_and_writes_to_output_path(project: 
     entities = project / "entities.parquet"
     import pandas as pd
 
+    # microseconds: Spark cannot read pandas' default nanosecond timestamps (refused up front)
     pd.DataFrame({"driver_id": [1], "event_timestamp": [pd.Timestamp("2024-01-01", tz="UTC")]}
-                 ).to_parquet(entities)  # fmt: skip
+                 ).to_parquet(entities, coerce_timestamps="us")  # fmt: skip
     args = ["get-historical-features", "--features", "trips:trips", "--entities", str(entities)]
     result = invoke(project, *args, "--output-path", str(project / "out"), "-o", "json")
     assert result.exit_code == 0, result.output
