@@ -10,7 +10,9 @@ map them instead of loading them again.
   it depends on: the ``java`` that runs the driver, ``SPARK_HOME`` and the job's jars.
 - The first job of a fingerprint writes it, to a temporary file at its driver's exit; the
   supervisor renames it into place once that job succeeded (:mod:`feast_spark.launcher.
-  supervisor`), so concurrent first jobs cannot leave a half-written archive in use.
+  supervisor`), so no half-written archive is ever used. One job writes at a time (a claim
+  file, created exclusively): writing costs its driver seconds of CPU at exit, and twenty jobs
+  started at once on a bare machine must not all pay it; the others run without an archive.
 - The JVM checks the archive again at every start and, when it does not match (another JDK
   build, another class path), is missing or damaged, runs without it: ``-Xlog:cds=off`` keeps
   that silent. An archive can cost disk space only, never a job.
@@ -20,6 +22,7 @@ map them instead of loading them again.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import secrets
@@ -34,6 +37,8 @@ QUIET = "-Xlog:cds=off,cds+dynamic=off"
 # Temporary archives of drivers that never finished (a supervisor killed -9) are removed after
 # this long; a live driver writes its archive within seconds of exiting.
 STALE_TEMP_S = 24 * 3600
+# A claim to write the archive older than this is one whose job never reported: taken over.
+STALE_CLAIM_S = 3600
 
 
 @dataclass(frozen=True)
@@ -80,6 +85,8 @@ def driver_class_archive(
     try:
         folder.mkdir(parents=True, exist_ok=True)
         _remove_stale(folder)
+        if not _claim(_claim_path(str(final))):
+            return None  # another job is writing it
     except OSError:
         return None  # an unwritable cache: jobs run as they would without an archive
     written = folder / f".driver-{fingerprint}-{secrets.token_hex(4)}.jsa.tmp"
@@ -87,7 +94,10 @@ def driver_class_archive(
 
 
 def keep_written(archive_written: str, final: str, *, succeeded: bool) -> None:
-    """After the driver's exit: rename its archive into place if the job succeeded, else drop it."""
+    """After the driver's exit: rename its archive into place if the job succeeded, else drop it.
+
+    Either way the claim to write it is released.
+    """
     try:
         if succeeded and os.path.getsize(archive_written) > 0:
             os.replace(archive_written, final)
@@ -95,6 +105,28 @@ def keep_written(archive_written: str, final: str, *, succeeded: bool) -> None:
             os.remove(archive_written)
     except OSError:
         pass  # not written (the driver died first): nothing to keep
+    with contextlib.suppress(OSError):
+        os.remove(_claim_path(final))
+
+
+def _claim_path(final: str) -> str:
+    return final + ".claim"
+
+
+def _claim(path: str) -> bool:
+    """Create ``path`` exclusively (True), or find it held by a live claim (False)."""
+    for _ in range(2):
+        try:
+            os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+            return True
+        except FileExistsError:
+            try:
+                if time.time() - os.stat(path).st_mtime < STALE_CLAIM_S:
+                    return False
+                os.remove(path)  # a claim of a job that never reported: take it over
+            except FileNotFoundError:
+                continue  # released meanwhile: try again
+    return False
 
 
 def _fingerprint(conf: Mapping[str, str], spark_submit: str, env: Mapping[str, str]) -> str | None:

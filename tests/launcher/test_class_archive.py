@@ -62,3 +62,15 @@ def test_an_unwritable_cache_means_no_archive(tmp_path: Path) -> None:
     blocked = tmp_path / "file"
     blocked.write_text("not a folder")
     assert driver_class_archive(CONF, blocked / "jvm", "spark-submit") is None
+
+
+def test_one_job_writes_the_archive_at_a_time(tmp_path: Path) -> None:
+    # given a first job writing the archive
+    first = driver_class_archive(CONF, tmp_path, "spark-submit")
+    assert first is not None and first.written is not None
+    # when another starts meanwhile, then it runs without archive options (no second writer)
+    assert driver_class_archive(CONF, tmp_path, "spark-submit") is None
+    # and once the first job ended (here: failed), the next one may write it
+    keep_written(first.written, first.final, succeeded=False)
+    again = driver_class_archive(CONF, tmp_path, "spark-submit")
+    assert again is not None and again.written is not None
