@@ -59,6 +59,20 @@ class WriteTargets:
 
 
 @dataclass(frozen=True)
+class ExtraRejected:
+    """Rows rejected before the checks (a stream's unparseable messages).
+
+    Attributes:
+        rows: Shaped as ``CheckedRows.rejected()``.
+        counted: An observation upstream of the checked rows whose ``unparseable`` figure counts
+            them as the online write runs (no counting job of their own).
+    """
+
+    rows: DataFrame
+    counted: Observation
+
+
+@dataclass(frozen=True)
 class WrittenRows:
     """What :func:`write_checked` did.
 
@@ -91,8 +105,7 @@ def write_checked(
     txn_app_id: str,
     txn_version: int,
     received_at: datetime,
-    extra_rejected: DataFrame | None = None,
-    extra_count: Observation | None = None,
+    extra_rejected: ExtraRejected | None = None,
     offline_schema: T.StructType | None = None,
 ) -> WrittenRows:
     """Write ``checked`` online, its rejections, and (with an offline table) its valid rows.
@@ -105,10 +118,7 @@ def write_checked(
         txn_app_id: Delta's ``txnAppId`` of the offline append.
         txn_version: Delta's ``txnVersion`` of the offline append.
         received_at: When the rows were received (``rejected_at`` of the rejections).
-        extra_rejected: More rejected rows, already shaped as ``CheckedRows.rejected()`` (a
-            stream's unparseable messages).
-        extra_count: An observation upstream of ``checked`` whose ``unparseable`` figure counts
-            ``extra_rejected`` as the online write runs (None: they are counted by a job).
+        extra_rejected: Rows rejected before the checks, recorded with the others.
         offline_schema: The offline table's schema, if known.
 
     Raises:
@@ -121,7 +131,7 @@ def write_checked(
         checked = CheckedRows(checked.rows.persist(), checked.columns)
     try:
         return _write(checked, targets, record_id, txn_app_id, txn_version, received_at,
-                      extra_rejected, extra_count, offline_schema)  # fmt: skip
+                      extra_rejected, offline_schema)  # fmt: skip
     finally:
         if offline:
             checked.rows.unpersist()
@@ -134,8 +144,7 @@ def _write(
     txn_app_id: str,
     txn_version: int,
     received_at: datetime,
-    extra_rejected: DataFrame | None,
-    extra_count: Observation | None,
+    extra_rejected: ExtraRejected | None,
     offline_schema: T.StructType | None,
 ) -> WrittenRows:
     seconds: dict[str, float] = {}
@@ -148,19 +157,13 @@ def _write(
                           targets.schema, targets.store)  # fmt: skip
     figures = counted.get
     rows, rejected = int(figures.get("rows") or 0), int(figures.get("rejected") or 0)
-    extra = 0
-    if extra_rejected is not None:
-        extra = (
-            int(extra_count.get.get("unparseable") or 0)
-            if extra_count is not None
-            else extra_rejected.count()
-        )
+    extra = 0 if extra_rejected is None else int(extra_rejected.counted.get["unparseable"] or 0)
     valid = rows - rejected
     seconds["online"], began = time.monotonic() - began, time.monotonic()
     if rejected or extra:
         all_rejected = checked.rejected()
         if extra_rejected is not None:
-            all_rejected = all_rejected.unionByName(extra_rejected)
+            all_rejected = all_rejected.unionByName(extra_rejected.rows)
         write_rejected(
             checked.rows.sparkSession, all_rejected, targets.rejected_path, record_id, None,
             received_at, private=True,

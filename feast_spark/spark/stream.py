@@ -56,7 +56,7 @@ from feast_spark.columns import EVENT_TIMESTAMP
 from feast_spark.definitions import Entity, FeatureTable, FileSource
 from feast_spark.definitions.stream_sources import KafkaSource
 from feast_spark.online.base import OnlineTableSchema
-from feast_spark.spark.checked_writes import WriteTargets, write_checked
+from feast_spark.spark.checked_writes import ExtraRejected, WriteTargets, write_checked
 from feast_spark.spark.identifiers import quote
 from feast_spark.spark.job_entry import pause_point
 from feast_spark.spark.row_checks import CheckedRows, check_rows
@@ -323,8 +323,9 @@ class BatchWriter:
                                    self.offline_path)  # fmt: skip
             done = write_checked(
                 checked, targets, record_id=f"{stream_id}-{batch_id}", txn_app_id=stream_id,
-                txn_version=batch_id, received_at=received_at, extra_rejected=unparseable,
-                extra_count=parsed, offline_schema=self._offline_schema,
+                txn_version=batch_id, received_at=received_at,
+                extra_rejected=ExtraRejected(unparseable, parsed),
+                offline_schema=self._offline_schema,
             )  # fmt: skip
         finally:
             records.unpersist()
