@@ -48,36 +48,41 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 @dataclass(frozen=True)
 class StatisticsPlan:
-    """The figures of a feature table: helper columns, and aggregates over them.
+    """The figures of a feature table: helper columns, and aggregates over them (SQL text).
 
     The helpers (each feature's value made ready: NaN left out, a length, a sampled copy) are
     computed by a projection, which Spark compiles with the rest of the pass; the aggregates
-    then only read columns. Evaluating those expressions inside the aggregates instead runs
-    them interpreted, row by row, and several times over.
+    then only read columns (``percentile_approx`` evaluates its input interpreted, row by row).
+    Both are SQL text, parsed by the JVM in one call each: built as Python ``Column`` objects,
+    the few hundred calls to the JVM took longer than the aggregates of a 10,000-row ingest.
 
     Attributes:
-        helpers: Expressions to add to the rows, named ``_fs_*``.
+        helpers: Expressions to add to the rows, named ``_fs*``.
         aggregates: The aggregates, named ``s<i>_<figure>`` (see :func:`to_statistics`).
     """
 
-    helpers: tuple[Column, ...]
-    aggregates: tuple[Column, ...]
+    helpers: tuple[str, ...]
+    aggregates: tuple[str, ...]
 
     def widen(self, rows: DataFrame) -> DataFrame:
-        """``rows`` with the helper columns (for an ``agg`` of :attr:`aggregates`)."""
-        return rows.select("*", *self.helpers)
+        """``rows`` with the helper columns (for an ``agg`` of :meth:`aggregate_columns`)."""
+        return rows.selectExpr("*", *self.helpers)
+
+    def aggregate_columns(self) -> list[Column]:
+        """The aggregates as columns."""
+        return [F.expr(aggregate) for aggregate in self.aggregates]
 
     def observe(self, rows: DataFrame, observation: Observation, *more: Column) -> DataFrame:
         """``rows`` (same columns) with the figures (and ``more``) observed into ``observation``.
 
         Collected as the next action reads the rows.
         """
-        observed = self.widen(rows).observe(observation, *more, *self.aggregates)
-        return observed.select(*[F.col(quote(c)) for c in rows.columns])
+        observed = self.widen(rows).observe(observation, *more, *self.aggregate_columns())
+        return observed.select(*[quote(c) for c in rows.columns])
 
 
 def statistics_plan(
-    table: FeatureTable, valid: Column | None = None, *, sample: int = 1
+    table: FeatureTable, valid: str | None = None, *, sample: int = 1
 ) -> StatisticsPlan:
     """The helpers and aggregates of every feature of ``table`` (and the row count).
 
@@ -88,74 +93,76 @@ def statistics_plan(
 
     Args:
         table: The feature table (its features are columns of the rows aggregated).
-        valid: Only rows where this holds count (None: every row), so the aggregates can ride
-            on a pass over rows that also holds rejected ones.
+        valid: A SQL condition: only rows where it holds count (None: every row), so the
+            aggregates can ride on a pass over rows that also holds rejected ones.
         sample: One row in this many feeds the quantiles (1: every row).
     """
-    row = F.lit(1) if valid is None else F.when(valid, F.lit(1))
-    helpers = [row.alias("_fs_row")]
-    aggregates = [F.count(F.col("_fs_row")).alias(ROWS)]
-    keys = [F.col(quote(name)) for name in (*table.entities, EVENT_TIMESTAMP)]
-    sampled = F.lit(True) if sample <= 1 else F.pmod(F.xxhash64(*keys), F.lit(sample)) == 0
+    helpers = ["1 AS _fs_row" if valid is None else f"CASE WHEN {valid} THEN 1 END AS _fs_row"]
+    aggregates = [f"count(_fs_row) AS {ROWS}"]
+    sampled = "true"
     if sample > 1:
-        helpers.append(sampled.alias("_fs_sampled"))
-        sampled = F.col("_fs_sampled")
+        keys = ", ".join(quote(name) for name in (*table.entities, EVENT_TIMESTAMP))
+        helpers.append(f"pmod(xxhash64({keys}), {int(sample)}) = 0 AS _fs_sampled")
+        sampled = "_fs_sampled"
     for i, feature in enumerate(table.features):
-        column = F.col(quote(feature.name))
+        column = quote(feature.name)
         if valid is not None:
-            column = F.when(valid, column)
+            column = f"CASE WHEN {valid} THEN {column} END"
         more_helpers, more_aggregates = _feature_plan(i, feature.dtype, column, sampled)
         helpers += more_helpers
         aggregates += more_aggregates
     return StatisticsPlan(tuple(helpers), tuple(aggregates))
 
 
+_QUANTILES = "array({})".format(", ".join(f"CAST({p!r} AS DOUBLE)" for p in QUANTILE_PROBABILITIES))
+
+
 def _feature_plan(
-    i: int, dtype: ValueType, column: Column, sampled: Column
-) -> tuple[list[Column], list[Column]]:
+    i: int, dtype: ValueType, column: str, sampled: str
+) -> tuple[list[str], list[str]]:
     prefix, name = f"s{i}", f"_fs{i}"
-    helpers = [column.alias(f"{name}_c")]
-    aggregates = [F.count(F.col(f"{name}_c")).alias(f"{prefix}_count")]
-    value = F.col(f"{name}_v")
+    helpers = [f"{column} AS {name}_c"]
+    aggregates = [f"count({name}_c) AS {prefix}_count"]
+    value = f"{name}_v"
     if dtype in _NUMERIC or dtype is ValueType.BOOL:
         if dtype in _FLOATING:
             # NaN sorts above every number and NaN or infinity poisons a mean (and JSON):
             # left out, and counted apart.
-            finite = F.when(~F.isnan(column) & (F.abs(column) != float("inf")), column)
-            helpers.append(finite.cast("double").alias(f"{name}_v"))
-            aggregates.append(F.count(value).alias(f"{prefix}_finite"))
-        else:
-            helpers.append(
-                column.cast("int" if dtype is ValueType.BOOL else "double").alias(f"{name}_v")
+            finite = (
+                f"CASE WHEN NOT isnan({column}) AND abs({column}) != CAST('Infinity' AS DOUBLE)"
+                f" THEN CAST({column} AS DOUBLE) END"
             )
+            helpers.append(f"{finite} AS {value}")
+            aggregates.append(f"count({value}) AS {prefix}_finite")
+        else:
+            cast = "INT" if dtype is ValueType.BOOL else "DOUBLE"
+            helpers.append(f"CAST({column} AS {cast}) AS {value}")
         # Integers: min and max of the column itself, so they stay exact integers.
         exact = dtype in _NUMERIC and dtype not in _FLOATING
-        original = F.col(f"{name}_c") if exact else value
+        original = f"{name}_c" if exact else value
         aggregates += [
-            F.min(original).alias(f"{prefix}_min"),
-            F.max(original).alias(f"{prefix}_max"),
-            F.avg(value).alias(f"{prefix}_mean"),
+            f"min({original}) AS {prefix}_min",
+            f"max({original}) AS {prefix}_max",
+            f"avg({value}) AS {prefix}_mean",
         ]
         if dtype in _NUMERIC:
-            helpers.append(F.when(sampled, value).alias(f"{name}_q"))
-            probabilities = list(QUANTILE_PROBABILITIES)
+            helpers.append(f"CASE WHEN {sampled} THEN {value} END AS {name}_q")
             aggregates.append(
-                F.percentile_approx(F.col(f"{name}_q"), probabilities, QUANTILE_ACCURACY)
-                .alias(f"{prefix}_q")
-            )  # fmt: skip
+                f"percentile_approx({name}_q, {_QUANTILES}, {QUANTILE_ACCURACY}) AS {prefix}_q"
+            )
         return helpers, aggregates
     if dtype is ValueType.UNIX_TIMESTAMP:
         # Micros, not timestamps: Python would turn those into local, naive datetimes.
-        helpers.append(F.unix_micros(column).alias(f"{name}_v"))
-        aggregates += [F.min(value).alias(f"{prefix}_min"), F.max(value).alias(f"{prefix}_max")]
+        helpers.append(f"unix_micros({column}) AS {value}")
+        aggregates += [f"min({value}) AS {prefix}_min", f"max({value}) AS {prefix}_max"]
         return helpers, aggregates
     # Strings, bytes and lists: their length (characters, bytes, elements).
-    length = F.size(column) if dtype.is_list else F.length(column)
-    helpers.append(F.when(column.isNotNull(), length).alias(f"{name}_v"))
+    length = f"size({column})" if dtype.is_list else f"length({column})"
+    helpers.append(f"CASE WHEN {column} IS NOT NULL THEN {length} END AS {value}")
     aggregates += [
-        F.min(value).alias(f"{prefix}_min"),
-        F.max(value).alias(f"{prefix}_max"),
-        F.avg(value.cast("double")).alias(f"{prefix}_mean"),
+        f"min({value}) AS {prefix}_min",
+        f"max({value}) AS {prefix}_max",
+        f"avg(CAST({value} AS DOUBLE)) AS {prefix}_mean",
     ]
     return helpers, aggregates
 

@@ -200,7 +200,7 @@ def ingest_table(
     # Statistics of the valid rows, aggregated where rejected rows pass too: observed with the
     # counts by the write (one observation), or by add mode's time-range pass for a merge.
     sample = quantile_sample(checked.rows) if statistics else 1
-    valid = F.col(REJECT_REASON).isNull()
+    valid = f"{quote(REJECT_REASON)} IS NULL"
     figures = statistics_plan(table, valid, sample=sample) if statistics else None
     span = None
     if max_rejected_fraction < 1.0:
@@ -324,7 +324,7 @@ def _span(checked: CheckedRows, figures: StatisticsPlan | None = None) -> _Span:
         F.count(F.col(REJECT_REASON)).alias("rejected"),
         F.min(valid_us).alias("first"),
         F.max(valid_us).alias("last"),
-        *(figures.aggregates if figures else ()),
+        *(figures.aggregate_columns() if figures else ()),
     ).first()
     if row is None:  # pragma: no cover - a global aggregate always returns a row
         return _Span(0, 0, None, None)

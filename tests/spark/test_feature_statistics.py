@@ -254,7 +254,7 @@ def test_a_large_ingest_samples_its_quantiles_by_hash_and_keeps_exact_counts(
     )
     plan = statistics_plan(table, sample=8)
     # when the figures are aggregated (twice)
-    values = [plan.widen(frame).agg(*plan.aggregates).first().asDict() for _ in range(2)]
+    values = [plan.widen(frame).agg(*plan.aggregate_columns()).first().asDict() for _ in range(2)]
     record = to_statistics(values[0], table, version=0, job_id="j", ingested_at=INGESTED,
                            mode="add")  # fmt: skip
     # then counts, min, max and mean are exact, and a rerun samples the same rows
