@@ -119,7 +119,9 @@ def run_job(
         result = _failed(spec, started_at, task_error(error), progress)
     finally:
         if own_session and spark is not None:
-            spark.stop()
+            from feast_spark.spark.session import stop_session
+
+            stop_session(spark)
 
     status = 0 if result.succeeded else 1
     if spec.result_path:

@@ -94,6 +94,23 @@ def build_spark_session(
     return builder.getOrCreate()
 
 
+def stop_session(spark: SparkSession) -> None:
+    """Stop ``spark`` at the end of a job, without PySpark's wait for its accumulator server.
+
+    ``SparkContext.stop`` shuts that server down and waits for it, and its handler looks for the
+    shutdown flag once a second: about half a second of every job, waiting. When a job stops its
+    session every task has ended, and each task's accumulator updates arrived before its end, so
+    there is nothing left to receive; the server's thread is a daemon and ends with the process.
+    (``_accumulatorServer`` is PySpark's own attribute; without it, this is ``spark.stop()``.)
+    """
+    context = spark.sparkContext
+    server = getattr(context, "_accumulatorServer", None)
+    if server is not None:
+        server.server_shutdown = True
+        context._accumulatorServer = None  # type: ignore[assignment]
+    spark.stop()
+
+
 def _running_conf() -> dict[str, str]:
     """Settings of a Spark that is already configured, or ``{}`` when this call will start it.
 

@@ -1,0 +1,43 @@
+"""The package zip shipped to jobs with ``--py-files``."""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+from feast_spark.launcher.environment import package_zip
+
+
+def test_the_package_zip_carries_bytecode_that_python_imports_without_the_sources(
+    tmp_path: Path,
+) -> None:
+    # given the package zip, and a copy of it without any source file
+    shipped = package_zip(tmp_path / "out")
+    with zipfile.ZipFile(shipped) as archive:
+        names = archive.namelist()
+        sources = [name for name in names if name.endswith(".py")]
+        assert sources and all(name + "c" in names for name in sources)
+        assert archive.read("feast_spark/errors.pyc")[:4] == importlib.util.MAGIC_NUMBER
+        bytecode_only = tmp_path / "bytecode-only.zip"
+        with zipfile.ZipFile(bytecode_only, "w") as copy:
+            for name in names:
+                if not name.endswith(".py"):
+                    copy.writestr(name, archive.read(name))
+    # when a Python imports the package from that copy (ahead of the installed package)
+    probe = (
+        "import sys; sys.path.insert(0, sys.argv[1]); "
+        "import feast_spark.errors as e, feast_spark.specs; print(e.__file__)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe, str(bytecode_only)], capture_output=True, text=True
+    )
+    # then the modules come from the zip's bytecode
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().startswith(str(bytecode_only))
+
+
+def test_the_same_sources_give_the_same_zip(tmp_path: Path) -> None:
+    assert package_zip(tmp_path) == package_zip(tmp_path)
