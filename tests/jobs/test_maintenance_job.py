@@ -8,6 +8,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING
 
+import pytest
 from pyspark.testing import assertDataFrameEqual
 
 from feast_spark.definitions import Entity, Feature, FeatureTable, FileSource
@@ -36,6 +37,8 @@ def load_job() -> ModuleType:
     return module
 
 
+# Slow (a whole spark-submit job, about 30 s): CI runs it with the other slow tests.
+@pytest.mark.slow
 def test_compact_merges_files_and_vacuum_keeps_data(spark: SparkSession, tmp_path: Path) -> None:
     # given an offline table written by three ingestions of hours of one day (three small files)
     table = FeatureTable(

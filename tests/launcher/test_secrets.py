@@ -47,6 +47,8 @@ def cmdlines_holding(needles: list[str]) -> list[str]:
     return found
 
 
+# Slow (a whole spark-submit job, about 20 s): CI runs it with the other slow tests.
+@pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads /proc/<pid>/cmdline")
 def test_secret_settings_reach_spark_but_no_command_line_or_stored_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
