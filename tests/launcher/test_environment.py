@@ -11,6 +11,17 @@ from pathlib import Path
 from feast_spark.launcher.environment import package_zip
 
 
+def import_from(archive: Path) -> subprocess.CompletedProcess[str]:
+    """A fresh Python importing feast_spark from ``archive`` first; prints a module's file."""
+    probe = (
+        "import sys; sys.path.insert(0, sys.argv[1]); "
+        "import feast_spark.errors as e, feast_spark.specs; print(e.__file__)"
+    )
+    return subprocess.run(
+        [sys.executable, "-c", probe, str(archive)], capture_output=True, text=True
+    )
+
+
 def test_the_package_zip_carries_bytecode_that_python_imports_without_the_sources(
     tmp_path: Path,
 ) -> None:
@@ -27,13 +38,7 @@ def test_the_package_zip_carries_bytecode_that_python_imports_without_the_source
                 if not name.endswith(".py"):
                     copy.writestr(name, archive.read(name))
     # when a Python imports the package from that copy (ahead of the installed package)
-    probe = (
-        "import sys; sys.path.insert(0, sys.argv[1]); "
-        "import feast_spark.errors as e, feast_spark.specs; print(e.__file__)"
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", probe, str(bytecode_only)], capture_output=True, text=True
-    )
+    done = import_from(bytecode_only)
     # then the modules come from the zip's bytecode
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().startswith(str(bytecode_only))
@@ -41,3 +46,18 @@ def test_the_package_zip_carries_bytecode_that_python_imports_without_the_source
 
 def test_the_same_sources_give_the_same_zip(tmp_path: Path) -> None:
     assert package_zip(tmp_path) == package_zip(tmp_path)
+
+
+def test_a_python_of_another_version_imports_the_zip_from_its_sources(tmp_path: Path) -> None:
+    # given the package zip as another Python sees it: every bytecode's magic number differs
+    shipped = package_zip(tmp_path / "out")
+    other = tmp_path / "other-python.zip"
+    with zipfile.ZipFile(shipped) as archive, zipfile.ZipFile(other, "w") as copy:
+        for name in archive.namelist():
+            data = archive.read(name)
+            copy.writestr(name, b"\0\0\0\0" + data[4:] if name.endswith(".pyc") else data)
+    # when a Python imports the package from it
+    done = import_from(other)
+    # then it compiles the sources in the zip instead
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().startswith(str(other))
