@@ -130,11 +130,29 @@ def package_zip(out_dir: Path | None = None) -> Path:
                 if path.suffix == ".py":
                     archive.writestr(name + "c", _bytecode(path, f"{target}/{name}"))
         os.chmod(temporary, 0o644)
-        os.replace(temporary, target)
+        _publish(Path(temporary), target)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
     return target
+
+
+def _publish(built: Path, target: Path) -> None:
+    """Move ``built`` to ``target``, unless a concurrent build published one there first.
+
+    A published zip never changes: Python's zipimport reads a zip's directory once, then each
+    module at the offsets it read, so a job importing from a zip that another launcher replaced
+    fails with "bad local file header" (builds of the same sources differ in bytes: marshal's
+    output is not reproducible). Where the filesystem has no hard links, the last build wins.
+    """
+    try:
+        os.link(built, target)
+    except FileExistsError:
+        pass
+    except OSError:
+        os.replace(built, target)
+        return
+    built.unlink()
 
 
 def _bytecode(source: Path, shown_as: str) -> bytes:

@@ -103,12 +103,17 @@ def run_concurrently(
     remaining = [count]
 
     def record(index: int, outcome: Outcome) -> None:
-        outcomes[index] = outcome
-        slots.release()
+        # The driver may answer one request twice (a timeout, then the late answer, from its
+        # I/O thread): the first answer stands, and only it frees a slot and counts.
         with lock:
+            if outcomes[index] is not None:
+                return
+            outcomes[index] = outcome
             remaining[0] -= 1
-            if remaining[0] == 0:
-                finished.set()
+            done = remaining[0] == 0
+        slots.release()
+        if done:
+            finished.set()
 
     def on_rows(rows: Any, index: int, future: Any) -> None:
         record(index, Outcome(list(rows) if rows is not None else [], None, _host_of(future)))

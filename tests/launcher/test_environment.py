@@ -8,7 +8,7 @@ import sys
 import zipfile
 from pathlib import Path
 
-from feast_spark.launcher.environment import package_zip
+from feast_spark.launcher.environment import _publish, package_zip
 
 
 def import_from(archive: Path) -> subprocess.CompletedProcess[str]:
@@ -61,3 +61,17 @@ def test_a_python_of_another_version_imports_the_zip_from_its_sources(tmp_path: 
     # then it compiles the sources in the zip instead
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().startswith(str(other))
+
+
+def test_a_published_zip_is_never_replaced_by_a_concurrent_build(tmp_path: Path) -> None:
+    # given the zip one launcher published, and another launcher's build of the same sources
+    # (marshal's bytes differ between builds: here, other bytes altogether)
+    target = package_zip(tmp_path)
+    published = target.read_bytes()
+    late_build = tmp_path / ".feast_spark.late.zip"
+    late_build.write_bytes(b"another build")
+    # when the late build is published
+    _publish(late_build, target)
+    # then the zip a running job may be importing from is unchanged, and the late build is gone
+    assert target.read_bytes() == published
+    assert not late_build.exists()
