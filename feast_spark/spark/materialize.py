@@ -126,10 +126,8 @@ def write_online(
 ) -> WriteCounts:
     """Write ``rows`` to the online store from the executors; return what was written.
 
-    The table must exist (``ensure_table`` on the driver first). Each write task writes its
-    Arrow batches through its Python worker's store (opened once it has rows, and for Cassandra
-    kept for the worker's later tasks: :class:`~feast_spark.online.stores.SharedStores`) and
-    yields its counts.
+    The table must exist (``ensure_table`` on the driver first). Each write task opens its own
+    store (only once it has rows), writes its Arrow batches and yields its counts.
 
     Args:
         rows: Keys, features, ``event_timestamp`` (and ``created_timestamp``).
@@ -150,27 +148,17 @@ def write_online(
     def write_partition(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         import pyarrow as pa
 
-        # Imported in the worker: a module global named in this closure would be pickled with it,
-        # and each task would get its own copy instead of the worker's stores.
-        from feast_spark.online.stores import shared_stores
-
         counts = WriteCounts()
         opened: OnlineStore | None = None
-        shared = False
         try:
             for batch in batches:
                 if batch.num_rows == 0:
                     continue
                 if opened is None:
-                    opened, shared = shared_stores.get(settings)
+                    opened = open_online_store(settings)
                 counts = counts + opened.write_batch(schema, batch)
-        except BaseException:
-            if opened is not None and shared:
-                shared_stores.discard(opened)
-                opened = None
-            raise
         finally:
-            if opened is not None and not shared:
+            if opened is not None:
                 opened.close()
         yield pa.RecordBatch.from_pydict(
             {"written": [counts.written], "expired": [counts.expired]},

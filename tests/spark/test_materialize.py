@@ -221,41 +221,6 @@ def test_a_write_task_that_cannot_reach_cassandra_fails_the_write(spark: SparkSe
         write_online(rows, schema, bad, tasks=1)
 
 
-@pytest.mark.cassandra
-def test_write_tasks_keep_their_workers_cassandra_session_across_spark_jobs(
-    spark: SparkSession, cassandra_node: Any, cassandra_session: Session
-) -> None:
-    # given an online table on the local node, and the node's client connections now
-    config = CassandraOnlineStoreConfig(
-        hosts=(cassandra_node.host,), port=cassandra_node.port, local_dc=cassandra_node.local_dc,
-        keyspace=f"test_shared_{uuid.uuid4().hex[:10]}", write_consistency="ONE",
-    )  # fmt: skip
-    schema = OnlineTableSchema.of("p", TABLE, [DRIVER])
-    with open_online_store(config) as online:
-        online.ensure_table(schema)
-    rows = online_rows(spark.createDataFrame(offline_rows()[:20], SPARK_SCHEMA), TABLE, Window())
-
-    def connections() -> int:
-        return len(list(cassandra_session.execute("SELECT port FROM system_views.clients")))
-
-    try:
-        before = connections()
-        # when four Spark jobs write (one task each, as a stream's micro-batches do)
-        written = [write_online(rows, schema, online_store_mapping(config), tasks=1)]
-        after_first = connections()
-        written += [write_online(rows, schema, online_store_mapping(config), tasks=1)
-                    for _ in range(3)]  # fmt: skip
-        after_all = connections()
-    finally:
-        cassandra_session.execute(f"DROP KEYSPACE IF EXISTS {config.keyspace}")
-    # then the rows landed, the worker's session outlived its task (it closed before), and
-    # later jobs reused sessions: at most one per Python worker of local[2] (a control
-    # connection and a pool connection each), not one per job
-    assert written[0].written > 0 and len(written) == 4
-    assert after_first > before
-    assert after_all - before <= 4
-
-
 # --- ties on event time across runs ---------------------------------------------------------------
 
 T = D1 + timedelta(hours=9, microseconds=123456)
