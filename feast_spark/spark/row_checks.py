@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from pyspark.sql import Column, DataFrame, Observation
@@ -183,7 +183,68 @@ def check_rows(
 
     """
     require_utc_session(frame.sparkSession)
-    schema = frame.schema
+    landed = _landed_at(frame, ingested_at) if landed_at is None else landed_at
+    plan = check_plan(frame.schema, frame.columns, table, entities, source, window,
+                      landed_at=landed, latest_event=latest_event)  # fmt: skip
+    return plan.apply(frame)
+
+
+@dataclass(frozen=True)
+class CheckPlan:
+    """The checks of :func:`check_rows` as columns, for any frame of one source schema.
+
+    Each of the few hundred ``Column`` objects of a table's checks costs a call to the JVM, more
+    than checking a small batch: a stream builds its plan once and applies it to every
+    micro-batch (see :func:`check_plan`).
+
+    Attributes:
+        converted: The converted values, one reason per check, and the raw row.
+        in_window: Keeps the rows of the window (None: every row).
+        checked: The offline columns, the joined reason and the raw row as JSON.
+        columns: The offline columns, in table order.
+    """
+
+    converted: tuple[Column, ...]
+    in_window: Column | None
+    checked: tuple[Column, ...]
+    columns: tuple[str, ...]
+
+    def apply(self, frame: DataFrame) -> CheckedRows:
+        """The checked rows of ``frame`` (of the schema the plan was built for)."""
+        converted_rows = frame.select(*self.converted)
+        if self.in_window is not None:
+            converted_rows = converted_rows.where(self.in_window)
+        return CheckedRows(converted_rows.select(*self.checked), self.columns)
+
+
+def check_plan(
+    schema: T.StructType,
+    raw_columns: Sequence[str],
+    table: FeatureTable,
+    entities: Sequence[Entity],
+    source: BatchSource,
+    window: Window | None,
+    *,
+    landed_at: Column,
+    latest_event: datetime | Column | None = None,
+) -> CheckPlan:
+    """The checks of :func:`check_rows` (its rules) for rows of ``schema``.
+
+    Args:
+        schema: The source rows' schema.
+        raw_columns: The columns a rejected row's ``source_row`` holds.
+        table: The feature table.
+        entities: The table's entities.
+        source: The source definition (mapping, timestamp columns and format).
+        window: Event-time window; None or open bounds for no limit.
+        landed_at: When each row's data landed (the created time of rows without one).
+        latest_event: The latest event time accepted: an instant, or a timestamp column (a
+            stream's plan outlives each batch's bound); None: no limit.
+
+    Raises:
+        SourceSchemaError: A column is missing, or its source type can never hold the declared
+            type.
+    """
     by_name = {entity.name: entity for entity in entities}
     outputs: list[tuple[str, Converted]] = []
     for name in table.entities:
@@ -201,17 +262,19 @@ def check_rows(
     label = _label(EVENT_TIMESTAMP, source.event_timestamp_column)
     event = event.required(f"{label}: is null")
     if latest_event is not None:
-        event = _no_later_than(event, latest_event, label)
+        latest = (
+            timestamp_literal(latest_event) if isinstance(latest_event, datetime) else latest_event
+        )
+        event = _no_later_than(event, latest, label)
     outputs.append((EVENT_TIMESTAMP, event))
-    fallback = _landed_at(frame, ingested_at) if landed_at is None else landed_at
     if source.created_timestamp_column:
         created = _column(table, source, schema, CREATED_TIMESTAMP,
                           source.created_timestamp_column, ValueType.UNIX_TIMESTAMP)  # fmt: skip
         outputs.append(
-            (CREATED_TIMESTAMP, Converted(F.coalesce(created.value, fallback), created.reason))
+            (CREATED_TIMESTAMP, Converted(F.coalesce(created.value, landed_at), created.reason))
         )
     else:
-        outputs.append((CREATED_TIMESTAMP, Converted(fallback, None)))
+        outputs.append((CREATED_TIMESTAMP, Converted(landed_at, None)))
     for feature in table.features:
         outputs.append(
             (feature.name, _column(table, source, schema, feature.name,
@@ -220,37 +283,38 @@ def check_rows(
 
     reasons = [conv.reason for _, conv in outputs if conv.reason is not None]
     reason_parts = [r.alias(f"_feast_r{i}") for i, r in enumerate(reasons)]
-    raw = F.struct(*[F.col(quote(name)) for name in frame.columns]).alias("_feast_raw")
-    converted_rows = frame.select(
-        *[conv.value.alias(name) for name, conv in outputs], *reason_parts, raw
-    )
+    raw = F.struct(*[F.col(quote(name)) for name in raw_columns]).alias("_feast_raw")
+    values = (*[conv.value.alias(name) for name, conv in outputs], *reason_parts, raw)
     in_window = _window_predicate(F.col(EVENT_TIMESTAMP), window)
     if in_window is not None:
         # Unplaceable rows (no event time) stay, to be rejected; others outside are dropped.
-        converted_rows = converted_rows.where(F.col(EVENT_TIMESTAMP).isNull() | in_window)
+        in_window = F.col(EVENT_TIMESTAMP).isNull() | in_window
     joined = F.concat_ws("; ", *[F.col(f"_feast_r{i}") for i in range(len(reasons))])
     reason = F.when(F.length(joined) > 0, joined)
     columns = offline_columns(table)
-    rows = converted_rows.select(
-        *columns,
+    checked = (
+        *[F.col(quote(c)) for c in columns],
         reason.alias(REJECT_REASON),
         # Only rejected rows pay for the JSON; valid() prunes the column altogether.
         F.when(reason.isNotNull(), F.to_json(F.col("_feast_raw"))).alias(SOURCE_ROW),
     )
-    return CheckedRows(rows, columns)
+    return CheckPlan(values, in_window, checked, columns)
 
 
-def _no_later_than(event: Converted, latest: datetime, label: str) -> Converted:
+def _no_later_than(event: Converted, latest: Column, label: str) -> Converted:
     """``event``, also rejecting times after ``latest`` (the reason says why and what to do)."""
     late = F.when(
-        event.value > timestamp_literal(latest),
+        event.value > latest,
         F.concat(
             F.lit(f"{label}: "),
             event.value.cast("string"),
+            F.lit(" is later than "),
+            # The session's time zone is UTC (check_rows requires it).
+            F.date_format(latest, "yyyy-MM-dd HH:mm:ss"),
             F.lit(
-                f" is later than {latest.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC (the job's start "
-                "plus future_event_time_allowance): a future event time would hide every later "
-                "value of its key online. Fix the time, or raise future_event_time_allowance"
+                " UTC (the job's start plus future_event_time_allowance): a future event time "
+                "would hide every later value of its key online. Fix the time, or raise "
+                "future_event_time_allowance"
             ),
         ),
     )

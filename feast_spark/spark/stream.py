@@ -48,7 +48,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pyspark.sql import DataFrame, Observation, SparkSession
+from pyspark.sql import Column, DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F  # noqa: N812 (the conventional alias)
 from pyspark.sql import types as T  # noqa: N812
 
@@ -59,7 +59,9 @@ from feast_spark.online.base import OnlineTableSchema
 from feast_spark.spark.checked_writes import ExtraRejected, WriteTargets, write_checked
 from feast_spark.spark.identifiers import quote
 from feast_spark.spark.job_entry import pause_point
-from feast_spark.spark.row_checks import CheckedRows, check_rows
+from feast_spark.spark.literals import timestamp_literal
+from feast_spark.spark.row_checks import CheckPlan, check_plan
+from feast_spark.spark.sources import require_utc_session
 from feast_spark.types import ValueType
 
 _log = logging.getLogger("feast_spark.spark.stream")
@@ -70,6 +72,8 @@ KAFKA_PARTITION = "_kafka_partition"
 KAFKA_OFFSET = "_kafka_offset"
 KAFKA_TIMESTAMP = "_kafka_timestamp"
 _CORRUPT = "_feast_corrupt_message"
+# A batch's latest accepted event time, as a column of its messages.
+_LATEST_EVENT = "_feast_latest_event"
 UNPARSEABLE = "message is not a JSON object"
 SHUFFLE_PARTITIONS = "spark.sql.shuffle.partitions"
 
@@ -120,48 +124,74 @@ def check_source(source: KafkaSource) -> FileSource:
     )
 
 
-def parse_messages(
-    records: DataFrame,
-    table: FeatureTable,
-    source: KafkaSource,
-    observation: Observation | None = None,
-) -> tuple[DataFrame, DataFrame]:
-    """``(messages, unparseable)`` of a batch of Kafka records.
+@dataclass(frozen=True)
+class MessagePlan:
+    """How a micro-batch's Kafka records become messages and unparseable rejections, as columns.
 
-    Args:
-        records: Spark's Kafka source rows (``value`` binary, ``topic``, ``partition``,
-            ``offset``, ``timestamp``).
-        table: The feature table.
-        source: Its stream source.
-        observation: Counts ``records`` and ``unparseable`` (the messages that are not JSON
-            objects) as the first action on either result reads them: no pass of its own.
+    Built once per stream (:func:`message_plan`), as :class:`~feast_spark.spark.row_checks.
+    CheckPlan` is: every batch has the same schema, and building the columns again for each
+    batch cost more calls to the JVM than checking a small batch.
 
-    Returns:
-        The parsed messages (one column per message field, ``BYTES`` fields decoded from
-        base64, plus the Kafka coordinates), and the rejected rows of the messages that are not
-        JSON objects (``reason``, ``event_timestamp`` null, ``source_row``).
+    Attributes:
+        parsed: The parsed message, its text and its Kafka coordinates.
+        good: Holds for a message that is a JSON object.
+        bad: The opposite.
+        counts: ``records`` and ``unparseable``, for an observation.
+        messages: One column per message field (``BYTES`` decoded), and the coordinates.
+        unparseable: The rejected-row columns of a message that is not a JSON object.
     """
+
+    parsed: tuple[Column, ...]
+    good: Column
+    bad: Column
+    counts: tuple[Column, ...]
+    messages: tuple[Column, ...]
+    unparseable: tuple[Column, ...]
+
+    def apply(
+        self, records: DataFrame, observation: Observation | None = None, *more: Column
+    ) -> tuple[DataFrame, DataFrame]:
+        """``(messages, unparseable)`` of a batch of Kafka records.
+
+        Args:
+            records: Spark's Kafka source rows (``value`` binary, ``topic``, ``partition``,
+                ``offset``, ``timestamp``).
+            observation: Counts ``records`` and ``unparseable`` as the first action on either
+                result reads them: no pass of its own.
+            more: Columns added to the messages (a batch's own values).
+
+        Returns:
+            The parsed messages (one column per message field, plus the Kafka coordinates and
+            ``more``), and the rejected rows of the messages that are not JSON objects
+            (``reason``, ``event_timestamp`` null, ``source_row``).
+        """
+        frame = records.select(*self.parsed)
+        if observation is not None:
+            frame = frame.observe(observation, *self.counts)
+        messages = frame.where(self.good).select(*self.messages, *more)
+        return messages, frame.where(self.bad).select(*self.unparseable)
+
+
+def message_plan(table: FeatureTable, source: KafkaSource) -> MessagePlan:
+    """The :class:`MessagePlan` of ``table``'s messages on ``source`` (rules: module docstring)."""
     schema = message_fields(table, source)
     text = F.col("value").cast("string")
     parsed = F.from_json(
         text, schema, {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": _CORRUPT}
     )
-    coordinates = [
+    coordinates = (
         F.col("topic").alias(KAFKA_TOPIC),
         F.col("partition").alias(KAFKA_PARTITION),
         F.col("offset").alias(KAFKA_OFFSET),
         F.col("timestamp").alias(KAFKA_TIMESTAMP),
-    ]
-    frame = records.select(parsed.alias("_m"), text.alias("_value"), *coordinates)
+    )
     bad = F.col("_m").isNull() | F.col(f"_m.{quote(_CORRUPT)}").isNotNull()
-    if observation is not None:
-        frame = frame.observe(
-            observation,
-            F.count(F.lit(1)).alias("records"),
-            F.count(F.when(bad, F.lit(1))).alias("unparseable"),
-        )
+    counts = (
+        F.count(F.lit(1)).alias("records"),
+        F.count(F.when(bad, F.lit(1))).alias("unparseable"),
+    )
     decoded = {source.source_column(f.name) for f in table.features if f.dtype == ValueType.BYTES}
-    columns = [
+    fields = [
         (
             F.try_to_binary(F.col(f"_m.{quote(name)}"), F.lit("base64"))
             if name in decoded
@@ -171,32 +201,42 @@ def parse_messages(
         if name != _CORRUPT
     ]
     names = [KAFKA_TOPIC, KAFKA_PARTITION, KAFKA_OFFSET]
-    messages = frame.where(~bad).select(*columns, *names, KAFKA_TIMESTAMP)
-    unparseable = frame.where(bad).select(
+    unparseable = (
         F.lit(UNPARSEABLE).alias("reason"),
         F.lit(None).cast("timestamp").alias(EVENT_TIMESTAMP),
         F.to_json(
             F.struct(F.col("_value").alias("_kafka_value"), *[F.col(n) for n in names])
         ).alias("source_row"),
     )
-    return messages, unparseable
+    return MessagePlan(
+        parsed=(parsed.alias("_m"), text.alias("_value"), *coordinates),
+        good=~bad,
+        bad=bad,
+        counts=counts,
+        messages=(*fields, *[F.col(n) for n in (*names, KAFKA_TIMESTAMP)]),
+        unparseable=unparseable,
+    )
 
 
-def check_messages(
+def message_checks(
     messages: DataFrame,
     table: FeatureTable,
     entities: Sequence[Entity],
     source: KafkaSource,
-    received_at: datetime,
-    latest_event: datetime | None,
-) -> CheckedRows:
-    """The batch checks on parsed messages (:func:`check_rows`, no window).
+    latest_event: Column | None,
+) -> CheckPlan:
+    """The batch checks of parsed messages (:func:`check_rows`' rules, no window), as a plan.
 
-    A message without a created time gets its Kafka timestamp as one.
+    A message without a created time gets its Kafka timestamp as one. ``latest_event`` is a
+    column of ``messages`` (each batch has its own bound), left out of a rejected row's
+    ``source_row``.
     """
-    return check_rows(
-        messages, table, entities, check_source(source), None, received_at,
-        latest_event=latest_event, landed_at=F.col(KAFKA_TIMESTAMP),
+    require_utc_session(messages.sparkSession)
+    latest = None if latest_event is None else _LATEST_EVENT
+    raw = [name for name in messages.columns if name != latest]
+    return check_plan(
+        messages.schema, raw, table, entities, check_source(source), None,
+        landed_at=F.col(KAFKA_TIMESTAMP), latest_event=latest_event,
     )  # fmt: skip
 
 
@@ -275,6 +315,9 @@ class BatchWriter:
     stream_id: str | None = None
     _ready: threading.Event = field(default_factory=threading.Event, repr=False)
     _offline_schema: T.StructType | None = field(default=None, repr=False)
+    # Built at the first batch, for all of them (see MessagePlan).
+    _messages: MessagePlan | None = field(default=None, repr=False)
+    _checks: CheckPlan | None = field(default=None, repr=False)
     _busy: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _closed: bool = field(default=False, repr=False)
     #: Seconds of each step of the last batch (online, rejected, offline), for profiling.
@@ -315,10 +358,16 @@ class BatchWriter:
         records = records.persist()
         try:
             parsed = Observation()
-            messages, unparseable = parse_messages(records, self.table, self.source, parsed)
-            checked = check_messages(
-                messages, self.table, self.entities, self.source, received_at, latest
-            )
+            if self._messages is None:
+                self._messages = message_plan(self.table, self.source)
+            more = () if latest is None else (timestamp_literal(latest).alias(_LATEST_EVENT),)
+            messages, unparseable = self._messages.apply(records, parsed, *more)
+            if self._checks is None:
+                bound = None if latest is None else F.col(_LATEST_EVENT)
+                self._checks = message_checks(
+                    messages, self.table, self.entities, self.source, bound
+                )
+            checked = self._checks.apply(messages)
             targets = WriteTargets(self.table, self.schema, self.store, self.rejected_path,
                                    self.offline_path)  # fmt: skip
             done = write_checked(

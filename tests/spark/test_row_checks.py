@@ -323,3 +323,36 @@ def test_a_session_outside_utc_is_refused(spark: SparkSession) -> None:
             check_rows(frame, table(), [DRIVER], table().batch_source, None, INGESTED)
     finally:
         spark.conf.set("spark.sql.session.timeZone", "UTC")
+
+
+def test_a_plan_built_once_checks_each_frame_against_its_own_latest_event(
+    spark: SparkSession,
+) -> None:
+    from pyspark.sql import functions as F  # noqa: N812
+
+    from feast_spark.spark.row_checks import check_plan
+
+    # given one plan whose latest accepted event time is a column of the frames it checks
+    # (a stream builds its checks once; each micro-batch brings its own bound)
+    schema = "driver_id bigint, ts timestamp, trips bigint, bound timestamp"
+    first = spark.createDataFrame([(1, at(2), 5, at(1)), (2, at(1), 6, at(1))], schema)
+    second = spark.createDataFrame([(1, at(2), 7, at(3))], schema)
+    plan = check_plan(
+        first.schema, ["driver_id", "ts", "trips"], table(), [DRIVER], table().batch_source,
+        None, landed_at=F.lit(INGESTED), latest_event=F.col("bound"),
+    )  # fmt: skip
+
+    # when it checks a first frame, then a second with a later bound
+    rows_first = plan.apply(first).rows.orderBy("driver_id").collect()
+    rows_second = plan.apply(second).rows.collect()
+
+    # then a row later than its own frame's bound is rejected, with the bound in the reason
+    assert rows_first[0]["_feast_reject_reason"].startswith(
+        "event_timestamp (source column ts): 2024-01-02 00:00:00 is later than "
+        "2024-01-01 00:00:00 UTC (the job's start plus future_event_time_allowance)"
+    )
+    assert rows_first[1]["_feast_reject_reason"] is None
+    # and the same event time is valid in the second frame; the bound is not in source_row
+    assert rows_second[0]["_feast_reject_reason"] is None
+    assert '"bound"' not in rows_first[0]["_feast_source_row"]
+    assert rows_first[0]["_feast_source_row"].startswith('{"driver_id":1,"ts":')
