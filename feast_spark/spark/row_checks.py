@@ -26,6 +26,7 @@ from pyspark.sql import types as T  # noqa: N812
 from feast_spark.columns import CREATED_TIMESTAMP, EVENT_TIMESTAMP
 from feast_spark.definitions import BatchSource, Entity, FeatureTable
 from feast_spark.errors import SourceSchemaError
+from feast_spark.online.base import to_micros
 from feast_spark.spark.conversions import Converted, UnconvertibleError, convert
 from feast_spark.spark.identifiers import quote
 from feast_spark.spark.literals import timestamp_literal
@@ -238,8 +239,8 @@ def check_plan(
         source: The source definition (mapping, timestamp columns and format).
         window: Event-time window; None or open bounds for no limit.
         landed_at: When each row's data landed (the created time of rows without one).
-        latest_event: The latest event time accepted: an instant, or a timestamp column (a
-            stream's plan outlives each batch's bound); None: no limit.
+        latest_event: The latest event time accepted: an instant, or a column of microseconds
+            since the epoch (a stream's plan outlives each batch's bound); None: no limit.
 
     Raises:
         SourceSchemaError: A column is missing, or its source type can never hold the declared
@@ -263,7 +264,7 @@ def check_plan(
     event = event.required(f"{label}: is null")
     if latest_event is not None:
         latest = (
-            timestamp_literal(latest_event) if isinstance(latest_event, datetime) else latest_event
+            F.lit(to_micros(latest_event)) if isinstance(latest_event, datetime) else latest_event
         )
         event = _no_later_than(event, latest, label)
     outputs.append((EVENT_TIMESTAMP, event))
@@ -301,10 +302,13 @@ def check_plan(
     return CheckPlan(values, in_window, checked, columns)
 
 
-def _no_later_than(event: Converted, latest: Column, label: str) -> Converted:
-    """``event``, also rejecting times after ``latest`` (the reason says why and what to do)."""
+def _no_later_than(event: Converted, latest_micros: Column, label: str) -> Converted:
+    """``event``, also rejecting times after ``latest_micros`` (the reason says why and the fix)."""
+    latest = F.timestamp_micros(latest_micros.cast("bigint"))
     late = F.when(
-        event.value > latest,
+        # A difference, not a comparison: Spark would turn a comparison with a DECIMAL literal
+        # into one with a BIGINT literal (see feast_spark.spark.stream._bound).
+        F.unix_micros(event.value) - latest_micros > 0,
         F.concat(
             F.lit(f"{label}: "),
             event.value.cast("string"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -330,13 +331,15 @@ def test_a_plan_built_once_checks_each_frame_against_its_own_latest_event(
 ) -> None:
     from pyspark.sql import functions as F  # noqa: N812
 
-    from feast_spark.spark.row_checks import check_plan
-
     # given one plan whose latest accepted event time is a column of the frames it checks
     # (a stream builds its checks once; each micro-batch brings its own bound)
-    schema = "driver_id bigint, ts timestamp, trips bigint, bound timestamp"
-    first = spark.createDataFrame([(1, at(2), 5, at(1)), (2, at(1), 6, at(1))], schema)
-    second = spark.createDataFrame([(1, at(2), 7, at(3))], schema)
+    from feast_spark.online.base import to_micros
+    from feast_spark.spark.row_checks import check_plan
+
+    schema = "driver_id bigint, ts timestamp, trips bigint, bound decimal(20, 0)"
+    day1, day3 = Decimal(to_micros(at(1))), Decimal(to_micros(at(3)))
+    first = spark.createDataFrame([(1, at(2), 5, day1), (2, at(1), 6, day1)], schema)
+    second = spark.createDataFrame([(1, at(2), 7, day3)], schema)
     plan = check_plan(
         first.schema, ["driver_id", "ts", "trips"], table(), [DRIVER], table().batch_source,
         None, landed_at=F.lit(INGESTED), latest_event=F.col("bound"),
