@@ -33,6 +33,7 @@ import functools
 import json
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -131,6 +132,31 @@ def _decoder(value_type: ValueType) -> Callable[[Any], Any] | None:
     return None
 
 
+def _connect(path: str) -> sqlite3.Connection:
+    """A connection to ``path`` in WAL mode.
+
+    Switching to (or checking) WAL mode can fail at once with "database is locked" while another
+    process opens or closes the file: SQLite does not wait on its busy timeout then. A reader
+    opening the store while a Spark task writes hit it; the open is tried again until
+    ``BUSY_TIMEOUT_S`` has passed.
+    """
+    deadline = time.monotonic() + BUSY_TIMEOUT_S
+    while True:
+        connection = sqlite3.connect(
+            path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
+        )
+        try:
+            connection.execute("PRAGMA journal_mode=WAL")
+            connection.execute("PRAGMA synchronous=NORMAL")
+        except sqlite3.OperationalError as error:
+            connection.close()
+            if "locked" not in str(error) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
+        else:
+            return connection
+
+
 class SqliteOnlineStore(ClosingStore):
     """One connection to the SQLite online store file.
 
@@ -147,11 +173,7 @@ class SqliteOnlineStore(ClosingStore):
         self._lock = threading.Lock()
         try:
             Path(self._path).parent.mkdir(parents=True, exist_ok=True)
-            self._connection = sqlite3.connect(
-                self._path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
-            )
-            self._connection.execute("PRAGMA journal_mode=WAL")
-            self._connection.execute("PRAGMA synchronous=NORMAL")
+            self._connection = _connect(self._path)
         except (sqlite3.Error, OSError) as error:
             raise OnlineStoreError(STORE, self._path, ERRORS["open"].format(error=error)) from error
         self._columns_cache: dict[str, dict[str, str]] = {}
