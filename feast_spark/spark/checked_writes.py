@@ -11,7 +11,7 @@ by :func:`feast_spark.spark.row_checks.check_rows`, it
    The same Spark job counts the rows (valid and rejected) as they pass: a small batch pays
    for each job's scheduling, so there is no counting job of its own;
 2. records the rejected rows, with their reason, in the table's rejected-rows table under
-   ``record_id`` (a rerun with the same id replaces them);
+   ``record_id``, once per ``(txn_app_id, txn_version)`` (Delta skips a replayed append);
 3. with an offline table, appends the valid rows to it in one Delta commit carrying
    ``txnAppId``/``txnVersion``: a second write with the same pair is skipped by Delta.
 
@@ -166,7 +166,7 @@ def _write(
             all_rejected = all_rejected.unionByName(extra_rejected.rows)
         write_rejected(
             checked.rows.sparkSession, all_rejected, targets.rejected_path, record_id, None,
-            received_at, private=True,
+            received_at, private=True, txn=(txn_app_id, txn_version),
         )  # fmt: skip
     seconds["rejected"], began = time.monotonic() - began, time.monotonic()
     offline = 0

@@ -39,11 +39,15 @@ def write_rejected(
     *,
     retry: RetryPolicy = DEFAULT_RETRY,
     private: bool = False,
+    txn: tuple[str, int] | None = None,
 ) -> int | None:
     """Record a job's rejected rows in the rejected-rows table at ``path``.
 
     The rows of an earlier run with the same job id are replaced, so a rerun of one spec does
-    not list its rejections twice. Other jobs' rows are kept.
+    not list its rejections twice. Other jobs' rows are kept. With ``txn`` (a stream's
+    micro-batch, a push), the rows are appended once per ``(txnAppId, txnVersion)`` instead:
+    Delta skips a replayed write, and an append does not search the table for the rows it
+    would replace (a ``replaceWhere`` took seconds per micro-batch with a single bad message).
 
     Example (job ``ingest-1``, window ``[Jan 1, Jan 2)``)::
 
@@ -63,6 +67,7 @@ def write_rejected(
         retry: Conflict retry policy.
         private: Whether ``spark`` is this job's own session (then the version committed is
             read from the session instead of the table history).
+        txn: Delta's ``txnAppId`` and ``txnVersion`` of an append (None: replace the job's rows).
 
     Returns:
         The Delta version committed.
@@ -84,13 +89,14 @@ def write_rejected(
         # The first write creates the table; later ones replace this job's earlier rows.
         if private:
             spark.conf.unset(_LAST_COMMIT)
-        (
-            frame.write.format("delta")
-            .mode("overwrite")
-            .option("replaceWhere", predicate)
-            .option("userMetadata", job_id)
-            .save(path)
-        )
+        writer = frame.write.format("delta").option("userMetadata", job_id)
+        if txn is None:
+            writer = writer.mode("overwrite").option("replaceWhere", predicate)
+        else:
+            app_id, version = txn
+            writer = writer.mode("append").option("txnAppId", app_id)
+            writer = writer.option("txnVersion", str(version))
+        writer.save(path)
         return _committed_version(spark, path, job_id, private=private)
 
     return _retrying(attempt, what=f"write {path}", job_id=job_id, retry=retry)

@@ -11,7 +11,7 @@ written by :func:`feast_spark.spark.checked_writes.write_checked` (as a push's r
 2. **rejected rows**: unparseable messages and rows that fail a check go to the table's
    rejected-rows table with their reason; ``source_row`` carries the message's fields and its
    Kafka coordinates (``_kafka_topic``, ``_kafka_partition``, ``_kafka_offset``). They are
-   recorded under the id ``<stream id>-<batch id>``, replaced when the batch is replayed.
+   recorded under the id ``<stream id>-<batch id>``, once: a replayed batch's are skipped.
 3. **offline** (``--to both``): the valid rows are appended to the Delta offline table in one
    commit carrying Delta's transaction identifier (``txnAppId`` = the stream id, ``txnVersion``
    = the batch id): a batch replayed after a crash is skipped by Delta, so the table gets each
