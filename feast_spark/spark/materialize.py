@@ -141,8 +141,6 @@ def write_online(
         pyspark.errors.PySparkException: A write task failed (its OnlineStoreError is in the
             message).
     """
-    from pyspark.sql import functions as sf
-
     settings = dict(store)
 
     def write_partition(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
@@ -166,15 +164,11 @@ def write_online(
         )
 
     parallelism = tasks or rows.sparkSession.sparkContext.defaultParallelism
-    totals = (
-        rows.coalesce(parallelism)
-        .mapInArrow(write_partition, _COUNTS_DDL)
-        .agg(sf.sum("written").alias("written"), sf.sum("expired").alias("expired"))
-        .first()
+    # One row of counts per task, summed here: a Spark aggregate would add a shuffle and a job.
+    per_task = rows.coalesce(parallelism).mapInArrow(write_partition, _COUNTS_DDL).collect()
+    return WriteCounts(
+        sum(int(row["written"]) for row in per_task), sum(int(row["expired"]) for row in per_task)
     )
-    if totals is None or totals["written"] is None:
-        return WriteCounts()
-    return WriteCounts(int(totals["written"]), int(totals["expired"]))
 
 
 def materialize_table(
