@@ -86,7 +86,8 @@ def write_rejected(
     predicate = f"{INGESTION_JOB_ID} = {_sql_string(job_id)}"
 
     def attempt() -> int | None:
-        # The first write creates the table; later ones replace this job's earlier rows.
+        # The first write creates the table; later ones replace this job's earlier rows (or, with
+        # txn, append them once).
         if private:
             spark.conf.unset(_LAST_COMMIT)
         writer = frame.write.format("delta").option("userMetadata", job_id)
