@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
+from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from pyspark.sql import Column, DataFrame, Observation
@@ -302,12 +303,24 @@ def check_plan(
     return CheckPlan(values, in_window, checked, columns)
 
 
+def event_bound(latest: datetime) -> Column:
+    """``latest`` as a ``latest_event`` column for :func:`check_plan` that keeps Spark's code.
+
+    Microseconds since the epoch as a DECIMAL literal: Spark writes a BIGINT or TIMESTAMP
+    literal into the generated Java code, so a bound that changes with every stream micro-batch
+    made Spark compile the batch's check stage again (0.1-0.2 s a batch); a DECIMAL literal is
+    passed to the code as an object, and the check compares through a difference (see
+    :func:`_no_later_than`).
+    """
+    return F.lit(Decimal(to_micros(latest)))
+
+
 def _no_later_than(event: Converted, latest_micros: Column, label: str) -> Converted:
     """``event``, also rejecting times after ``latest_micros`` (the reason says why and the fix)."""
     latest = F.timestamp_micros(latest_micros.cast("bigint"))
     late = F.when(
         # A difference, not a comparison: Spark would turn a comparison with a DECIMAL literal
-        # into one with a BIGINT literal (see feast_spark.spark.stream._bound).
+        # into one with a BIGINT literal (see event_bound).
         F.unix_micros(event.value) - latest_micros > 0,
         F.concat(
             F.lit(f"{label}: "),

@@ -46,7 +46,6 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 from typing import Any
 
 from pyspark.sql import Column, DataFrame, Observation, SparkSession
@@ -56,11 +55,11 @@ from pyspark.sql import types as T  # noqa: N812
 from feast_spark.columns import EVENT_TIMESTAMP
 from feast_spark.definitions import Entity, FeatureTable, FileSource
 from feast_spark.definitions.stream_sources import KafkaSource
-from feast_spark.online.base import OnlineTableSchema, to_micros
+from feast_spark.online.base import OnlineTableSchema
 from feast_spark.spark.checked_writes import ExtraRejected, WriteTargets, write_checked
 from feast_spark.spark.identifiers import quote
 from feast_spark.spark.job_entry import pause_point
-from feast_spark.spark.row_checks import CheckPlan, check_plan
+from feast_spark.spark.row_checks import CheckPlan, check_plan, event_bound
 from feast_spark.spark.sources import require_utc_session
 from feast_spark.types import ValueType
 
@@ -134,15 +133,13 @@ class MessagePlan:
 
     Attributes:
         parsed: The parsed message, its text and its Kafka coordinates.
-        good: Holds for a message that is a JSON object.
-        bad: The opposite.
+        bad: Holds for a message that is not a JSON object.
         counts: ``records`` and ``unparseable``, for an observation.
         messages: One column per message field (``BYTES`` decoded), and the coordinates.
         unparseable: The rejected-row columns of a message that is not a JSON object.
     """
 
     parsed: tuple[Column, ...]
-    good: Column
     bad: Column
     counts: tuple[Column, ...]
     messages: tuple[Column, ...]
@@ -168,7 +165,7 @@ class MessagePlan:
         frame = records.select(*self.parsed)
         if observation is not None:
             frame = frame.observe(observation, *self.counts)
-        messages = frame.where(self.good).select(*self.messages, *more)
+        messages = frame.where(~self.bad).select(*self.messages, *more)
         return messages, frame.where(self.bad).select(*self.unparseable)
 
 
@@ -210,7 +207,6 @@ def message_plan(table: FeatureTable, source: KafkaSource) -> MessagePlan:
     )
     return MessagePlan(
         parsed=(parsed.alias("_m"), text.alias("_value"), *coordinates),
-        good=~bad,
         bad=bad,
         counts=counts,
         messages=(*fields, *[F.col(n) for n in (*names, KAFKA_TIMESTAMP)]),
@@ -219,24 +215,21 @@ def message_plan(table: FeatureTable, source: KafkaSource) -> MessagePlan:
 
 
 def message_checks(
-    messages: DataFrame,
-    table: FeatureTable,
-    entities: Sequence[Entity],
-    source: KafkaSource,
-    latest_event: Column | None,
+    messages: DataFrame, table: FeatureTable, entities: Sequence[Entity], source: KafkaSource
 ) -> CheckPlan:
     """The batch checks of parsed messages (:func:`check_rows`' rules, no window), as a plan.
 
-    A message without a created time gets its Kafka timestamp as one. ``latest_event`` is a
-    column of ``messages`` (each batch has its own bound), left out of a rejected row's
-    ``source_row``.
+    A message without a created time gets its Kafka timestamp as one. When ``messages`` carry
+    a batch's latest accepted event time (:data:`_LATEST_EVENT`, from
+    :func:`~feast_spark.spark.row_checks.event_bound`), later events are rejected; that column
+    stays out of a rejected row's ``source_row``.
     """
     require_utc_session(messages.sparkSession)
-    latest = None if latest_event is None else _LATEST_EVENT
-    raw = [name for name in messages.columns if name != latest]
+    bounded = _LATEST_EVENT in messages.columns
     return check_plan(
-        messages.schema, raw, table, entities, check_source(source), None,
-        landed_at=F.col(KAFKA_TIMESTAMP), latest_event=latest_event,
+        messages.schema, [name for name in messages.columns if name != _LATEST_EVENT], table,
+        entities, check_source(source), None, landed_at=F.col(KAFKA_TIMESTAMP),
+        latest_event=F.col(_LATEST_EVENT) if bounded else None,
     )  # fmt: skip
 
 
@@ -360,13 +353,10 @@ class BatchWriter:
             parsed = Observation()
             if self._messages is None:
                 self._messages = message_plan(self.table, self.source)
-            more = () if latest is None else (_bound(latest).alias(_LATEST_EVENT),)
+            more = () if latest is None else (event_bound(latest).alias(_LATEST_EVENT),)
             messages, unparseable = self._messages.apply(records, parsed, *more)
             if self._checks is None:
-                bound = None if latest is None else F.col(_LATEST_EVENT)
-                self._checks = message_checks(
-                    messages, self.table, self.entities, self.source, bound
-                )
+                self._checks = message_checks(messages, self.table, self.entities, self.source)
             checked = self._checks.apply(messages)
             targets = WriteTargets(self.table, self.schema, self.store, self.rejected_path,
                                    self.offline_path)  # fmt: skip
@@ -397,16 +387,6 @@ class BatchWriter:
             ", ".join(f"{k} {v:.2f} s" for k, v in self.step_seconds.items()),
         )  # fmt: skip
         pause_point("stream_batch")  # fault tests: kill the driver before Spark commits the batch
-
-
-def _bound(latest: datetime) -> Column:
-    """A batch's latest event time as a DECIMAL literal of microseconds since the epoch.
-
-    Spark writes a BIGINT or TIMESTAMP literal into the generated Java code, so a bound that
-    changes with every batch made Spark compile the batch's code again (0.1-0.2 s a batch); a
-    DECIMAL literal is passed to the code as an object, and the code stays the same.
-    """
-    return F.lit(Decimal(to_micros(latest)))
 
 
 def kafka_reader(spark: SparkSession, source: KafkaSource) -> DataFrame:
