@@ -341,7 +341,10 @@ def run_shape(
             note = verify(spark, directory, reference)
             next(r for r in results if r.method == "ours").note += note
     finally:
-        shutil.rmtree(directory, ignore_errors=True)
+        if args.keep:
+            print(f"  kept {directory}", flush=True)
+        else:
+            shutil.rmtree(directory, ignore_errors=True)
     return results
 
 
@@ -475,6 +478,11 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument(
         "--tree", default=None, help="with --whole-process: the feast-spark tree to run"
+    )
+    parser.add_argument(
+        "--keep",
+        action="store_true",
+        help="keep the generated data and project (e.g. for benchmarks/job_timeline.py)",
     )
     parser.add_argument(
         "--max-age-days", type=int, default=None, help="max_age of both shapes (default 7/30)"

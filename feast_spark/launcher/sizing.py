@@ -1,12 +1,9 @@
 """Spark settings sized to one job, from what the launcher can see of its inputs before it starts.
 
-A fixed setting suits one table size: ``spark.databricks.delta.snapshotPartitions`` is 50 unless
-set, which turns the snapshot of a one-commit table into a 50-task Spark job (seconds on two
-cores), while a table with a large log needs the partitions. So the launcher measures:
+A fixed setting suits one table size, so the launcher measures before spark-submit:
 
 - the ``_delta_log`` folders of the tables the job reads or writes (one listing each, local or
-  remote): about one snapshot partition per :data:`LOG_BYTES_PER_SNAPSHOT_PARTITION` of log,
-  between 1 and :data:`MAX_SNAPSHOT_PARTITIONS`;
+  remote), for Delta's snapshot partitions (the rule: :mod:`feast_spark.delta_sizing`);
 - on a local master, the bytes of the job's local inputs (the tables, the batch source, the
   entity rows): a job under :data:`SMALL_INPUT_BYTES` runs its driver JVM with the C1 compiler
   only (:data:`SHORT_RUN_JVM_OPTIONS`), which compiles fast and cheaply, where C2's compile threads
@@ -27,21 +24,15 @@ Pure Python: the sizes are read with ``os`` (local) or ``pyarrow.fs`` (remote), 
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from feast_spark.delta_sizing import MIB, SNAPSHOT_PARTITIONS, snapshot_partitions
 from feast_spark.specs import HistoricalRetrievalOptions, IngestOptions, JobSpec
 from feast_spark.storage import filesystem, local_path
 
-MIB = 1024 * 1024
-SNAPSHOT_PARTITIONS = "spark.databricks.delta.snapshotPartitions"
 DRIVER_JAVA_OPTIONS = "spark.driver.extraJavaOptions"
-# Delta's snapshot job shuffles the log's actions into this many partitions: one per 8 MiB of
-# log keeps each task a fraction of a second, and 50 (Delta's default) is the most worth having.
-LOG_BYTES_PER_SNAPSHOT_PARTITION = 8 * MIB
-MAX_SNAPSHOT_PARTITIONS = 50
 # Below this many bytes of input a local job is mostly fixed cost (the quickstart's jobs read
 # 22-48 MiB): C1 only. Above it, C2's faster code may pay for its compile time; not measured.
 SMALL_INPUT_BYTES = 64 * MIB
@@ -62,17 +53,6 @@ class JobFootprint:
 
     delta_log_bytes: int | None = 0
     input_bytes: int | None = None
-
-
-def snapshot_partitions(delta_log_bytes: int) -> int:
-    """Delta snapshot partitions for a log of this size: ceil(bytes / 8 MiB), within 1..50.
-
-    Example:
-        >>> [snapshot_partitions(n * MIB) for n in (0, 1, 8, 9, 400, 4000)]
-        [1, 1, 1, 2, 50, 50]
-    """
-    wanted = math.ceil(max(delta_log_bytes, 0) / LOG_BYTES_PER_SNAPSHOT_PARTITION)
-    return min(max(wanted, 1), MAX_SNAPSHOT_PARTITIONS)
 
 
 def sized_conf(footprint: JobFootprint, *, local_master: bool) -> dict[str, str]:

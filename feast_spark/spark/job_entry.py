@@ -106,9 +106,12 @@ def run_job(
     own_session = spark is None
     try:
         if spark is None:
-            from feast_spark.spark.session import build_spark_session
+            from feast_spark.spark.session import build_spark_session, size_delta_snapshots
 
             spark = build_spark_session(f"feast-spark-{job_type}-{spec.job_id}")
+            size_delta_snapshots(
+                spark, [spec.offline_table_path(table.name) for table in spec.feature_tables]
+            )
         pause_point("session")
         result = body(spark, spec, started_at, progress)
         pause_point("committed")

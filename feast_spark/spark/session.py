@@ -26,9 +26,10 @@ only inside :func:`build_spark_session`.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING
 
+from feast_spark.delta_sizing import SNAPSHOT_PARTITIONS, snapshot_partitions
 from feast_spark.spark_conf import (
     DELTA_PACKAGE,
     delta_jars_conf,
@@ -109,6 +110,48 @@ def stop_session(spark: SparkSession) -> None:
         server.server_shutdown = True
         context._accumulatorServer = None  # type: ignore[assignment]
     spark.stop()
+
+
+def size_delta_snapshots(spark: SparkSession, table_paths: Iterable[str]) -> int | None:
+    """Size Delta's snapshot partitions to the tables' logs, unless the submission set them.
+
+    The launcher passes the value to spark-submit; a job started another way (``spark-submit.sh``
+    from a scheduler or a cluster's own submit) would snapshot even a one-commit table with Delta's
+    default of 50 tasks. The logs are measured through Hadoop's file system, with the job's own
+    credentials; one that cannot be measured leaves Delta's default.
+
+    Returns:
+        The partitions set, or None when nothing was set.
+    """
+    if spark.sparkContext.getConf().contains(SNAPSHOT_PARTITIONS):
+        return None
+    total = 0
+    for path in table_paths:
+        size = delta_log_bytes(spark, path)
+        if size is None:
+            return None
+        total += size
+    partitions = snapshot_partitions(total)
+    spark.conf.set(SNAPSHOT_PARTITIONS, str(partitions))
+    return partitions
+
+
+def delta_log_bytes(spark: SparkSession, table_path: str) -> int | None:
+    """Bytes under ``<table>/_delta_log`` (0: no table yet; None: it cannot be measured)."""
+    from py4j.protocol import Py4JJavaError
+
+    context = spark.sparkContext
+    jvm = context._jvm
+    if jvm is None:  # pragma: no cover - a classic session always has its JVM
+        return None
+    log = jvm.org.apache.hadoop.fs.Path(f"{table_path.rstrip('/')}/_delta_log")
+    try:
+        files = log.getFileSystem(context._jsc.hadoopConfiguration())
+        if not files.exists(log):
+            return 0
+        return int(files.getContentSummary(log).getLength())
+    except Py4JJavaError:  # no permission, an unreachable store: not worth failing the job
+        return None
 
 
 def _running_conf() -> dict[str, str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 import subprocess
 import sys
 import uuid
@@ -124,6 +125,11 @@ def online_values(store: Any) -> dict[str, list[Any]]:
         ).to_dict()  # fmt: skip
 
 
+def stage_tasks(log: str) -> list[int]:
+    """Tasks of each stage a job ran, from Spark's scheduler log."""
+    return [int(n) for n in re.findall(r"Submitting (\d+) missing tasks", log)]
+
+
 def assert_day_one_online(store: Any) -> None:
     values = online_values(store)
     assert values["driver_stats:trips"] == [11, 21, 30, None]
@@ -174,6 +180,9 @@ def test_spark_submit_materialize_writes_latest_rows_to_cassandra_and_a_result_r
     ]
     # and Cassandra serves each key's latest day-1 row
     assert_day_one_online(store)
+    # and no stage ran more tasks than the 2 shuffle partitions: the job sized Delta's snapshot
+    # to the tables' small logs (Delta's default, 50 tasks, was a third of this job)
+    assert max(stage_tasks(completed.stderr)) <= 2, stage_tasks(completed.stderr)
 
 
 # --- in process (the fixture's session) -----------------------------------------------------------

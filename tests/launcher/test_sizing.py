@@ -16,7 +16,6 @@ from feast_spark.launcher.sizing import (
     JobFootprint,
     measure,
     sized_conf,
-    snapshot_partitions,
 )
 from feast_spark.launcher.submit import SparkSettings, SparkTarget
 from feast_spark.specs import HistoricalRetrievalOptions, JobSpec, Window
@@ -68,11 +67,6 @@ def tables(tmp_path: Path) -> Path:
     sized_file(table / "part-0000.parquet", 1 * MIB)
     sized_file(tmp_path / "source.parquet", 2 * MIB)
     return tmp_path
-
-
-def test_snapshot_partitions_follow_the_log_size_within_bounds() -> None:
-    sizes = [0, 1, 8 * MIB, 8 * MIB + 1, 20 * MIB, 400 * MIB, 10_000 * MIB]
-    assert [snapshot_partitions(size) for size in sizes] == [1, 1, 1, 2, 3, 50, 50]
 
 
 def test_a_small_local_job_gets_c1_only_and_a_cluster_job_never_does() -> None:

@@ -12,7 +12,7 @@ import pytest
 import feast_spark.spark_conf as spark_conf
 from feast_spark.errors import ConfigError
 from feast_spark.jars import JarLock
-from feast_spark.spark.session import build_spark_session
+from feast_spark.spark.session import build_spark_session, delta_log_bytes, size_delta_snapshots
 from feast_spark.spark_conf import (
     DELTA_PACKAGE,
     delta_jars_conf,
@@ -53,6 +53,40 @@ def test_delta_table_keeps_both_versions_for_time_travel(
     # then version 0 is the first write and version 1 adds the appended row
     assert first == [(1, "a"), (2, "b")]
     assert second == [(1, "a"), (2, "b"), (3, "c")]
+
+
+def test_a_delta_log_is_measured_as_the_bytes_of_its_files(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    # given a Delta table of two commits, and a path with no table yet
+    path = str(tmp_path / "table")
+    spark.createDataFrame([(1, "a")], SCHEMA).write.format("delta").save(path)
+    spark.createDataFrame([(2, "b")], SCHEMA).write.format("delta").mode("append").save(path)
+    log_files = [f for f in (tmp_path / "table" / "_delta_log").rglob("*") if f.is_file()]
+    # Hadoop's own checksum files (".name.crc") are not part of the log
+    on_disk = sum(f.stat().st_size for f in log_files if not f.name.startswith("."))
+
+    # when each log is measured through Hadoop's file system
+    measured = delta_log_bytes(spark, path)
+    missing = delta_log_bytes(spark, f"file://{tmp_path}/no_table")
+
+    # then the table's log counts every byte of it, and no table counts 0
+    assert measured == on_disk > 0
+    assert missing == 0
+
+
+def test_a_snapshot_setting_given_at_submission_is_kept(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    # given a session whose submission set the snapshot partitions (tests/conftest.py: 2)
+    before = spark.conf.get("spark.databricks.delta.snapshotPartitions")
+
+    # when a job would size them to a small table
+    chosen = size_delta_snapshots(spark, [str(tmp_path / "table")])
+
+    # then the submitted value stays
+    assert chosen is None
+    assert spark.conf.get("spark.databricks.delta.snapshotPartitions") == before == "2"
 
 
 def test_delta_sql_extension_is_active(spark: SparkSession, tmp_path: Path) -> None:
