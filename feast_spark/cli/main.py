@@ -15,6 +15,7 @@ from feast_spark.cli.audit import audit
 from feast_spark.cli.context import common_options
 from feast_spark.cli.datasets import datasets
 from feast_spark.cli.definitions import apply, entities, feature_tables, projects
+from feast_spark.cli.driver import driver
 from feast_spark.cli.jobs import jobs
 from feast_spark.cli.offline import offline
 from feast_spark.cli.online import online
@@ -60,6 +61,7 @@ for _command in (
     stats,
     online,
     jobs,
+    driver,
     serve,
     quickstart,
 ):

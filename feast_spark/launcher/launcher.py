@@ -38,7 +38,7 @@ from feast_spark.config import RepoConfig
 from feast_spark.definitions.durations import format_duration
 from feast_spark.errors import ArgumentError, ConfigError
 from feast_spark.jars import cache_root
-from feast_spark.launcher import environment, sizing
+from feast_spark.launcher import environment, sizing, warm
 from feast_spark.launcher.base import Job, Target
 from feast_spark.launcher.class_archive import ClassArchive, driver_class_archive
 from feast_spark.launcher.commands import Runner, run_command
@@ -348,7 +348,7 @@ class Launcher:
                 self.store, os.environ.get(YARN_COMMAND_ENV, "yarn"), self.runner
             )
         return KubernetesClusterTarget(
-            self.store, self._spark_submit(), self.spark_conf, self.runner
+            self.store, self.spark_submit_program(), self.spark_conf, self.runner
         )
 
     # --- internals -------------------------------------------------------------------------------
@@ -369,7 +369,7 @@ class Launcher:
         sized: Mapping[str, str] | None = None,
     ) -> Job:
         self._check_target()
-        target = replace(self.target, spark_submit=self._spark_submit())
+        target = replace(self.target, spark_submit=self.spark_submit_program())
         settings = self.settings()
         launch = JobLaunch(job_id, str(job_file), app_args, dict(conf or {}), dict(sized or {}))
         record = JobRecord(
@@ -399,6 +399,18 @@ class Launcher:
                     target, launch, settings, environment.spark_version()
                 )
                 started = tracker.start(record, request)
+            elif isinstance(tracker, ProcessTarget) and (
+                warm_argv := warm.route(
+                    self.store,
+                    target,
+                    launch,
+                    settings,
+                    job_type,
+                    self.job_environment(target, settings),
+                )
+            ):
+                record = self.store.put(replace(record, command=tuple(mask_command(warm_argv))))
+                started = tracker.start(record, warm_argv, self.job_environment(target, settings))
             elif isinstance(tracker, ProcessTarget | YarnClusterTarget | KubernetesClusterTarget):
                 secrets = secret_conf(target, launch, settings)
                 if secrets:  # off the command line: see feast_spark.launcher.secrets
@@ -410,7 +422,7 @@ class Launcher:
                     target, launch, settings, str(secrets_file) if secrets_file else None
                 )
                 record = self.store.put(replace(record, command=tuple(mask_command(argv))))
-                env = self._environment(target, settings)
+                env = self.job_environment(target, settings)
                 if isinstance(tracker, ProcessTarget):
                     # The supervisor removes the file once spark-submit has ended.
                     started = tracker.start(
@@ -467,12 +479,13 @@ class Launcher:
             )
         return self._settings
 
-    def _spark_submit(self) -> str:
+    def spark_submit_program(self) -> str:
+        """The spark-submit jobs are started with (the pinned Spark's unless configured)."""
         if self.target.spark_submit != "spark-submit":
             return self.target.spark_submit
         return str(environment.spark_home() / "bin" / "spark-submit")
 
-    def _environment(self, target: SparkTarget, settings: SparkSettings) -> dict[str, str]:
+    def job_environment(self, target: SparkTarget, settings: SparkSettings) -> dict[str, str]:
         """This process's environment, with the job's Python and SPARK_HOME set.
 
         SPARK_HOME is the one of the spark-submit used, as ./spark-submit.sh does: the pinned

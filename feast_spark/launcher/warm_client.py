@@ -1,0 +1,81 @@
+"""``python -m feast_spark.launcher.warm_client``: run a job in a warm driver, like spark-submit.
+
+The supervisor runs this in place of spark-submit when the launcher sends a job to the
+project's warm driver (:mod:`feast_spark.launcher.warm`). It hands the job to the driver, writes
+the job's output to its own (the job's log) and exits with the job's exit status, so the
+supervisor records the job like any other. SIGTERM (a cancel) is passed on to the driver, which
+cancels the job's Spark work; if this process is killed, the driver sees the connection close
+and cancels the job as well. A driver that ends while the job runs fails the job, saying so.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import signal
+import socket
+import sys
+from types import FrameType
+
+from feast_spark import warm_protocol
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the job; return its exit status (1 when the driver could not run it to its end)."""
+    parser = argparse.ArgumentParser(prog="feast_spark.launcher.warm_client")
+    for name in ("--socket", "--driver-job", "--job-id", "--job-type", "--job-file"):
+        parser.add_argument(name, required=True)
+    parser.add_argument("--session-conf", default="{}")
+    parser.add_argument("args", nargs="*")
+    args = parser.parse_args(argv)
+    driver = f"warm driver {args.driver_job}"
+    try:
+        connection = warm_protocol.connect(args.socket)
+    except OSError as error:
+        print(f"feast-spark: the {driver} at {args.socket} does not answer ({error}); the job "
+              "did not start: run it again (without a warm driver it runs in its own "
+              "spark-submit)", flush=True)  # fmt: skip
+        return 1
+    connection.settimeout(None)  # a job takes as long as it takes; the driver's end closes it
+
+    def on_cancel(_signum: int, _frame: FrameType | None) -> None:
+        print(f"feast-spark: cancel requested; asking the {driver} to stop the job", flush=True)
+        with contextlib.suppress(OSError):  # the driver is gone already: nothing runs
+            warm_protocol.send(connection, {"op": "cancel"})
+
+    signal.signal(signal.SIGTERM, on_cancel)
+    signal.signal(signal.SIGINT, on_cancel)
+    with connection:
+        return _run(connection, args, driver)
+
+
+def _run(connection: socket.socket, args: argparse.Namespace, driver: str) -> int:
+    warm_protocol.send(
+        connection,
+        {
+            "op": "run",
+            "job_id": args.job_id,
+            "job_type": args.job_type,
+            "job_file": args.job_file,
+            "args": list(args.args),
+            "session_conf": json.loads(args.session_conf),
+        },
+    )
+    print(f"feast-spark: running in the {driver} ({args.socket})", flush=True)
+    with connection.makefile("rb") as stream:
+        for message in warm_protocol.receive(stream):
+            if "log" in message:
+                sys.stdout.write(str(message["log"]))
+                sys.stdout.flush()
+            elif "exit" in message:
+                status = message["exit"]
+                return status if isinstance(status, int) else 1
+    print(f"feast-spark: the {driver} ended while the job ran (stopped, or killed); what the "
+          "job committed before that stays (each Delta commit is all or nothing): run the job "
+          "again", flush=True)  # fmt: skip
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,155 @@
+"""Start, stop and look at a project's warm driver (the facade behind ``feast-spark driver``).
+
+A warm driver is a job of its own (type ``warm_driver``: ``jobs list`` shows it RUNNING, ``jobs
+cancel`` stops it) whose Spark driver stays up and runs the project's small local jobs, so that
+each skips the JVM start, the SparkContext and Delta's first use. It is recorded in the job store
+(:mod:`feast_spark.launcher.warm`), so every later ``feast-spark`` command of the project finds
+it; one runs per job store. Which jobs it runs, and when a job runs in its own spark-submit
+instead: :mod:`feast_spark.launcher.warm`; what runs inside it:
+:mod:`feast_spark.spark.warm_driver`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
+
+from feast_spark import warm_protocol
+from feast_spark.errors import ArgumentError, JobFailedError, NotFoundError
+from feast_spark.launcher import environment
+from feast_spark.launcher.errors import JobTimeoutError
+from feast_spark.launcher.submit import JobLaunch
+from feast_spark.launcher.warm import (
+    DRIVER_JOB_TYPE,
+    WarmDriver,
+    clear_driver,
+    comparable_conf,
+    fingerprint_env,
+    read_driver,
+    write_driver,
+)
+from feast_spark.specs import new_job_id
+
+if TYPE_CHECKING:
+    from feast_spark.launcher import Job, Launcher
+
+READY_POLL_S = 0.2
+
+
+@dataclass(frozen=True)
+class DriverStatus:
+    """A recorded warm driver, as it answers now.
+
+    Attributes:
+        job_id: Its job.
+        socket: Where it listens.
+        answering: Whether it answered a ping (False: stopped, killed, or still starting).
+        pid: Its Python process.
+        started_at: When it started serving (ISO 8601).
+        jobs_run: Jobs it has run to their end.
+        running: Ids of the jobs it runs now.
+    """
+
+    job_id: str
+    socket: str
+    answering: bool
+    pid: int | None = None
+    started_at: str | None = None
+    jobs_run: int | None = None
+    running: tuple[str, ...] = ()
+
+
+def driver_status(launcher: Launcher) -> DriverStatus | None:
+    """The store's recorded warm driver and whether it answers, or None when none is recorded."""
+    driver = read_driver(launcher.store)
+    if driver is None:
+        return None
+    try:
+        answer = warm_protocol.ask(driver.socket, {"op": "ping"})
+    except OSError:
+        return DriverStatus(driver.job_id, driver.socket, answering=False)
+    return DriverStatus(
+        driver.job_id,
+        driver.socket,
+        answering=bool(answer.get("ok")),
+        pid=answer.get("pid"),
+        started_at=answer.get("started_at"),
+        jobs_run=answer.get("jobs_run"),
+        running=tuple(answer.get("running") or ()),
+    )
+
+
+def start_driver(launcher: Launcher, *, timeout_s: float = 300.0) -> tuple[DriverStatus, bool]:
+    """Start the project's warm driver and wait until it serves.
+
+    Returns:
+        Its status, and whether this call started it (False: one was already serving).
+
+    Raises:
+        ArgumentError: The launcher does not run jobs on a local master.
+        JobFailedError: The driver's job ended before it served (its log says why).
+        JobTimeoutError: It did not serve within ``timeout_s`` (it is cancelled).
+    """
+    status = driver_status(launcher)
+    if status is not None and status.answering:
+        return status, False
+    if launcher.target.kind != "local":
+        raise ArgumentError(
+            "launcher.type",
+            launcher.target.kind,
+            "a warm driver runs the jobs of a local master (launcher.type: local); on a "
+            "cluster each job keeps a driver of its own",
+        )
+    job_id = new_job_id(DRIVER_JOB_TYPE)
+    socket = warm_protocol.socket_path(job_id)
+    target = replace(launcher.target, spark_submit=launcher.spark_submit_program())
+    settings = launcher.settings()
+    job_file = environment.job_file(DRIVER_JOB_TYPE)
+    args = ("--socket", str(socket))
+    driver = WarmDriver(
+        job_id,
+        str(socket),
+        conf=comparable_conf(target, JobLaunch(job_id, str(job_file), args), settings),
+        env=fingerprint_env(launcher.job_environment(target, settings)),
+    )
+    job = launcher.submit_file(job_file, job_type=DRIVER_JOB_TYPE, job_id=job_id, app_args=args)
+    write_driver(launcher.store, driver)
+    return _wait_until_serving(launcher, job, timeout_s), True
+
+
+def stop_driver(launcher: Launcher, *, timeout_s: float = 60.0) -> DriverStatus | None:
+    """Stop the recorded warm driver (its running jobs are cancelled); None if none is recorded.
+
+    Raises:
+        JobTimeoutError: Its job did not stop within ``timeout_s``.
+    """
+    status = driver_status(launcher)
+    if status is None:
+        return None
+    with contextlib.suppress(NotFoundError):  # its record was pruned: nothing left to stop
+        launcher.get(status.job_id).cancel(timeout=timeout_s)
+    clear_driver(launcher.store, status.job_id)
+    return status
+
+
+def _wait_until_serving(launcher: Launcher, job: Job, timeout_s: float) -> DriverStatus:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        status = driver_status(launcher)
+        if status is not None and status.answering and status.job_id == job.id:
+            return status
+        record = job.refresh()
+        if record.state.is_final:
+            clear_driver(launcher.store, job.id)
+            tail = "\n".join(job.logs().strip().splitlines()[-15:])
+            raise JobFailedError(
+                job.id,
+                record.state.value,
+                f"the warm driver ended before it served: {record.error or 'see its log'}\n{tail}",
+            )
+        time.sleep(READY_POLL_S)
+    job.cancel()
+    clear_driver(launcher.store, job.id)
+    raise JobTimeoutError(job.id, "RUNNING", timeout_s, "the warm driver did not start serving")
