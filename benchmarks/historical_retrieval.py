@@ -30,7 +30,8 @@ Times are the best of --repeat runs, interleaved across methods (shared machines
 
 ``--whole-process`` times what users run instead, each method a fresh process from its start to
 its exit (``retrieval_processes.py``): ``ours`` is ``feast-spark get-historical-features`` on a
-project whose table was ingested from the same parquet, ``floor`` the floor above as its own
+project whose table was ingested from the same parquet, ``ours warm`` the same command while the
+project's warm driver serves (``feast-spark driver start``), ``floor`` the floor above as its own
 spark-submit; ``--peer-job PATH`` (implies ``--whole-process``) adds feast-spark 0.2.7's
 ``historical_feature_retrieval_job.py`` in its own spark-submit on the same parquet and max_age.
 The issue's shapes, as whole processes (``--max-age-days 7`` for both)::

@@ -11,6 +11,10 @@ interleaved so that load from elsewhere hits every tree alike:
   ``ingest driver_stats`` (720K rows), ``get-historical-features`` (2,000 entity rows over both
   tables) and ``materialize`` (both tables, 30 days, to SQLite).
 
+* ``warm``: one quickstart project (untimed), ``feast-spark driver start`` (timed apart), then its
+  three small jobs as whole processes, run by the warm driver (``warm``) and, interleaved, each
+  in its own spark-submit (``cold``: an environment variable the driver lacks keeps them out).
+
 * ``jvm-options``: one quickstart project (untimed), then its three small jobs under each
   ``--jvm NAME=OPTIONS`` of the driver JVM (default: none against ``-XX:TieredStopAtLevel=1``),
   set as ``spark.driver.extraJavaOptions`` in its ``feature_store.yaml``, or each
@@ -25,6 +29,7 @@ Example::
 
     python benchmarks/whole_process.py quickstart --tree after=. --tree before=/work/main \\
         --repeat 2
+    python benchmarks/whole_process.py warm --repeat 3
     python benchmarks/whole_process.py jvm-options --repeat 2 \\
         --jvm none= --jvm c1=-XX:TieredStopAtLevel=1
 
@@ -179,7 +184,13 @@ def quickstart_round(name: str, tree: Path, scratch: Path, event_logs: Path | No
     return runs
 
 
-def small_jobs(name: str, tree: Path, project: Path, event_logs: Path | None) -> list[Timed]:
+def small_jobs(
+    name: str,
+    tree: Path,
+    project: Path,
+    event_logs: Path | None,
+    extra_env: dict[str, str] | None = None,
+) -> list[Timed]:
     """The quickstart project's ingest, training set and materialize, each a whole process."""
     import pyarrow.parquet as pq
 
@@ -214,6 +225,7 @@ def small_jobs(name: str, tree: Path, project: Path, event_logs: Path | None) ->
     runs = []
     for label, args in jobs.items():
         argv, env = cli_command(tree, *args, "--config", str(project))
+        env.update(extra_env or {})
         runs.append(run_timed(f"{name} {label}", argv, cwd=project, env=env))
         if event_logs is not None:
             print_job_timeline(runs[-1], project, event_logs)
@@ -245,6 +257,30 @@ def variant_rounds(
             shown = ", ".join(f"{r.label.split(' ', 1)[1]} {r.seconds:.1f}s" for r in runs)
             print(f"round {round_number + 1} {name}: {shown} (load {runs[0].load:.1f})")
     config_file.write_text(original)
+    return results
+
+
+def warm_rounds(tree: Path, scratch: Path, repeat: int) -> dict[str, list[list[Timed]]]:
+    """The small jobs run by a warm driver and, interleaved, each in its own spark-submit."""
+    project = scratch / "qs-warm"
+    argv, env = cli_command(tree, "quickstart", str(project))
+    first = run_timed("setup quickstart", argv, cwd=scratch, env=env)
+    print(f"setup: quickstart {first.seconds:.1f}s (load {first.load:.1f})", flush=True)
+    argv, env = cli_command(tree, "driver", "start", "--config", str(project))
+    started = run_timed("driver start", argv, cwd=project, env=env)
+    print(f"feast-spark driver start: {started.seconds:.1f}s (load {started.load:.1f})")
+    results: dict[str, list[list[Timed]]] = {"warm": [], "cold": []}
+    try:
+        for round_number in range(repeat):
+            for name in results:
+                extra = {"FEAST_SPARK_BENCH_COLD": "1"} if name == "cold" else {}
+                runs = small_jobs(name, tree, project, None, extra)
+                results[name].append(runs)
+                shown = ", ".join(f"{r.label.split(' ', 1)[1]} {r.seconds:.1f}s" for r in runs)
+                print(f"round {round_number + 1} {name}: {shown} (load {runs[0].load:.1f})")
+    finally:
+        argv, env = cli_command(tree, "driver", "stop", "--config", str(project))
+        run_timed("driver stop", argv, cwd=project, env=env)
     return results
 
 
@@ -346,7 +382,7 @@ def print_quickstart(results: dict[str, list[list[Timed]]]) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("what", choices=["quickstart", "jvm-options", "jvm-smoke"])
+    parser.add_argument("what", choices=["quickstart", "warm", "jvm-options", "jvm-smoke"])
     parser.add_argument(
         "--tree",
         action="append",
@@ -381,6 +417,13 @@ def main(argv: list[str] | None = None) -> None:
         }
         try:
             jvm_smoke(options, args.repeat, scratch)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+        return
+    if args.what == "warm":
+        try:
+            tree = Path(next(iter(trees.values())))
+            print_quickstart(warm_rounds(tree, scratch, args.repeat))
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
         return

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import time
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from feast_spark import warm_protocol
@@ -131,6 +132,8 @@ def stop_driver(launcher: Launcher, *, timeout_s: float = 60.0) -> DriverStatus 
     with contextlib.suppress(NotFoundError):  # its record was pruned: nothing left to stop
         launcher.get(status.job_id).cancel(timeout=timeout_s)
     clear_driver(launcher.store, status.job_id)
+    # A driver killed with SIGKILL leaves its socket file behind (one that stopped removed it).
+    Path(status.socket).unlink(missing_ok=True)
     return status
 
 
