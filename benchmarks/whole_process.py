@@ -260,6 +260,13 @@ def variant_rounds(
     return results
 
 
+def ran_warm(project: Path, run: Timed) -> bool:
+    """Whether the job of ``run`` was run by the warm driver (its record's command says)."""
+    [(job_id, _, _)] = _JOB_SUMMARY.findall(run.output)[-1:]
+    record = yaml.safe_load((project / "data" / "jobs" / job_id / "job.json").read_text())
+    return "feast_spark.launcher.warm_client" in (record.get("command") or [])
+
+
 def warm_rounds(tree: Path, scratch: Path, repeat: int) -> dict[str, list[list[Timed]]]:
     """The small jobs run by a warm driver and, interleaved, each in its own spark-submit."""
     project = scratch / "qs-warm"
@@ -276,6 +283,9 @@ def warm_rounds(tree: Path, scratch: Path, repeat: int) -> dict[str, list[list[T
                 extra = {"FEAST_SPARK_BENCH_COLD": "1"} if name == "cold" else {}
                 runs = small_jobs(name, tree, project, None, extra)
                 results[name].append(runs)
+                wrong = [r.label for r in runs if ran_warm(project, r) != (name == "warm")]
+                if wrong:
+                    raise CommandFailedError(f"{', '.join(wrong)}: ran in the wrong driver")
                 shown = ", ".join(f"{r.label.split(' ', 1)[1]} {r.seconds:.1f}s" for r in runs)
                 print(f"round {round_number + 1} {name}: {shown} (load {runs[0].load:.1f})")
     finally:

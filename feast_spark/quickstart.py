@@ -264,6 +264,10 @@ def run_quickstart(folder: Path, *, online: str, echo: Callable[[str], None]) ->
     echo(f"\nAll steps done in {steps.total():.0f}s. The project is in {folder}; try:")
     echo(f"    cd {folder} && feast-spark feature-tables list && feast-spark jobs list")
     echo(serve_hint(folder))
+    echo(
+        "Jobs in seconds instead of a JVM start each: keep a warm driver for the project:\n"
+        f"    cd {folder} && feast-spark driver start && feast-spark ingest driver_stats"
+    )
     return figures
 
 

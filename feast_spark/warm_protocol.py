@@ -6,10 +6,14 @@ SparkContext and Delta's first use. Which jobs the launcher sends there:
 :mod:`feast_spark.launcher.warm`. Messages:
 
 - ``{"op": "ping"}`` → ``{"ok": true, "pid": …, "started_at": …, "jobs_run": n, "running": […]}``
-- ``{"op": "check", "session_conf": {…}}`` → ``{"ok": true}``, or ``{"ok": false, "reason": …}``
-  when one of the settings cannot be set on a session (a static one);
-- ``{"op": "run", "job_id", "job_type", "job_file", "args": […], "session_conf": {…}}`` →
-  ``{"log": text}`` lines, then ``{"exit": status}``. Meanwhile the client may send
+- ``{"op": "check", "session_conf": {…}, "env": {…}}`` → ``{"ok": true}``, or ``{"ok": false,
+  "reason": …}`` when a setting cannot be set on a session (a static one) or one of the
+  environment variables the job's spec names (``env``: name → value, None when unset) has
+  another value in the driver;
+- ``{"op": "run", "job_id", "job_type", "job_file", "args": […], "session_conf": {…},
+  "env": {…}}`` → ``{"refused": reason}`` when the driver will not run it (then the client runs
+  the job in its own spark-submit), else ``{"started": true}``, ``{"log": text}`` lines, then
+  ``{"exit": status}``. Meanwhile the client may send
   ``{"op": "cancel"}``; a connection closed before the exit line cancels the job too.
 
 Pure Python (sockets and JSON): the launcher's side imports it without pyspark.
@@ -17,10 +21,12 @@ Pure Python (sockets and JSON): the launcher's side imports it without pyspark.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import socket
+import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -41,6 +47,24 @@ def socket_path(driver_job_id: str) -> Path:
     """
     digest = hashlib.sha256(driver_job_id.encode("utf-8")).hexdigest()[:16]
     return Path(tempfile.gettempdir()) / f"feast-spark-{os.getuid()}" / f"{digest}.sock"
+
+
+def private_folder(path: Path) -> Path:
+    """Create the socket folder ``path`` if needed and check that only this user can enter it.
+
+    Raises:
+        PermissionError: It is a link, or another user's, or others may enter it (another user
+            could then answer in the driver's place): the message says which and what to do.
+    """
+    with contextlib.suppress(FileExistsError):
+        path.mkdir(mode=0o700, parents=True)
+    info = path.lstat()
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o077:
+        raise PermissionError(
+            f"warm driver folder {path}: not a folder of this user's that only it can enter "
+            f"(owner uid {info.st_uid}, mode {stat.filemode(info.st_mode)}); remove it"
+        )
+    return path
 
 
 def send(connection: socket.socket, message: dict[str, Any]) -> None:
@@ -64,8 +88,10 @@ def connect(path: str | Path, timeout_s: float = ASK_TIMEOUT_S) -> socket.socket
     """A connection to the driver at ``path``.
 
     Raises:
-        OSError: Nobody listens there (no file, a stale file, a driver that does not accept).
+        OSError: Nobody listens there (no file, a stale file, a driver that does not accept), or
+            its folder is not private (:func:`private_folder`).
     """
+    private_folder(Path(path).parent)
     connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     connection.settimeout(timeout_s)
     try:

@@ -11,6 +11,7 @@ checker), so ``--help`` and usage errors neither read a configuration nor load t
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import sys
 import traceback
@@ -28,6 +29,8 @@ if TYPE_CHECKING:
     from feast_spark.launcher import Launcher
 
 F = TypeVar("F", bound=Callable[..., Any])
+# The launcher says here why a job does not run in the warm driver (shown with --verbose).
+_LAUNCHER_LOG = logging.getLogger("feast_spark.launcher")
 
 
 @dataclass
@@ -66,6 +69,15 @@ def _store(name: str) -> Callable[[click.Context, click.Parameter, Any], Any]:
     return callback
 
 
+def _verbose(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    if value and not _LAUNCHER_LOG.handlers:  # once, though the flag may be given twice
+        handler = logging.StreamHandler()  # stderr
+        handler.setFormatter(logging.Formatter("feast-spark: %(message)s"))
+        _LAUNCHER_LOG.addHandler(handler)
+        _LAUNCHER_LOG.setLevel(logging.INFO)
+    return _store("verbose")(ctx, param, value)
+
+
 def _checked_project(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
     return _store("project")(ctx, param, check_project(ctx, param, value))
 
@@ -93,8 +105,8 @@ def common_options(command: F) -> F:
             "-v",
             is_flag=True,
             expose_value=False,
-            callback=_store("verbose"),
-            help="Show tracebacks on errors.",
+            callback=_verbose,
+            help="Show tracebacks on errors, and why a job does not run in the warm driver.",
         ),
     ]
     for option in reversed(options):

@@ -72,6 +72,8 @@ def driver_status(output: str) -> None:
         ", ".join(status.running) or "-",
     )
     emit_table(columns, [row])
+    if status.runs_cold:
+        click.echo(f"jobs started from here run in their own spark-submit: {status.runs_cold}")
 
 
 @driver.command("stop")

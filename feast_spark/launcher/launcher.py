@@ -399,18 +399,6 @@ class Launcher:
                     target, launch, settings, environment.spark_version()
                 )
                 started = tracker.start(record, request)
-            elif isinstance(tracker, ProcessTarget) and (
-                warm_argv := warm.route(
-                    self.store,
-                    target,
-                    launch,
-                    settings,
-                    job_type,
-                    self.job_environment(target, settings),
-                )
-            ):
-                record = self.store.put(replace(record, command=tuple(mask_command(warm_argv))))
-                started = tracker.start(record, warm_argv, self.job_environment(target, settings))
             elif isinstance(tracker, ProcessTarget | YarnClusterTarget | KubernetesClusterTarget):
                 secrets = secret_conf(target, launch, settings)
                 if secrets:  # off the command line: see feast_spark.launcher.secrets
@@ -421,8 +409,11 @@ class Launcher:
                 argv = build_spark_submit_command(
                     target, launch, settings, str(secrets_file) if secrets_file else None
                 )
-                record = self.store.put(replace(record, command=tuple(mask_command(argv))))
                 env = self.job_environment(target, settings)
+                if isinstance(tracker, ProcessTarget):  # the project's warm driver, if it can
+                    argv = warm.route(self.store, target, launch, settings, job_type, env,
+                                      spec_text=spec_text, fallback=argv) or argv  # fmt: skip
+                record = self.store.put(replace(record, command=tuple(mask_command(argv))))
                 if isinstance(tracker, ProcessTarget):
                     # The supervisor removes the file once spark-submit has ended.
                     started = tracker.start(

@@ -11,11 +11,18 @@ records are those of any local job. A job runs in a session of its own
 
 A job runs in its own spark-submit, as without a warm driver, when
 
-- no driver is recorded for the store, or the recorded one does not answer a ping;
+- no driver is recorded for the store, it was started on another machine, or it does not answer;
+- the job is launched from another working folder than the driver's (a relative path in its
+  spec would be read from another place);
 - a setting that only a new JVM can take differs (jars, memory, the feast_spark zip, which
   changes with the code, a secret, ...): :func:`plan_session`;
-- an environment variable a job reads differs (:data:`ENV_PREFIXES`: credentials, the pause
-  hook of the fault suite, ...): the driver's Python workers keep the environment of its start.
+- an environment variable a job reads differs: those of :data:`ENV_PREFIXES` (the pause hook
+  of the fault suite, cloud credentials, ...) as the launcher saw them when the driver started,
+  and those the job's spec names (``*_env`` fields: the online store's credentials), which the
+  driver compares with its own: its Python workers keep the environment of its start.
+
+Should the driver not take the job after all (stopped meanwhile), the client runs the job's own
+spark-submit command, so a job is never lost to the choice.
 
 The JVM options the launcher sizes for a short run (C1 only, the class archive) are left out of
 the comparison: they tune a fresh JVM, and the warm one is not fresh.
@@ -26,6 +33,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
+import socket
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -65,12 +74,16 @@ class WarmDriver:
     Attributes:
         job_id: Its job (``jobs list`` shows it RUNNING; ``jobs cancel`` stops it).
         socket: The Unix socket it listens on.
+        host: The machine it runs on (its socket is there).
+        cwd: Its working folder (relative paths of a job's spec resolve there).
         conf: The Spark settings it was started with, secret values as hashes.
         env: The environment variables it was started with (:data:`ENV_PREFIXES`), as hashes.
     """
 
     job_id: str
     socket: str
+    host: str
+    cwd: str
     conf: Mapping[str, str]
     env: Mapping[str, str]
 
@@ -79,6 +92,8 @@ class WarmDriver:
         return {
             "job_id": self.job_id,
             "socket": self.socket,
+            "host": self.host,
+            "cwd": self.cwd,
             "conf": dict(self.conf),
             "env": dict(self.env),
         }
@@ -150,6 +165,8 @@ def read_driver(store: JobStore) -> WarmDriver | None:
         return WarmDriver(
             job_id=str(doc["job_id"]),
             socket=str(doc["socket"]),
+            host=str(doc["host"]),
+            cwd=str(doc["cwd"]),
             conf={str(k): str(v) for k, v in dict(doc["conf"]).items()},
             env={str(k): str(v) for k, v in dict(doc["env"]).items()},
         )
@@ -184,6 +201,9 @@ def route(
     settings: SparkSettings,
     job_type: str,
     env: Mapping[str, str],
+    *,
+    spec_text: str | None,
+    fallback: Sequence[str],
 ) -> list[str] | None:
     """The command that runs a job in the store's warm driver, or None to run it as usual.
 
@@ -194,64 +214,112 @@ def route(
         settings: What every job is given.
         job_type: Its type; only ``WARM_JOB_TYPES`` go to a warm driver.
         env: The environment spark-submit would get.
+        spec_text: The job's spec (JSON), for the environment variables it names.
+        fallback: The job's own spark-submit command, run if the driver does not take it.
     """
     if target.kind != "local" or job_type not in warm_protocol.WARM_JOB_TYPES:
         return None
     driver = read_driver(store)
     if driver is None:
         return None
-    job_id = launch.job_id
-    plan = plan_session(driver.conf, comparable_conf(target, launch, settings))
-    if plan.differences:
-        log.info("job %s runs in its own spark-submit: %s differ from warm driver %s",
-                 job_id, ", ".join(plan.differences), driver.job_id)  # fmt: skip
-        return None
-    changed_env = sorted(set(driver.env.items()) ^ set(fingerprint_env(env).items()))
-    if changed_env:
-        names = ", ".join(sorted({key for key, _ in changed_env}))
-        log.info("job %s runs in its own spark-submit: environment %s differs from warm "
-                 "driver %s", job_id, names, driver.job_id)  # fmt: skip
-        return None
-    try:
-        answer = warm_protocol.ask(
-            driver.socket, {"op": "check", "session_conf": dict(plan.session_conf)}
-        )
-    except OSError as error:
-        log.info("job %s runs in its own spark-submit: warm driver %s does not answer (%s)",
-                 job_id, driver.job_id, error)  # fmt: skip
-        return None
-    if not answer.get("ok"):
-        log.info("job %s runs in its own spark-submit: warm driver %s refused it (%s)",
-                 job_id, driver.job_id, answer.get("reason"))  # fmt: skip
+    session_conf, reason = fit(driver, target, launch, settings, env)
+    names = env_names(spec_text)
+    if reason is None:
+        try:
+            answer = warm_protocol.ask(
+                driver.socket,
+                {"op": "check", "session_conf": session_conf,
+                 "env": {name: env.get(name) for name in names}},
+            )  # fmt: skip
+            reason = None if answer.get("ok") else f"it refused it ({answer.get('reason')})"
+        except OSError as error:
+            reason = f"it does not answer ({error})"
+    if reason is not None:
+        log.info("job %s runs in its own spark-submit, not in warm driver %s: %s",
+                 launch.job_id, driver.job_id, reason)  # fmt: skip
         return None
     return client_command(
-        driver, job_id, job_type, launch.job_file, launch.app_args, plan.session_conf
+        driver, launch, job_type, session_conf, env_names=names, fallback=fallback
     )
+
+
+def env_names(spec_text: str | None) -> tuple[str, ...]:
+    """Environment variables a job's spec names (values of its ``*_env`` fields).
+
+    >>> env_names('{"options": {"online_store": {"password_env": "CASS_PW", "port": 9042}}}')
+    ('CASS_PW',)
+    """
+    if not spec_text:
+        return ()
+    names: set[str] = set()
+    stack: list[Any] = [json.loads(spec_text)]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if str(key).endswith("_env") and isinstance(value, str) and value:
+                    names.add(value)
+                else:
+                    stack.append(value)
+        elif isinstance(node, list):
+            stack.extend(node)
+    return tuple(sorted(names))
 
 
 def client_command(
     driver: WarmDriver,
-    job_id: str,
+    launch: JobLaunch,
     job_type: str,
-    job_file: str,
-    app_args: Sequence[str],
     session_conf: Mapping[str, str],
+    *,
+    env_names: Sequence[str] = (),
+    fallback: Sequence[str] = (),
 ) -> list[str]:
     """The supervisor's command for a job run by ``driver`` (:mod:`.warm_client`).
 
-    >>> client_command(WarmDriver("d1", "/tmp/s.sock", {}, {}), "j1", "ingest", "/jobs/ingest.py",
-    ...                ("--spec", "/s.json"), {})[2:]  # doctest: +NORMALIZE_WHITESPACE
+    >>> client_command(WarmDriver("d1", "/tmp/s.sock", "h", "/p", {}, {}),
+    ...                JobLaunch("j1", "/jobs/ingest.py", ("--spec", "/s.json")), "ingest",
+    ...                {})[2:]  # doctest: +NORMALIZE_WHITESPACE
     ['feast_spark.launcher.warm_client', '--socket', '/tmp/s.sock', '--driver-job', 'd1',
      '--job-id', 'j1', '--job-type', 'ingest', '--job-file', '/jobs/ingest.py',
-     '--session-conf', '{}', '--', '--spec', '/s.json']
+     '--session-conf', '{}', '--env-names', '', '--fallback', '[]', '--', '--spec', '/s.json']
     """
     return [
         sys.executable, "-m", "feast_spark.launcher.warm_client",
         "--socket", driver.socket, "--driver-job", driver.job_id,
-        "--job-id", job_id, "--job-type", job_type, "--job-file", job_file,
+        "--job-id", launch.job_id, "--job-type", job_type, "--job-file", launch.job_file,
         "--session-conf", json.dumps(dict(session_conf), sort_keys=True),
-        "--", *app_args,
+        "--env-names", ",".join(env_names),
+        "--fallback", json.dumps(list(fallback)),
+        "--", *launch.app_args,
     ]  # fmt: skip
+
+
+def fit(
+    driver: WarmDriver,
+    target: SparkTarget,
+    launch: JobLaunch,
+    settings: SparkSettings,
+    env: Mapping[str, str],
+) -> tuple[dict[str, str], str | None]:
+    """The job's session settings, and why it cannot run in ``driver`` (None: it can).
+
+    What the launcher can tell alone; the driver still checks the session settings and the
+    variables the spec names.
+    """
+    if driver.host != socket.gethostname():
+        return {}, f"it runs on {driver.host}"
+    if driver.cwd != os.getcwd():
+        return {}, f"it runs in {driver.cwd} (relative paths would be read from there)"
+    plan = plan_session(driver.conf, comparable_conf(target, launch, settings))
+    if plan.differences:
+        return {}, f"settings {', '.join(plan.differences)} differ"
+    changed = sorted(
+        {key for key, _ in set(driver.env.items()) ^ set(fingerprint_env(env).items())}
+    )
+    if changed:
+        return {}, f"environment {', '.join(changed)} differs"
+    return dict(plan.session_conf), None
 
 
 def _pointer(store: JobStore) -> str:

@@ -45,6 +45,7 @@ PAUSE_S_ENV = "FEAST_SPARK_TEST_PAUSE_S"
 # The Python error at the bottom of a failed Spark task's traceback, e.g.
 # "feast_spark.errors.OnlineStoreError: cassandra online store at h:9042: ..."
 _OUR_ERROR = re.compile(r"^feast_spark\.errors\.(\w+): (.+)$", re.MULTILINE)
+_CANCELLED = re.compile(r"\[SPARK_JOB_CANCELLED\][^\n]*?cancelled job group [\w.-]+")
 _PYTHON_ERROR = re.compile(r"^(?:[\w.]+\.)?(\w+(?:Error|Exception)): (.+)$", re.MULTILINE)
 
 
@@ -155,6 +156,12 @@ def succeeded(spec: JobSpec, started_at: datetime, **figures: Any) -> JobResult:
 def task_error(error: BaseException) -> str:
     """The error a Spark task raised (its Python exception line), else the exception itself."""
     text = str(error)
+    cancelled = _CANCELLED.search(text)
+    if cancelled:  # not a failure of the job's own: say so rather than print Spark's stack
+        return (
+            f"cancelled: Spark stopped the job's work ({cancelled.group(0)}): a cancel, or the "
+            "warm driver it ran in stopped"
+        )
     found = _OUR_ERROR.findall(text) or _PYTHON_ERROR.findall(text)
     if found:
         name, message = found[-1]

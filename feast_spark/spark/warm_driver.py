@@ -102,7 +102,7 @@ class WarmDriver:
         """Accept connections until :meth:`stop`; each is served by a thread of its own."""
         from pyspark import InheritableThread
 
-        self.socket_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        warm_protocol.private_folder(self.socket_path.parent)
         with contextlib.suppress(FileNotFoundError):
             self.socket_path.unlink()  # a stale file of a driver that was killed
         server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -142,7 +142,7 @@ class WarmDriver:
                 if op == "ping":
                     warm_protocol.send(connection, self._status())
                 elif op == "check":
-                    warm_protocol.send(connection, self._check(request.get("session_conf")))
+                    warm_protocol.send(connection, self._check(request))
                 elif op == "run":
                     self._run(connection, stream, request)
                 else:
@@ -166,27 +166,33 @@ class WarmDriver:
             "spark_version": self.spark.version,
         }
 
-    def _check(self, session_conf: Any) -> dict[str, Any]:
+    def _check(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Whether a job with the request's session settings and environment can run here."""
         if self._stopping.is_set():
             return {"ok": False, "reason": "the driver is stopping"}
-        if not isinstance(session_conf, dict):
-            return {"ok": False, "reason": "session_conf must be an object"}
+        session_conf, env = request.get("session_conf") or {}, request.get("env") or {}
+        if not isinstance(session_conf, dict) or not isinstance(env, dict):
+            return {"ok": False, "reason": "session_conf and env must be objects"}
         static = [str(k) for k in session_conf if not self.spark.conf.isModifiable(str(k))]
         if static:
             return {"ok": False, "reason": f"static settings {', '.join(sorted(static))}"}
+        # Variables the job's spec names (credentials): its Python workers see the driver's.
+        changed = sorted(str(k) for k, v in env.items() if os.environ.get(str(k)) != v)
+        if changed:
+            return {"ok": False, "reason": f"environment {', '.join(changed)} differs"}
         return {"ok": True}
 
     def _run(self, connection: socket.socket, stream: BinaryIO, request: dict[str, Any]) -> None:
         job_id = str(request.get("job_id"))
         job_type = str(request.get("job_type"))
         session_conf = request.get("session_conf") or {}
-        refusal = self._check(session_conf).get("reason")
+        refusal = self._check(request).get("reason")
         if job_type not in warm_protocol.WARM_JOB_TYPES:
             refusal = f"job type {job_type!r} is not run by a warm driver"
-        if refusal:
-            self._send_log(connection, f"feast-spark: the warm driver refused the job: {refusal}\n")
-            warm_protocol.send(connection, {"exit": 1})
+        if refusal:  # the job has not started: the client runs it in its own spark-submit
+            warm_protocol.send(connection, {"refused": refusal})
             return
+        warm_protocol.send(connection, {"started": True})
         done = threading.Event()
         with self._lock:
             self.running[job_id] = done

@@ -35,6 +35,7 @@ COMMANDS = {
     "stats": set(),
     "online": {"delete", "purge"},
     "jobs": {"list", "describe", "logs", "cancel", "abandon", "wait", "prune"},
+    "driver": {"start", "status", "stop"},
     "serve": set(),
     "quickstart": set(),
 }

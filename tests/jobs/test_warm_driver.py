@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -21,6 +22,7 @@ import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
+from feast_spark import warm_protocol
 from feast_spark.cli import cli
 from feast_spark.client import Client
 from feast_spark.config import load_config
@@ -72,8 +74,17 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     pq.write_table(big, folder / "big.parquet")
     code, out = run(folder, "apply", "-f", str(folder / "definitions.yaml"))
     assert code == 0, out
-    code, out = run(folder, "driver", "start")
-    assert code == 0 and "serves" in out, out
+    # two starts at once (a careless user, two scheduled tasks): one driver serves
+    starts = [
+        subprocess.Popen([sys.executable, "-m", "feast_spark.cli", "driver", "start",
+                          "--config", str(folder)], stdout=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]  # fmt: skip
+    outputs = sorted(start.communicate(timeout=600)[0] for start in starts)
+    assert [start.returncode for start in starts] == [0, 0], outputs
+    assert "is already running" in outputs[0] and "serves" in outputs[1], outputs
+    drivers = launcher_of(folder).list(job_type="warm_driver", state=JobState.RUNNING)
+    assert len(drivers) == 1
     yield folder
     launcher = launcher_of(folder)
     status = driver_status(launcher)
@@ -119,11 +130,12 @@ def test_jobs_run_in_the_warm_driver_and_give_what_a_cold_run_gives(
     log = launcher_of(project).get(job_id).logs()
     assert "running in the warm driver" in log and '"status": "SUCCEEDED"' in log
 
-    # and the same training set built cold (another environment: its own spark-submit) is equal
-    monkeypatch.setenv("FEAST_SPARK_TEST_COLD", "1")
-    code, out = run(project, "get-historical-features", *features,
-                    "--output-path", str(project / "cold-set"))  # fmt: skip
-    assert code == 0, out
+    # and the same training set asked from the project's folder with a relative path runs in
+    # its own spark-submit (the driver would read the path from its own folder) and is equal
+    monkeypatch.chdir(project)
+    code, out = run(project, "get-historical-features", "--features", f"{TABLE}:trips",
+                    "--entities", "entities.parquet", "--output-path", "cold-set")  # fmt: skip
+    assert code == 0 and "rows_read=3" in out, out
     assert "warm_client" not in last_job(project, "historical_retrieval")[1]
     warm = pq.read_table(project / "warm-set").sort_by("driver_id")
     cold = pq.read_table(project / "cold-set").sort_by("driver_id")
@@ -131,6 +143,20 @@ def test_jobs_run_in_the_warm_driver_and_give_what_a_cold_run_gives(
     assert warm.column(f"{TABLE}__trips").to_pylist() == [1005, 7005, None]
     status = driver_status(launcher_of(project))
     assert status is not None and status.answering and status.jobs_run == 3
+
+
+def test_the_driver_refuses_a_job_whose_named_variables_differ(project: Path) -> None:
+    # the launcher sends the variables a spec names (online store credentials); the driver
+    # compares them with the environment its Python workers have
+    status = driver_status(launcher_of(project))
+    assert status is not None
+    ask = {"op": "check", "session_conf": {"spark.sql.shuffle.partitions": "3"}}
+    unset = "FEAST_SPARK_TEST_UNSET_VARIABLE"
+    assert warm_protocol.ask(status.socket, {**ask, "env": {unset: None}}) == {"ok": True}
+    answer = warm_protocol.ask(status.socket, {**ask, "env": {unset: "x"}})
+    assert answer == {"ok": False, "reason": f"environment {unset} differs"}
+    static = {"op": "check", "session_conf": {"spark.sql.extensions": "x"}}
+    assert warm_protocol.ask(status.socket, static)["ok"] is False
 
 
 def start_big_ingest(project: Path) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import signal
 import socket
 import subprocess
@@ -29,6 +30,7 @@ from feast_spark.launcher.warm import (
     WarmDriver,
     client_command,
     comparable_conf,
+    env_names,
     fingerprint_conf,
     fingerprint_env,
     plan_session,
@@ -47,6 +49,8 @@ SETTINGS = SparkSettings(
 )
 ENV = {"FEAST_SPARK_CASSANDRA_PASSWORD": "pw", "SPARK_HOME": "/spark", "TERM": "xterm"}
 SPEC_ARGS = ("--spec", "/jobs/j1/spec.json")
+SPEC = '{"options": {"online_store": {"type": "cassandra", "password_env": "CASS_PW"}}}'
+COLD = ["/spark/bin/spark-submit", "--master", "local[2]", "/repo/jobs/ingest.py", *SPEC_ARGS]
 
 
 class FakeDriver:
@@ -58,8 +62,9 @@ class FakeDriver:
         self.logs = ["working\n"]
         self.exit: int | None = 0
         self.wait_for_cancel = False
+        self.refuse: str | None = None
         self.received: list[dict[str, Any]] = []
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        warm_protocol.private_folder(path.parent)
         self.server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.server.bind(str(path))
         self.server.listen(4)
@@ -77,6 +82,10 @@ class FakeDriver:
                     if request["op"] == "check":
                         warm_protocol.send(connection, self.check)
                         continue
+                    if self.refuse:
+                        warm_protocol.send(connection, {"refused": self.refuse})
+                        continue
+                    warm_protocol.send(connection, {"started": True})
                     for line in self.logs:
                         warm_protocol.send(connection, {"log": line})
                     if self.wait_for_cancel:
@@ -103,16 +112,32 @@ def fake_driver(driver_socket: Path) -> Iterator[FakeDriver]:
     driver.close()
 
 
-def record_driver(store: JobStore, socket_path: Path, **conf: str) -> WarmDriver:
-    launch = JobLaunch("warm-driver-1", "/repo/jobs/warm_driver.py", ("--socket", "x"), conf)
+def record_driver(store: JobStore, socket_path: Path, **changes: str) -> WarmDriver:
+    launch = JobLaunch("warm-driver-1", "/repo/jobs/warm_driver.py", ("--socket", "x"))
     driver = WarmDriver(
         "warm-driver-1",
         str(socket_path),
-        comparable_conf(TARGET, launch, SETTINGS),
-        fingerprint_env(ENV),
+        host=changes.get("host", socket.gethostname()),
+        cwd=changes.get("cwd", os.getcwd()),
+        conf=comparable_conf(TARGET, launch, SETTINGS),
+        env=fingerprint_env(ENV),
     )
     write_driver(store, driver)
     return driver
+
+
+def routed(store: JobStore, launch: JobLaunch | None = None, **changes: Any) -> list[str] | None:
+    """``route`` of an ingest (or ``launch``) with the test's settings, as changed."""
+    return route(
+        store,
+        changes.get("target", TARGET),
+        launch or job(),
+        changes.get("settings", SETTINGS),
+        changes.get("job_type", "ingest"),
+        changes.get("env", ENV),
+        spec_text=changes.get("spec_text", SPEC),
+        fallback=COLD,
+    )
 
 
 def job(**conf: str) -> JobLaunch:
@@ -185,67 +210,98 @@ def test_a_damaged_driver_record_means_no_driver(tmp_path: Path) -> None:
 # --- routing -----------------------------------------------------------------------------------
 
 
-def test_a_job_goes_to_a_driver_that_answers(tmp_path: Path, fake_driver: FakeDriver) -> None:
+def test_a_job_goes_to_a_driver_that_answers(
+    tmp_path: Path, fake_driver: FakeDriver, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # given a recorded driver that answers, started with the same settings and environment
     store = JobStore(str(tmp_path / "jobs"))
     driver = record_driver(store, fake_driver.path)
+    monkeypatch.setenv("CASS_PW", "secret")
+    env = {**ENV, "CASS_PW": "secret"}
     # when an ingest is launched with another shuffle setting and sized settings
-    command = route(store, TARGET, job(**{"spark.sql.shuffle.partitions": "8"}), SETTINGS,
-                    "ingest", ENV)  # fmt: skip
-    # then the supervisor runs the client, which asks for the session settings (the JVM option
-    # sized for a fresh JVM is not one of them)
+    command = routed(store, job(**{"spark.sql.shuffle.partitions": "8"}), env=env)
+    # then the supervisor runs the client, with the job's own command to fall back on; the
+    # driver was asked about the session settings (not the JVM option sized for a fresh JVM)
+    # and the variable the spec names
     session = {
         "spark.databricks.delta.snapshotPartitions": "1",
         "spark.sql.shuffle.partitions": "8",
     }
-    assert command == client_command(driver, "j1", "ingest", "/repo/jobs/ingest.py", SPEC_ARGS,
-                                     session)  # fmt: skip
-    assert fake_driver.received == [{"op": "check", "session_conf": session}]
+    assert command == client_command(
+        driver, job(**{"spark.sql.shuffle.partitions": "8"}), "ingest", session,
+        env_names=("CASS_PW",), fallback=COLD,
+    )  # fmt: skip
+    assert fake_driver.received == [
+        {"op": "check", "session_conf": session, "env": {"CASS_PW": "secret"}}
+    ]
 
 
 def test_jobs_run_in_their_own_spark_submit_unless_every_condition_holds(
     tmp_path: Path, fake_driver: FakeDriver
 ) -> None:
     store = JobStore(str(tmp_path / "jobs"))
-    assert route(store, TARGET, job(), SETTINGS, "ingest", ENV) is None  # none recorded
+    assert routed(store) is None  # none recorded
     record_driver(store, fake_driver.path)
-    assert route(store, TARGET, job(), SETTINGS, "ingest", ENV) is not None
+    assert routed(store) is not None
     # a stream runs for ever; a custom job file is not a spec job
-    assert route(store, TARGET, job(), SETTINGS, "stream_ingestion", ENV) is None
-    assert route(store, TARGET, job(), SETTINGS, "custom", ENV) is None
+    assert routed(store, job_type="stream_ingestion") is None
+    assert routed(store, job_type="custom") is None
     # a cluster keeps a driver per job
     cluster = SparkTarget("standalone", "spark://h:7077", "client", "/spark/bin/spark-submit")
-    assert route(store, cluster, job(), SETTINGS, "ingest", ENV) is None
+    assert routed(store, target=cluster) is None
     # a JVM setting of the job's own
-    assert route(store, TARGET, job(**{"spark.driver.memory": "4g"}), SETTINGS, "ingest",
-                 ENV) is None  # fmt: skip
+    assert routed(store, job(**{"spark.driver.memory": "4g"})) is None
     # another password in the environment
-    other_env = {**ENV, "FEAST_SPARK_CASSANDRA_PASSWORD": "other"}
-    assert route(store, TARGET, job(), SETTINGS, "ingest", other_env) is None
+    assert routed(store, env={**ENV, "FEAST_SPARK_CASSANDRA_PASSWORD": "other"}) is None
     # other code (the feast_spark zip is named after its content)
     new_code = SparkSettings(**{**vars(SETTINGS), "py_files": ("/cache/feast_spark-def.zip",)})
-    assert route(store, TARGET, job(), new_code, "ingest", ENV) is None
+    assert routed(store, settings=new_code) is None
 
 
-def test_a_driver_that_is_gone_or_refuses_keeps_the_job_out(
+def test_a_driver_of_another_folder_or_machine_is_not_used(
+    tmp_path: Path, fake_driver: FakeDriver
+) -> None:
+    # a relative path of the spec (--entities rows.parquet) would be read from its folder
+    store = JobStore(str(tmp_path / "jobs"))
+    record_driver(store, fake_driver.path, cwd=str(tmp_path))
+    assert routed(store) is None
+    record_driver(store, fake_driver.path, host="elsewhere")
+    assert routed(store) is None
+    assert fake_driver.received == []
+
+
+def test_a_driver_that_is_gone_or_refuses_or_is_not_private_keeps_the_job_out(
     tmp_path: Path, driver_socket: Path
 ) -> None:
     store = JobStore(str(tmp_path / "jobs"))
     record_driver(store, driver_socket)
-    assert route(store, TARGET, job(), SETTINGS, "ingest", ENV) is None  # nobody listens
-    refusing = FakeDriver(driver_socket, check={"ok": False, "reason": "static settings x"})
+    assert routed(store) is None  # nobody listens
+    refusing = FakeDriver(driver_socket, check={"ok": False, "reason": "environment CASS_PW"})
     try:
-        assert route(store, TARGET, job(), SETTINGS, "ingest", ENV) is None
+        assert routed(store) is None
+        # a socket folder others may enter: someone else could answer in the driver's place
+        driver_socket.parent.chmod(0o755)
+        refusing.check = {"ok": True}
+        assert routed(store) is None
+        assert len(refusing.received) == 1  # the not-private folder was never asked
     finally:
+        driver_socket.parent.chmod(0o700)
         refusing.close()
+
+
+def test_the_variables_a_spec_names_are_found_wherever_they_are() -> None:
+    spec = {"options": {"online_store": {"username_env": "U", "password_env": "P"}},
+            "tables": [{"x_env": "X", "name": "t"}], "other_env": 5}  # fmt: skip
+    assert env_names(json.dumps(spec)) == ("P", "U", "X")
+    assert env_names(None) == ()
 
 
 # --- the client --------------------------------------------------------------------------------
 
 
-def start_client(socket_path: Path) -> subprocess.Popen[str]:
-    driver = WarmDriver("warm-driver-1", str(socket_path), {}, {})
-    command = client_command(driver, "j1", "ingest", "/repo/jobs/ingest.py", SPEC_ARGS, {})
+def start_client(socket_path: Path, fallback: list[str] | None = None) -> subprocess.Popen[str]:
+    driver = WarmDriver("warm-driver-1", str(socket_path), "h", "/p", {}, {})
+    command = client_command(driver, job(), "ingest", {}, fallback=fallback or [])
     return subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT
     )
@@ -260,7 +316,7 @@ def test_the_client_relays_the_job_output_and_exit_status(fake_driver: FakeDrive
     assert "line 1\nline 2\n" in output
     assert fake_driver.received[0] == {
         "op": "run", "job_id": "j1", "job_type": "ingest", "job_file": "/repo/jobs/ingest.py",
-        "args": list(SPEC_ARGS), "session_conf": {},
+        "args": list(SPEC_ARGS), "session_conf": {}, "env": {},
     }  # fmt: skip
 
 
@@ -272,11 +328,23 @@ def test_a_driver_that_hangs_up_fails_the_job_saying_so(fake_driver: FakeDriver)
     assert "warm driver warm-driver-1 ended while the job ran" in output
 
 
-def test_no_driver_listening_fails_the_job_saying_so(driver_socket: Path) -> None:
-    client = start_client(driver_socket)
+def test_a_job_the_driver_does_not_take_runs_its_own_spark_submit(
+    driver_socket: Path, fake_driver: FakeDriver
+) -> None:
+    cold = [sys.executable, "-c", "print('cold run'); raise SystemExit(4)"]
+    # given a driver that refuses the job (it is stopping)
+    fake_driver.refuse = "the driver is stopping"
+    client = start_client(driver_socket, cold)
     output, _ = client.communicate(timeout=30)
-    assert client.returncode == 1
-    assert f"the warm driver warm-driver-1 at {driver_socket} does not answer" in output
+    # then the client became the job's own command: its output and exit status
+    assert client.returncode == 4
+    assert "did not take the job: the driver is stopping; running the job in its own" in output
+    assert "cold run" in output
+    # and so when nobody listens any more
+    fake_driver.close()
+    client = start_client(driver_socket, cold)
+    output, _ = client.communicate(timeout=30)
+    assert client.returncode == 4 and "does not answer" in output and "cold run" in output
 
 
 def test_a_cancelled_client_asks_the_driver_to_cancel(fake_driver: FakeDriver) -> None:

@@ -1,4 +1,4 @@
-"""run_job's handling of a spec it cannot read: exit 2, naming the file (issue 18, defect 9)."""
+"""run_job: a spec it cannot read (exit 2, naming the file), and how a failure is recorded."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from feast_spark.spark.job_entry import run_job
+from feast_spark.spark.job_entry import run_job, task_error
 
 
 def never_called(*_args: object) -> object:
@@ -36,3 +36,17 @@ def test_an_empty_or_truncated_spec_is_an_error_naming_the_file(
     assert status == 2
     assert str(spec) in err and reason in err
     assert len(err.splitlines()) == 1
+
+
+def test_a_cancelled_spark_job_is_recorded_as_a_cancel_not_as_a_stack() -> None:
+    # given the error PySpark raises when a job group is cancelled (a warm driver's cancel)
+    error = RuntimeError(
+        "An error occurred while calling o2507.execute.\n: org.apache.spark.SparkException: "
+        "[SPARK_JOB_CANCELLED] Job 92 cancelled part of cancelled job group ingest-x-04c111 "
+        "SQLSTATE: XXKDA\n\tat org.apache.spark.errors.SparkCoreErrors$.sparkJobCancelled(...)"
+    )
+    # then the record's error is one line that says so
+    assert task_error(error) == (
+        "cancelled: Spark stopped the job's work ([SPARK_JOB_CANCELLED] Job 92 cancelled part "
+        "of cancelled job group ingest-x-04c111): a cancel, or the warm driver it ran in stopped"
+    )
