@@ -136,23 +136,26 @@ def start_driver(launcher: Launcher, *, timeout_s: float = 300.0) -> tuple[Drive
         return _wait_until_serving(launcher, job, timeout_s), True
 
 
-def stop_driver(launcher: Launcher, *, timeout_s: float = 60.0) -> DriverStatus | None:
-    """Stop the recorded warm driver (its running jobs are cancelled); None if none is recorded.
+def stop_driver(launcher: Launcher, *, timeout_s: float = 60.0) -> list[str]:
+    """Stop the store's warm drivers (their running jobs are cancelled); return their job ids.
 
-    Any other warm driver job of the store still running (its record lost) is stopped too.
+    The recorded one, and any other warm driver job of this machine still running (its record
+    lost or damaged).
 
     Raises:
         JobTimeoutError: A driver's job did not stop within ``timeout_s``.
     """
+    stopped = []
     status = driver_status(launcher)
     if status is not None:
         with contextlib.suppress(NotFoundError):  # its record was pruned: nothing left to stop
-            launcher.get(status.job_id).cancel(timeout=timeout_s)
+            if not launcher.get(status.job_id).record.state.is_final:
+                launcher.get(status.job_id).cancel(timeout=timeout_s)
+                stopped.append(status.job_id)
         clear_driver(launcher.store, status.job_id)
         # A driver killed with SIGKILL leaves its socket file behind (one that stopped removed it).
         Path(status.socket).unlink(missing_ok=True)
-    _stop_unused(launcher, timeout_s)
-    return status
+    return stopped + _stop_unused(launcher, timeout_s)
 
 
 def _driver_launch(launcher: Launcher, job_id: str) -> tuple[SparkTarget, SparkSettings, JobLaunch]:
@@ -162,17 +165,20 @@ def _driver_launch(launcher: Launcher, job_id: str) -> tuple[SparkTarget, SparkS
     return target, launcher.settings(), launch
 
 
-def _stop_unused(launcher: Launcher, timeout_s: float) -> None:
+def _stop_unused(launcher: Launcher, timeout_s: float) -> list[str]:
     """Stop warm driver jobs of this machine that are not the recorded, answering driver."""
     recorded = read_driver(launcher.store)
     keep = recorded.job_id if recorded is not None else None
     status = driver_status(launcher)
     if status is None or not status.answering:
         keep = None
+    stopped = []
     for record in launcher.list(state=JobState.RUNNING, job_type=DRIVER_JOB_TYPE):
         if record.job_id != keep and record.host == socket.gethostname():
             launcher.get(record.job_id).cancel(timeout=timeout_s)
             warm_protocol.socket_path(record.job_id).unlink(missing_ok=True)
+            stopped.append(record.job_id)
+    return stopped
 
 
 @contextlib.contextmanager

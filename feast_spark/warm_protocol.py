@@ -12,8 +12,8 @@ SparkContext and Delta's first use. Which jobs the launcher sends there:
   another value in the driver;
 - ``{"op": "run", "job_id", "job_type", "job_file", "args": […], "session_conf": {…},
   "env": {…}}`` → ``{"refused": reason}`` when the driver will not run it (then the client runs
-  the job in its own spark-submit), else ``{"started": true}``, ``{"log": text}`` lines, then
-  ``{"exit": status}``. Meanwhile the client may send
+  the job in its own spark-submit), else ``{"started": true, "ui_url": …}``, ``{"log": text}``
+  lines, then ``{"exit": status}``. Meanwhile the client may send
   ``{"op": "cancel"}``; a connection closed before the exit line cancels the job too.
 
 Pure Python (sockets and JSON): the launcher's side imports it without pyspark.
@@ -36,6 +36,8 @@ from typing import Any, BinaryIO
 WARM_JOB_TYPES = frozenset(
     {"ingest", "historical_retrieval", "materialize", "audit", "maintenance", "push"}
 )
+# What the supervisor runs for a job of a warm driver (a job record's command names it).
+CLIENT_MODULE = "feast_spark.launcher.warm_client"
 # A ping or a check is answered at once by a driver that is up; a slower one is not used.
 ASK_TIMEOUT_S = 3.0
 

@@ -83,11 +83,11 @@ def driver_stop() -> None:
     """Stop the warm driver; jobs it runs are cancelled, later jobs start their own driver."""
     from feast_spark.warm_drivers import stop_driver
 
-    status = stop_driver(CliContext.current().client().launcher)
-    if status is None:
+    stopped = stop_driver(CliContext.current().client().launcher)
+    if not stopped:
         click.echo("no warm driver is running")
-    else:
-        click.echo(f"warm driver {status.job_id} stopped")
+    for job_id in stopped:
+        click.echo(f"warm driver {job_id} stopped")
 
 
 def _cell(value: object) -> str:

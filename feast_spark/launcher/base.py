@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
+from feast_spark import warm_protocol
 from feast_spark.errors import JobFailedError, NotFoundError
 from feast_spark.job_results import read_result
 from feast_spark.launcher import logparse
@@ -279,7 +280,8 @@ class Job:
             return None
         if record.app_id is None:
             self._record = self._store.put(replace(record, app_id=app_id))
-        return fetch_progress(record.ui_url, app_id)
+        warm = warm_protocol.CLIENT_MODULE in (record.command or ())
+        return fetch_progress(record.ui_url, app_id, record.job_id if warm else None)
 
     # --- internals -------------------------------------------------------------------------------
 

@@ -8,7 +8,10 @@ from __future__ import annotations
 import re
 
 _UI_PORT = re.compile(r"Successfully started service 'SparkUI' on port (\d+)")
-_UI_URL = re.compile(r"Bound SparkUI to \S+, and started at (https?://\S+)")
+_UI_URL = re.compile(
+    r"(?:Bound SparkUI to \S+, and started at|feast-spark: the warm driver's Spark UI is at) "
+    r"(https?://\S+)"
+)
 _APP_ID = re.compile(
     r"(?:Connected to Spark cluster with app ID|Submitted application|Application report for)"
     r" (app-\d+-\d+|application_\d+_\d+|local-\d+)"
@@ -27,7 +30,7 @@ def ui_port(log: str) -> int | None:
 
 
 def ui_url(log: str) -> str | None:
-    """The driver UI's URL when the log prints it whole (older Spark), else None."""
+    """The driver UI's URL when the log prints it whole (older Spark, a warm driver's job)."""
     urls = _UI_URL.findall(log)
     return urls[-1] if urls else None
 

@@ -80,12 +80,21 @@ def application_id(ui_url: str) -> str | None:
     return None
 
 
-def fetch_progress(ui_url: str, app_id: str) -> Progress | None:
-    """The application's progress, or None when its UI does not answer."""
+def fetch_progress(ui_url: str, app_id: str, job_group: str | None = None) -> Progress | None:
+    """The application's progress, or None when its UI does not answer.
+
+    ``job_group``: only the Spark jobs of that group (a job run by a warm driver, whose
+    application runs every job of the project).
+    """
     jobs = _get_json(f"{ui_url.rstrip('/')}/api/v1/applications/{app_id}/jobs")
     if not isinstance(jobs, list):
         return None
-    return progress_from_jobs(app_id, [job for job in jobs if isinstance(job, dict)])
+    wanted = [
+        job
+        for job in jobs
+        if isinstance(job, dict) and (job_group is None or job.get("jobGroup") == job_group)
+    ]
+    return progress_from_jobs(app_id, wanted)
 
 
 def _get_json(url: str) -> Any:

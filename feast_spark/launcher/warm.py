@@ -285,7 +285,7 @@ def client_command(
      '--session-conf', '{}', '--env-names', '', '--fallback', '[]', '--', '--spec', '/s.json']
     """
     return [
-        sys.executable, "-m", "feast_spark.launcher.warm_client",
+        sys.executable, "-m", warm_protocol.CLIENT_MODULE,
         "--socket", driver.socket, "--driver-job", driver.job_id,
         "--job-id", launch.job_id, "--job-type", job_type, "--job-file", launch.job_file,
         "--session-conf", json.dumps(dict(session_conf), sort_keys=True),

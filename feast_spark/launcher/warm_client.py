@@ -80,6 +80,9 @@ def _run(connection: socket.socket, args: argparse.Namespace, driver: str) -> in
                 return str(message["refused"])
             if "started" in message:
                 print(f"feast-spark: running in the {driver} ({args.socket})", flush=True)
+                if message.get("ui_url"):  # where `jobs` finds the job's progress
+                    print(f"feast-spark: the warm driver's Spark UI is at {message['ui_url']}",
+                          flush=True)  # fmt: skip
             elif "log" in message:
                 sys.stdout.write(str(message["log"]))
                 sys.stdout.flush()

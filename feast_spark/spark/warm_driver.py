@@ -192,7 +192,8 @@ class WarmDriver:
         if refusal:  # the job has not started: the client runs it in its own spark-submit
             warm_protocol.send(connection, {"refused": refusal})
             return
-        warm_protocol.send(connection, {"started": True})
+        ui_url = self.spark.sparkContext.uiWebUrl
+        warm_protocol.send(connection, {"started": True, "ui_url": ui_url})
         done = threading.Event()
         with self._lock:
             self.running[job_id] = done

@@ -86,12 +86,15 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     drivers = launcher_of(folder).list(job_type="warm_driver", state=JobState.RUNNING)
     assert len(drivers) == 1
     yield folder
+    # a damaged record does not hide a running driver from 'driver stop'
     launcher = launcher_of(folder)
-    status = driver_status(launcher)
-    stop_driver(launcher)
-    if status is not None:  # nothing of the driver is left: no process, no socket file
-        assert subprocess.run(["pgrep", "-f", status.socket], check=False).returncode == 1
-        assert not Path(status.socket).exists()
+    running = launcher.list(job_type="warm_driver", state=JobState.RUNNING)
+    (folder / "jobs" / "_warm_driver" / "current.json").write_text('{"job_id": ')
+    assert sorted(stop_driver(launcher)) == sorted(r.job_id for r in running)
+    for record in running:  # nothing of a driver is left: no process, no socket file
+        socket_file = warm_protocol.socket_path(record.job_id)
+        assert subprocess.run(["pgrep", "-f", str(socket_file)], check=False).returncode == 1
+        assert not socket_file.exists()
 
 
 def launcher_of(project: Path) -> Launcher:
@@ -190,7 +193,9 @@ def test_a_cancelled_job_commits_nothing_and_the_driver_serves_on(project: Path)
     assert "warm_client" in last_job(project, "ingest")[1]
 
 
-def test_a_killed_driver_fails_its_job_saying_so_and_later_jobs_run_cold(project: Path) -> None:
+def test_a_killed_driver_fails_its_job_later_jobs_run_cold_and_a_new_start_serves(
+    project: Path,
+) -> None:
     # given a long ingest running in the driver
     launcher = launcher_of(project)
     status = driver_status(launcher)
@@ -210,3 +215,8 @@ def test_a_killed_driver_fails_its_job_saying_so_and_later_jobs_run_cold(project
     code, out = run(project, "ingest", TABLE, "--source", str(project / "rows.parquet"))
     assert code == 0 and "rows_written=0" in out, out
     assert "warm_client" not in last_job(project, "ingest")[1]
+    # and a new start replaces it
+    code, out = run(project, "driver", "start")
+    assert code == 0 and "serves" in out, out
+    code, out = run(project, "ingest", TABLE, "--source", str(project / "rows.parquet"))
+    assert code == 0 and "warm_client" in last_job(project, "ingest")[1], out

@@ -370,3 +370,48 @@ def test_the_client_runs_without_pyspark() -> None:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             cwd=ROOT, check=True)  # fmt: skip
     assert result.stdout.strip() == "False"
+
+
+# --- progress of a job in a warm driver ----------------------------------------------------------
+
+
+def test_a_warm_job_shows_the_progress_of_its_own_spark_jobs_only() -> None:
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from feast_spark.launcher import logparse
+    from feast_spark.launcher.progress import fetch_progress
+
+    jobs = [  # the driver's application runs every job of the project, each in its job group
+        {"jobGroup": "j1", "status": "RUNNING", "stageIds": [1, 2], "numTasks": 10,
+         "numCompletedTasks": 4, "numCompletedStages": 1, "numActiveTasks": 2},
+        {"jobGroup": "j0", "status": "SUCCEEDED", "stageIds": [0], "numTasks": 7,
+         "numCompletedTasks": 7, "numCompletedStages": 1},
+    ]  # fmt: skip
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = json.dumps(jobs).encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *_args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        ui = f"http://127.0.0.1:{server.server_address[1]}"
+        # given the line the client writes into the job's log
+        log = f"feast-spark: running in ...\nfeast-spark: the warm driver's Spark UI is at {ui}\n"
+        assert logparse.ui_url(log) == ui
+        # then the job's progress counts its own group's Spark jobs
+        progress = fetch_progress(ui, "app-1", job_group="j1")
+        assert progress is not None
+        assert (progress.jobs_total, progress.tasks_done, progress.tasks_total) == (1, 4, 10)
+        everything = fetch_progress(ui, "app-1")
+        assert everything is not None and everything.tasks_total == 17
+    finally:
+        server.shutdown()
+        server.server_close()
