@@ -149,8 +149,9 @@ def stop_driver(launcher: Launcher, *, timeout_s: float = 60.0) -> list[str]:
     status = driver_status(launcher)
     if status is not None:
         with contextlib.suppress(NotFoundError):  # its record was pruned: nothing left to stop
-            if not launcher.get(status.job_id).record.state.is_final:
-                launcher.get(status.job_id).cancel(timeout=timeout_s)
+            job = launcher.get(status.job_id)
+            if not job.record.state.is_final:
+                job.cancel(timeout=timeout_s)
                 stopped.append(status.job_id)
         clear_driver(launcher.store, status.job_id)
         # A driver killed with SIGKILL leaves its socket file behind (one that stopped removed it).
