@@ -9,6 +9,11 @@ Reads what a job leaves behind, all optional but the first:
   and each Spark job with its description, tasks and milliseconds. Without one, the Spark jobs
   come from the driver log's ``DAGScheduler: Job N finished`` lines (second resolution).
 
+A job run by a warm driver (``feast-spark driver start``) has no JVM or SparkContext of its own:
+its Spark jobs are those of its job group in the driver's event log (found by the driver's job
+id), and its phases are ``launcher``, ``client`` (the warm client's start and the hand-off, up to
+the job's first line in the driver), the jobs and driver-side gaps, and ``exit``.
+
 Phases:
 
     launcher        command -> supervisor started (the CLI, registry, spec, sizing)
@@ -78,6 +83,7 @@ class Timeline:
     context_end: float | None = None
     exited: float | None = None
     jobs: tuple[SparkJob, ...] = ()
+    warm_driver: str | None = None  # the warm driver's job id, for a job it ran
 
 
 def _instant(text: str | None) -> float | None:
@@ -97,7 +103,10 @@ def read_job_dir(folder: Path) -> tuple[Timeline, str]:
     result = _json(Path(result_path.removeprefix("file:")))
     log_file = folder / "driver.log"
     log = log_file.read_text(errors="replace") if log_file.is_file() else ""
+    command = record.get("command") or []
+    warm = "--driver-job" in command  # run by a warm driver: the option names it
     timeline = Timeline(
+        warm_driver=command[command.index("--driver-job") + 1] if warm else None,
         submitted=_instant(record.get("submitted_at")),
         supervisor=_instant(record.get("started_at")),
         python_start=_instant(result.get("started_at")),
@@ -131,8 +140,12 @@ def event_lines(path: Path) -> list[str]:
     return lines
 
 
-def read_event_log(path: Path, timeline: Timeline) -> Timeline:
-    """Fill the SparkContext's start and end and the Spark jobs from an event log."""
+def read_event_log(path: Path, timeline: Timeline, job_group: str | None = None) -> Timeline:
+    """Fill the SparkContext's start and end and the Spark jobs from an event log.
+
+    ``job_group``: only the Spark jobs of that group (a job of a warm driver, whose application
+    start and end are the driver's, not the job's).
+    """
     starts: dict[int, tuple[float, str, int]] = {}
     jobs = []
     for line in event_lines(path):
@@ -141,12 +154,14 @@ def read_event_log(path: Path, timeline: Timeline) -> Timeline:
         except json.JSONDecodeError:
             continue  # a log cut short by a killed driver
         kind = event.get("Event")
-        if kind == "SparkListenerApplicationStart":
+        if kind == "SparkListenerApplicationStart" and job_group is None:
             timeline.context_start = event["Timestamp"] / 1000
-        elif kind == "SparkListenerApplicationEnd":
+        elif kind == "SparkListenerApplicationEnd" and job_group is None:
             timeline.context_end = event["Timestamp"] / 1000
         elif kind == "SparkListenerJobStart":
             properties = event.get("Properties") or {}
+            if job_group is not None and properties.get("spark.jobGroup.id") != job_group:
+                continue
             description = (
                 properties.get("spark.job.description") or properties.get("callSite.short") or "?"
             )
@@ -164,7 +179,7 @@ def find_event_log(folder: Path, job_id: str) -> Path | None:
     for path in sorted(folder.iterdir(), key=lambda p: p.stat().st_mtime, reverse=True):
         if path.name.startswith("."):
             continue
-        head = event_lines(path)[:5]
+        head = event_lines(path)[:50]  # the application start comes after the environment
         if any('"SparkListenerApplicationStart"' in line and job_id in line for line in head):
             return path
     return None
@@ -172,6 +187,8 @@ def find_event_log(folder: Path, job_id: str) -> Path | None:
 
 def phases(timeline: Timeline) -> list[tuple[str, float | None, float | None, str]]:
     """(phase, start, end, note) rows in time order."""
+    if timeline.warm_driver is not None:
+        return _warm_phases(timeline)
     rows: list[tuple[str, float | None, float | None, str]] = [
         ("launcher", timeline.submitted, timeline.supervisor, "CLI -> supervisor"),
         ("jvm+python", timeline.supervisor, timeline.python_start, "spark-submit, Python"),
@@ -188,6 +205,24 @@ def phases(timeline: Timeline) -> list[tuple[str, float | None, float | None, st
         rows.append(("driver", previous, timeline.python_end, "after the last Spark job"))
     rows.append(("stop", timeline.python_end, timeline.context_end, "spark.stop()"))
     rows.append(("exit", timeline.context_end or timeline.python_end, timeline.exited, ""))
+    return rows
+
+
+def _warm_phases(timeline: Timeline) -> list[tuple[str, float | None, float | None, str]]:
+    rows: list[tuple[str, float | None, float | None, str]] = [
+        ("launcher", timeline.submitted, timeline.supervisor, "CLI -> supervisor"),
+        ("client", timeline.supervisor, timeline.python_start,
+         f"warm client -> the job's first line in {timeline.warm_driver}"),
+    ]  # fmt: skip
+    previous = timeline.python_start
+    for job in timeline.jobs:
+        if previous is not None and job.start - previous > 0.05:
+            rows.append(("driver", previous, job.start, "between Spark jobs"))
+        tasks = f"{job.tasks} tasks, " if job.tasks is not None else ""
+        rows.append((job.kind, job.start, job.end, tasks + job.description[:70]))
+        previous = max(previous or job.end, job.end)
+    rows.append(("driver", previous, timeline.python_end, "after the last Spark job"))
+    rows.append(("exit", timeline.python_end, timeline.exited, "the client and supervisor end"))
     return rows
 
 
@@ -228,9 +263,10 @@ def main(argv: list[str] | None = None) -> None:
     timeline, _log = read_job_dir(folder)
     event_log = Path(args.event_log) if args.event_log else None
     if event_log is None and args.event_log_dir:
-        event_log = find_event_log(Path(args.event_log_dir), folder.name)
+        event_log = find_event_log(Path(args.event_log_dir), timeline.warm_driver or folder.name)
     if event_log is not None:
-        timeline = read_event_log(event_log, timeline)
+        group = folder.name if timeline.warm_driver else None
+        timeline = read_event_log(event_log, timeline, group)
         print(f"job {folder.name}, event log {event_log}")
     else:
         print(f"job {folder.name}, driver log only (Spark jobs to the second)")

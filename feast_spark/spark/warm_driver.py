@@ -219,7 +219,8 @@ class WarmDriver:
         self, job_id: str, job_type: str, request: dict[str, Any], session_conf: dict[str, Any]
     ) -> int:
         context = self.spark.sparkContext
-        context.setJobGroup(job_id, f"feast-spark job {job_id}", interruptOnCancel=True)
+        # No description of its own: Spark's (the call site, Delta's "MERGE operation") stays.
+        context.setJobGroup(job_id, "", interruptOnCancel=True)
         try:
             module = _load_job_module(str(request.get("job_file")), job_type)
             session = self.spark.newSession()
