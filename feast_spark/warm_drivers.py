@@ -96,8 +96,16 @@ def driver_status(launcher: Launcher) -> DriverStatus | None:
     )
 
 
-def start_driver(launcher: Launcher, *, timeout_s: float = 300.0) -> tuple[DriverStatus, bool]:
+def start_driver(
+    launcher: Launcher, *, timeout_s: float = 300.0, idle_timeout_s: float | None = None
+) -> tuple[DriverStatus, bool]:
     """Start the project's warm driver and wait until it serves.
+
+    Args:
+        launcher: The project's launcher.
+        timeout_s: How long to wait for it to serve.
+        idle_timeout_s: It stops after this many seconds without a job (None: never). A job
+            sent as it stops runs in its own spark-submit.
 
     Returns:
         Its status, and whether this call started it (False: one was already serving).
@@ -129,8 +137,12 @@ def start_driver(launcher: Launcher, *, timeout_s: float = 300.0) -> tuple[Drive
             conf=comparable_conf(target, launch, settings),
             env=fingerprint_env(launcher.job_environment(target, settings)),
         )
+        idle = ("--idle-timeout", str(idle_timeout_s)) if idle_timeout_s else ()
         job = launcher.submit_file(
-            launch.job_file, job_type=DRIVER_JOB_TYPE, job_id=job_id, app_args=launch.app_args
+            launch.job_file,
+            job_type=DRIVER_JOB_TYPE,
+            job_id=job_id,
+            app_args=(*launch.app_args, *idle),
         )
         write_driver(launcher.store, driver)
         return _wait_until_serving(launcher, job, timeout_s), True

@@ -1,6 +1,6 @@
 """``feast-spark driver ...``: a warm local driver that runs the project's small jobs.
 
-    feast-spark driver start [--timeout S]
+    feast-spark driver start [--timeout S] [--idle-timeout 2h]
     feast-spark driver status
     feast-spark driver stop
 
@@ -11,10 +11,13 @@ session to build, Delta already loaded. See :mod:`feast_spark.warm_drivers`.
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import click
 
 from feast_spark.cli.context import CliContext, common_options, handle_errors, output_option
 from feast_spark.cli.output import emit_json, emit_table
+from feast_spark.cli.types import DURATION
 
 
 @click.group("driver")
@@ -31,13 +34,23 @@ def driver() -> None:
     show_default=True,
     help="Seconds to wait for the driver to serve.",
 )
+@click.option(
+    "--idle-timeout",
+    type=DURATION,
+    default=None,
+    help="Stop after this long without a job: 2h, 30m, 600s (default: run until stopped).",
+)
 @common_options
 @handle_errors
-def driver_start(timeout: float) -> None:
+def driver_start(timeout: float, idle_timeout: timedelta | None) -> None:
     """Start the warm driver (once: a running one is kept) and wait until it serves."""
     from feast_spark.warm_drivers import start_driver
 
-    status, started = start_driver(CliContext.current().client().launcher, timeout_s=timeout)
+    status, started = start_driver(
+        CliContext.current().client().launcher,
+        timeout_s=timeout,
+        idle_timeout_s=idle_timeout.total_seconds() if idle_timeout else None,
+    )
     if not started:
         click.echo(f"warm driver {status.job_id} is already running (pid {status.pid})")
         return

@@ -84,12 +84,20 @@ class WarmDriver:
         spark: The driver's session (its SparkContext runs every job).
         socket_path: The Unix socket to listen on.
         outputs: The routed ``sys.stdout`` and ``sys.stderr``.
+        idle_timeout_s: Stop after this many seconds without a job (None: never).
     """
 
     def __init__(
-        self, spark: SparkSession, socket_path: Path, outputs: tuple[ThreadOutput, ...]
+        self,
+        spark: SparkSession,
+        socket_path: Path,
+        outputs: tuple[ThreadOutput, ...],
+        *,
+        idle_timeout_s: float | None = None,
     ) -> None:
         self.spark = spark
+        self.idle_timeout_s = idle_timeout_s
+        self._last_active = time.monotonic()
         self.socket_path = socket_path
         self.outputs = outputs
         self.started_at = datetime.now(UTC)
@@ -116,6 +124,10 @@ class WarmDriver:
                 try:
                     connection, _ = server.accept()
                 except TimeoutError:
+                    if self._idle_for_too_long():
+                        print(f"feast-spark: no job for {self.idle_timeout_s:g} s: the warm "
+                              "driver stops", flush=True)  # fmt: skip
+                        break
                     continue
                 connection.settimeout(None)
                 InheritableThread(target=self._handle, args=(connection,), daemon=True).start()
@@ -123,6 +135,14 @@ class WarmDriver:
             server.close()
             with contextlib.suppress(FileNotFoundError):
                 self.socket_path.unlink()
+
+    def _idle_for_too_long(self) -> bool:
+        with self._lock:
+            busy = bool(self.running)
+            if busy:
+                self._last_active = time.monotonic()
+        idle = time.monotonic() - self._last_active
+        return not busy and self.idle_timeout_s is not None and idle > self.idle_timeout_s
 
     def stop(self) -> None:
         """Stop accepting and cancel every running job."""
@@ -213,6 +233,7 @@ class WarmDriver:
             with self._lock:
                 del self.running[job_id]
                 self.jobs_run += 1
+                self._last_active = time.monotonic()
         warm_protocol.send(connection, {"exit": status})
 
     def _run_job(
@@ -280,6 +301,7 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(prog="warm_driver")
     parser.add_argument("--socket", required=True, type=Path)
+    parser.add_argument("--idle-timeout", type=float, default=None, help="seconds; none: never")
     args = parser.parse_args(argv)
     outputs = (ThreadOutput(sys.stdout), ThreadOutput(sys.stderr))
     sys.stdout, sys.stderr = outputs
@@ -288,7 +310,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     spark = build_spark_session("feast-spark-warm-driver")
     print(f"feast-spark: Delta warmed up in {warm_up(spark):.1f} s", flush=True)
-    driver = WarmDriver(spark, args.socket, outputs)
+    # Spark's INFO lines of every job would fill this long-lived driver's one log (a job's own
+    # output goes to the job's log); warnings and errors stay.
+    spark.sparkContext.setLogLevel("WARN")
+    logging.getLogger("py4j").setLevel(logging.WARNING)  # a line per job thread's connection
+    driver = WarmDriver(spark, args.socket, outputs, idle_timeout_s=args.idle_timeout)
 
     def on_stop(_signum: int, _frame: FrameType | None) -> None:
         with contextlib.suppress(Exception):  # the JVM got the same signal and may be gone

@@ -146,6 +146,10 @@ def test_jobs_run_in_the_warm_driver_and_give_what_a_cold_run_gives(
     assert warm.column(f"{TABLE}__trips").to_pylist() == [1005, 7005, None]
     status = driver_status(launcher_of(project))
     assert status is not None and status.answering and status.jobs_run == 3
+    # the driver's own log keeps Spark's warnings, not the INFO lines of every job it runs
+    driver_log = launcher_of(project).get(status.job_id).logs()
+    serving = driver_log.split("warm driver ready on", 1)[1]
+    assert " INFO " not in serving, serving[:2000]
 
 
 def test_the_driver_refuses_a_job_whose_named_variables_differ(project: Path) -> None:
@@ -220,3 +224,20 @@ def test_a_killed_driver_fails_its_job_later_jobs_run_cold_and_a_new_start_serve
     assert code == 0 and "serves" in out, out
     code, out = run(project, "ingest", TABLE, "--source", str(project / "rows.parquet"))
     assert code == 0 and "warm_client" in last_job(project, "ingest")[1], out
+
+
+def test_a_driver_stops_itself_after_its_idle_timeout(tmp_path: Path) -> None:
+    # given a driver started to stop after 2 s without a job
+    project = write_project(tmp_path, TABLE)
+    code, out = run(project, "driver", "start", "--idle-timeout", "2s")
+    assert code == 0 and "serves" in out, out
+    launcher = launcher_of(project)
+    status = driver_status(launcher)
+    assert status is not None and status.answering
+    # then it ends on its own, saying why, and no longer answers
+    job = launcher.get(status.job_id)
+    assert job.wait(120) is JobState.SUCCEEDED
+    assert "no job for 2 s: the warm driver stops" in job.logs()
+    after = driver_status(launcher)
+    assert after is not None and not after.answering
+    assert not Path(status.socket).exists()
