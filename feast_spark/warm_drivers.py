@@ -126,6 +126,8 @@ def start_driver(
         status = driver_status(launcher)
         if status is not None and status.answering:
             return status, False
+        if status is not None:  # killed: its socket file stayed behind
+            Path(status.socket).unlink(missing_ok=True)
         _stop_unused(launcher, timeout_s)
         job_id = new_job_id(DRIVER_JOB_TYPE)
         target, settings, launch = _driver_launch(launcher, job_id)

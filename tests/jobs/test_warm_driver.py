@@ -219,9 +219,11 @@ def test_a_killed_driver_fails_its_job_later_jobs_run_cold_and_a_new_start_serve
     code, out = run(project, "ingest", TABLE, "--source", str(project / "rows.parquet"))
     assert code == 0 and "rows_written=0" in out, out
     assert "warm_client" not in last_job(project, "ingest")[1]
-    # and a new start replaces it
+    # and a new start replaces it, removing the socket file the killed one left
+    assert Path(status.socket).exists()
     code, out = run(project, "driver", "start")
     assert code == 0 and "serves" in out, out
+    assert not Path(status.socket).exists()
     code, out = run(project, "ingest", TABLE, "--source", str(project / "rows.parquet"))
     assert code == 0 and "warm_client" in last_job(project, "ingest")[1], out
 
