@@ -194,18 +194,27 @@ def phases(timeline: Timeline) -> list[tuple[str, float | None, float | None, st
         ("jvm+python", timeline.supervisor, timeline.python_start, "spark-submit, Python"),
         ("sparkcontext", timeline.python_start, timeline.context_start, ""),
     ]
-    previous = timeline.context_start
+    previous = _add_spark_jobs(rows, timeline, timeline.context_start)
+    if previous is not None and timeline.python_end is not None:
+        rows.append(("driver", previous, timeline.python_end, "after the last Spark job"))
+    rows.append(("stop", timeline.python_end, timeline.context_end, "spark.stop()"))
+    rows.append(("exit", timeline.context_end or timeline.python_end, timeline.exited, ""))
+    return rows
+
+
+def _add_spark_jobs(
+    rows: list[tuple[str, float | None, float | None, str]],
+    timeline: Timeline,
+    previous: float | None,
+) -> float | None:
+    """Append each Spark job and the driver-side gap before it; return the last job's end."""
     for job in timeline.jobs:
         if previous is not None and job.start - previous > 0.05:
             rows.append(("driver", previous, job.start, "between Spark jobs"))
         tasks = f"{job.tasks} tasks, " if job.tasks is not None else ""
         rows.append((job.kind, job.start, job.end, tasks + job.description[:70]))
         previous = max(previous or job.end, job.end)
-    if previous is not None and timeline.python_end is not None:
-        rows.append(("driver", previous, timeline.python_end, "after the last Spark job"))
-    rows.append(("stop", timeline.python_end, timeline.context_end, "spark.stop()"))
-    rows.append(("exit", timeline.context_end or timeline.python_end, timeline.exited, ""))
-    return rows
+    return previous
 
 
 def _warm_phases(timeline: Timeline) -> list[tuple[str, float | None, float | None, str]]:
@@ -214,13 +223,7 @@ def _warm_phases(timeline: Timeline) -> list[tuple[str, float | None, float | No
         ("client", timeline.supervisor, timeline.python_start,
          f"warm client -> the job's first line in {timeline.warm_driver}"),
     ]  # fmt: skip
-    previous = timeline.python_start
-    for job in timeline.jobs:
-        if previous is not None and job.start - previous > 0.05:
-            rows.append(("driver", previous, job.start, "between Spark jobs"))
-        tasks = f"{job.tasks} tasks, " if job.tasks is not None else ""
-        rows.append((job.kind, job.start, job.end, tasks + job.description[:70]))
-        previous = max(previous or job.end, job.end)
+    previous = _add_spark_jobs(rows, timeline, timeline.python_start)
     rows.append(("driver", previous, timeline.python_end, "after the last Spark job"))
     rows.append(("exit", timeline.python_end, timeline.exited, "the client and supervisor end"))
     return rows

@@ -16,7 +16,7 @@ from datetime import timedelta
 import click
 
 from feast_spark.cli.context import CliContext, common_options, handle_errors, output_option
-from feast_spark.cli.output import emit_json, emit_table
+from feast_spark.cli.output import cell, emit_json, emit_table
 from feast_spark.cli.types import DURATION
 
 
@@ -79,9 +79,9 @@ def driver_status(output: str) -> None:
     row = (
         status.job_id,
         "yes" if status.answering else "no (stopped, killed or starting)",
-        _cell(status.pid),
-        _cell(status.started_at),
-        _cell(status.jobs_run),
+        cell(status.pid),
+        cell(status.started_at),
+        cell(status.jobs_run),
         ", ".join(status.running) or "-",
     )
     emit_table(columns, [row])
@@ -101,7 +101,3 @@ def driver_stop() -> None:
         click.echo("no warm driver is running")
     for job_id in stopped:
         click.echo(f"warm driver {job_id} stopped")
-
-
-def _cell(value: object) -> str:
-    return "-" if value is None else str(value)

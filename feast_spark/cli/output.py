@@ -50,3 +50,8 @@ def emit_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
         click.echo(
             "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
         )
+
+
+def cell(value: object) -> str:
+    """A table cell: ``-`` for a missing value."""
+    return "-" if value is None else str(value)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import click
 
 from feast_spark.cli.context import CliContext, common_options, handle_errors, output_option
-from feast_spark.cli.output import emit_json, emit_table
+from feast_spark.cli.output import cell, emit_json, emit_table
 
 
 @click.group("stream")
@@ -97,8 +97,4 @@ def stream_status(table: str, output: str) -> None:
         return
     columns = ["job_id", "state", "messages", "rows_written", "rows_rejected",
                "input_rows_per_s", "processed_rows_per_s", "last_batch_s", "kafka_lag"]  # fmt: skip
-    emit_table(columns, [tuple(_cell(row.get(c)) for c in columns) for row in rows])
-
-
-def _cell(value: object) -> str:
-    return "-" if value is None else str(value)
+    emit_table(columns, [tuple(cell(row.get(c)) for c in columns) for row in rows])
