@@ -32,11 +32,12 @@ import enum
 import functools
 import math
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from operator import itemgetter
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Protocol, Self
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, Self
 
 from feast_spark.columns import CREATED_TIMESTAMP, EVENT_TIMESTAMP
 from feast_spark.definitions import Entity, FeatureTable
@@ -164,9 +165,8 @@ class WriteCounts:
         return WriteCounts(self.written + other.written, self.expired + other.expired)
 
 
-@dataclass(frozen=True)
-class StoredRow:
-    """One key's stored row, as read.
+class StoredRow(NamedTuple):
+    """One key's stored row, as read (a named tuple: reads build one per key, 300 a request).
 
     Attributes:
         event_timestamp_us: Its event time, microseconds since the epoch.
@@ -373,6 +373,33 @@ def is_retained(event_us: int, max_age: timedelta | None, now_us: int) -> bool:
     """Whether a stored value with this event time is still kept at ``now_us``."""
     end = retention_end_us(event_us, max_age)
     return end is None or now_us < end
+
+
+def retention_cutoff_us(max_age: timedelta | None, now_us: int) -> int | None:
+    """The event time at or before which values are no longer kept at ``now_us`` (None: never).
+
+    ``event_us > retention_cutoff_us(...)`` is :func:`is_retained`, computed once per read.
+    """
+    if max_age is None:
+        return None
+    return now_us - RETENTION_FACTOR * (max_age // _MICROS)
+
+
+def value_picker(
+    present: Sequence[str], features: Sequence[str], *, offset: int
+) -> Callable[[Sequence[Any]], tuple[Any, ...]]:
+    """A function from a stored row to the values of ``features``, in that order.
+
+    Args:
+        present: The features the row holds, from column ``offset`` on.
+        features: The features wanted; one not in ``present`` reads as None.
+        offset: The column of ``present[0]`` in the row.
+    """
+    index = {name: i for i, name in enumerate(present, start=offset)}
+    if len(features) > 1 and all(f in index for f in features):
+        return itemgetter(*[index[f] for f in features])
+    positions = [index.get(f) for f in features]
+    return lambda raw: tuple([None if i is None else raw[i] for i in positions])
 
 
 #: Each value type's scalar type (``ValueType.element`` builds an enum member on every call).

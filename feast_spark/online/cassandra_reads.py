@@ -16,7 +16,14 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
 from feast_spark.errors import OnlineStoreError
-from feast_spark.online.base import ReadRequest, StoredRow, TableRead, is_retained, read_error
+from feast_spark.online.base import (
+    ReadRequest,
+    StoredRow,
+    TableRead,
+    read_error,
+    retention_cutoff_us,
+    value_picker,
+)
 from feast_spark.online.cassandra_cql import STORE
 
 if TYPE_CHECKING:
@@ -118,22 +125,22 @@ class PendingRead:
             present, selects = plan
             width = len(request.schema.entities)
             # Rows come back in token order, not request order: match them by their key columns.
-            stored = {
-                raw[:width]: raw
-                for answer in fetched[position : position + selects]
-                for raw in answer
-            }
+            answered = (raw for answer in fetched[position : position + selects] for raw in answer)
+            if width == 1:
+                stored = {raw[0]: raw for raw in answered}
+                found = [stored.get(key[0]) for key in request.keys]
+            else:
+                stored = {raw[:width]: raw for raw in answered}
+                found = [stored.get(key) for key in request.keys]
             position += selects
-            index = {name: i for i, name in enumerate(present, start=width)}
-            max_age = request.schema.max_age
-            rows: list[StoredRow | None] = []
-            for key in request.keys:
-                raw = stored.get(key)
-                if raw is None or raw[-1] is None or not is_retained(raw[-1], max_age, now_us):
-                    rows.append(None)
-                    continue
-                values = tuple(raw[index[f]] if f in index else None for f in request.features)
-                rows.append(StoredRow(raw[-1], values))
+            pick = value_picker(present, request.features, offset=width)
+            cutoff = retention_cutoff_us(request.schema.max_age, now_us)
+            rows: list[StoredRow | None] = [
+                None
+                if raw is None or raw[-1] is None or (cutoff is not None and raw[-1] <= cutoff)
+                else StoredRow(raw[-1], pick(raw))
+                for raw in found
+            ]
             answers.append(TableRead(tuple(rows), frozenset(request.features) - set(present)))
         return answers
 

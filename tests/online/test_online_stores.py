@@ -264,6 +264,15 @@ def test_all_four_statuses_and_retention(store: OnlineStore, project: str) -> No
         "driver_stats:rate__status"
     ] == ["OUTSIDE_MAX_AGE"]
 
+    # when read at the end of retention (event time + 2 x max_age), then it is gone; 1 µs
+    # before, it is still there, withheld
+    retention_end = NOW - timedelta(minutes=5) + timedelta(hours=2)
+    for moment, status in ((retention_end - timedelta(microseconds=1), "OUTSIDE_MAX_AGE"),
+                           (retention_end, "NOT_FOUND")):  # fmt: skip
+        assert read(store, project, table, ["driver_stats:rate"], [1], now=moment)[
+            "driver_stats:rate__status"
+        ] == [status]
+
     # when read after every retention ended, then nothing is found, in both stores
     result = read(
         store, project, table, ["driver_stats:rate"], [1, 2, 3], now=NOW + timedelta(hours=3)
