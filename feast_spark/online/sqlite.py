@@ -356,14 +356,35 @@ class SqliteOnlineStore(ClosingStore):
         Raises:
             OnlineStoreError: The database refused a read.
         """
-        now_us = now_micros(now)
-        answers = []
         with self._lock:
-            for request in requests:
-                try:
-                    answers.append(self._read_one(request, now_us))
-                except sqlite3.Error as error:
-                    raise read_error(STORE, self._path, request.schema.name, error) from error
+            return self._read_all(requests, now_micros(now))
+
+    def read_if_free(
+        self, requests: Sequence[ReadRequest], *, now: datetime | None = None
+    ) -> list[TableRead] | None:
+        """:meth:`read` at once if no other thread is using the connection, else None.
+
+        For a caller that must not wait for another thread's read (an event loop). A reader in
+        WAL mode does not wait for writers either, and a read of a few keys takes less time than
+        handing it to a worker thread.
+
+        Raises:
+            OnlineStoreError: The database refused a read.
+        """
+        if not self._lock.acquire(blocking=False):
+            return None
+        try:
+            return self._read_all(requests, now_micros(now))
+        finally:
+            self._lock.release()
+
+    def _read_all(self, requests: Sequence[ReadRequest], now_us: int) -> list[TableRead]:
+        answers = []
+        for request in requests:
+            try:
+                answers.append(self._read_one(request, now_us))
+            except sqlite3.Error as error:
+                raise read_error(STORE, self._path, request.schema.name, error) from error
         return answers
 
     def _read_one(self, request: ReadRequest, now_us: int) -> TableRead:

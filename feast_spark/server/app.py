@@ -8,10 +8,11 @@ Routes:
     ``GET /openapi.json``, ``GET /docs``  the contract.
 
 A request never blocks the event loop on the network: Cassandra reads are sent asynchronously
-and their last answer wakes the loop (``start_read``); SQLite reads, registry reads and store
-connections run in worker threads. No error reaches the client as a traceback: request problems
-are 4xx, an unreachable or slow store 503/504, anything else a 500 with a one-line JSON error
-(the traceback goes to the server's log).
+and their last answer wakes the loop (``start_read``); a SQLite read of a few keys runs on the
+loop when its connection is free (WAL mode: a reader does not wait for writers), larger ones,
+registry reads and store connections run in worker threads. No error reaches the client as a
+traceback: request problems are 4xx, an unreachable or slow store 503/504, anything else a 500
+with a one-line JSON error (the traceback goes to the server's log).
 """
 
 from __future__ import annotations
@@ -55,6 +56,19 @@ JSON: Final = "application/json"
 #: Request body bytes allowed per entity row (plus a fixed allowance for the feature list).
 BODY_BYTES_PER_ENTITY: Final = 4096
 BODY_BYTES_BASE: Final = 1 << 20
+
+
+@runtime_checkable
+class _ReadsIfFree(Protocol):
+    """A store that reads on the caller's thread when its connection is free (SQLite)."""
+
+    def read_if_free(self, requests: Any, *, now: Any = None) -> Any: ...
+
+
+#: Keys of a request read on the event loop when the store allows (:class:`_ReadsIfFree`):
+#: handing a read of a few keys to a worker thread costs more than the read; a larger read goes
+#: to a thread so that it does not hold up the requests behind it.
+INLINE_READ_KEYS: Final = 512
 
 
 @runtime_checkable
@@ -116,6 +130,13 @@ class Server:
         """
         timeout = self.settings.server.request_timeout_s
         if not isinstance(store, _StartsReads):
+            if (
+                isinstance(store, _ReadsIfFree)
+                and sum(len(request.keys) for request in requests) <= INLINE_READ_KEYS
+            ):
+                inline: list[TableRead] | None = store.read_if_free(requests)
+                if inline is not None:
+                    return inline
             async with asyncio.timeout(timeout):
                 answers: list[TableRead] = await run_in_threadpool(store.read, requests)
             return answers

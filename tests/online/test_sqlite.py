@@ -60,3 +60,39 @@ def test_other_open_errors_are_not_retried(tmp_path: Path) -> None:
         sqlite_store.SqliteOnlineStore(
             SqliteOnlineStoreConfig(path=str(tmp_path / "file" / "o.db"))
         )
+
+
+def test_a_read_if_free_reads_at_once_and_gives_way_to_a_thread_using_the_connection(
+    tmp_path: Path,
+) -> None:
+    # given a SQLite store holding one row
+    import pyarrow as pa
+
+    from feast_spark.definitions import Entity, Feature, FeatureTable, FileSource
+    from feast_spark.online.base import OnlineTableSchema, ReadRequest
+
+    table = FeatureTable(
+        "stats",
+        ["id"],
+        [Feature("rate", "DOUBLE")],
+        FileSource(path="/x", event_timestamp_column="t"),
+    )
+    schema = OnlineTableSchema.of("p", table, [Entity("id", "INT64")])
+    store = sqlite_store.SqliteOnlineStore(SqliteOnlineStoreConfig(path=str(tmp_path / "o.db")))
+    store.ensure_table(schema)
+    rows = {
+        "id": [7],
+        "rate": [0.5],
+        "event_timestamp": pa.array([10**15], pa.timestamp("us", "UTC")),
+    }
+    store.write_batch(schema, pa.RecordBatch.from_pydict(rows))
+    requests = [ReadRequest(schema, ("rate",), ((7,), (8,)))]
+
+    # when the connection is free, then it reads what read() reads
+    answers = store.read_if_free(requests)
+    assert answers == store.read(requests)
+    assert answers is not None and [r and r.values for r in answers[0].rows] == [(0.5,), None]
+    # when another thread holds the connection, then it does not wait for it
+    with store._lock:
+        assert store.read_if_free(requests) is None
+    store.close()
