@@ -50,10 +50,11 @@ from feast_spark.online.base import (
     TableRead,
     WriteCounts,
     decode_batch,
-    is_retained,
     now_micros,
     read_error,
+    retention_cutoff_us,
     retention_end_us,
+    value_picker,
 )
 from feast_spark.online.naming import quote_identifier
 from feast_spark.online.ordering import value_key
@@ -399,7 +400,8 @@ class SqliteOnlineStore(ClosingStore):
         present = tuple(f for f in request.features if f in columns)
         width = len(schema.entities)
         decoders = [_decoder(schema.feature_type(f)) for f in present]
-        index = {name: i for i, name in enumerate(present)}
+        pick = value_picker(present, request.features, offset=0)
+        cutoff = retention_cutoff_us(schema.max_age, now_us)
         stored: dict[tuple[Any, ...], tuple[Any, ...]] = {}
         keys = request.keys
         for start in range(0, len(keys), READ_KEYS_PER_QUERY):
@@ -411,15 +413,14 @@ class SqliteOnlineStore(ClosingStore):
         rows: list[StoredRow | None] = []
         for key in keys:
             raw = stored.get(key)
-            if raw is None or not is_retained(raw[-1], schema.max_age, now_us):
+            if raw is None or (cutoff is not None and raw[-1] <= cutoff):
                 rows.append(None)
                 continue
             decoded = [
                 value if decode is None else decode(value)
                 for value, decode in zip(raw[:-1], decoders, strict=True)
             ]
-            values = tuple(decoded[index[f]] if f in index else None for f in request.features)
-            rows.append(StoredRow(raw[-1], values))
+            rows.append(StoredRow(raw[-1], pick(decoded)))
         return TableRead(tuple(rows), frozenset(request.features) - set(present))
 
     # --- repair ----------------------------------------------------------------------------------
