@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import sys
 import tempfile
@@ -53,6 +54,8 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+# The write tasks run Python workers: this interpreter's, not whatever `python3` is on PATH.
+os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
 
 from feast_spark.config import CassandraOnlineStoreConfig
 from feast_spark.definitions import Entity, Feature, FeatureTable, FileSource, KafkaSource
