@@ -1,7 +1,7 @@
 """Reads from Cassandra in flight: every select of a read sent at once, answers by callback.
 
 A table keyed by one entity is read with one ``IN`` select per group of keys that share a
-replica (at most :data:`KEYS_PER_SELECT` keys each), so 100 keys cost a few queries, not 100
+replica (at most :data:`KEYS_PER_SELECT` keys each), so 100 keys cost one query per replica, not 100
 round trips through the driver; a table keyed by several entities is read one partition per
 select. ``CassandraOnlineStore.start_read`` returns a :class:`PendingRead`: ``result()`` waits for
 it (what ``read``, and so ``Client.get_online_features``, does); ``add_done_callback`` tells an
@@ -30,11 +30,11 @@ if TYPE_CHECKING:
     from cassandra.cluster import Session
     from cassandra.query import BoundStatement, PreparedStatement, Statement
 
-#: Keys in one ``IN`` select at most: each select's partitions are read one after another by
-#: its coordinator, so a few selects per request spread over the node's read threads (100 keys x
-#: 3 tables at 50 requests/s: p99 about halved against 100 keys per select), while each still
-#: saves the driver two dozen round trips.
-KEYS_PER_SELECT: Final = 25
+#: Keys in one ``IN`` select at most. The selects are unpaged, so a coordinator reads a select's
+#: partitions as one group: fewer, larger selects cost less on both sides than many small ones
+#: (each is a message, a bind and a callback). The bound keeps one answer, and one coordinator's
+#: share of a request, small.
+KEYS_PER_SELECT: Final = 100
 
 #: Key types whose Python values compare exactly as Cassandra compares the stored bytes (so a
 #: returned row can be matched to its requested key); others are read one partition per select.

@@ -37,9 +37,18 @@ class PreparedStatements:
         self._statements: dict[tuple[Any, ...], PreparedStatement] = {}
 
     def prepared(
-        self, key: tuple[Any, ...], text: Callable[[], str], *, idempotent: bool
+        self,
+        key: tuple[Any, ...],
+        text: Callable[[], str],
+        *,
+        idempotent: bool,
+        paged: bool = True,
     ) -> PreparedStatement:
         """The statement prepared under ``key`` in this session (``text`` builds its CQL).
+
+        ``paged=False`` for a select by whole primary keys (one row per key at most): a paged
+        ``IN`` select makes the coordinator read its partitions one after another through a
+        pager, each a full read path of its own; unpaged, it reads them as one group.
 
         Raises:
             OnlineStoreError: Preparing failed (names the CQL and the driver's error).
@@ -54,6 +63,8 @@ class PreparedStatements:
                     STORE, self._target, f"preparing '{cql}' failed: {error}"
                 ) from error
             statement.is_idempotent = idempotent
+            if not paged:
+                statement.fetch_size = None
             self._statements[key] = statement
         return statement
 
@@ -98,7 +109,7 @@ class PreparedStatements:
             )
 
         key = ("select", schema.name, features, schema.entity_names, many)
-        return self.prepared(key, text, idempotent=True)
+        return self.prepared(key, text, idempotent=True, paged=False)
 
     def select_version(self, schema: OnlineTableSchema) -> PreparedStatement:
         """The select of one key's stored times, write timestamp and values (before a write)."""
@@ -114,4 +125,4 @@ class PreparedStatements:
             )
 
         key = ("select_version", schema.name, schema.feature_names, schema.entity_names)
-        return self.prepared(key, text, idempotent=True)
+        return self.prepared(key, text, idempotent=True, paged=False)

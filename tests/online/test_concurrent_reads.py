@@ -133,6 +133,21 @@ def test_a_one_entity_table_is_read_with_one_select_per_hundred_keys(
     assert [None if row is None else row.values[0] for row in answers[1].rows] == [10, None, None]
 
 
+@pytest.mark.cassandra
+def test_a_read_is_not_paged_whatever_the_sessions_page_size(cassandra_store: OnlineStore) -> None:
+    # given a session whose default page is 3 rows (a driver setting a user may tune)
+    stored = list(range(40))
+    schema = write(cassandra_store, SINGLE, {"driver_id": stored, "rate": [k / 10 for k in stored]})
+    cassandra_store.session.default_fetch_size = 3  # type: ignore[attr-defined]
+    # when 40 keys are read (an IN select of more keys than a page holds)
+    answers = cassandra_store.read([ReadRequest(schema, ("rate",), tuple((k,) for k in stored))])
+    # then every key is found: the selects are unpaged (one answer each, the coordinator reading
+    # the partitions as one group), never cut to their first page
+    assert [None if row is None else row.values[0] for row in answers[0].rows] == [
+        k / 10 for k in stored
+    ]
+
+
 class _FailingFuture:
     def add_callbacks(
         self, callback: Any, errback: Any, callback_args: Any, errback_args: Any
