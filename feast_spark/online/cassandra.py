@@ -50,12 +50,11 @@ from feast_spark.online.cassandra_cql import (
     string_literal,
 )
 from feast_spark.online.cassandra_reads import (
-    EXACT_KEY_TYPES,
-    KEYS_PER_SELECT,
     Fetch,
     PendingRead,
     Select,
-    routed_statement,
+    key_list_selects,
+    reads_by_key_list,
 )
 from feast_spark.online.cassandra_statements import PreparedStatements
 from feast_spark.online.cassandra_writes import CassandraWriter
@@ -64,7 +63,6 @@ from feast_spark.online.naming import quote_identifier
 if TYPE_CHECKING:
     import pyarrow as pa
     from cassandra.cluster import Session
-    from cassandra.query import PreparedStatement
 
 _log = logging.getLogger(__name__)
 
@@ -308,30 +306,11 @@ class CassandraOnlineStore(ClosingStore):
         schema = request.schema
         single = self._statements.select(schema, present)
         keys = list(dict.fromkeys(request.keys))
-        if len(schema.entities) != 1 or schema.entities[0][1].value not in EXACT_KEY_TYPES:
+        if not reads_by_key_list(schema):
             return [(single, key, schema.name) for key in keys]
         many = self._statements.select(schema, present, many=True)
-        selects: list[Select] = []
-        for group in self._replica_groups(single, keys):
-            for start in range(0, len(group), KEYS_PER_SELECT):
-                chunk = group[start : start + KEYS_PER_SELECT]
-                routing_key = single.bind(chunk[0]).routing_key
-                bound = routed_statement(many, routing_key).bind(([key[0] for key in chunk],))
-                selects.append((bound, None, schema.name))
-        return selects
-
-    def _replica_groups(
-        self, single: PreparedStatement, keys: list[tuple[Any, ...]]
-    ) -> list[list[tuple[Any, ...]]]:
-        """``keys`` grouped by their first replica (one group when the cluster has one node)."""
-        metadata = self._session.cluster.metadata
-        if len(keys) < 2 or len(metadata.all_hosts()) < 2:
-            return [keys] if keys else []
-        groups: dict[Any, list[tuple[Any, ...]]] = {}
-        for key in keys:
-            replicas = metadata.get_replicas(self._config.keyspace, single.bind(key).routing_key)
-            groups.setdefault(replicas[0] if replicas else None, []).append(key)
-        return list(groups.values())
+        selects = key_list_selects(self._session, self._config.keyspace, single, many, keys)
+        return [(bound, None, schema.name) for bound, _ in selects]
 
     # --- repair ----------------------------------------------------------------------------------
 

@@ -28,10 +28,6 @@ CQL: Final = {
         "INSERT INTO {keyspace}.{table} ({columns}) VALUES ({markers}) USING TIMESTAMP ? AND TTL ?"
     ),
     "select": "SELECT {columns} FROM {keyspace}.{table} WHERE {where}",
-    "select_version": (
-        "SELECT {event}, {created}, WRITETIME({event}), {features} FROM {keyspace}.{table} "
-        "WHERE {where}"
-    ),
 }
 
 #: Error texts.

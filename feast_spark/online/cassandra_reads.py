@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from feast_spark.errors import OnlineStoreError
 from feast_spark.online.base import (
+    OnlineTableSchema,
     ReadRequest,
     StoredRow,
     TableRead,
@@ -66,6 +67,57 @@ def _routed_class() -> type[BoundStatement]:
             return self._routing_key  # type: ignore[no-any-return]
 
     return RoutedBoundStatement
+
+
+def reads_by_key_list(schema: OnlineTableSchema) -> bool:
+    """Whether ``schema``'s rows can be read many keys per select (``IN ?``) and matched back.
+
+    True for a table keyed by one entity whose key values compare exactly as Cassandra compares
+    the stored bytes (:data:`EXACT_KEY_TYPES`); other tables are read one partition per select.
+    """
+    return len(schema.entities) == 1 and schema.entities[0][1].value in EXACT_KEY_TYPES
+
+
+def key_list_selects(
+    session: Session,
+    keyspace: str,
+    single: PreparedStatement,
+    many: PreparedStatement,
+    keys: Sequence[tuple[Any, ...]],
+) -> list[tuple[BoundStatement, int]]:
+    """``many`` (``... IN ?``) bound to ``keys``: one select per replica and KEYS_PER_SELECT keys.
+
+    Keys are grouped by their first replica (one group when the cluster has one node), and each
+    select is routed to that replica (``single``, the same select of one key, gives the routing
+    key).
+
+    Args:
+        session: The driver session (its cluster's token map groups the keys).
+        keyspace: The tables' keyspace.
+        single: The select of one key (``= ?``).
+        many: The select of a list of keys (``IN ?``).
+        keys: Distinct one-entity keys, as 1-tuples.
+
+    Returns:
+        ``(select, keys in it)`` pairs.
+    """
+    metadata = session.cluster.metadata
+    groups: list[list[tuple[Any, ...]]]
+    if len(keys) < 2 or len(metadata.all_hosts()) < 2:
+        groups = [list(keys)] if keys else []
+    else:
+        by_replica: dict[Any, list[tuple[Any, ...]]] = {}
+        for key in keys:
+            replicas = metadata.get_replicas(keyspace, single.bind(key).routing_key)
+            by_replica.setdefault(replicas[0] if replicas else None, []).append(key)
+        groups = list(by_replica.values())
+    selects: list[tuple[BoundStatement, int]] = []
+    for group in groups:
+        for start in range(0, len(group), KEYS_PER_SELECT):
+            chunk = group[start : start + KEYS_PER_SELECT]
+            routed = routed_statement(many, single.bind(chunk[0]).routing_key)
+            selects.append((routed.bind(([key[0] for key in chunk],)), len(chunk)))
+    return selects
 
 
 class PendingRead:

@@ -111,18 +111,35 @@ class PreparedStatements:
         key = ("select", schema.name, features, schema.entity_names, many)
         return self.prepared(key, text, idempotent=True, paged=False)
 
-    def select_version(self, schema: OnlineTableSchema) -> PreparedStatement:
-        """The select of one key's stored times, write timestamp and values (before a write)."""
+    def select_version(self, schema: OnlineTableSchema, *, many: bool = False) -> PreparedStatement:
+        """The select of a key's stored times, write timestamp and values (before a write).
+
+        Of one key (one ``= ?`` per entity), or with ``many`` of a list of keys of a table keyed
+        by one entity (``IN ?``): then each row starts with its key.
+        """
+        if many and len(schema.entity_names) != 1:
+            raise ValueError("a select of many keys needs a table keyed by one entity")
 
         def text() -> str:
-            return CQL["select_version"].format(
+            event = quote_identifier(EVENT_TIMESTAMP)
+            columns = [
+                event,
+                quote_identifier(CREATED_TIMESTAMP),
+                f"WRITETIME({event})",
+                *(quote_identifier(f) for f in schema.feature_names),
+            ]
+            if many:
+                key = quote_identifier(schema.entity_names[0])
+                columns.insert(0, key)
+                where = f"{key} IN ?"
+            else:
+                where = " AND ".join(f"{quote_identifier(k)} = ?" for k in schema.entity_names)
+            return CQL["select"].format(
                 keyspace=self._keyspace,
                 table=quote_identifier(schema.name),
-                event=quote_identifier(EVENT_TIMESTAMP),
-                created=quote_identifier(CREATED_TIMESTAMP),
-                features=", ".join(quote_identifier(f) for f in schema.feature_names),
-                where=" AND ".join(f"{quote_identifier(k)} = ?" for k in schema.entity_names),
+                columns=", ".join(columns),
+                where=where,
             )
 
-        key = ("select_version", schema.name, schema.feature_names, schema.entity_names)
+        key = ("select_version", schema.name, schema.feature_names, schema.entity_names, many)
         return self.prepared(key, text, idempotent=True, paged=False)

@@ -21,9 +21,10 @@ other; the values settle rows tied on both times) and then:
 ``WRITETIME`` therefore equals ``event_timestamp`` except after a correction (it is then at most a
 few microseconds later); ``event_timestamp`` is always the true event time. Without the read,
 timestamps alone would still keep a newer *event* from being replaced by an older one on any
-replica; the read is what orders rows of equal event time (cost: one read per key written, see
-README). Tables with ``max_age`` also get ``USING TTL`` (see :mod:`feast_spark.online.base`; rows
-already past it are not written). Not covered: two jobs writing the same key at the same time
+replica; the read is what orders rows of equal event time (cost: one ``IN`` select per replica
+and 100 keys written of a table keyed by one entity, else one read per key; see README). Tables
+with ``max_age`` also get ``USING TTL`` (see :mod:`feast_spark.online.base`; rows already past it
+are not written). Not covered: two jobs writing the same key at the same time
 (the read and the write are not atomic; the launcher refuses overlapping materializations of a
 table), and reads that miss a stored row (``write_consistency`` ONE with several replicas).
 
@@ -33,9 +34,9 @@ token-aware and DC-aware to one of those replicas) and keep ``write_concurrency`
 per store (Spark task) with :func:`~feast_spark.online.cassandra_requests.run_concurrently`.
 Requests (and the reads before them) failing with timeouts or unavailability are retried with
 backoff (safe: every row carries its own write timestamp); a write that still fails raises naming
-the hosts and the cause, so a job never reports success with rows missing. Reads of all requested
-tables and keys run concurrently with prepared single-partition statements; a failed read is an
-error naming the hosts and the cause, never a missing value.
+the hosts and the cause, so a job never reports success with rows missing. The reads before a
+write run concurrently too; one that still fails is an error naming the hosts and the cause, never
+a row taken as absent.
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ from feast_spark.online.base import (
 )
 from feast_spark.online.cassandra_connection import VERSION_PROFILE, WRITE_PROFILE
 from feast_spark.online.cassandra_cql import ERRORS, STORE, retryable_errors
+from feast_spark.online.cassandra_reads import key_list_selects, reads_by_key_list
 from feast_spark.online.cassandra_requests import (
     Outcome,
     RetryPolicy,
@@ -171,24 +173,46 @@ class CassandraWriter:
     ) -> list[tuple[Any, ...] | None]:
         """Each key's stored ``(event, created, write timestamp, *features)`` (None: no row).
 
-        One single-partition read per key; the values come along for rows tied on both times.
+        A table keyed by one entity is read with one ``IN`` select per replica and
+        :data:`~feast_spark.online.cassandra_reads.KEYS_PER_SELECT` keys (as online reads are),
+        others one single-partition read per key; the values come along for rows tied on both
+        times. ``keys`` are distinct.
 
         Raises:
             OnlineStoreError: A read still failed after retries.
         """
-        statement = self._statements.select_version(schema)
-        rows = self._read_retrying(schema, [(statement, key) for key in keys])
-        return [None if row is None or row[0] is None else tuple(row) for row in rows]
+        single = self._statements.select_version(schema)
+        found: list[Any]
+        if reads_by_key_list(schema) and len(keys) > 1:
+            try:
+                many = self._statements.select_version(schema, many=True)
+            except OnlineStoreError as error:
+                raise OnlineStoreError(
+                    STORE, self._target,
+                    ERRORS["version_read_failed"].format(
+                        failed=len(keys), total=len(keys), keyspace=self._config.keyspace,
+                        table=schema.name, after="", error=error.reason,
+                    ),
+                ) from error  # fmt: skip
+            selects = key_list_selects(self._session, self._config.keyspace, single, many, keys)
+            jobs = [(bound, None) for bound, _ in selects]
+            answers = self._read_retrying(schema, jobs, [size for _, size in selects])
+            stored = {row[0]: row[1:] for rows in answers for row in rows}
+            found = [stored.get(key[0]) for key in keys]
+        else:
+            answers = self._read_retrying(schema, [(single, key) for key in keys], [1] * len(keys))
+            found = [rows[0] if rows else None for rows in answers]
+        return [None if row is None or row[0] is None else tuple(row) for row in found]
 
     def _read_retrying(
-        self, schema: OnlineTableSchema, jobs: Sequence[tuple[PreparedStatement, tuple[Any, ...]]]
-    ) -> list[Any]:
-        """The first row (or None) of each single-partition select, retried like writes.
+        self, schema: OnlineTableSchema, jobs: Sequence[tuple[Statement, Any]], sizes: list[int]
+    ) -> list[list[Any]]:
+        """The rows of each select (of ``sizes[i]`` keys), retried like writes.
 
         Raises:
             OnlineStoreError: A read still failed after retries.
         """
-        outcomes: dict[int, Any] = {}
+        outcomes: dict[int, list[Any]] = {}
         retryable = retryable_errors()
 
         def run(pending: Sequence[int]) -> list[Outcome]:
@@ -198,7 +222,7 @@ class CassandraWriter:
             )  # fmt: skip
             for index, outcome in zip(pending, results, strict=True):
                 if outcome.rows is not None:
-                    outcomes[index] = outcome.rows[0] if outcome.rows else None
+                    outcomes[index] = outcome.rows
             return results
 
         failures, attempts = retry_failed(
@@ -208,11 +232,12 @@ class CassandraWriter:
             explain=self._describe,
         )  # fmt: skip
         if failures:
+            failed = sum(sizes[failure.request] for failure in failures)
             first = failures[0]
             raise OnlineStoreError(
                 STORE, self._target,
                 ERRORS["version_read_failed"].format(
-                    failed=len(failures), total=len(jobs), keyspace=self._config.keyspace,
+                    failed=failed, total=sum(sizes), keyspace=self._config.keyspace,
                     table=schema.name, after=f" after {attempts} attempts" if attempts > 1 else "",
                     error=self._describe(first.error, first.host),
                 ),

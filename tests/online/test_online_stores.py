@@ -726,6 +726,37 @@ def test_same_event_time_rows_follow_the_point_in_time_rule_across_writes(
     assert (result["driver_stats:rate"], result["driver_stats:name"]) == ([0.5], ["b"])
 
 
+def test_a_batch_of_many_keys_compares_each_with_its_own_stored_row(
+    store: OnlineStore, project: str
+) -> None:
+    # given 250 keys stored at T created at c1 (more keys than one select of stored rows reads)
+    table = driver_table(max_age=timedelta(days=1))
+    schema = OnlineTableSchema.of(project, table, [DRIVER])
+    store.ensure_table(schema)
+    c1, c2 = NOW - timedelta(minutes=50), NOW - timedelta(minutes=40)
+    keys = list(range(250))
+    store.write_batch(
+        schema, batch([tie_row(c1, 1.0, "stored", driver_id=k) for k in keys], **TIE_TYPES)
+    )
+    # when one batch brings, per key by its remainder mod 4: a newer event, an older event, a
+    # correction of the same event time (created later), the same row again
+    times = {
+        0: (NOW - timedelta(minutes=30), c1, "newer"),
+        1: (NOW - timedelta(hours=2), c1, "older"),
+        2: (NOW - timedelta(hours=1), c2, "correction"),
+        3: (NOW - timedelta(hours=1), c1, "stored"),
+    }
+    rows = []
+    for k in reversed(keys):
+        event, created, name = times[k % 4]
+        rows.append(tie_row(created, 1.0, name, driver_id=k, event_timestamp=event))
+    store.write_batch(schema, batch(rows, **TIE_TYPES))
+    # then each key kept what wins against its own stored row, whole
+    result = read(store, project, table, ["driver_stats:name"], keys)
+    expected = {0: "newer", 1: "stored", 2: "correction", 3: "stored"}
+    assert result["driver_stats:name"] == [expected[k % 4] for k in keys]
+
+
 @pytest.mark.cassandra
 def test_cassandra_corrections_keep_ttl_and_event_time_and_upgrade_old_tables(
     cassandra_session: Session, cassandra_node: Any, project: str
