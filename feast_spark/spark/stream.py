@@ -46,7 +46,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Final
 
 from pyspark.sql import Column, DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F  # noqa: N812 (the conventional alias)
@@ -389,24 +389,34 @@ class BatchWriter:
         pause_point("stream_batch")  # fault tests: kill the driver before Spark commits the batch
 
 
-def kafka_reader(spark: SparkSession, source: KafkaSource) -> DataFrame:
-    """The streaming DataFrame of ``source``'s topic (Spark's Kafka source).
+#: How long the broker may hold a Kafka fetch waiting for more data (the consumer's
+#: ``fetch.max.wait.ms``; Kafka's default is 500 ms). Spark's reader fetches a micro-batch's known
+#: offset range, and its fetch past the range's last record waited that whole time: half a
+#: second of every micro-batch. The wait bounds only fetches that find no data.
+FETCH_MAX_WAIT_MS: Final = 10
+
+
+def reader_options(source: KafkaSource, parallelism: int) -> dict[str, str]:
+    """The options of Spark's Kafka source for ``source`` on a cluster of ``parallelism`` cores.
 
     A stream whose checkpoint points at offsets the topic no longer retains goes on from the
-    earliest retained one (``failOnDataLoss`` false) rather than stopping for good. Unless the
-    source's options say otherwise, a micro-batch is read in at least as many tasks as the
-    cluster has cores (``minPartitions``): a topic of one partition would otherwise parse and
-    check each batch on one core.
+    earliest retained one (``failOnDataLoss`` false) rather than stopping for good. A micro-batch
+    is read in at least as many tasks as the cluster has cores (``minPartitions``: a topic of one
+    partition would otherwise parse and check each batch on one core), and a fetch that finds no
+    data returns after :data:`FETCH_MAX_WAIT_MS`. The source's own options override these.
     """
-    reader = (
-        spark.readStream.format("kafka")
-        .option("kafka.bootstrap.servers", source.bootstrap_servers)
-        .option("subscribe", source.topic)
-        .option("startingOffsets", source.starting_offsets)
-        .option("failOnDataLoss", "false")
-    )
-    if "minPartitions" not in source.options:
-        reader = reader.option("minPartitions", str(spark.sparkContext.defaultParallelism))
-    for key, value in source.options.items():
-        reader = reader.option(key, value)
-    return reader.load()
+    options = {
+        "kafka.bootstrap.servers": source.bootstrap_servers,
+        "subscribe": source.topic,
+        "startingOffsets": source.starting_offsets,
+        "failOnDataLoss": "false",
+        "minPartitions": str(parallelism),
+        "kafka.fetch.max.wait.ms": str(FETCH_MAX_WAIT_MS),
+    }
+    return {**options, **source.options}
+
+
+def kafka_reader(spark: SparkSession, source: KafkaSource) -> DataFrame:
+    """The streaming DataFrame of ``source``'s topic (options: :func:`reader_options`)."""
+    options = reader_options(source, spark.sparkContext.defaultParallelism)
+    return spark.readStream.format("kafka").options(**options).load()

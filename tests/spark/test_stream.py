@@ -354,3 +354,28 @@ def test_micro_batches_shuffle_into_the_parallelism_unless_the_spark_conf_says_o
     # then the first shuffles into the cluster's parallelism, the second keeps its setting
     assert default.conf == {SHUFFLE_PARTITIONS: "2"}
     assert configured.conf == {}
+
+
+def test_the_kafka_reader_reads_a_batch_in_every_core_without_waiting_at_its_end() -> None:
+    from feast_spark.spark.stream import FETCH_MAX_WAIT_MS, reader_options
+
+    # given a source with no options, and one that sets its own partitions and consumer wait
+    plain = KafkaSource(bootstrap_servers="k:9092", topic="t", event_timestamp_column="ts")
+    tuned = KafkaSource(
+        bootstrap_servers="k:9092", topic="t", event_timestamp_column="ts",
+        starting_offsets="earliest",
+        options={"minPartitions": "8", "kafka.fetch.max.wait.ms": "100", "maxOffsetsPerTrigger": "5"},
+    )  # fmt: skip
+    # when their reader options are built for a cluster of 2 cores
+    # then the plain one reads in 2 tasks, with a short wait for a fetch that finds no data
+    assert reader_options(plain, 2) == {
+        "kafka.bootstrap.servers": "k:9092", "subscribe": "t", "startingOffsets": "latest",
+        "failOnDataLoss": "false", "minPartitions": "2",
+        "kafka.fetch.max.wait.ms": str(FETCH_MAX_WAIT_MS),
+    }  # fmt: skip
+    # and the source's own options win
+    assert reader_options(tuned, 2) == {
+        "kafka.bootstrap.servers": "k:9092", "subscribe": "t", "startingOffsets": "earliest",
+        "failOnDataLoss": "false", "minPartitions": "8", "kafka.fetch.max.wait.ms": "100",
+        "maxOffsetsPerTrigger": "5",
+    }  # fmt: skip
