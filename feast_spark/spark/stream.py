@@ -75,16 +75,21 @@ _CORRUPT = "_feast_corrupt_message"
 _LATEST_EVENT = "_feast_latest_event"
 UNPARSEABLE = "message is not a JSON object"
 SHUFFLE_PARTITIONS = "spark.sql.shuffle.partitions"
+ADAPTIVE = "spark.sql.adaptive.enabled"
 
 
-def use_batch_shuffle_partitions(session: SparkSession) -> None:
-    """Micro-batches shuffle into the cluster's parallelism, not Spark's default 200 partitions.
+def use_micro_batch_settings(session: SparkSession) -> None:
+    """Settings for a micro-batch: its shuffle in the cluster's parallelism, no adaptive plan.
 
-    The latest-per-key aggregation of a small micro-batch spends more on 200 shuffle blocks per
-    map task than on its rows (about 1 s of a 2,000-row batch on 2 cores, BENCHMARKS.md). A
-    value set in the Spark conf (``--conf``, ``spark-defaults.conf``) is kept. ``session`` is the
-    streaming query's own session (the micro-batch's), so the caller's session is not changed.
+    The latest-per-key aggregation of a small micro-batch spends more on Spark's default 200
+    shuffle blocks per map task than on its rows (about 1 s of a 2,000-row batch on 2 cores,
+    BENCHMARKS.md); a value set in the Spark conf (``--conf``, ``spark-defaults.conf``) is kept.
+    Adaptive execution is turned off: it runs the shuffle's two stages as two Spark jobs with a
+    new plan between them, which cost a small batch more than anything it could adapt (one
+    aggregation, nothing to join). ``session`` is the streaming query's own session (the
+    micro-batch's), so the caller's session is not changed.
     """
+    session.conf.set(ADAPTIVE, "false")
     if session.sparkContext.getConf().contains(SHUFFLE_PARTITIONS):
         return
     session.conf.set(SHUFFLE_PARTITIONS, str(session.sparkContext.defaultParallelism))
@@ -343,7 +348,7 @@ class BatchWriter:
         if not self._ready.wait(timeout=600):
             raise RuntimeError("the stream's id was never set; call BatchWriter.start")
         stream_id = str(self.stream_id)
-        use_batch_shuffle_partitions(records.sparkSession)
+        use_micro_batch_settings(records.sparkSession)
         received_at = datetime.now(UTC)
         latest = None if self.future_allowance is None else received_at + self.future_allowance
         # The Kafka records are read once: the rejected rows and the offline append (when there

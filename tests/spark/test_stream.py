@@ -344,16 +344,17 @@ class _Session:
 
 
 def test_micro_batches_shuffle_into_the_parallelism_unless_the_spark_conf_says_otherwise() -> None:
-    from feast_spark.spark.stream import SHUFFLE_PARTITIONS, use_batch_shuffle_partitions
+    from feast_spark.spark.stream import ADAPTIVE, SHUFFLE_PARTITIONS, use_micro_batch_settings
 
     # given a batch session without a shuffle setting, and one configured with 16
     default, configured = _Session({}), _Session({SHUFFLE_PARTITIONS: "16"})
     # when the stream prepares each for a micro-batch
-    use_batch_shuffle_partitions(default)  # type: ignore[arg-type]
-    use_batch_shuffle_partitions(configured)  # type: ignore[arg-type]
-    # then the first shuffles into the cluster's parallelism, the second keeps its setting
-    assert default.conf == {SHUFFLE_PARTITIONS: "2"}
-    assert configured.conf == {}
+    use_micro_batch_settings(default)  # type: ignore[arg-type]
+    use_micro_batch_settings(configured)  # type: ignore[arg-type]
+    # then the first shuffles into the cluster's parallelism, the second keeps its setting, and
+    # neither plans adaptively (two jobs per shuffle)
+    assert default.conf == {ADAPTIVE: "false", SHUFFLE_PARTITIONS: "2"}
+    assert configured.conf == {ADAPTIVE: "false"}
 
 
 def test_the_kafka_reader_reads_a_batch_in_every_core_without_waiting_at_its_end() -> None:
