@@ -352,9 +352,10 @@ def test_one_node_killed_mid_materialize_the_job_succeeds_with_every_value_right
 
     # then the job succeeds
     assert run.returncode == 0, run.stderr[-3000:]
-    # and the two live replicas hold every key's day-1 winner (node 3 is still down)
+    # and the two live replicas hold every key's day-1 winner (node 3 is still down; the job can
+    # end before node 1's failure detector has convicted it, so its scan may time out first)
     with node_session(whole_ring, whole_ring.address(1)) as session:
-        assert_online_is_day(session, 1)
+        scan_when_peers_down(lambda: assert_online_is_day(session, 1))
     # and online reads kept answering during the job and after it
     assert not reader.failures, reader.failures[:5]
     assert answers_at_end > 0 and reader.answers > answers_at_end
