@@ -688,13 +688,19 @@ TIE_TYPES = {
 }
 
 
+def tie_table(store: OnlineStore, project: str) -> tuple[FeatureTable, OnlineTableSchema]:
+    """The driver table with ``max_age`` (TTLs too), created in ``store``."""
+    table = driver_table(max_age=timedelta(days=1))
+    schema = OnlineTableSchema.of(project, table, [DRIVER])
+    store.ensure_table(schema)
+    return table, schema
+
+
 def test_same_event_time_rows_follow_the_point_in_time_rule_across_writes(
     store: OnlineStore, project: str
 ) -> None:
     # given a table with max_age (TTLs too) and a row at event time T created at c1
-    table = driver_table(max_age=timedelta(days=1))
-    schema = OnlineTableSchema.of(project, table, [DRIVER])
-    store.ensure_table(schema)
+    table, schema = tie_table(store, project)
     refs = ["driver_stats:rate", "driver_stats:name"]
     c1, c2 = NOW - timedelta(minutes=50), NOW - timedelta(minutes=40)
     store.write_batch(schema, batch([tie_row(c1, 9.0, None)], **TIE_TYPES))
@@ -730,9 +736,7 @@ def test_a_batch_of_many_keys_compares_each_with_its_own_stored_row(
     store: OnlineStore, project: str
 ) -> None:
     # given 250 keys stored at T created at c1 (more keys than one select of stored rows reads)
-    table = driver_table(max_age=timedelta(days=1))
-    schema = OnlineTableSchema.of(project, table, [DRIVER])
-    store.ensure_table(schema)
+    table, schema = tie_table(store, project)
     c1, c2 = NOW - timedelta(minutes=50), NOW - timedelta(minutes=40)
     keys = list(range(250))
     store.write_batch(
