@@ -15,7 +15,8 @@
 #   --jars    the Delta jars as local files: $FEAST_SPARK_JARS_DIR or .jars/ when filled, else
 #             the pinned set of feast_spark/jars.lock, downloaded once per machine into
 #             ~/.cache/feast-spark/jars/ (FEAST_SPARK_JARS_MODE=packages: Ivy's --packages
-#             instead). Your own --jars / --packages are added to these, not replaced.
+#             instead), and feast-spark's own jar (feast_spark/feast-spark-jvm.jar). Your own
+#             --jars / --packages are added to these, not replaced.
 #   --py-files build/spark-submit/feast_spark-<hash of its sources>.zip (plus yours)
 #   --name    feast-spark-JOB
 # Environment: PYSPARK_PYTHON and PYSPARK_DRIVER_PYTHON default to .venv/bin/python (else
@@ -106,28 +107,31 @@ export SPARK_HOME=$pyspark_dir
 conf_file=${FEAST_SPARK_CONF_DIR:-$root/conf}/spark-defaults.conf
 [[ -f $conf_file ]] || die 1 "no $conf_file (FEAST_SPARK_CONF_DIR=${FEAST_SPARK_CONF_DIR:-unset})"
 
-# --- Delta jars: the choice of feast_spark.spark_conf.delta_jars_conf (one copy of the logic) -----
-# It resolves the pinned jars into the jar cache first when needed (once per machine, locked).
+# --- jars: the choice of feast_spark.spark_conf.jars_conf (one copy of the logic) ---------------
+# The Delta jars (resolved into the jar cache first when needed, once per machine, locked) and
+# feast-spark's own jar.
 jar_choice=$(
   PYTHONPATH="$root${PYTHONPATH:+:$PYTHONPATH}" "$py" -c '
 import sys
 from feast_spark.errors import ConfigError, FeastSparkError
-from feast_spark.spark_conf import delta_jars_conf
+from feast_spark.spark_conf import jars_conf
 try:
-    (key, value), = delta_jars_conf().items()
+    chosen = jars_conf()
 except FeastSparkError as error:
     print(f"spark-submit.sh: {error}", file=sys.stderr)
     sys.exit(2 if isinstance(error, ConfigError) else 1)
-print(key, value)
+for key, value in chosen.items():
+    print(key, value)
 '
 ) || exit $?
-read -r jar_key jar_value <<<"$jar_choice"
 jar_args=()
-case $jar_key in
-  spark.jars) user_jars=$(join_csv "$jar_value" "$user_jars") ;;
-  spark.jars.packages) user_packages=$(join_csv "$jar_value" "$user_packages") ;;
-  *) die 1 "unexpected jar setting '$jar_choice'" ;;
-esac
+while read -r jar_key jar_value; do
+  case $jar_key in
+    spark.jars) user_jars=$(join_csv "$jar_value" "$user_jars") ;;
+    spark.jars.packages) user_packages=$(join_csv "$jar_value" "$user_packages") ;;
+    *) die 1 "unexpected jar setting '$jar_key $jar_value'" ;;
+  esac
+done <<<"$jar_choice"
 [[ -z $user_jars ]] || jar_args+=(--jars "$user_jars")
 [[ -z $user_packages ]] || jar_args+=(--packages "$user_packages")
 

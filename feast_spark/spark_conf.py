@@ -34,6 +34,10 @@ CONF_DIR_ENV = "FEAST_SPARK_CONF_DIR"
 JARS_DIR_ENV = "FEAST_SPARK_JARS_DIR"
 JARS_MODE_ENV = "FEAST_SPARK_JARS_MODE"
 
+OWN_JAR = Path(__file__).with_name("feast-spark-jvm.jar")
+"""feast-spark's own JVM classes (feature statistics fed by generated code), built from
+``conf/jvm/src`` by ``conf/jvm/build.sh`` and shipped inside the package."""
+
 # The source tree this module sits in: <root>/feast_spark/spark_conf.py.
 SOURCE_ROOT = Path(__file__).resolve().parents[1]
 # Where setup.cfg's data_files puts conf/spark-defaults.conf in an installed package.
@@ -123,6 +127,22 @@ def delta_jars_conf(
     the_lock = lock or JarLock.read()
     paths = resolve(the_lock, cache_root(env), repository(env))
     return {"spark.jars": ",".join(str(path) for path in paths)}
+
+
+def jars_conf(
+    environ: Mapping[str, str] | None = None, *, lock: JarLock | None = None
+) -> dict[str, str]:
+    """What every feast-spark Spark is given: :func:`delta_jars_conf` plus :data:`OWN_JAR`.
+
+    Our jar is a local file of the package, so it is always ``spark.jars`` (beside Ivy's
+    ``spark.jars.packages`` in ``packages`` mode).
+
+    Raises:
+        ConfigError, JarDownloadError: As :func:`delta_jars_conf`.
+    """
+    chosen = delta_jars_conf(environ, lock=lock)
+    chosen["spark.jars"] = ",".join(filter(None, (chosen.get("spark.jars"), str(OWN_JAR))))
+    return chosen
 
 
 def _delta_jars_in(folder: Path) -> list[Path]:

@@ -66,7 +66,7 @@ from feast_spark.launcher.submit import (
     secret_conf,
 )
 from feast_spark.launcher.yarn import YarnClusterTarget
-from feast_spark.spark_conf import delta_jars_conf, find_defaults_file, read_properties
+from feast_spark.spark_conf import find_defaults_file, jars_conf, read_properties
 from feast_spark.specs import JobSpec, Window, new_job_id
 from feast_spark.storage import delete_dir
 
@@ -453,7 +453,7 @@ class Launcher:
         """What every job is given (gathered from this machine once).
 
         The Delta jars are resolved here, in this process, before the first job is submitted
-        (:func:`feast_spark.spark_conf.delta_jars_conf`), so a job never resolves them itself.
+        (:func:`feast_spark.spark_conf.jars_conf`), so a job never resolves them itself.
 
         Raises:
             ConfigError: spark-defaults.conf cannot be found or read, or the jar settings are bad.
@@ -463,7 +463,7 @@ class Launcher:
             defaults_file = find_defaults_file(required=True)
             self._settings = SparkSettings(
                 defaults=read_properties(defaults_file) if defaults_file else {},
-                jars=delta_jars_conf(),
+                jars=jars_conf(),
                 conf=self.spark_conf,
                 py_files=(str(environment.package_zip()),),
                 python=environment.python_executable(),

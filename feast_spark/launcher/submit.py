@@ -9,7 +9,7 @@ and ``spark.submit.pyFiles`` are joined instead):
 
 1. ``conf/spark-defaults.conf`` (UTC, Delta, AQE, ...), passed as ``--conf`` so that a cluster's
    own ``$SPARK_CONF_DIR/spark-defaults.conf`` still applies beneath it;
-2. the Delta jars (:func:`feast_spark.spark_conf.delta_jars_conf`), as ``--jars`` with local
+2. the Delta jars and our own (:func:`feast_spark.spark_conf.jars_conf`), as ``--jars`` with local
    files (resolved once per machine before the first submission), or ``--packages`` on request;
 3. the Python of the driver and executors (``spark.pyspark.python``,
    ``spark.pyspark.driver.python``);

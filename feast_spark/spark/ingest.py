@@ -52,9 +52,9 @@ from feast_spark.definitions import BatchSource, Entity, FeatureTable
 from feast_spark.errors import JobFailedError, JobSpecError
 from feast_spark.spark.commit_retry import DEFAULT_RETRY, RetryPolicy, _retrying
 from feast_spark.spark.feature_statistics import (
-    StatisticsPlan,
+    FeatureFigures,
+    feature_figures,
     quantile_sample,
-    statistics_plan,
     to_statistics,
 )
 from feast_spark.spark.identifiers import quote
@@ -201,7 +201,7 @@ def ingest_table(
     # counts by the write (one observation), or by add mode's time-range pass for a merge.
     sample = quantile_sample(checked.rows) if statistics else 1
     valid = f"{quote(REJECT_REASON)} IS NULL"
-    figures = statistics_plan(table, valid, sample=sample) if statistics else None
+    figures = feature_figures(session, table, valid, sample=sample) if statistics else None
     span = None
     if max_rejected_fraction < 1.0:
         span = _span(checked, figures if mode == ADD else None)
@@ -247,7 +247,7 @@ def _replace(
     table: FeatureTable,
     entities: Sequence[Entity],
     retry: RetryPolicy,
-    figures: StatisticsPlan | None,
+    figures: FeatureFigures | None,
 ) -> tuple[IngestOutcome, Mapping[str, Any] | None]:
     counts: dict[str, Any] = {}
 
@@ -274,7 +274,7 @@ def _replace(
         rows_deleted=deleted,
         committed=version is not None,
     )
-    return outcome, (counts if figures is not None else None)
+    return outcome, (figures.figures(counts) if figures is not None else None)
 
 
 def _rows_replaced(spark: SparkSession, path: str, version: int, window: Window | None) -> int:
@@ -315,21 +315,24 @@ class _Span:
     figures: Mapping[str, Any] | None = None
 
 
-def _span(checked: CheckedRows, figures: StatisticsPlan | None = None) -> _Span:
+def _span(checked: CheckedRows, figures: FeatureFigures | None = None) -> _Span:
     """One pass: rows, rejected rows, earliest and latest valid event time; ``figures`` too."""
     valid_us = F.when(F.col(REJECT_REASON).isNull(), F.unix_micros(F.col(EVENT_TIMESTAMP)))
-    rows = checked.rows if figures is None else figures.widen(checked.rows)
-    row = rows.agg(
+    counts = (
         F.count(F.lit(1)).alias("rows"),
         F.count(F.col(REJECT_REASON)).alias("rejected"),
         F.min(valid_us).alias("first"),
         F.max(valid_us).alias("last"),
-        *(figures.aggregate_columns() if figures else ()),
-    ).first()
-    if row is None:  # pragma: no cover - a global aggregate always returns a row
+    )
+    if figures is None:
+        row = checked.rows.agg(*counts).first()
+        values = {} if row is None else row.asDict()
+    else:
+        values = figures.aggregate(checked.rows, *counts)
+    if not values:  # pragma: no cover - a global aggregate always returns a row
         return _Span(0, 0, None, None)
-    values = row.asDict() if figures else None
-    return _Span(int(row["rows"]), int(row["rejected"]), row["first"], row["last"], values)
+    return _Span(int(values["rows"]), int(values["rejected"]), values["first"], values["last"],
+                 values if figures else None)  # fmt: skip
 
 
 def _add(
@@ -341,7 +344,7 @@ def _add(
     table: FeatureTable,
     entities: Sequence[Entity],
     retry: RetryPolicy,
-    figures: StatisticsPlan | None = None,
+    figures: FeatureFigures | None = None,
 ) -> tuple[IngestOutcome, Mapping[str, Any] | None]:
     """Add mode (module docstring); ``span`` is computed here when a merge needs it.
 
@@ -366,7 +369,7 @@ def _add(
                 counts = observation.get
                 done["span"] = _Span(int(counts["rows"]), int(counts["rejected"]), None, None)
                 done["added"] = int(counts["rows"]) - int(counts["rejected"])
-                done["figures"] = None if figures is None else counts
+                done["figures"] = None if figures is None else figures.figures(counts)
                 return version
         if done["span"] is None or (figures and done["span"].figures is None):
             done["span"] = _span(checked, figures)

@@ -37,7 +37,7 @@ from feast_spark.specs import Window
 from feast_spark.types import ValueType
 
 if TYPE_CHECKING:
-    from feast_spark.spark.feature_statistics import StatisticsPlan
+    from feast_spark.spark.feature_statistics import FeatureFigures
 
 # Spark's hidden per-file column of file-based reads (parquet, csv, json, Delta).
 _FILE_MODIFICATION_TIME = "_metadata.file_modification_time"
@@ -76,15 +76,14 @@ class CheckedRows:
         )
 
     def observed(
-        self, observation: Observation, figures: StatisticsPlan | None = None
+        self, observation: Observation, figures: FeatureFigures | None = None
     ) -> CheckedRows:
         """The same rows, counting ``rows`` and ``rejected`` into ``observation`` as they pass.
 
         The counts come from whichever action runs first on the result (e.g. the Delta write),
         so counting costs no extra pass over the source. ``figures`` (feature statistics of the
-        valid rows, :func:`~feast_spark.spark.feature_statistics.statistics_plan`) are observed
-        by the same node: each observation is a row-at-a-time step outside Spark's generated
-        code, so one costs less than two.
+        valid rows, :func:`~feast_spark.spark.feature_statistics.feature_figures`) are
+        collected by the same pass.
         """
         counts = (
             F.count(F.lit(1)).alias("rows"),

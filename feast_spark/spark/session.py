@@ -12,7 +12,8 @@ Where the settings come from, lowest precedence first:
 2. The Delta jars: ``spark.jars`` with local files, from ``$FEAST_SPARK_JARS_DIR`` or ``.jars/``
    (pre-seeded, air-gapped) when they are there, else the pinned set of
    ``feast_spark/jars.lock`` downloaded once per machine into the jar cache. See
-   :func:`feast_spark.spark_conf.delta_jars_conf`.
+   :func:`feast_spark.spark_conf.delta_jars_conf`; and feast-spark's own jar
+   (:func:`feast_spark.spark_conf.jars_conf`).
 3. The caller's ``conf`` and ``master``.
 4. Above all: whatever the running Spark already has. Inside ``spark-submit`` (or with a live
    SparkContext) the JVM was configured before Python started; settings it already has are
@@ -34,6 +35,7 @@ from feast_spark.spark_conf import (
     DELTA_PACKAGE,
     delta_jars_conf,
     find_defaults_file,
+    jars_conf,
     merge_conf,
     read_properties,
 )
@@ -83,7 +85,7 @@ def build_spark_session(
         layers.append(read_properties(defaults_file))
     if not running:
         # Jars only matter when this call starts the JVM; a running one cannot take them.
-        layers.append(delta_jars_conf())
+        layers.append(jars_conf())
     layers.append(dict(conf or {}))
     if master is not None:
         layers.append({"spark.master": master})

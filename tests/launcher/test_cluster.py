@@ -20,7 +20,7 @@ import yaml
 from feast_spark.config import load_config
 from feast_spark.launcher import Job, JobState, Launcher, Progress
 from feast_spark.launcher.records import JobRecord
-from feast_spark.spark_conf import delta_jars_conf
+from feast_spark.spark_conf import jars_conf
 
 from .conftest import StandaloneCluster
 
@@ -138,7 +138,7 @@ def test_cluster_mode_smoke_job_succeeds_and_writes_delta(
     # the executors in this mode), from FEAST_SPARK_JARS_DIR when set, else the jar cache
     properties = json.loads(job.record.command[2])["sparkProperties"]
     assert "spark.jars.packages" not in properties
-    assert properties["spark.jars"] == delta_jars_conf()["spark.jars"]
+    assert properties["spark.jars"] == jars_conf()["spark.jars"]
     assert all(Path(jar).is_file() for jar in properties["spark.jars"].split(","))
 
 
