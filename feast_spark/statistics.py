@@ -12,10 +12,11 @@ committed, beside the offline table (like ``.rejected``)::
 
 Per feature: ``count`` (non-null values), ``nulls``, ``non_finite`` (NaN and infinities of
 floating-point features, left out of the other figures), ``min``, ``max``, ``mean`` and, for
-numeric features, approximate ``quantiles`` at :data:`QUANTILE_PROBABILITIES` (Spark's
-``percentile_approx``, rank error at most 1/:data:`QUANTILE_ACCURACY` of the rows it saw: every
-row of a small ingest, a sample of about :data:`QUANTILE_SAMPLE_TARGET` rows of a large one,
-picked by a hash of keys and event time, which adds a sampling error of about 0.5/sqrt(sample)).
+numeric features, ``quantiles`` at :data:`QUANTILE_PROBABILITIES` of the values of the rows
+sampled (every row of a small ingest, a sample of about :data:`QUANTILE_SAMPLE_TARGET` rows of a
+large one, picked by a hash of keys and event time, which adds a sampling error of about
+0.5/sqrt(sample)): exact over the sample with feast-spark's jar, else Spark's
+``percentile_approx`` (rank error at most 1/:data:`QUANTILE_ACCURACY` of the sample more).
 What ``min``/``max``/``mean`` measure depends on the type (``measure``):
 
 ===========================  =========  ====================================================

@@ -108,16 +108,30 @@ class FedStatistics:
     Each :meth:`observe` or :meth:`aggregate` attaches a new accumulator (a retried write
     starts from nothing), whose figures :meth:`figures` returns after the pass. The accumulator
     keeps them per partition, so a retried task or a re-run stage counts its rows once. Same
-    figures, names and sampling as :func:`statistics_plan`.
+    figures, names and sampled rows as :func:`statistics_plan`; the quantiles are exact over
+    the sampled values (``percentile_approx``'s rule), where the plan's are within
+    1/``QUANTILE_ACCURACY`` of them in rank.
     """
 
     def __init__(
-        self, session: SparkSession, table: FeatureTable, valid: str | None, sample: int
+        self,
+        session: SparkSession,
+        table: FeatureTable,
+        valid: str | None,
+        sample: int,
+        *,
+        sample_target: int = QUANTILE_SAMPLE_TARGET,
     ) -> None:
+        """See :func:`feature_figures`; ``sample_target``: the sampled values a partition keeps.
+
+        The quantiles come from at most twice ``sample_target`` values (a uniform sample by
+        hash), however many rows a source of unknown size turns out to hold.
+        """
         self._session = session
         self._table = table
         self._valid = valid
         self._sample = sample
+        self._sample_target = sample_target
         self._accumulator: Any = None
 
     def observe(self, rows: DataFrame, observation: Observation, *more: Column) -> DataFrame:
@@ -126,8 +140,10 @@ class FedStatistics:
 
     def aggregate(self, rows: DataFrame, *more: Column) -> dict[str, Any]:
         """One pass over ``rows``: ``more`` and the figures, by name."""
-        row = self._fed(rows).agg(*more).first()
-        return {**({} if row is None else row.asDict()), **self.figures({})}
+        # An action must run the feeding pass, even when nothing else is asked for.
+        row = self._fed(rows).agg(*(more or (F.count(F.lit(1)).alias("_fs_pass"),))).first()
+        values = {} if row is None or not more else row.asDict()
+        return {**values, **self.figures({})}
 
     def figures(self, collected: Mapping[str, Any]) -> Mapping[str, Any]:
         """The figures of the last pass (``collected`` holds none of them)."""
@@ -137,28 +153,23 @@ class FedStatistics:
         return values
 
     def _fed(self, rows: DataFrame) -> DataFrame:
-        gateway = self._session.sparkContext._gateway
         jvm = self._session._jvm
-        if gateway is None or jvm is None:  # pragma: no cover - a classic session has both
+        if jvm is None:  # pragma: no cover - a classic session has one
             raise RuntimeError("feature statistics need a classic (py4j) Spark session")
         package = getattr(jvm, _JVM_PACKAGE)
-        kinds = [_jvm_kind(feature.dtype) for feature in self._table.features]
-        java_kinds = gateway.new_array(gateway.jvm.int, len(kinds))
-        for i, kind in enumerate(kinds):
-            java_kinds[i] = kind
-        probabilities = gateway.new_array(gateway.jvm.double, len(QUANTILE_PROBABILITIES))
-        for i, probability in enumerate(QUANTILE_PROBABILITIES):
-            probabilities[i] = probability
-        accumulator = package.FeatureStatistics(
-            java_kinds, probabilities, self._sample, QUANTILE_SAMPLE_TARGET
+        # Two calls to the JVM in all: a call per column cost more than a small ingest's figures.
+        features = self._table.features
+        accumulator = package.FeatureStatistics.register(
+            self._session.sparkContext._jsc.sc(),
+            ",".join(str(_jvm_kind(feature.dtype)) for feature in features),
+            ",".join(repr(probability) for probability in QUANTILE_PROBABILITIES),
+            self._sample,
+            self._sample_target,
         )
-        self._session.sparkContext._jsc.sc().register(accumulator, "feature statistics")
-        values = gateway.new_array(jvm.org.apache.spark.sql.Column, len(kinds))
-        for i, feature in enumerate(self._table.features):
-            values[i] = F.expr(_jvm_value(feature.dtype, quote(feature.name)))._jc
-        valid = F.expr(self._valid or "true")._jc
-        hash_ = F.expr(_sampling_hash(self._table))._jc
-        condition = package.FeedStatistics.condition(accumulator, valid, hash_, values)
+        values = "".join(_jvm_value(f.dtype, quote(f.name)) + "\0" for f in features)
+        condition = package.FeedStatistics.condition(
+            accumulator, self._valid or "true", _sampling_hash(self._table), values
+        )
         self._accumulator = accumulator
         return rows.where(Column(condition))
 

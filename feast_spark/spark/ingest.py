@@ -199,7 +199,7 @@ def ingest_table(
     mode = ingest_mode(window)
     # Statistics of the valid rows, aggregated where rejected rows pass too: observed with the
     # counts by the write (one observation), or by add mode's time-range pass for a merge.
-    sample = quantile_sample(checked.rows) if statistics else 1
+    sample = quantile_sample(frame) if statistics else 1
     valid = f"{quote(REJECT_REASON)} IS NULL"
     figures = feature_figures(session, table, valid, sample=sample) if statistics else None
     span = None

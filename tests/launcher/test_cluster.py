@@ -12,15 +12,19 @@ import subprocess
 import sys
 import time
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 import yaml
 
 from feast_spark.config import load_config
+from feast_spark.definitions import Entity, Feature, FeatureTable, FileSource
 from feast_spark.launcher import Job, JobState, Launcher, Progress
 from feast_spark.launcher.records import JobRecord
 from feast_spark.spark_conf import jars_conf
+from feast_spark.specs import JobSpec, Window, new_job_id
+from feast_spark.statistics import read_statistics
 
 from .conftest import StandaloneCluster
 
@@ -160,6 +164,48 @@ def test_client_mode_job_succeeds_with_progress(client_launcher: Launcher) -> No
     assert job.record.ui_url is not None
     assert progress, "no progress from the driver UI"
     assert max(p.tasks_total for p in progress) == 2
+
+
+def test_an_ingest_on_the_cluster_records_statistics_from_its_executors(
+    client_launcher: Launcher, tmp_path: Path
+) -> None:
+    # given a parquet source of 500 rows and an ingest spec (client mode: the executors are the
+    # worker's JVMs, which load feast-spark's own jar from spark.jars)
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    start = datetime(2024, 1, 1, tzinfo=UTC)
+    source = tmp_path / "trips.parquet"
+    pq.write_table(
+        pa.table(
+            {
+                "driver_id": list(range(500)),
+                "ts": [start + timedelta(minutes=i) for i in range(500)],
+                "trips": [None if i % 10 == 0 else i for i in range(500)],
+            }
+        ),
+        source,
+    )
+    table = FeatureTable(
+        "trips",
+        ("driver_id",),
+        (Feature("trips", "INT64"),),
+        FileSource(path=str(source), file_format="parquet", event_timestamp_column="ts"),
+    )
+    spec = JobSpec(
+        new_job_id("ingest", "trips"), "ingest", "demo", (Entity("driver_id", "INT64"),),
+        (table,), str(tmp_path / "offline"), Window(start, start + timedelta(days=1)),
+    )  # fmt: skip
+
+    # when it runs to its end
+    state, _ = follow(client_launcher.submit(spec))
+
+    # then the statistics of its version were fed on the executors: every row, every value
+    assert state is JobState.SUCCEEDED
+    (record,) = read_statistics(spec.offline_table_path("trips"), versions=1)
+    trips = record.feature("trips")
+    assert record.rows == 500 and trips is not None
+    assert (trips.count, trips.nulls, trips.min, trips.max) == (450, 50, 1, 499)
 
 
 def test_cluster_mode_cancel_kills_the_driver(

@@ -12,8 +12,17 @@ import pandas as pd
 import pytest
 
 from feast_spark.definitions import Entity, Feature, FeatureTable, FileSource
+from feast_spark.spark import feature_statistics
 from feast_spark.spark.commit_retry import RetryPolicy
-from feast_spark.spark.feature_statistics import quantile_sample, statistics_plan, to_statistics
+from feast_spark.spark.feature_statistics import (
+    FedStatistics,
+    StatisticsPlan,
+    feature_figures,
+    has_own_jar,
+    quantile_sample,
+    statistics_plan,
+    to_statistics,
+)
 from feast_spark.spark.ingest import IngestOutcome, ingest_table
 from feast_spark.specs import Window
 from feast_spark.statistics import (
@@ -90,8 +99,17 @@ class Store:
         return frame.load(self.table_path).toPandas()
 
 
-@pytest.fixture
-def store(spark: SparkSession, tmp_path: Path) -> Store:
+@pytest.fixture(params=["jvm", "observe"])
+def store(
+    request: pytest.FixtureRequest,
+    spark: SparkSession,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Store:
+    """A store whose ingests compute figures with our JVM accumulator, or (a Spark without our
+    jar) with observed SQL aggregates: both must give the same records."""
+    if request.param == "observe":
+        monkeypatch.setattr(feature_statistics, "has_own_jar", lambda session: False)
     return Store(spark, tmp_path)
 
 
@@ -236,38 +254,162 @@ def test_statistics_off_records_nothing(store: Store) -> None:
     assert read_statistics(store.table_path, 5) == []
 
 
-def test_a_large_ingest_samples_its_quantiles_by_hash_and_keeps_exact_counts(
-    spark: SparkSession,
-) -> None:
-    # given 40,000 rows, quantiles fed by one row in 8 (as a large source would get)
-    table = FeatureTable(
-        name="t",
-        entities=["driver_id"],
-        features=[Feature("rating", "DOUBLE")],
-        batch_source=FileSource(path="x", event_timestamp_column="ts"),
-    )
-    frame = spark.range(40_000).selectExpr(
+RATING_TABLE = FeatureTable(
+    name="t",
+    entities=["driver_id"],
+    features=[Feature("rating", "DOUBLE")],
+    batch_source=FileSource(path="x", event_timestamp_column="ts"),
+)
+
+
+def ratings(spark: SparkSession, rows: int) -> Any:
+    return spark.range(rows).selectExpr(
         "id AS driver_id",
         "timestamp_micros(id * 1000000) AS event_timestamp",
         "CASE WHEN id % 10 = 0 THEN NULL ELSE CAST((id * 7919) % 1000 AS DOUBLE) / 10 END"
         " AS rating",
     )
-    plan = statistics_plan(table, sample=8)
+
+
+def assert_quantiles_within_ranks(record: IngestStatistics, data: np.ndarray, slack: float) -> None:
+    for probability, quantile in zip(
+        record.quantile_probabilities, record.features[0].quantiles or (), strict=True
+    ):
+        low = np.quantile(data, max(0.0, probability - slack), method="lower")
+        high = np.quantile(data, min(1.0, probability + slack), method="higher")
+        assert low <= quantile <= high, (probability, quantile)
+
+
+@pytest.mark.parametrize("path", ["jvm", "observe"])
+def test_a_large_ingest_samples_its_quantiles_by_hash_and_keeps_exact_counts(
+    spark: SparkSession, path: str
+) -> None:
+    # given 40,000 rows, quantiles fed by one row in 8 (as a large source would get)
+    frame = ratings(spark, 40_000)
+    figures: FedStatistics | StatisticsPlan = (
+        FedStatistics(spark, RATING_TABLE, None, 8)
+        if path == "jvm"
+        else statistics_plan(RATING_TABLE, sample=8)
+    )
     # when the figures are aggregated (twice)
-    values = [plan.widen(frame).agg(*plan.aggregate_columns()).first().asDict() for _ in range(2)]
-    record = to_statistics(values[0], table, version=0, job_id="j", ingested_at=INGESTED,
+    values = [figures.aggregate(frame) for _ in range(2)]
+    record = to_statistics(values[0], RATING_TABLE, version=0, job_id="j", ingested_at=INGESTED,
                            mode="add")  # fmt: skip
     # then counts, min, max and mean are exact, and a rerun samples the same rows
     assert_matches(record.features[0], frame.toPandas()["rating"])
     assert values[0] == values[1]
     # and each quantile is within the sample's error (5,000 rows: 4 sigma is about 3% of ranks)
     data = np.sort(frame.toPandas()["rating"].dropna().to_numpy())
-    for probability, quantile in zip(
-        record.quantile_probabilities, record.features[0].quantiles or (), strict=True
-    ):
-        low = np.quantile(data, max(0.0, probability - 0.03), method="lower")
-        high = np.quantile(data, min(1.0, probability + 0.03), method="higher")
-        assert low <= quantile <= high, (probability, quantile)
+    assert_quantiles_within_ranks(record, data, 0.03)
+
+
+def test_a_source_larger_than_its_size_estimate_keeps_a_bounded_uniform_sample(
+    spark: SparkSession,
+) -> None:
+    # given 40,000 rows fed whole to the quantiles (a source of unknown size gets sample 1),
+    # with partitions that may keep only 500 sampled values each
+    frame = ratings(spark, 40_000).repartition(4)
+    figures = FedStatistics(spark, RATING_TABLE, None, 1, sample_target=500)
+    # when the figures are aggregated (twice)
+    values = [figures.aggregate(frame) for _ in range(2)]
+    record = to_statistics(values[0], RATING_TABLE, version=0, job_id="j", ingested_at=INGESTED,
+                           mode="add")  # fmt: skip
+    # then counts stay exact, the quantiles come from a uniform sample of at most 1,000 values
+    # (4 sigma of ranks is about 6%), and a rerun picks the same values
+    assert_matches(record.features[0], frame.toPandas()["rating"])
+    data = np.sort(frame.toPandas()["rating"].dropna().to_numpy())
+    assert_quantiles_within_ranks(record, data, 0.07)
+    assert values[0]["s0_q"] == values[1]["s0_q"]
+
+
+def test_a_plan_run_twice_counts_its_rows_once(spark: SparkSession) -> None:
+    # given rows that feed the JVM figures as they pass
+    from pyspark.sql import Observation
+    from pyspark.sql import functions as F  # noqa: N812
+
+    figures = FedStatistics(spark, RATING_TABLE, None, 1)
+    observed = figures.observe(ratings(spark, 1000).repartition(3), Observation(), F.count("*"))
+    # when the plan runs twice (as a re-run stage or a second action would)
+    observed.collect()
+    observed.collect()
+    # then each partition's rows count once
+    assert figures.figures({})["s_rows"] == 1000
+    assert figures.figures({})["s0_count"] == 900
+
+
+def test_our_sessions_feed_figures_from_generated_code(spark: SparkSession) -> None:
+    # given the session our tests (and jobs) build, with feast-spark's jar
+    # then the figures come from the JVM accumulator, and without the jar from observe
+    assert has_own_jar(spark)
+    assert isinstance(feature_figures(spark, RATING_TABLE), FedStatistics)
+
+
+def test_without_our_jar_the_figures_are_observed_with_a_warning(
+    spark: SparkSession, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(feature_statistics, "has_own_jar", lambda session: False)
+    assert isinstance(feature_figures(spark, RATING_TABLE), StatisticsPlan)
+    assert "feast-spark's jar is not on this Spark's classpath" in caplog.text
+
+
+EVERY_TYPE = FeatureTable(
+    name="every_type",
+    entities=["driver_id"],
+    features=[
+        Feature("i32", "INT32"),
+        Feature("i64", "INT64"),
+        Feature("f32", "FLOAT"),
+        Feature("f64", "DOUBLE"),
+        Feature("flag", "BOOL"),
+        Feature("seen", "UNIX_TIMESTAMP"),
+        Feature("name", "STRING"),
+        Feature("blob", "BYTES"),
+        Feature("tags", "STRING_LIST"),
+    ],
+    batch_source=FileSource(path="x", event_timestamp_column="ts"),
+)
+
+
+def test_both_ways_give_the_same_figures_for_every_type(spark: SparkSession) -> None:
+    # given 997 rows of every feature type, with nulls, NaN, infinities, extreme integers,
+    # and rejected rows (not counted) holding outliers
+    frame = spark.range(997).selectExpr(
+        "id AS driver_id",
+        "timestamp_micros(id * 1000000) AS event_timestamp",
+        "CASE WHEN id % 13 = 0 THEN 'bad' END AS _feast_reject_reason",
+        "CASE WHEN id % 13 = 0 THEN 2147483647 WHEN id % 5 = 0 THEN NULL"
+        " ELSE CAST(id * 7 % 1000 - 500 AS INT) END AS i32",
+        "CASE WHEN id = 1 THEN 9223372036854775807 WHEN id = 2 THEN -9223372036854775808"
+        " ELSE id * 31 END AS i64",
+        "CASE WHEN id % 7 = 0 THEN CAST('NaN' AS FLOAT) ELSE CAST(id / 3 AS FLOAT) END AS f32",
+        "CASE WHEN id = 4 THEN CAST('-Infinity' AS DOUBLE) WHEN id % 9 = 0 THEN NULL"
+        " ELSE sin(id) * 1000 END AS f64",
+        "CASE WHEN id % 6 = 0 THEN NULL ELSE id % 4 = 0 END AS flag",
+        "CASE WHEN id % 8 = 0 THEN NULL ELSE timestamp_micros(id * 123456789) END AS seen",
+        "CASE WHEN id % 10 = 0 THEN NULL ELSE repeat('é', CAST(id % 12 AS INT)) END AS name",
+        "CAST(repeat('b', CAST(id % 5 AS INT)) AS BINARY) AS blob",
+        "CASE WHEN id % 11 = 0 THEN NULL ELSE array_repeat('t', CAST(id % 4 AS INT)) END AS tags",
+    )
+    valid = "`_feast_reject_reason` IS NULL"
+    # when the figures are computed both ways
+    fed = FedStatistics(spark, EVERY_TYPE, valid, 1).aggregate(frame)
+    observed = statistics_plan(EVERY_TYPE, valid).aggregate(frame)
+    # then they are the same (means up to the order of a floating sum; quantiles of under
+    # 1,000 values are exact both ways)
+    assert fed.keys() == observed.keys()
+    for name, value in fed.items():
+        if name.endswith("_mean") and value is not None:
+            assert value == pytest.approx(observed[name], rel=1e-12), name
+        else:
+            assert value == observed[name], name
+    assert fed["s_rows"] == 997 - 77
+    # and without generated code (interpreted expressions), the JVM figures are the same
+    spark.conf.set("spark.sql.codegen.factoryMode", "NO_CODEGEN")
+    try:
+        interpreted = FedStatistics(spark, EVERY_TYPE, valid, 1).aggregate(frame)
+    finally:
+        spark.conf.unset("spark.sql.codegen.factoryMode")
+    assert interpreted == fed
 
 
 def test_the_quantile_sample_follows_the_source_size(spark: SparkSession, tmp_path: Path) -> None:

@@ -15,8 +15,10 @@ from feast_spark.jars import JarLock
 from feast_spark.spark.session import build_spark_session, delta_log_bytes, size_delta_snapshots
 from feast_spark.spark_conf import (
     DELTA_PACKAGE,
+    OWN_JAR,
     delta_jars_conf,
     find_defaults_file,
+    jars_conf,
     merge_conf,
     read_properties,
 )
@@ -243,6 +245,19 @@ def test_mode_packages_wins_over_present_jars(tmp_path: Path) -> None:
     jars = fake_jars(tmp_path, "delta-spark_2.13-4.4.0.jar", "delta-storage-4.4.0.jar")
     env = {"FEAST_SPARK_JARS_DIR": str(jars), "FEAST_SPARK_JARS_MODE": "Packages"}
     assert delta_jars_conf(env) == {"spark.jars.packages": DELTA_PACKAGE}
+
+
+def test_every_choice_adds_our_own_jar_as_a_local_file(tmp_path: Path) -> None:
+    # given a jars folder, and Ivy packages mode
+    jars = fake_jars(tmp_path, "delta-spark_2.13-4.4.0.jar", "delta-storage-4.4.0.jar")
+    folder = {"FEAST_SPARK_JARS_DIR": str(jars)}
+    packages = {**folder, "FEAST_SPARK_JARS_MODE": "packages"}
+    # then our jar comes after the Delta jars, and beside Ivy's packages
+    assert jars_conf(folder) == {
+        "spark.jars": f"{jars}/delta-spark_2.13-4.4.0.jar,{jars}/delta-storage-4.4.0.jar,{OWN_JAR}"
+    }
+    assert jars_conf(packages) == {"spark.jars.packages": DELTA_PACKAGE, "spark.jars": str(OWN_JAR)}
+    assert OWN_JAR.is_file()
 
 
 def test_mode_jars_without_jars_is_an_error_that_names_the_fix(tmp_path: Path) -> None:

@@ -2,10 +2,12 @@ package io.feastspark;
 
 import java.io.Serializable;
 import java.util.ArrayList;
-import java.util.HashMap;
+import java.util.Arrays;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.List;
 import java.util.TreeMap;
 
+import org.apache.spark.SparkContext;
 import org.apache.spark.TaskContext;
 import org.apache.spark.util.AccumulatorV2;
 
@@ -36,7 +38,8 @@ public final class FeatureStatistics extends AccumulatorV2<Object, Long> {
   private final double[] probabilities;
   private final long sampleEvery;
   private final int sampleTarget;
-  private HashMap<Integer, Partition> partitions = new HashMap<>();
+  // Concurrent: an executor's heartbeat serializes a running task's accumulators.
+  private ConcurrentHashMap<Integer, Partition> partitions = new ConcurrentHashMap<>();
   private transient Partition current;
 
   /**
@@ -56,6 +59,27 @@ public final class FeatureStatistics extends AccumulatorV2<Object, Long> {
       throw new IllegalArgumentException("sampleEvery must be a power of two: " + sampleEvery);
     }
     this.sampleEvery = sampleEvery;
+  }
+
+  /**
+   * A new accumulator, registered with {@code context} (one call from Python).
+   *
+   * @param kinds the kinds, comma-separated
+   * @param probabilities the probabilities, comma-separated
+   */
+  public static FeatureStatistics register(
+      SparkContext context, String kinds, String probabilities, long sampleEvery,
+      int sampleTarget) {
+    FeatureStatistics statistics =
+        new FeatureStatistics(
+            kinds.isEmpty()
+                ? new int[0]
+                : Arrays.stream(kinds.split(",")).mapToInt(Integer::parseInt).toArray(),
+            Arrays.stream(probabilities.split(",")).mapToDouble(Double::parseDouble).toArray(),
+            sampleEvery,
+            sampleTarget);
+    context.register(statistics, "feature statistics");
+    return statistics;
   }
 
   /** Whether feature {@code i} is a {@link #LONG} one. */
@@ -199,13 +223,13 @@ public final class FeatureStatistics extends AccumulatorV2<Object, Long> {
   @Override
   public FeatureStatistics copy() {
     FeatureStatistics copy = new FeatureStatistics(kinds, probabilities, sampleEvery, sampleTarget);
-    copy.partitions = new HashMap<>(partitions);
+    copy.partitions = new ConcurrentHashMap<>(partitions);
     return copy;
   }
 
   @Override
   public void reset() {
-    partitions = new HashMap<>();
+    partitions = new ConcurrentHashMap<>();
     current = null;
   }
 

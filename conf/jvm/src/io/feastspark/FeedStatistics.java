@@ -2,6 +2,7 @@ package io.feastspark;
 
 import org.apache.spark.sql.Column;
 import org.apache.spark.sql.catalyst.InternalRow;
+import java.io.Serializable;
 import java.util.ArrayList;
 import java.util.List;
 import org.apache.spark.sql.catalyst.expressions.Expression;
@@ -10,6 +11,7 @@ import org.apache.spark.sql.catalyst.expressions.codegen.CodegenContext;
 import org.apache.spark.sql.catalyst.expressions.codegen.ExprCode;
 import org.apache.spark.sql.catalyst.expressions.codegen.FalseLiteral$;
 import org.apache.spark.sql.classic.ExpressionUtils;
+import org.apache.spark.sql.functions;
 import org.apache.spark.sql.types.DataType;
 import org.apache.spark.sql.types.DataTypes;
 import scala.collection.immutable.IndexedSeq;
@@ -23,7 +25,9 @@ import scala.jdk.javaapi.CollectionConverters;
  * <p>Its generated code calls the accumulator with primitive values (no boxing, no converters,
  * unlike a UDF). It is nondeterministic, so the optimizer neither drops, merges nor moves it.
  */
-public final class FeedStatistics extends Expression {
+public final class FeedStatistics extends Expression implements Serializable {
+  private static final long serialVersionUID = 1L;
+
   private final FeatureStatistics statistics;
   private final Seq<Expression> children;
 
@@ -40,6 +44,24 @@ public final class FeedStatistics extends Expression {
    * @param values per feature, its value: a long for {@link FeatureStatistics#LONG} features,
    *     else a double
    */
+  /**
+   * {@link #condition(FeatureStatistics, Column, Column, Column[])} from SQL text (one call from
+   * Python instead of one per column).
+   *
+   * @param values the values' SQL expressions, each followed by a NUL character
+   */
+  public static Column condition(
+      FeatureStatistics statistics, String valid, String hash, String values) {
+    List<Column> columns = new ArrayList<>();
+    int start = 0;
+    for (int end = values.indexOf('\0'); end >= 0; end = values.indexOf('\0', start)) {
+      columns.add(functions.expr(values.substring(start, end)));
+      start = end + 1;
+    }
+    return condition(
+        statistics, functions.expr(valid), functions.expr(hash), columns.toArray(new Column[0]));
+  }
+
   public static Column condition(
       FeatureStatistics statistics, Column valid, Column hash, Column[] values) {
     List<Expression> all = new ArrayList<>();

@@ -1,7 +1,5 @@
 package io.feastspark;
 
-import java.io.IOException;
-import java.io.ObjectOutputStream;
 import java.io.Serializable;
 import java.util.Arrays;
 
@@ -83,12 +81,23 @@ final class HashSample implements Serializable {
     return hash < otherHash || (hash == otherHash && Double.compare(value, otherValue) < 0);
   }
 
-  /** Sends at most {@code capacity} pairs: a task's result stays small. */
-  private void writeObject(ObjectOutputStream out) throws IOException {
-    shrink();
-    hashes = Arrays.copyOf(hashes, size);
-    values = Arrays.copyOf(values, size);
-    out.defaultWriteObject();
+  /**
+   * Sends at most {@code capacity} pairs, so a task's result stays small. A copy: an executor's
+   * heartbeat serializes a running task's accumulators while the task still adds to them.
+   */
+  private Object writeReplace() {
+    long[] ownHashes = hashes;
+    double[] ownValues = values;
+    int n = Math.min(size, Math.min(ownHashes.length, ownValues.length));
+    HashSample copy = new HashSample(capacity);
+    copy.hashes = Arrays.copyOf(ownHashes, Math.max(16, n));
+    copy.values = Arrays.copyOf(ownValues, copy.hashes.length);
+    copy.size = n;
+    copy.limited = limited;
+    copy.limitHash = limitHash;
+    copy.limitValue = limitValue;
+    copy.shrink();
+    return copy;
   }
 
   /**
