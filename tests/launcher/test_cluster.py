@@ -312,10 +312,11 @@ def test_a_fresh_process_lists_every_job(cluster_launcher: Launcher, config_path
     listed = {job["job_id"]: job for job in json.loads(done.stdout)}
     states = sorted(job["state"] for job in listed.values())
     assert states == sorted(
-        ["SUCCEEDED", "SUCCEEDED", "CANCELLED", "CANCELLED", "FAILED", "FAILED"]
+        ["SUCCEEDED", "SUCCEEDED", "SUCCEEDED", "CANCELLED", "CANCELLED", "FAILED", "FAILED"]
     ), listed
     modes = {(job["job_type"], job["deploy_mode"], job["state"]) for job in listed.values()}
     assert ("smoke", "cluster", "SUCCEEDED") in modes
+    assert ("ingest", "client", "SUCCEEDED") in modes
     assert ("fail", "client", "FAILED") in modes
 
     # and the human table too
