@@ -136,7 +136,9 @@ class FedStatistics:
 
     def observe(self, rows: DataFrame, observation: Observation, *more: Column) -> DataFrame:
         """``rows`` feeding the figures, ``more`` observed into ``observation``, as they pass."""
-        return self._fed(rows).observe(observation, *more)
+        # Fed above the observation: Spark pushes a filter below the projections under it,
+        # where ``valid`` would compute the columns it reads (a reject reason) a second time.
+        return self._fed(rows.observe(observation, *more))
 
     def aggregate(self, rows: DataFrame, *more: Column) -> dict[str, Any]:
         """One pass over ``rows``: ``more`` and the figures, by name."""

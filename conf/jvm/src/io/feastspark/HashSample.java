@@ -47,34 +47,57 @@ final class HashSample implements Serializable {
     size++;
   }
 
-  /** Keeps the {@code capacity} smallest (hash, value) pairs; the largest becomes the limit. */
+  /**
+   * Keeps the {@code capacity} smallest (hash, value) pairs; the largest becomes the limit.
+   * Primitive sorts only: the hashes, then the values of the pairs that tie at the limit's hash.
+   */
   private void shrink() {
     if (size <= capacity) {
       return;
     }
-    Integer[] order = smallestFirst();
+    long[] sorted = Arrays.copyOf(hashes, size);
+    Arrays.sort(sorted);
+    long hashAtLimit = sorted[capacity - 1];
+    int below = 0;
+    while (sorted[below] < hashAtLimit) {
+      below++;
+    }
+    double[] tied = new double[size];
+    int ties = 0;
+    for (int i = 0; i < size; i++) {
+      if (hashes[i] == hashAtLimit) {
+        tied[ties++] = values[i];
+      }
+    }
+    Arrays.sort(tied, 0, ties);
+    double valueAtLimit = tied[capacity - below - 1];
+    int tiesBelow = 0;  // tied pairs kept for sure: value before the limit's
+    while (Double.compare(tied[tiesBelow], valueAtLimit) < 0) {
+      tiesBelow++;
+    }
+    int equalToLimit = capacity - below - tiesBelow;  // pairs equal to the limit itself to keep
     long[] keptHashes = new long[Math.max(16, 2 * capacity)];
     double[] keptValues = new double[keptHashes.length];
-    for (int i = 0; i < capacity; i++) {
-      keptHashes[i] = hashes[order[i]];
-      keptValues[i] = values[order[i]];
+    int kept = 0;
+    for (int i = 0; i < size; i++) {
+      boolean keep = below(hashes[i], values[i], hashAtLimit, valueAtLimit);
+      if (!keep && hashes[i] == hashAtLimit && Double.compare(values[i], valueAtLimit) == 0
+          && equalToLimit > 0) {
+        equalToLimit--;
+        keep = true;
+      }
+      if (keep) {
+        keptHashes[kept] = hashes[i];
+        keptValues[kept] = values[i];
+        kept++;
+      }
     }
     limited = true;
-    limitHash = keptHashes[capacity - 1];
-    limitValue = keptValues[capacity - 1];
+    limitHash = hashAtLimit;
+    limitValue = valueAtLimit;
     hashes = keptHashes;
     values = keptValues;
-    size = capacity;
-  }
-
-  private Integer[] smallestFirst() {
-    Integer[] order = new Integer[size];
-    for (int i = 0; i < size; i++) {
-      order[i] = i;
-    }
-    Arrays.sort(order, (a, b) -> below(hashes[a], values[a], hashes[b], values[b]) ? -1
-        : below(hashes[b], values[b], hashes[a], values[a]) ? 1 : 0);
-    return order;
+    size = kept;
   }
 
   private static boolean below(long hash, double value, long otherHash, double otherValue) {
