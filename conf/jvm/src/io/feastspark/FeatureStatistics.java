@@ -3,9 +3,9 @@ package io.feastspark;
 import java.io.Serializable;
 import java.util.ArrayList;
 import java.util.Arrays;
-import java.util.concurrent.ConcurrentHashMap;
 import java.util.List;
 import java.util.TreeMap;
+import java.util.concurrent.ConcurrentHashMap;
 
 import org.apache.spark.SparkContext;
 import org.apache.spark.TaskContext;
@@ -25,6 +25,8 @@ import org.apache.spark.util.AccumulatorV2;
  * JSON object named like {@code feast_spark.spark.feature_statistics}'s SQL aggregates.
  */
 public final class FeatureStatistics extends AccumulatorV2<Object, Long> {
+  private static final long serialVersionUID = 1L;
+
   /** The feature's value is a long (integers, booleans, micros, lengths); else a double. */
   public static final int LONG = 1;
   /** A mean is reported. */

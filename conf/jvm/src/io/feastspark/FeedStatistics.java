@@ -1,10 +1,10 @@
 package io.feastspark;
 
-import org.apache.spark.sql.Column;
-import org.apache.spark.sql.catalyst.InternalRow;
 import java.io.Serializable;
 import java.util.ArrayList;
 import java.util.List;
+import org.apache.spark.sql.Column;
+import org.apache.spark.sql.catalyst.InternalRow;
 import org.apache.spark.sql.catalyst.expressions.Expression;
 import org.apache.spark.sql.catalyst.expressions.codegen.CodeBlock;
 import org.apache.spark.sql.catalyst.expressions.codegen.CodegenContext;
@@ -23,7 +23,10 @@ import scala.jdk.javaapi.CollectionConverters;
  * {@link FeatureStatistics}: children are (valid, hash, value 0, value 1, ...).
  *
  * <p>Its generated code calls the accumulator with primitive values (no boxing, no converters,
- * unlike a UDF). It is nondeterministic, so the optimizer neither drops, merges nor moves it.
+ * unlike a UDF). It is nondeterministic, so the optimizer neither drops it nor merges it with
+ * another filter; it may still push it below a projection, substituting the projected
+ * expressions into its children (feast_spark.spark.feature_statistics places it where that
+ * costs nothing).
  */
 public final class FeedStatistics extends Expression implements Serializable {
   private static final long serialVersionUID = 1L;
@@ -36,14 +39,6 @@ public final class FeedStatistics extends Expression implements Serializable {
     this.children = children;
   }
 
-  /**
-   * The condition as a column.
-   *
-   * @param valid which rows are fed (a boolean; null counts as false)
-   * @param hash the row's sampling hash (a long)
-   * @param values per feature, its value: a long for {@link FeatureStatistics#LONG} features,
-   *     else a double
-   */
   /**
    * {@link #condition(FeatureStatistics, Column, Column, Column[])} from SQL text (one call from
    * Python instead of one per column).
@@ -62,6 +57,14 @@ public final class FeedStatistics extends Expression implements Serializable {
         statistics, functions.expr(valid), functions.expr(hash), columns.toArray(new Column[0]));
   }
 
+  /**
+   * The condition as a column.
+   *
+   * @param valid which rows are fed (a boolean; null counts as false)
+   * @param hash the row's sampling hash (a long)
+   * @param values per feature, its value: a long for {@link FeatureStatistics#LONG} features,
+   *     else a double
+   */
   public static Column condition(
       FeatureStatistics statistics, Column valid, Column hash, Column[] values) {
     List<Expression> all = new ArrayList<>();

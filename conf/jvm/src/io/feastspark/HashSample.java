@@ -9,7 +9,7 @@ import java.util.Arrays;
  *
  * <p>A partition keeps every value offered until it holds {@code 2 * capacity}, then only the
  * {@code capacity} smallest, and from then on only values below the largest kept one (its
- * {@link #limit}). Values kept by every partition below the smallest such limit are a uniform
+ * limit). Values kept by every partition below the smallest such limit are a uniform
  * sample of the rows; {@link #quantiles} takes them, at most {@code total} of them.
  */
 final class HashSample implements Serializable {
