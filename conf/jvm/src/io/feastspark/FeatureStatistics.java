@@ -275,22 +275,10 @@ public final class FeatureStatistics extends AccumulatorV2<Object, Long> {
       if ((kind & FINITE) != 0) {
         json.append(prefix).append("finite\": ").append(total.finite[i]);
       }
-      json.append(prefix).append("min\": ");
-      if (seen == 0) {
-        json.append("null");
-      } else if (isLong) {
-        json.append(total.minLong[i]);
-      } else {
-        number(json, total.minDouble[i]);
-      }
-      json.append(prefix).append("max\": ");
-      if (seen == 0) {
-        json.append("null");
-      } else if (isLong) {
-        json.append(total.maxLong[i]);
-      } else {
-        number(json, total.maxDouble[i]);
-      }
+      extreme(json.append(prefix).append("min\": "), seen, isLong, total.minLong[i],
+          total.minDouble[i]);
+      extreme(json.append(prefix).append("max\": "), seen, isLong, total.maxLong[i],
+          total.maxDouble[i]);
       if ((kind & MEAN) != 0) {
         json.append(prefix).append("mean\": ");
         if (seen == 0) {
@@ -323,6 +311,18 @@ public final class FeatureStatistics extends AccumulatorV2<Object, Long> {
       }
     }
     return json.append('}').toString();
+  }
+
+  /** A min or max: null when no value was seen, else the long or the double of its kind. */
+  private static void extreme(
+      StringBuilder json, long seen, boolean isLong, long longValue, double doubleValue) {
+    if (seen == 0) {
+      json.append("null");
+    } else if (isLong) {
+      json.append(longValue);
+    } else {
+      number(json, doubleValue);
+    }
   }
 
   private static void number(StringBuilder json, double value) {
