@@ -190,12 +190,17 @@ def run_floor(spark: Any, spec: JobSpec, until: Callable[[Timeline], None]) -> T
     total = [0]
 
     def write(batch: Any, _batch_id: int) -> None:
+        from pyspark.sql import Observation
+
         began = time.monotonic()
         rows = batch.select(F.from_json(F.col("value").cast("string"), ddl).alias("m")).select(
             "m.driver_id", *[f"m.{f.name}" for f in table.features],
             F.to_timestamp("m.ts").alias("event_timestamp"),
         )  # fmt: skip
-        total[0] += write_online(rows, schema, store).written
+        # Messages done, counted as they pass (the store counts keys, not rows).
+        counted = Observation()
+        write_online(rows.observe(counted, F.count(F.lit(1)).alias("rows")), schema, store)
+        total[0] += int(counted.get["rows"])
         timeline.step({"batch": time.monotonic() - began})
         timeline.add(total[0])
 

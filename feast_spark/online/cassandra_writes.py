@@ -126,7 +126,9 @@ class CassandraWriter:
         time (and, when both tie, values), read first; a row that loses is not sent, a row that
         wins is written at :func:`~feast_spark.online.ordering.next_write_timestamp` (its event
         time, unless a stored row of the same event time forces one microsecond more), with a
-        TTL under ``max_age``. Rows that lose count as written: the store holds a newer row.
+        TTL under ``max_age``. Counts are per key (a batch may hold several rows of one key): a
+        key whose winning row loses to the stored one counts as written (the store holds a
+        newer row), one whose winning row is past ``max_age`` as expired.
 
         Raises:
             OnlineStoreError: Rows still failed after :data:`WRITE_RETRY`'s attempts, or failed
@@ -142,10 +144,11 @@ class CassandraWriter:
         ttls: list[int | None] = [None] * decoded.num_rows
         expired = 0
         if schema.max_age is not None:
+            # A key's latest row is its last to expire: the key is expired when that row is.
             now_us = now_micros(now)
             ttls = [ttl_seconds(event, schema.max_age, now_us) for event in events]
-            expired = ttls.count(0)
-            chosen = [index for index in chosen if ttls[index]]
+            live = [index for index in chosen if ttls[index]]
+            expired, chosen = len(chosen) - len(live), live
         stored = self._stored_rows(schema, [keys[i] for i in chosen])
         parameters: list[tuple[Any, ...]] = []
         for index, row in zip(chosen, stored, strict=True):
@@ -166,7 +169,7 @@ class CassandraWriter:
             parameters.append(values if schema.max_age is None else (*values, ttls[index]))
         requests = self._replica_batches(self._statements.insert(schema), parameters)
         self._execute_all(schema, requests, len(parameters))
-        return WriteCounts(written=decoded.num_rows - expired, expired=expired)
+        return WriteCounts(written=len(chosen), expired=expired)
 
     def _stored_rows(
         self, schema: OnlineTableSchema, keys: Sequence[tuple[Any, ...]]

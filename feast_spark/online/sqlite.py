@@ -302,7 +302,12 @@ class SqliteOnlineStore(ClosingStore):
                         error_type=type(error).__name__, error=error,
                     ),
                 ) from error  # fmt: skip
-        return WriteCounts(written=len(parameters), expired=decoded.num_rows - len(parameters))
+        # Per key (a batch may hold several rows of one key); a key whose rows all expired
+        # counts as expired.
+        width = len(schema.entity_names)
+        keys = len(set(zip(*decoded.keys, strict=True)))
+        written = len({row[:width] for row in parameters})
+        return WriteCounts(written=written, expired=keys - written)
 
     def _upsert(self, schema: OnlineTableSchema) -> str:
         table = quote_identifier(schema.name)

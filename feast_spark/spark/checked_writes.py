@@ -32,7 +32,7 @@ from pyspark.sql import types as T  # noqa: N812
 from feast_spark.definitions import FeatureTable
 from feast_spark.online.base import OnlineTableSchema
 from feast_spark.spark.commit_retry import DEFAULT_RETRY, _retrying
-from feast_spark.spark.materialize import online_rows, write_online
+from feast_spark.spark.materialize import online_columns, online_rows, write_online
 from feast_spark.spark.offline_writes import _aligned
 from feast_spark.spark.rejected_rows import write_rejected
 from feast_spark.spark.row_checks import CheckedRows
@@ -107,6 +107,7 @@ def write_checked(
     received_at: datetime,
     extra_rejected: ExtraRejected | None = None,
     offline_schema: T.StructType | None = None,
+    online_tasks: int | None = None,
 ) -> WrittenRows:
     """Write ``checked`` online, its rejections, and (with an offline table) its valid rows.
 
@@ -120,6 +121,11 @@ def write_checked(
         received_at: When the rows were received (``rejected_at`` of the rejections).
         extra_rejected: Rows rejected before the checks, recorded with the others.
         offline_schema: The offline table's schema, if known.
+        online_tasks: None: the latest valid row per key is picked by a Spark aggregation
+            (any number of rows), then written in the cluster's parallelism. A number: the
+            valid rows are written by key in that many tasks (one: no shuffle), the store
+            picking each key's latest row (``write_online``'s ``by_key``); for a batch small
+            enough for a task to hold its share in memory.
 
     Raises:
         pyspark.errors.PySparkException: A write failed (nothing is half-written online: the
@@ -131,7 +137,7 @@ def write_checked(
         checked = CheckedRows(checked.rows.persist(), checked.columns)
     try:
         return _write(checked, targets, record_id, txn_app_id, txn_version, received_at,
-                      extra_rejected, offline_schema)  # fmt: skip
+                      extra_rejected, offline_schema, online_tasks)  # fmt: skip
     finally:
         if offline:
             checked.rows.unpersist()
@@ -146,6 +152,7 @@ def _write(
     received_at: datetime,
     extra_rejected: ExtraRejected | None,
     offline_schema: T.StructType | None,
+    online_tasks: int | None,
 ) -> WrittenRows:
     seconds: dict[str, float] = {}
     began = time.monotonic()
@@ -153,8 +160,13 @@ def _write(
     # without valid rows writes nothing but is still counted.
     counted = Observation()
     observed = checked.observed(counted).valid()
-    online = write_online(online_rows(observed, targets.table, Window()),
-                          targets.schema, targets.store)  # fmt: skip
+    table = targets.table
+    if online_tasks is None:
+        online = write_online(online_rows(observed, table, Window()), targets.schema,
+                              targets.store)  # fmt: skip
+    else:
+        online = write_online(online_columns(observed, table), targets.schema, targets.store,
+                              tasks=online_tasks, by_key=table.entities)  # fmt: skip
     figures = counted.get
     rows, rejected = int(figures.get("rows") or 0), int(figures.get("rejected") or 0)
     extra = 0 if extra_rejected is None else int(extra_rejected.counted.get["unparseable"] or 0)

@@ -29,7 +29,7 @@ Example (window ``[2024-01-01, 2024-01-02)``)::
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -101,6 +101,14 @@ def online_rows(offline: DataFrame, table: FeatureTable, window: Window) -> Data
     Raises:
         SourceSchemaError: A key or timestamp column is missing or mistyped.
     """
+    return latest_rows(
+        online_columns(offline, table), table.entities, start=window.start, end=window.end,
+        table_name=table.name,
+    )  # fmt: skip
+
+
+def online_columns(offline: DataFrame, table: FeatureTable) -> DataFrame:
+    """Keys, features (declaration order; all null where ``offline`` lacks one), the two times."""
     from pyspark.sql import functions as sf
 
     present = set(offline.columns)
@@ -111,10 +119,7 @@ def online_rows(offline: DataFrame, table: FeatureTable, window: Window) -> Data
         for f in table.features
     ]
     keys = [sf.col(quote(name)) for name in table.entities]
-    shaped = offline.select(*keys, *features, EVENT_TIMESTAMP, CREATED_TIMESTAMP)
-    return latest_rows(
-        shaped, table.entities, start=window.start, end=window.end, table_name=table.name
-    )
+    return offline.select(*keys, *features, EVENT_TIMESTAMP, CREATED_TIMESTAMP)
 
 
 def write_online(
@@ -123,11 +128,18 @@ def write_online(
     store: Mapping[str, Any],
     *,
     tasks: int | None = None,
+    by_key: Sequence[str] | None = None,
 ) -> WriteCounts:
     """Write ``rows`` to the online store from the executors; return what was written.
 
     The table must exist (``ensure_table`` on the driver first). Each write task opens its own
     store (only once it has rows), writes its Arrow batches and yields its counts.
+
+    Rows holding several rows of a key (a stream's micro-batch, not reduced to the latest row
+    per key) are written ``by_key``: partitioned by key into ``tasks`` tasks (one task: no
+    shuffle at all), each task writing its rows in one call, in which the store keeps each
+    key's latest row and counts the key once. A key never spans two tasks, so two writes of
+    rows tied on event time never race (the store orders them by reading first).
 
     Args:
         rows: Keys, features, ``event_timestamp`` (and ``created_timestamp``).
@@ -135,19 +147,25 @@ def write_online(
         store: The online store's settings as a mapping, shipped to the executors
             (:func:`feast_spark.online_store_config.serialize_online_store`).
         tasks: Write tasks at most (default: the cluster's default parallelism); each holds one
-            session with ``write_concurrency`` writes in flight.
+            session with ``write_concurrency`` writes in flight. With ``by_key``: exactly.
+        by_key: The key columns, when ``rows`` may hold several rows of a key (see above); a
+            task then holds all its rows in memory at once.
 
     Raises:
         pyspark.errors.PySparkException: A write task failed (its OnlineStoreError is in the
             message).
     """
     settings = dict(store)
+    whole_task = by_key is not None
 
     def write_partition(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         import pyarrow as pa
 
         counts = WriteCounts()
         opened: OnlineStore | None = None
+        if whole_task:  # one write call: a key's rows never split between two calls
+            given = [batch for batch in batches if batch.num_rows]
+            batches = iter([pa.concat_batches(given)] if given else [])
         try:
             for batch in batches:
                 if batch.num_rows == 0:
@@ -164,8 +182,12 @@ def write_online(
         )
 
     parallelism = tasks or rows.sparkSession.sparkContext.defaultParallelism
+    if by_key is None or parallelism == 1:
+        partitioned = rows.coalesce(parallelism)
+    else:
+        partitioned = rows.repartition(parallelism, *[quote(key) for key in by_key])
     # One row of counts per task, summed here: a Spark aggregate would add a shuffle and a job.
-    per_task = rows.coalesce(parallelism).mapInArrow(write_partition, _COUNTS_DDL).collect()
+    per_task = partitioned.mapInArrow(write_partition, _COUNTS_DDL).collect()
     return WriteCounts(
         sum(int(row["written"]) for row in per_task), sum(int(row["expired"]) for row in per_task)
     )

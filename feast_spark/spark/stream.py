@@ -40,6 +40,7 @@ Example (``trips`` INT64, one batch)::
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -55,12 +56,14 @@ from pyspark.sql import types as T  # noqa: N812
 from feast_spark.columns import EVENT_TIMESTAMP
 from feast_spark.definitions import Entity, FeatureTable, FileSource
 from feast_spark.definitions.stream_sources import KafkaSource
+from feast_spark.errors import FeastSparkError
 from feast_spark.online.base import OnlineTableSchema
 from feast_spark.spark.checked_writes import ExtraRejected, WriteTargets, write_checked
 from feast_spark.spark.identifiers import quote
 from feast_spark.spark.job_entry import pause_point
 from feast_spark.spark.row_checks import CheckPlan, check_plan, event_bound
 from feast_spark.spark.sources import require_utc_session
+from feast_spark.storage import read_text
 from feast_spark.types import ValueType
 
 _log = logging.getLogger("feast_spark.spark.stream")
@@ -93,6 +96,77 @@ def use_micro_batch_settings(session: SparkSession) -> None:
     if session.sparkContext.getConf().contains(SHUFFLE_PARTITIONS):
         return
     session.conf.set(SHUFFLE_PARTITIONS, str(session.sparkContext.defaultParallelism))
+
+
+@dataclass(frozen=True)
+class OnlinePlan:
+    """How a micro-batch's valid rows are written online, by its number of Kafka records.
+
+    Below ``single_task_records`` (a steady stream's batch), one task writes them without a
+    shuffle: a micro-batch pays for every stage and shuffle it has (a 3,000-message batch took
+    0.45 s this way, 0.71 s with a latest-per-key aggregation first, BENCHMARKS.md). Larger
+    batches of a known size are hash-partitioned by key into tasks of about
+    ``records_per_task`` (at least the cluster's parallelism), cheaper than the aggregation.
+    Either way the store keeps each key's latest row (``write_online``'s ``by_key``). A batch
+    of unknown size (the first one of a run, whose start offsets are not in the offset log)
+    goes through the aggregation, which holds no task's rows in memory.
+
+    Attributes:
+        single_task_records: Batches of at most this many records use one write task.
+        records_per_task: Records per write task of larger batches.
+    """
+
+    single_task_records: int = 5_000
+    records_per_task: int = 100_000
+
+    def tasks(self, records: int | None, parallelism: int) -> int | None:
+        """Write tasks for a batch of ``records`` (None: unknown, aggregate first)."""
+        if records is None:
+            return None
+        if records <= self.single_task_records:
+            return 1
+        return max(parallelism, -(-records // self.records_per_task))
+
+
+def batch_records(checkpoint_path: str | None, batch_id: int) -> int | None:
+    """How many Kafka records micro-batch ``batch_id`` spans, from the query's offset log.
+
+    Spark writes a batch's end offsets to ``<checkpoint>/offsets/<batch id>`` before running
+    it, and its start offsets are the previous batch's end (batch 0: ``sources/0/0``, the
+    resolved starting offsets). Each file's last line is the Kafka source's offsets as JSON
+    (``{"topic": {"0": 42}}``). The span is an upper bound (compacted topics have gaps). None
+    when a file is missing or unreadable, or a partition has no start offset: the caller then
+    plans for any size.
+    """
+    if checkpoint_path is None:
+        return None
+    base = checkpoint_path.rstrip("/")
+    start = f"{base}/offsets/{batch_id - 1}" if batch_id > 0 else f"{base}/sources/0/0"
+    try:
+        end_offsets = _last_offsets(read_text(f"{base}/offsets/{batch_id}"))
+        start_offsets = _last_offsets(read_text(start))
+    except (FeastSparkError, OSError, ValueError):
+        return None
+    span = 0
+    for topic, partitions in end_offsets.items():
+        for partition, offset in partitions.items():
+            first = start_offsets.get(topic, {}).get(partition)
+            if first is None or first < 0 or offset < first:
+                return None
+            span += offset - first
+    return span
+
+
+def _last_offsets(text: str) -> dict[str, dict[str, int]]:
+    """The Kafka offsets of an offset-log file: its last line (ValueError: not such JSON)."""
+    lines = [line for line in text.strip("\x00\n").splitlines() if line.strip()]
+    offsets = json.loads(lines[-1]) if lines else None
+    if not isinstance(offsets, dict) or not all(
+        isinstance(parts, dict) and all(isinstance(v, int) for v in parts.values())
+        for parts in offsets.values()
+    ):
+        raise ValueError("not Kafka offsets")
+    return offsets
 
 
 def message_fields(table: FeatureTable, source: KafkaSource) -> T.StructType:
@@ -299,6 +373,10 @@ class BatchWriter:
         offline_path: The Delta offline table, created before the query starts (None: online
             only).
         totals: Updated after each batch.
+        stream_id: The stream's stable id (set by :meth:`start`).
+        checkpoint_path: The query's checkpoint: each batch's size is read from its offset log
+            (None: unknown, every batch planned for any size).
+        online_plan: How valid rows are written online, by the batch's size.
     """
 
     table: FeatureTable
@@ -311,6 +389,8 @@ class BatchWriter:
     offline_path: str | None = None
     totals: StreamTotals = field(default_factory=StreamTotals)
     stream_id: str | None = None
+    checkpoint_path: str | None = None
+    online_plan: OnlinePlan = field(default_factory=OnlinePlan)
     _ready: threading.Event = field(default_factory=threading.Event, repr=False)
     _offline_schema: T.StructType | None = field(default=None, repr=False)
     # Built at the first batch, for all of them (see MessagePlan).
@@ -351,28 +431,30 @@ class BatchWriter:
         use_micro_batch_settings(records.sparkSession)
         received_at = datetime.now(UTC)
         latest = None if self.future_allowance is None else received_at + self.future_allowance
-        # The Kafka records are read once: the rejected rows and the offline append (when there
-        # are any) read them again from the cache.
-        records = records.persist()
-        try:
-            parsed = Observation()
-            if self._messages is None:
-                self._messages = message_plan(self.table, self.source)
-            more = () if latest is None else (event_bound(latest).alias(_LATEST_EVENT),)
-            messages, unparseable = self._messages.apply(records, parsed, *more)
-            if self._checks is None:
-                self._checks = message_checks(messages, self.table, self.entities, self.source)
-            checked = self._checks.apply(messages)
-            targets = WriteTargets(self.table, self.schema, self.store, self.rejected_path,
-                                   self.offline_path)  # fmt: skip
-            done = write_checked(
-                checked, targets, record_id=f"{stream_id}-{batch_id}", txn_app_id=stream_id,
-                txn_version=batch_id, received_at=received_at,
-                extra_rejected=ExtraRejected(unparseable, parsed),
-                offline_schema=self._offline_schema,
-            )  # fmt: skip
-        finally:
-            records.unpersist()
+        # The Kafka records are not cached: building the cache cost a quarter of the write's
+        # task time (async-profiler, 20,000 messages). The rare batch with rejected rows reads
+        # its records from Kafka again for them (the same offsets); ``--to both`` caches the
+        # checked rows in write_checked.
+        parsed = Observation()
+        if self._messages is None:
+            self._messages = message_plan(self.table, self.source)
+        more = () if latest is None else (event_bound(latest).alias(_LATEST_EVENT),)
+        messages, unparseable = self._messages.apply(records, parsed, *more)
+        if self._checks is None:
+            self._checks = message_checks(messages, self.table, self.entities, self.source)
+        checked = self._checks.apply(messages)
+        targets = WriteTargets(self.table, self.schema, self.store, self.rejected_path,
+                               self.offline_path)  # fmt: skip
+        online_tasks = self.online_plan.tasks(
+            batch_records(self.checkpoint_path, batch_id),
+            records.sparkSession.sparkContext.defaultParallelism,
+        )
+        done = write_checked(
+            checked, targets, record_id=f"{stream_id}-{batch_id}", txn_app_id=stream_id,
+            txn_version=batch_id, received_at=received_at,
+            extra_rejected=ExtraRejected(unparseable, parsed),
+            offline_schema=self._offline_schema, online_tasks=online_tasks,
+        )  # fmt: skip
         self._offline_schema = done.offline_schema
         self.step_seconds = dict(done.seconds)
         counts = {"messages": done.read, "rejected": done.rejected, "written": done.written,
@@ -388,8 +470,9 @@ class BatchWriter:
             totals.rows_offline += counts["offline"]
             totals.last_batch_id, totals.last_batch_s = batch_id, round(elapsed, 3)
         _log.info(
-            "batch %d: %s in %.2f s (%s)", batch_id, counts, elapsed,
+            "batch %d: %s in %.2f s (%s; online written by %s)", batch_id, counts, elapsed,
             ", ".join(f"{k} {v:.2f} s" for k, v in self.step_seconds.items()),
+            "an aggregation" if online_tasks is None else f"{online_tasks} task(s)",
         )  # fmt: skip
         pause_point("stream_batch")  # fault tests: kill the driver before Spark commits the batch
 

@@ -89,6 +89,7 @@ def run_stream(
         rejected_path=rejected_table_path(offline_path),
         future_allowance=spec.future_allowance,
         offline_path=offline_path if options.to == "both" else None,
+        checkpoint_path=options.checkpoint_path,
     )
     stream = (
         kafka_reader(spark, source)

@@ -804,3 +804,31 @@ def test_cassandra_corrections_keep_ttl_and_event_time_and_upgrade_old_tables(
         assert 0 < row.ttl <= 2 * 86400
     finally:
         cassandra_session.execute(f"DROP KEYSPACE IF EXISTS {keyspace}")
+
+
+def test_a_batch_with_several_rows_of_a_key_writes_its_latest_and_counts_the_key_once(
+    store: OnlineStore, project: str
+) -> None:
+    # given a table with max_age (one day) and one batch holding, in no order: three rows of
+    # driver 1 (two of them tied on event time), two of driver 2 (one expired), and two expired
+    # rows of driver 3 (a stream's micro-batch written without a latest-per-key pass)
+    table, schema = tie_table(store, project)
+    c1, c2 = NOW - timedelta(minutes=50), NOW - timedelta(minutes=40)
+    old = NOW - timedelta(days=3)
+    rows = [
+        tie_row(c2, 3.0, "latest", driver_id=1),
+        tie_row(c1, 1.0, "older", driver_id=1, event_timestamp=NOW - timedelta(hours=2)),
+        tie_row(c1, 2.0, "same time, created earlier", driver_id=1),
+        tie_row(c1, 5.0, "expired", driver_id=2, event_timestamp=old),
+        tie_row(c1, 4.0, "kept", driver_id=2),
+        tie_row(c1, 6.0, "expired", driver_id=3, event_timestamp=old),
+        tie_row(c1, 7.0, "expired too", driver_id=3, event_timestamp=old - timedelta(hours=1)),
+    ]
+
+    # when the batch is written
+    counts = store.write_batch(schema, batch(rows, **TIE_TYPES), now=NOW)
+
+    # then each key holds its latest row, and counts are per key: two written, one expired
+    result = read(store, project, table, ["driver_stats:name"], [1, 2, 3])
+    assert result["driver_stats:name"] == ["latest", "kept", None]
+    assert (counts.written, counts.expired) == (2, 1)

@@ -380,3 +380,93 @@ def test_the_kafka_reader_reads_a_batch_in_every_core_without_waiting_at_its_end
         "failOnDataLoss": "false", "minPartitions": "8", "kafka.fetch.max.wait.ms": "100",
         "maxOffsetsPerTrigger": "5",
     }  # fmt: skip
+
+
+def write_offset_log(checkpoint: Path, start: dict[str, Any], ends: list[dict[str, Any]]) -> None:
+    """A checkpoint's offset log as Spark writes it (``sources/0/0``, then ``offsets/<id>``)."""
+    (checkpoint / "sources" / "0").mkdir(parents=True, exist_ok=True)
+    (checkpoint / "sources" / "0" / "0").write_text("\x00v1\n" + json.dumps(start))
+    (checkpoint / "offsets").mkdir(exist_ok=True)
+    for batch_id, end in enumerate(ends):
+        metadata = json.dumps({"batchWatermarkMs": 0, "batchTimestampMs": 1, "conf": {}})
+        (checkpoint / "offsets" / str(batch_id)).write_text(f"v1\n{metadata}\n{json.dumps(end)}")
+
+
+def test_a_batch_size_is_read_from_the_offset_log_or_is_unknown(tmp_path: Path) -> None:
+    from feast_spark.spark.stream import batch_records
+
+    # given an offset log of a topic of two partitions: batch 0 from the starting offsets,
+    # batch 1 after it; batch 2 sees a third partition appear
+    write_offset_log(tmp_path, {"t": {"0": 5, "1": 0}}, [
+        {"t": {"0": 10, "1": 3}}, {"t": {"0": 10, "1": 4003}}, {"t": {"0": 11, "1": 4003, "2": 7}},
+    ])  # fmt: skip
+    # then each batch spans the offsets between its start and its end
+    assert [batch_records(str(tmp_path), b) for b in (0, 1)] == [8, 4000]
+    # and a partition without a start offset, a batch not logged, no checkpoint: unknown
+    assert batch_records(str(tmp_path), 2) is None
+    assert batch_records(str(tmp_path), 3) is None
+    assert batch_records(None, 0) is None
+    # and so is a log that is not Kafka offsets
+    (tmp_path / "offsets" / "1").write_text("v1\n{}\n[1, 2]")
+    assert batch_records(str(tmp_path), 1) is None
+
+
+def test_small_batches_are_written_by_one_task_larger_ones_by_key_unknown_ones_aggregated() -> None:
+    from feast_spark.spark.stream import OnlinePlan
+
+    # given the default plan and a cluster of 2 cores
+    plan = OnlinePlan()
+    # then a steady stream's batch is one task, a backlog's batches tasks of 100,000 records
+    # (at least one per core), and a batch of unknown size is aggregated first (None)
+    assert [plan.tasks(n, 2) for n in (0, 5_000, 5_001, 250_000, 1_000_000)] == [1, 1, 2, 3, 10]
+    assert plan.tasks(None, 2) is None
+
+
+@pytest.mark.parametrize("plan", ["aggregated", "one task", "by key in three tasks"])
+def test_every_online_plan_writes_each_keys_latest_message_and_counts_it_once(
+    spark: SparkSession, tmp_path: Path, online_store: Any, plan: str
+) -> None:
+    from feast_spark.spark.rejected_rows import rejected_table_path
+    from feast_spark.spark.stream import BatchWriter, OnlinePlan
+
+    # given a writer whose batch sizes are known (an offset log) or not, planned three ways
+    source = KafkaSource(bootstrap_servers="127.0.0.1:1", topic="t", event_timestamp_column="ts")
+    table = table_for(source)
+    store = online_store_mapping(online_store)
+    schema = OnlineTableSchema.of("demo", table, [DRIVER])
+    with open_online_store(store) as opened:
+        opened.ensure_table(schema)
+    checkpoint = tmp_path / "checkpoint"
+    write_offset_log(checkpoint, {"t": {"0": 0}}, [{"t": {"0": 40}}, {"t": {"0": 80}}])
+    plans = {
+        "aggregated": (None, OnlinePlan()),
+        "one task": (str(checkpoint), OnlinePlan(single_task_records=1_000)),
+        "by key in three tasks": (str(checkpoint), OnlinePlan(0, records_per_task=15)),
+    }
+    path, online_plan = plans[plan]
+    writer = BatchWriter(
+        table=table, entities=[DRIVER], source=source, schema=schema, store=store,
+        rejected_path=rejected_table_path(str(tmp_path / "offline")), checkpoint_path=path,
+        online_plan=online_plan,
+    )  # fmt: skip
+    writer.start("feast-spark-stream-test")
+    # and a batch of 40 messages for 8 drivers, each key's rows out of order: driver d's
+    # latest is hour 10 + d % 3; two rows tie on that hour, the one of greater values wins
+    messages = []
+    for d in range(8):
+        latest = 10 + d % 3
+        messages += [message(d, latest - 2, trips=1), message(d, latest, trips=100 + d),
+                     message(d, latest, trips=d), message(d, latest - 1, trips=2),
+                     message(d, latest - 3, trips=3)]  # fmt: skip
+
+    # when the batch is written, then a second one holding only older messages of every key
+    writer(kafka_records(spark, "t", messages), 0)
+    after_first = writer.totals.to_dict()
+    writer(kafka_records(spark, "t", [message(d, 9, trips=-1) for d in range(8)] * 5), 1)
+
+    # then each key holds its latest message (the greater of the tied ones), never regressed
+    drivers = list(range(8))
+    assert online(store, table, drivers)["driver_stream:trips"] == [100 + d for d in drivers]
+    # and each batch counted one written row per key
+    assert (after_first["messages"], after_first["rows_written"]) == (40, 8)
+    assert writer.totals.to_dict()["rows_written"] == 16
