@@ -13,7 +13,10 @@ micro-batch:
 
 Sustained rate: messages processed between the end of the first micro-batch and the end of the
 last, over that time (the first batch's start-up cost is left out). The target is at least 80% of
-the floor.
+the floor. ``written_online_per_s`` counts the rows each writer sent to Cassandra over the same
+span: the floor one row per key and Arrow batch of 10,000 messages (the store settles duplicates
+within one write call), the stream one row per key and micro-batch (the key's latest); with
+--keys well below the batch size both write fewer rows than they read messages.
 
 Example (reduced sizes for a shared 2-core machine)::
 
@@ -101,6 +104,7 @@ class Timeline:
 
     def __init__(self) -> None:
         self.points: list[tuple[float, int]] = []
+        self.written: list[int] = []  # rows written online (per key and batch) at each point
         self.lock = threading.Lock()
         self.alive: Callable[[], bool] = lambda: True
         self.batches: list[dict[str, float]] = []  # each batch's seconds (total, steps)
@@ -121,9 +125,10 @@ class Timeline:
         if not self.alive():
             raise RuntimeError("the query ended (see its error above)")
 
-    def add(self, done: int) -> None:
+    def add(self, done: int, written: int) -> None:
         with self.lock:
             self.points.append((time.monotonic(), done))
+            self.written.append(written)
 
     def done(self) -> int:
         with self.lock:
@@ -132,6 +137,12 @@ class Timeline:
     def sustained(self) -> float:
         first, last = self.points[0], self.points[-1]
         return (last[1] - first[1]) / (last[0] - first[0]) if last[0] > first[0] else 0.0
+
+    def written_per_s(self) -> float:
+        """Rows written online per second, over the same span as :meth:`sustained`."""
+        first, last = self.points[0][0], self.points[-1][0]
+        done = self.written[-1] - self.written[0]
+        return done / (last - first) if last > first else 0.0
 
 
 def wait_for(timeline: Timeline, messages: int, timeout_s: float) -> None:
@@ -155,7 +166,7 @@ def run_ours(spark: Any, spec: JobSpec, until: Callable[[Timeline], None]) -> Ti
         began = time.monotonic()
         original(self, records, batch_id)
         timeline.step({"batch": time.monotonic() - began, **self.step_seconds})
-        timeline.add(self.totals.messages)
+        timeline.add(self.totals.messages, self.totals.rows_written)
 
     stream_module.BatchWriter._process = timed  # type: ignore[method-assign]
     thread = threading.Thread(target=run_stream, args=(spark, spec),
@@ -187,7 +198,7 @@ def run_floor(spark: Any, spec: JobSpec, until: Callable[[Timeline], None]) -> T
         ["driver_id bigint", "ts string", *[f"{f.name} double" for f in table.features]]
     )
     timeline = Timeline()
-    total = [0]
+    total, written = [0], [0]
 
     def write(batch: Any, _batch_id: int) -> None:
         from pyspark.sql import Observation
@@ -199,10 +210,11 @@ def run_floor(spark: Any, spec: JobSpec, until: Callable[[Timeline], None]) -> T
         )  # fmt: skip
         # Messages done, counted as they pass (the store counts keys, not rows).
         counted = Observation()
-        write_online(rows.observe(counted, F.count(F.lit(1)).alias("rows")), schema, store)
+        observed = rows.observe(counted, F.count(F.lit(1)).alias("rows"))
+        written[0] += write_online(observed, schema, store).written
         total[0] += int(counted.get["rows"])
         timeline.step({"batch": time.monotonic() - began})
-        timeline.add(total[0])
+        timeline.add(total[0], written[0])
 
     query = (
         kafka_reader(spark, table.stream_source).writeStream.foreachBatch(write)
@@ -481,6 +493,7 @@ def main() -> None:
                 timeline = writer(spark, spec,
                                   lambda t: wait_for(t, args.messages, args.timeout))  # fmt: skip
                 result[name] = {"rows_per_s": round(timeline.sustained()),
+                                "written_online_per_s": round(timeline.written_per_s()),
                                 "batches": len(timeline.points), "load_before": load,
                                 "batch_steps_s": timeline.mean_steps(),
                                 "load_after": " ".join(

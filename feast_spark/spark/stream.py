@@ -8,6 +8,7 @@ written by :func:`feast_spark.spark.checked_writes.write_checked` (as a push's r
    (:func:`feast_spark.spark.materialize.write_online`). The event time is the write timestamp
    and the store keeps a row only if it is newer than the one it holds, so late, out-of-order,
    duplicated and replayed messages never regress a value; rows older than ``max_age`` expire.
+   How depends on the batch's size, read from the query's offset log (:class:`OnlinePlan`).
 2. **rejected rows**: unparseable messages and rows that fail a check go to the table's
    rejected-rows table with their reason; ``source_row`` carries the message's fields and its
    Kafka coordinates (``_kafka_topic``, ``_kafka_partition``, ``_kafka_offset``). They are
