@@ -25,6 +25,8 @@ from feast_spark.specs import JobSpec, StreamOptions
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
+    from feast_spark.spark.stream import BatchWriter
+
 DRIVER = Entity("driver_id", "INT64")
 FEATURES = [Feature("trips", "INT64"), Feature("rate", "DOUBLE"), Feature("tags", "STRING_LIST")]
 FEATURE_REFS = ["driver_stream:trips", "driver_stream:rate", "driver_stream:tags"]
@@ -220,27 +222,37 @@ def kafka_records(spark: SparkSession, topic: str, values: list[str]) -> DataFra
     )
 
 
+def static_stream(
+    store_config: Any, **writer: Any
+) -> tuple[FeatureTable, dict[str, Any], BatchWriter]:
+    """A table on an unused topic, its online table created, and a started BatchWriter."""
+    from feast_spark.spark.stream import BatchWriter
+
+    source = KafkaSource(bootstrap_servers="127.0.0.1:1", topic="t", event_timestamp_column="ts")
+    table = table_for(source)
+    store = online_store_mapping(store_config)
+    schema = OnlineTableSchema.of("demo", table, [DRIVER])
+    with open_online_store(store) as opened:
+        opened.ensure_table(schema)
+    batch_writer = BatchWriter(
+        table=table, entities=[DRIVER], source=source, schema=schema, store=store, **writer
+    )
+    batch_writer.start("feast-spark-stream-test")
+    return table, store, batch_writer
+
+
 def test_a_replayed_micro_batch_writes_nothing_twice(
     spark: SparkSession, tmp_path: Path, online_store: Any
 ) -> None:
     from feast_spark.spark.offline_store import ensure_table
     from feast_spark.spark.rejected_rows import rejected_table_path
-    from feast_spark.spark.stream import BatchWriter
 
     # given a writer to the online store and an existing offline table, and one batch of records
-    source = KafkaSource(bootstrap_servers="127.0.0.1:1", topic="t", event_timestamp_column="ts")
-    table = table_for(source)
-    store = online_store_mapping(online_store)
-    schema = OnlineTableSchema.of("demo", table, [DRIVER])
-    with open_online_store(store) as opened:
-        opened.ensure_table(schema)
-    offline_path = str(tmp_path / "offline" / "demo" / table.name)
+    offline_path = str(tmp_path / "offline" / "demo" / "driver_stream")
+    table, _, writer = static_stream(
+        online_store, rejected_path=rejected_table_path(offline_path), offline_path=offline_path
+    )
     ensure_table(spark, offline_path, table, [DRIVER])
-    writer = BatchWriter(
-        table=table, entities=[DRIVER], source=source, schema=schema, store=store,
-        rejected_path=rejected_table_path(offline_path), offline_path=offline_path,
-    )  # fmt: skip
-    writer.start("feast-spark-stream-test")
     batch = kafka_records(spark, "t", [message(1, 10, trips=7), message(2, 10, trips="x")])
 
     # when the same batch id is processed twice (a replay after a crash), then a new batch
@@ -263,21 +275,13 @@ def test_an_online_only_batch_counts_its_messages_in_the_write_itself(
     spark: SparkSession, tmp_path: Path
 ) -> None:
     from feast_spark.spark.rejected_rows import rejected_table_path
-    from feast_spark.spark.stream import BatchWriter
 
     # given an online-only writer (its counts come from the online write's observations)
-    source = KafkaSource(bootstrap_servers="127.0.0.1:1", topic="t", event_timestamp_column="ts")
-    table = table_for(source)
-    store = online_store_mapping(SqliteOnlineStoreConfig(path=str(tmp_path / "online.db")))
-    schema = OnlineTableSchema.of("demo", table, [DRIVER])
-    with open_online_store(store) as opened:
-        opened.ensure_table(schema)
-    offline_path = str(tmp_path / "offline" / "demo" / table.name)
-    writer = BatchWriter(
-        table=table, entities=[DRIVER], source=source, schema=schema, store=store,
+    offline_path = str(tmp_path / "offline" / "demo" / "driver_stream")
+    table, store, writer = static_stream(
+        SqliteOnlineStoreConfig(path=str(tmp_path / "online.db")),
         rejected_path=rejected_table_path(offline_path),
-    )  # fmt: skip
-    writer.start("feast-spark-stream-test")
+    )
 
     # when it gets a mixed batch, an empty one, and one whose messages are all bad
     writer(kafka_records(spark, "t", [message(1, 10, trips=7), message(1, 11, trips=8),
@@ -427,15 +431,9 @@ def test_every_online_plan_writes_each_keys_latest_message_and_counts_it_once(
     spark: SparkSession, tmp_path: Path, online_store: Any, plan: str
 ) -> None:
     from feast_spark.spark.rejected_rows import rejected_table_path
-    from feast_spark.spark.stream import BatchWriter, OnlinePlan
+    from feast_spark.spark.stream import OnlinePlan
 
     # given a writer whose batch sizes are known (an offset log) or not, planned three ways
-    source = KafkaSource(bootstrap_servers="127.0.0.1:1", topic="t", event_timestamp_column="ts")
-    table = table_for(source)
-    store = online_store_mapping(online_store)
-    schema = OnlineTableSchema.of("demo", table, [DRIVER])
-    with open_online_store(store) as opened:
-        opened.ensure_table(schema)
     checkpoint = tmp_path / "checkpoint"
     write_offset_log(checkpoint, {"t": {"0": 0}}, [{"t": {"0": 40}}, {"t": {"0": 80}}])
     plans = {
@@ -444,12 +442,10 @@ def test_every_online_plan_writes_each_keys_latest_message_and_counts_it_once(
         "by key in three tasks": (str(checkpoint), OnlinePlan(0, records_per_task=15)),
     }
     path, online_plan = plans[plan]
-    writer = BatchWriter(
-        table=table, entities=[DRIVER], source=source, schema=schema, store=store,
-        rejected_path=rejected_table_path(str(tmp_path / "offline")), checkpoint_path=path,
-        online_plan=online_plan,
+    table, store, writer = static_stream(
+        online_store, rejected_path=rejected_table_path(str(tmp_path / "offline")),
+        checkpoint_path=path, online_plan=online_plan,
     )  # fmt: skip
-    writer.start("feast-spark-stream-test")
     # and a batch of 40 messages for 8 drivers, each key's rows out of order: driver d's
     # latest is hour 10 + d % 3; two rows tie on that hour, the one of greater values wins
     messages = []
