@@ -103,14 +103,14 @@ def use_micro_batch_settings(session: SparkSession) -> None:
 class OnlinePlan:
     """How a micro-batch's valid rows are written online, by its number of Kafka records.
 
-    Below ``single_task_records`` (a steady stream's batch), one task writes them without a
-    shuffle: a micro-batch pays for every stage and shuffle it has (a 3,000-message batch took
-    0.45 s this way, 0.71 s with a latest-per-key aggregation first, BENCHMARKS.md). Larger
+    Up to ``single_task_records`` (a steady stream's batch), one task writes them without a
+    shuffle: a small micro-batch pays more for a stage and a shuffle than for its rows. Larger
     batches of a known size are hash-partitioned by key into tasks of about
-    ``records_per_task`` (at least the cluster's parallelism), cheaper than the aggregation.
+    ``records_per_task`` (at least the cluster's parallelism), cheaper than an aggregation.
     Either way the store keeps each key's latest row (``write_online``'s ``by_key``). A batch
-    of unknown size (the first one of a run, whose start offsets are not in the offset log)
-    goes through the aggregation, which holds no task's rows in memory.
+    of unknown size (no offset log, or a partition without a start offset) goes through the
+    latest-per-key aggregation, which holds no task's rows in memory (BENCHMARKS.md: stream
+    ingestion).
 
     Attributes:
         single_task_records: Batches of at most this many records use one write task.
@@ -432,10 +432,9 @@ class BatchWriter:
         use_micro_batch_settings(records.sparkSession)
         received_at = datetime.now(UTC)
         latest = None if self.future_allowance is None else received_at + self.future_allowance
-        # The Kafka records are not cached: building the cache cost a quarter of the write's
-        # task time (async-profiler, 20,000 messages). The rare batch with rejected rows reads
-        # its records from Kafka again for them (the same offsets); ``--to both`` caches the
-        # checked rows in write_checked.
+        # The Kafka records are not cached (building the cache was a quarter of a write task's
+        # time): a batch with rejected rows reads its records from Kafka again (the same
+        # offsets); ``--to both`` caches the checked rows in write_checked.
         parsed = Observation()
         if self._messages is None:
             self._messages = message_plan(self.table, self.source)
