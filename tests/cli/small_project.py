@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -15,16 +16,19 @@ SMALL_SPARK = {
 }
 
 
-def write_project(folder: Path, table: str, extra_yaml: str = "") -> Path:
-    """feature_store.yaml (SQLite online, local launcher) and one INT64 feature ``trips``.
+def write_project(
+    folder: Path, table: str, extra_yaml: str = "", online_store: dict[str, Any] | None = None
+) -> Path:
+    """feature_store.yaml (local launcher) and one INT64 feature ``trips``.
 
-    ``extra_yaml`` is appended to the feature table's document (e.g. its ``stream_source``).
+    ``extra_yaml`` is appended to the feature table's document (e.g. its ``stream_source``);
+    ``online_store`` is the store's section (default: SQLite in ``folder``).
     """
     config = {
         "project": "demo",
         "registry": str(folder / "registry.json"),
         "offline_store": {"path": str(folder / "offline")},
-        "online_store": {"type": "sqlite", "path": str(folder / "online.db")},
+        "online_store": online_store or {"type": "sqlite", "path": str(folder / "online.db")},
         "spark": {"master": "local[1]", "conf": SMALL_SPARK},
         "launcher": {
             "type": "local",

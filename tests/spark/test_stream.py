@@ -152,11 +152,13 @@ def test_messages_reach_online_rejected_and_offline_then_resume_from_the_checkpo
     kafka_broker: str,
     produce: Callable[[str, list[str]], None],
     streams: list[Stream],
+    online_store: Any,
 ) -> None:
-    # given a table whose stream source is a fresh topic, and a first lot of messages
+    # given a table whose stream source is a fresh topic, and a first lot of messages (online:
+    # SQLite, and the Cassandra node)
     table = table_for(KafkaSource(bootstrap_servers=kafka_broker, topic=topic,
                                   event_timestamp_column="ts", starting_offsets="earliest"))  # fmt: skip
-    store = SqliteOnlineStoreConfig(path=str(tmp_path / "online.db"))
+    store = online_store
     produce(topic, [
         message(1, 10, trips=7, rate=0.5, tags=["a"]),
         message(1, 12, trips=9, rate=0.7, tags=["c"]),    # driver 1's latest
