@@ -135,14 +135,16 @@ class Timeline:
             return self.points[-1][1] if self.points else 0
 
     def sustained(self) -> float:
-        first, last = self.points[0], self.points[-1]
-        return (last[1] - first[1]) / (last[0] - first[0]) if last[0] > first[0] else 0.0
+        """Messages per second from the first point to the last."""
+        return self._rate([done for _, done in self.points])
 
     def written_per_s(self) -> float:
         """Rows written online per second, over the same span as :meth:`sustained`."""
-        first, last = self.points[0][0], self.points[-1][0]
-        done = self.written[-1] - self.written[0]
-        return done / (last - first) if last > first else 0.0
+        return self._rate(self.written)
+
+    def _rate(self, counts: list[int]) -> float:
+        span = self.points[-1][0] - self.points[0][0]
+        return (counts[-1] - counts[0]) / span if span > 0 else 0.0
 
 
 def wait_for(timeline: Timeline, messages: int, timeout_s: float) -> None:

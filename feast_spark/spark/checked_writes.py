@@ -161,12 +161,11 @@ def _write(
     counted = Observation()
     observed = checked.observed(counted).valid()
     table = targets.table
-    if online_tasks is None:
-        online = write_online(online_rows(observed, table, Window()), targets.schema,
-                              targets.store)  # fmt: skip
+    if online_tasks is None:  # any size: the latest row per key by an aggregation first
+        latest, by_key = online_rows(observed, table, Window()), None
     else:
-        online = write_online(online_columns(observed, table), targets.schema, targets.store,
-                              tasks=online_tasks, by_key=table.entities)  # fmt: skip
+        latest, by_key = online_columns(observed, table), table.entities
+    online = write_online(latest, targets.schema, targets.store, tasks=online_tasks, by_key=by_key)
     figures = counted.get
     rows, rejected = int(figures.get("rows") or 0), int(figures.get("rejected") or 0)
     extra = 0 if extra_rejected is None else int(extra_rejected.counted.get["unparseable"] or 0)

@@ -156,14 +156,13 @@ def write_online(
             message).
     """
     settings = dict(store)
-    whole_task = by_key is not None
 
     def write_partition(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         import pyarrow as pa
 
         counts = WriteCounts()
         opened: OnlineStore | None = None
-        if whole_task:  # one write call: a key's rows never split between two calls
+        if by_key is not None:  # one write call: a key's rows never split between two calls
             given = [batch for batch in batches if batch.num_rows]
             batches = iter([pa.concat_batches(given)] if given else [])
         try:

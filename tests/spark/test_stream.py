@@ -437,7 +437,9 @@ def test_every_online_plan_writes_each_keys_latest_message_and_counts_it_once(
 
     # given a writer whose batch sizes are known (an offset log) or not, planned three ways
     checkpoint = tmp_path / "checkpoint"
-    write_offset_log(checkpoint, {"t": {"0": 0}}, [{"t": {"0": 40}}, {"t": {"0": 80}}])
+    write_offset_log(
+        checkpoint, {"t": {"0": 0}}, [{"t": {"0": 40}}, {"t": {"0": 80}}, {"t": {"0": 80}}]
+    )
     plans = {
         "aggregated": (None, OnlinePlan()),
         "one task": (str(checkpoint), OnlinePlan(single_task_records=1_000)),
@@ -461,6 +463,8 @@ def test_every_online_plan_writes_each_keys_latest_message_and_counts_it_once(
     writer(kafka_records(spark, "t", messages), 0)
     after_first = writer.totals.to_dict()
     writer(kafka_records(spark, "t", [message(d, 9, trips=-1) for d in range(8)] * 5), 1)
+    # and an empty batch (the offset log spans no record)
+    writer(kafka_records(spark, "t", []), 2)
 
     # then each key holds its latest message (the greater of the tied ones), never regressed
     drivers = list(range(8))
@@ -468,3 +472,4 @@ def test_every_online_plan_writes_each_keys_latest_message_and_counts_it_once(
     # and each batch counted one written row per key
     assert (after_first["messages"], after_first["rows_written"]) == (40, 8)
     assert writer.totals.to_dict()["rows_written"] == 16
+    assert writer.totals.to_dict()["batches"] == 3
