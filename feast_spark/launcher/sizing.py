@@ -29,7 +29,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from feast_spark.delta_sizing import MIB, SNAPSHOT_PARTITIONS, snapshot_partitions
-from feast_spark.specs import HistoricalRetrievalOptions, IngestOptions, JobSpec
+from feast_spark.specs import HistoricalRetrievalOptions, IngestOptions, JobSpec, StreamOptions
 from feast_spark.storage import filesystem, local_path
 
 DRIVER_JAVA_OPTIONS = "spark.driver.extraJavaOptions"
@@ -69,12 +69,13 @@ def sized_conf(footprint: JobFootprint, *, local_master: bool) -> dict[str, str]
 def measure(spec: JobSpec, *, inputs: bool) -> JobFootprint:
     """Measure a job's Delta logs and, with ``inputs``, the bytes of its local inputs.
 
-    A table or source that does not exist yet counts 0 bytes (an ingest creating its table).
+    A table or source that does not exist yet counts 0 bytes (an ingest creating its table). A
+    stream's input (a Kafka topic, read for hours) has no size: never a short run.
     """
     tables = [spec.offline_table_path(table.name) for table in spec.feature_tables]
     sizes = [_delta_log_bytes(table) for table in tables]
     log_bytes = None if None in sizes else sum(size or 0 for size in sizes)
-    if not inputs:
+    if not inputs or isinstance(spec.options, StreamOptions):
         return JobFootprint(log_bytes)
     return JobFootprint(log_bytes, _local_bytes([*tables, *_source_paths(spec)], SMALL_INPUT_BYTES))
 

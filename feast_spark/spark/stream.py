@@ -144,8 +144,8 @@ def batch_records(checkpoint_path: str | None, batch_id: int) -> int | None:
     base = checkpoint_path.rstrip("/")
     start = f"{base}/offsets/{batch_id - 1}" if batch_id > 0 else f"{base}/sources/0/0"
     try:
-        end_offsets = _last_offsets(read_text(f"{base}/offsets/{batch_id}"))
-        start_offsets = _last_offsets(read_text(start))
+        end_offsets = logged_offsets(read_text(f"{base}/offsets/{batch_id}"))
+        start_offsets = logged_offsets(read_text(start))
     except (FeastSparkError, OSError, ValueError):
         return None
     span = 0
@@ -158,8 +158,8 @@ def batch_records(checkpoint_path: str | None, batch_id: int) -> int | None:
     return span
 
 
-def _last_offsets(text: str) -> dict[str, dict[str, int]]:
-    """The Kafka offsets of an offset-log file: its last line (ValueError: not such JSON)."""
+def logged_offsets(text: str) -> dict[str, dict[str, int]]:
+    """The Kafka offsets of an offset-log file (its last line; ValueError: not such JSON)."""
     lines = [line for line in text.strip("\x00\n").splitlines() if line.strip()]
     offsets = json.loads(lines[-1]) if lines else None
     if not isinstance(offsets, dict) or not all(

@@ -9,16 +9,18 @@ from pathlib import Path
 
 import pytest
 
+from feast_spark.config import SqliteOnlineStoreConfig
 from feast_spark.definitions import Entity, Feature, FeatureTable, FileSource
 from feast_spark.launcher import JobState, JobStore, Launcher
 from feast_spark.launcher.sizing import (
+    DRIVER_JAVA_OPTIONS,
     MIB,
     JobFootprint,
     measure,
     sized_conf,
 )
 from feast_spark.launcher.submit import SparkSettings, SparkTarget
-from feast_spark.specs import HistoricalRetrievalOptions, JobSpec, Window
+from feast_spark.specs import HistoricalRetrievalOptions, JobSpec, StreamOptions, Window
 
 from .test_process_jobs import FAKE_SPARK_SUBMIT
 
@@ -110,6 +112,22 @@ def test_a_retrieval_counts_its_entity_rows_not_the_batch_source(tables: Path) -
     )
     spec = make_spec(tables, "historical_retrieval", window=Window(), options=options)
     assert measure(spec, inputs=True) == JobFootprint(20 * MIB, 26 * MIB)
+
+
+def test_a_stream_never_counts_as_a_short_run(tables: Path) -> None:
+    # given a stream job whose offline table is small (its input is a Kafka topic, unbounded)
+    options = StreamOptions(SqliteOnlineStoreConfig(path=str(tables / "online.db")),
+                            checkpoint_path=str(tables / "checkpoint"),
+                            stop_path=str(tables / "stop"))  # fmt: skip
+    spec = make_spec(tables, "stream_ingestion", window=Window(), options=options)
+
+    # when it is measured and sized for a local master
+    footprint = measure(spec, inputs=True)
+
+    # then its input size is unknown, so it keeps the full JIT: it runs for hours, and C1-only
+    # code ran its micro-batches a third slower (BENCHMARKS: stream ingestion)
+    assert footprint == JobFootprint(20 * MIB, None)
+    assert DRIVER_JAVA_OPTIONS not in sized_conf(footprint, local_master=True)
 
 
 def test_a_remote_input_leaves_the_size_unknown(tables: Path) -> None:
