@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -139,8 +140,13 @@ def test_processes_of_the_run_are_found_by_the_tag_in_their_environment() -> Non
     # given a detached process started by this run (its own session, like a daemon)
     sleeper = subprocess.Popen(["sleep", "60"], start_new_session=True)
     try:
-        # when the run's processes are listed, then it is among them
+        # when the run's processes are listed (again for a moment: under CI's load the listing
+        # once missed the process just started), then it is among them
+        deadline = time.monotonic() + 10
         found = processes_of_run(os.environ[RUN_ID_VARIABLE])
+        while sleeper.pid not in found and time.monotonic() < deadline:
+            time.sleep(0.2)
+            found = processes_of_run(os.environ[RUN_ID_VARIABLE])
         assert found.get(sleeper.pid, "").startswith("sleep 60")
         # and a process of another run is not
         assert sleeper.pid not in processes_of_run("another-run")
